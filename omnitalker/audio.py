@@ -1,0 +1,356 @@
+"""Audio front-end: load any audio/video file as 24 kHz mono, the F5-TTS / Vocos log-mel, and small helpers.
+
+Everything here is plain torch + PyAV + scipy (no torchaudio: its PyPI build does not load against our torch).
+
+    from omnitalker.audio import load_audio, log_mel_spectrogram
+    wave = load_audio("reference.mp4")            # (nw,) float32 at 24 kHz, the video's audio track
+    mel = log_mel_spectrogram(wave)               # (1, 100, frames), 93.75 frames per second
+
+The mel is numerically the one F5-TTS trains on (`get_vocos_mel_spectrogram`, checked against
+tests/data/mel_frontend.safetensors): hann window 1024, hop 256, centred reflect padding, magnitude
+spectrum, 100-bin HTK mel filterbank without normalisation over 0-12 kHz, natural log floored at 1e-5.
+
+Resampling uses scipy.signal.resample_poly with the exact reduced ratio (e.g. 44.1 kHz -> 24 kHz is
+up 80 / down 147): a windowed-sinc polyphase FIR, band-limited, deterministic and identical for files
+and arrays, so a clip gives the same samples whether it came from disk or from a numpy array.
+PyAV only decodes (and converts sample formats); it never changes the rate.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+SAMPLE_RATE = 24000
+N_FFT = 1024
+WIN_LENGTH = 1024
+HOP_LENGTH = 256
+N_MELS = 100
+F_MIN = 0.0
+F_MAX = 12000.0
+MEL_FLOOR = 1e-5  # F5-TTS clamps the magnitude mel here before the log (Vocos trained with 1e-7)
+FRAME_RATE = SAMPLE_RATE / HOP_LENGTH  # 93.75 mel frames per second
+
+# A 2-D array is read as (channels, n) or (n, channels): the axis no longer than this is the channel axis.
+MAX_CHANNELS = 16
+# resample_poly's filter length grows with max(up, down); odd rates (e.g. 44101 Hz) are approximated by
+# the closest ratio with a denominator at most this (rate error below 0.01 %, inaudible).
+MAX_RESAMPLE_FACTOR = 1000
+
+SILENCE_THRESHOLD_DB = 40.0  # trim_silence: frames this far below the loudest frame count as silence
+SILENCE_FRAME_SECONDS = 0.02  # 20 ms analysis frames
+SILENCE_KEEP_SECONDS = 0.05  # keep 50 ms of context on each side of the speech
+TARGET_RMS = 0.1  # F5-TTS: quiet prompts are scaled up to this RMS before inference
+
+_INT_SCALES = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int8): 2.0**7}
+_VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".flv"}
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_audio(
+    source: str | os.PathLike | np.ndarray | torch.Tensor | tuple,
+    sample_rate: int | None = None,
+    target_sample_rate: int = SAMPLE_RATE,
+) -> torch.Tensor:
+    """Load audio as a mono float32 waveform at `target_sample_rate`, shape (nw,), values in [-1, 1].
+
+    `source` is one of:
+      - a path to an audio file (wav, flac, mp3, m4a, ogg, ...) or to a video (mp4, mov, webm, mkv, ...),
+        whose first audio stream is used; the file's own rate is used (do not pass `sample_rate`);
+      - a numpy array or torch tensor with an explicit `sample_rate`: int16/int32/int8/uint8 (scaled to
+        [-1, 1]) or float (taken as is); 1-D mono, or 2-D as (channels, n) or (n, channels): the axis of
+        length <= 16 that is shorter than the other one is the channel axis;
+      - a `(sample_rate, array)` tuple, the form Gradio's Audio component returns.
+    Channels are averaged to mono, then resampled with scipy.signal.resample_poly (see module docstring);
+    the output has round(n * target_sample_rate / sample_rate) samples.
+    """
+    if isinstance(source, tuple):
+        if len(source) != 2 or not isinstance(source[0], (int, np.integer)):
+            raise ValueError("an audio tuple must be (sample_rate, array), as Gradio returns it")
+        if sample_rate is not None:
+            raise ValueError("pass sample_rate either inside the (sample_rate, array) tuple or as an argument, not both")
+        sample_rate, source = int(source[0]), source[1]
+
+    if isinstance(source, (str, os.PathLike)):
+        if sample_rate is not None:
+            raise ValueError(
+                "sample_rate is only for arrays: a file carries its own rate. "
+                "Use target_sample_rate to choose the output rate."
+            )
+        samples, sample_rate = _decode_file(Path(source))  # c nw
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        if sample_rate is None:
+            raise ValueError("an audio array needs its sample_rate, e.g. load_audio(array, sample_rate=16000)")
+        samples = _array_to_channels_first(source)  # c nw
+    else:
+        raise ValueError(
+            f"cannot load audio from a {type(source).__name__}: pass a file path, a numpy array or torch "
+            "tensor together with sample_rate, or a (sample_rate, array) tuple"
+        )
+
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate}")
+    if samples.shape[-1] == 0:
+        raise ValueError("the audio is empty (0 samples): pass a clip with sound in it")
+    if not np.isfinite(samples).all():
+        raise ValueError("the audio contains NaN or infinite samples")
+
+    mono = samples.mean(axis=0, dtype=np.float64)  # nw
+    mono = resample(mono, int(sample_rate), target_sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))
+
+
+def resample(wave: np.ndarray, orig_sample_rate: int, target_sample_rate: int) -> np.ndarray:
+    """Band-limited resampling of a 1-D signal with a polyphase FIR; length round(n * target / orig)."""
+    from scipy.signal import resample_poly
+
+    if orig_sample_rate == target_sample_rate:
+        return wave
+    ratio = Fraction(target_sample_rate, orig_sample_rate)
+    if max(ratio.numerator, ratio.denominator) > MAX_RESAMPLE_FACTOR:
+        ratio = ratio.limit_denominator(MAX_RESAMPLE_FACTOR)
+    out = resample_poly(wave, ratio.numerator, ratio.denominator)
+    n_out = round(len(wave) * target_sample_rate / orig_sample_rate)
+    if len(out) >= n_out:
+        return out[:n_out]
+    return np.pad(out, (0, n_out - len(out)))
+
+
+def _array_to_channels_first(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu()
+        if array.dtype in (torch.bfloat16, torch.float16):
+            array = array.float()
+        array = array.numpy()
+    if array.ndim == 1:
+        array = array[None]  # 1 nw
+    elif array.ndim == 2:
+        short_axis = int(np.argmin(array.shape))
+        if array.shape[short_axis] > MAX_CHANNELS or array.shape[0] == array.shape[1]:
+            raise ValueError(
+                f"cannot tell the channel axis of an audio array of shape {tuple(array.shape)}: pass mono "
+                f"(n,), or (channels, n) / (n, channels) with at most {MAX_CHANNELS} channels"
+            )
+        if short_axis == 1:
+            array = array.T  # n c -> c n
+    else:
+        raise ValueError(f"an audio array must be 1-D or 2-D, got shape {tuple(array.shape)}")
+
+    if array.dtype in _INT_SCALES:
+        return array.astype(np.float32) / _INT_SCALES[array.dtype]
+    if array.dtype == np.uint8:  # 8-bit WAV convention: unsigned, centred on 128
+        return (array.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32)
+    raise ValueError(f"unsupported audio sample type {array.dtype}: use int16, int32 or float")
+
+
+def _decode_file(path: Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any media file with PyAV -> (channels, n) float32, sample rate."""
+    import av
+
+    if not path.exists():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an audio or video file")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        raise ValueError(f"{path} is not an audio or video file that can be decoded ({error})") from error
+
+    with container:
+        if not container.streams.audio:
+            if container.streams.video or path.suffix.lower() in _VIDEO_SUFFIXES:
+                raise ValueError(
+                    f"this video has no audio track: {path}. Pass the speaker's voice separately, "
+                    "e.g. reference_audio='voice.wav'"
+                )
+            raise ValueError(f"{path} contains no audio stream")
+        stream = container.streams.audio[0]
+        # Planar float32 at the stream's own rate and layout: a pure sample-format conversion.
+        converter = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=stream.rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                chunks.extend(converted.to_ndarray() for converted in converter.resample(frame))
+            chunks.extend(converted.to_ndarray() for converted in converter.resample(None))
+        except av.FFmpegError as error:
+            raise ValueError(f"could not decode the audio of {path} ({error})") from error
+        sample_rate = stream.rate
+
+    if not chunks:
+        raise ValueError(f"the audio track of {path} is empty (0 samples): pass a clip with sound in it")
+    return np.concatenate(chunks, axis=1), sample_rate  # c nw
+
+
+# --------------------------------------------------------------------------------------------- mel
+
+
+def hz_to_mel(freq: torch.Tensor | float) -> torch.Tensor:
+    """HTK mel scale: 2595 * log10(1 + f / 700)."""
+    return 2595.0 * torch.log10(1.0 + torch.as_tensor(freq, dtype=torch.float64) / 700.0)
+
+
+def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(
+    n_freqs: int = N_FFT // 2 + 1,
+    n_mels: int = N_MELS,
+    sample_rate: int = SAMPLE_RATE,
+    f_min: float = F_MIN,
+    f_max: float = F_MAX,
+) -> torch.Tensor:
+    """Triangular filters on the HTK mel scale over the rfft bins, no area normalisation: (n_freqs, n_mels).
+
+    Filter m rises linearly from mel point m to m+1 and falls to m+2 (n_mels + 2 points evenly spaced in
+    mel between f_min and f_max), evaluated at the linear-frequency centre of every rfft bin.
+    """
+    bin_freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=torch.float64)  # f
+    edges = mel_to_hz(torch.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2, dtype=torch.float64))
+    widths = edges[1:] - edges[:-1]  # m+1
+    offsets = edges[None, :] - bin_freqs[:, None]  # f m+2
+    rising = -offsets[:, :-2] / widths[:-1]  # f m
+    falling = offsets[:, 2:] / widths[1:]  # f m
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
+
+
+def log_mel_spectrogram(wave: torch.Tensor) -> torch.Tensor:
+    """F5-TTS / Vocos log-mel of 24 kHz audio: wave (nw,) or (b, nw) -> (b, 100, 1 + nw // 256), float32."""
+    if wave.ndim == 1:
+        wave = wave[None]
+    if wave.ndim != 2:
+        raise ValueError(f"wave must be (nw,) or (b, nw), got shape {tuple(wave.shape)}")
+    window = torch.hann_window(WIN_LENGTH, device=wave.device)
+    filterbank = mel_filterbank().to(wave.device)
+    return _log_mel(wave, window, filterbank)
+
+
+def _log_mel(wave: torch.Tensor, window: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
+    if wave.shape[-1] <= N_FFT // 2:
+        raise ValueError(
+            f"audio too short for the mel front-end: {wave.shape[-1]} samples, need more than {N_FFT // 2}"
+        )
+    spec = torch.stft(
+        wave.float(),
+        N_FFT,
+        hop_length=HOP_LENGTH,
+        win_length=WIN_LENGTH,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        normalized=False,
+        onesided=True,
+        return_complex=True,
+    ).abs()  # b f n
+    mel = torch.matmul(spec.transpose(-1, -2), filterbank).transpose(-1, -2)  # b m n
+    return mel.clamp(min=MEL_FLOOR).log()
+
+
+class MelSpectrogram(nn.Module):
+    """`log_mel_spectrogram` as a module (window and filterbank follow .to(device); not saved in state dicts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(WIN_LENGTH), persistent=False)
+        self.register_buffer("filterbank", mel_filterbank().clone(), persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave (b, nw) or (nw,) -> (b, 100, frames) log-mel, float32."""
+        if wave.ndim == 1:
+            wave = wave[None]
+        return _log_mel(wave, self.window, self.filterbank)
+
+
+def num_mel_frames(num_samples: int) -> int:
+    """Frames `log_mel_spectrogram` gives for `num_samples` samples (centred STFT)."""
+    return 1 + num_samples // HOP_LENGTH
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def trim_silence(
+    wave: torch.Tensor,
+    sample_rate: int = SAMPLE_RATE,
+    threshold_db: float = SILENCE_THRESHOLD_DB,
+    keep_seconds: float = SILENCE_KEEP_SECONDS,
+) -> torch.Tensor:
+    """Cut leading and trailing silence from a mono wave (nw,).
+
+    Energy based: the RMS of 20 ms frames is compared with the loudest frame; frames more than
+    `threshold_db` below it are silence. The result runs from the first to the last non-silent frame,
+    with `keep_seconds` of margin each side. Silence inside the clip is kept. An all-zero wave is
+    returned unchanged.
+    """
+    if wave.ndim != 1:
+        raise ValueError(f"trim_silence expects a mono wave (nw,), got shape {tuple(wave.shape)}")
+    frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
+    n_frames = math.ceil(wave.shape[0] / frame)
+    padded = torch.nn.functional.pad(wave.float(), (0, n_frames * frame - wave.shape[0]))
+    rms = padded.view(n_frames, frame).pow(2).mean(dim=1).sqrt()  # n_frames
+    loudest = rms.max()
+    if loudest <= 0:
+        return wave
+    voiced = torch.nonzero(rms >= loudest * 10.0 ** (-threshold_db / 20.0)).squeeze(1)
+    keep = round(keep_seconds * sample_rate)
+    start = max(0, int(voiced[0]) * frame - keep)
+    end = min(wave.shape[0], (int(voiced[-1]) + 1) * frame + keep)
+    return wave[start:end]
+
+
+def rms_normalize(wave: torch.Tensor, target_rms: float = TARGET_RMS) -> tuple[torch.Tensor, float]:
+    """Scale a quiet wave up to `target_rms` (F5-TTS prompt handling). Returns (scaled wave, gain).
+
+    Only quiet audio is changed (gain >= 1); a silent wave gets gain 1. Divide generated audio by
+    `gain` to bring it back to the loudness of the original prompt.
+    """
+    rms = float(wave.float().pow(2).mean().sqrt())
+    if rms <= 0 or rms >= target_rms:
+        return wave, 1.0
+    gain = target_rms / rms
+    return wave * gain, gain
+
+
+def save_audio(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write a mono wave (nw,) or (1, nw) to wav/flac/ogg (format from the suffix), atomically.
+
+    The file is written next to its destination under a temporary name and renamed into place, so a
+    reader never sees a half-written file. Samples are clipped to [-1, 1]; wav is 16-bit PCM.
+    """
+    import soundfile
+
+    path = Path(path)
+    if isinstance(wave, torch.Tensor):
+        wave = wave.detach().cpu().float().numpy()
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 2 and wave.shape[0] == 1:
+        wave = wave[0]
+    if wave.ndim != 1:
+        raise ValueError(f"save_audio writes mono audio: expected (nw,) or (1, nw), got shape {wave.shape}")
+    audio_format = path.suffix.lstrip(".").upper()
+    if audio_format not in soundfile.available_formats():
+        raise ValueError(f"cannot write {path.suffix!r} audio: use .wav, .flac or .ogg")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        soundfile.write(tmp_name, np.clip(wave, -1.0, 1.0), int(sample_rate), format=audio_format)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
