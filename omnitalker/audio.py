@@ -10,10 +10,11 @@ The mel is numerically the one F5-TTS trains on (`get_vocos_mel_spectrogram`, ch
 tests/data/mel_frontend.safetensors): hann window 1024, hop 256, centred reflect padding, magnitude
 spectrum, 100-bin HTK mel filterbank without normalisation over 0-12 kHz, natural log floored at 1e-5.
 
-Resampling uses scipy.signal.resample_poly with the exact reduced ratio (e.g. 44.1 kHz -> 24 kHz is
-up 80 / down 147): a windowed-sinc polyphase FIR, band-limited, deterministic and identical for files
-and arrays, so a clip gives the same samples whether it came from disk or from a numpy array.
-PyAV only decodes (and converts sample formats); it never changes the rate.
+Files are decoded with soundfile (wav, flac, ogg: exact sample counts) or PyAV (everything else,
+including the audio track of videos); neither changes the rate. Resampling then uses
+scipy.signal.resample_poly with the exact reduced ratio (e.g. 44.1 kHz -> 24 kHz is up 80 / down 147):
+a Kaiser-windowed sinc polyphase FIR, band-limited (a 48 kHz tone at 14 kHz comes out > 70 dB down),
+deterministic, and the same for files and arrays, so a clip gives the same samples from disk or memory.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ TARGET_RMS = 0.1  # F5-TTS: quiet prompts are scaled up to this RMS before infer
 
 _INT_SCALES = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int8): 2.0**7}
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".flv"}
+# libsndfile reads these with exact sample counts (FFmpeg may keep Vorbis end padding); PyAV does the rest.
+_SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -78,7 +81,9 @@ def load_audio(
         if len(source) != 2 or not isinstance(source[0], (int, np.integer)):
             raise ValueError("an audio tuple must be (sample_rate, array), as Gradio returns it")
         if sample_rate is not None:
-            raise ValueError("pass sample_rate either inside the (sample_rate, array) tuple or as an argument, not both")
+            raise ValueError(
+                "pass sample_rate either inside the (sample_rate, array) tuple or as an argument, not both"
+            )
         sample_rate, source = int(source[0]), source[1]
 
     if isinstance(source, (str, os.PathLike)):
@@ -90,7 +95,9 @@ def load_audio(
         samples, sample_rate = _decode_file(Path(source))  # c nw
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         if sample_rate is None:
-            raise ValueError("an audio array needs its sample_rate, e.g. load_audio(array, sample_rate=16000)")
+            raise ValueError(
+                "an audio array needs its sample_rate, e.g. load_audio(array, sample_rate=16000)"
+            )
         samples = _array_to_channels_first(source)  # c nw
     else:
         raise ValueError(
@@ -156,13 +163,24 @@ def _array_to_channels_first(array: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def _decode_file(path: Path) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of any media file with PyAV -> (channels, n) float32, sample rate."""
+    """Decode a media file's first audio stream -> (channels, n) float32, sample rate.
+
+    wav/flac/ogg go through soundfile (libsndfile); anything else, and any file soundfile cannot read,
+    through PyAV (FFmpeg), which also gives the error messages for files that are not media.
+    """
     import av
+    import soundfile
 
     if not path.exists():
         raise FileNotFoundError(f"audio file not found: {path}")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an audio or video file")
+    if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
+        try:
+            samples, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # n c
+            return samples.T, sample_rate
+        except (soundfile.LibsndfileError, RuntimeError):
+            pass  # not what the suffix says: let FFmpeg try, and explain if it cannot
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
@@ -324,7 +342,9 @@ def rms_normalize(wave: torch.Tensor, target_rms: float = TARGET_RMS) -> tuple[t
     return wave * gain, gain
 
 
-def save_audio(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+def save_audio(
+    path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_rate: int = SAMPLE_RATE
+) -> Path:
     """Write a mono wave (nw,) or (1, nw) to wav/flac/ogg (format from the suffix), atomically.
 
     The file is written next to its destination under a temporary name and renamed into place, so a
