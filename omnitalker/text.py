@@ -28,6 +28,7 @@ enough for a linear frames-per-byte estimate from the reference clip.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import unicodedata
@@ -69,15 +70,11 @@ def normalize_text(text: str) -> str:
     return _WHITESPACE.sub(" ", text.translate(PUNCTUATION_MAP)).strip()
 
 
-def _pinyin_readings() -> dict[int, str]:
-    from pypinyin.pinyin_dict import pinyin_dict
-
-    return pinyin_dict
-
-
 def is_chinese(char: str) -> bool:
     """True for a Chinese character pypinyin can read (CJK ideographs, including extensions)."""
-    return ord(char) in _pinyin_readings()
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    return ord(char) in pinyin_dict
 
 
 def _jieba():
@@ -110,18 +107,13 @@ def text_to_tokens(text: str) -> list[str]:
                 tokens.append(SPACE_TOKEN)
             tokens.extend(word)
             continue
-        run_start = None  # start of the current run of Chinese characters
-        for index, char in enumerate(word + "\0"):  # "\0" closes a trailing run
-            if index < len(word) and is_chinese(char):
-                if run_start is None:
-                    run_start = index
-                continue
-            if run_start is not None:
-                for syllable in _to_pinyin(word[run_start:index]):
+        # Runs of Chinese characters are read together, so phrases pick the right polyphone reading.
+        for chinese, run in itertools.groupby(word, key=is_chinese):
+            if chinese:
+                for syllable in _to_pinyin("".join(run)):
                     tokens.extend((SPACE_TOKEN, syllable))
-                run_start = None
-            if index < len(word):
-                tokens.append(char)
+            else:
+                tokens.extend(run)
     return tokens
 
 
