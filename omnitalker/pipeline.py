@@ -1,0 +1,620 @@
+"""OmniTalkerPipeline: text + a style reference -> speech and a talking-head video, the diffusers way.
+
+    from omnitalker import OmniTalkerPipeline
+    from omnitalker.io.video import export_to_video
+    pipe = OmniTalkerPipeline.from_pretrained("weights/omnitalker-demo")
+    out = pipe("Nice to meet you.", reference_video="ref.mp4", reference_text="Hello, I am Ann.")
+    export_to_video(out.frames[0], "out.mp4", fps=out.fps, audio=out.audio[0], sample_rate=out.sample_rate)
+
+One flow-matching DiT in-fills [reference prompt | target] for both streams (paper §3.3), so three modes
+come from the same sampler:
+- joint (default): text -> mel + visual codes, in the reference's voice and motion style;
+- audio-driven (``audio=speech``): the whole mel is given, only the visual codes are in-filled
+  (lip-sync a photo or a clip to any voice); the output audio is the given speech;
+- long input: text is split at sentence ends (speech at silences is cut in fixed windows), chunks are
+  generated in turn, each prompted with the original reference (identity and voice never drift) plus
+  the last ``motion_seconds`` of the previous chunk (motion frames, as in EMO / OmniHuman); the last
+  ``crossfade_seconds`` of each chunk are generated again by the next one and the two versions are
+  cross-faded (audio samples) and blended (visual codes).
+
+Reference handling (truncation to 1-10 s, silence trimming, loudness, face tracking, rate changes) is
+in ``omnitalker.reference``; text chunking and the duration rule in ``omnitalker.chunking``.
+
+Frame rates: mel and the DiT's visual stream 93.75 fps; ``visual_codes`` in the output 30 fps
+(``CODE_FPS``, the paper's code rate); the rendered video ``video_fps`` (25). Durations of the output
+audio and video agree within one video frame.
+
+Safety: ``watermark=True`` (the default) stamps the visible "AI-generated" label and the invisible frame
+and audio marks (``omnitalker.watermark``) on everything the pipeline returns as media.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.utils import BaseOutput, logging
+
+from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.audio import HOP_LENGTH, SAMPLE_RATE, TARGET_RMS
+from omnitalker.chunking import (
+    crossfade,
+    estimate_num_frames,
+    pack_sentences,
+    split_sentences,
+    tail_text,
+)
+from omnitalker.components import as_pipeline_renderer, as_pipeline_tokenizer
+from omnitalker.flow.guidance import (
+    DEFAULT_AUDIO_STRENGTH,
+    DEFAULT_TEXT_STRENGTH,
+    DEFAULT_VISUAL_STRENGTH,
+    GuidanceConfig,
+)
+from omnitalker.flow.sampling import sample
+from omnitalker.reference import (
+    MAX_REFERENCE_SECONDS,
+    MIN_REFERENCE_SECONDS,
+    OmniTalkerReference,
+    load_media_audio,
+    reference_mel,
+    retime,
+    video_frame_count,
+)
+from omnitalker.text import normalize_text, prepare_reference_text, text_length
+
+logger = logging.get_logger(__name__)
+
+CODE_FPS = 30.0  # visual codes in the output, the paper's rate
+DEFAULT_VIDEO_FPS = 25
+DEFAULT_NUM_INFERENCE_STEPS = 16  # paper §4.1
+DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s prompt F5's ~22 s budget
+DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
+DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks
+OUTPUT_TYPES = ("np", "pt", "latent")
+SPACE_ID = 0  # the tokenizer's space token: the "no text" input when no transcript exists
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> from omnitalker import OmniTalkerPipeline
+        >>> from omnitalker.io.video import export_to_video
+        >>> pipe = OmniTalkerPipeline.from_pretrained("weights/omnitalker-demo")
+        >>> out = pipe("Nice to meet you.", reference_video="ref.mp4", reference_text="Hello, I am Ann.")
+        >>> export_to_video(out.frames[0], "out.mp4", fps=out.fps, audio=out.audio[0], sample_rate=out.sample_rate)
+        >>> # lip-sync a photo to a recording
+        >>> out = pipe(reference_image="face.png", audio="speech.wav")
+        ```
+"""
+
+
+@dataclass
+class OmniTalkerPipelineOutput(BaseOutput):
+    """Output of ``OmniTalkerPipeline``; every list has one entry per generated item (batch order).
+
+    audio: (samples,) float32 waveforms at ``sample_rate`` (None for output_type="latent").
+    frames: (T, H, W, 3) uint8 RGB videos at ``fps`` (None for output_type="latent").
+    mel: (100, n) generated log-mel at 93.75 frames/s (the vocoder's input; the prompt not included).
+    visual_codes: (T30, 58) generated visual codes at ``visual_codes_fps`` (30) frames/s.
+    Arrays are numpy for output_type "np" and "latent", torch tensors for "pt".
+    """
+
+    audio: list | None
+    sample_rate: int
+    frames: list | None
+    fps: float
+    mel: list
+    visual_codes: list
+    visual_codes_fps: float = CODE_FPS
+
+
+@dataclass
+class _Segment:
+    """One in-filling problem: [prompt | num_frames to generate] with its token text."""
+
+    prompt_mel: torch.Tensor  # p 100
+    prompt_codes: torch.Tensor  # p 58
+    text: str | None  # prompt transcript + target text; None = no text (audio-driven without transcript)
+    num_frames: int
+    known_mel: torch.Tensor | None = None  # num_frames 100: given speech (audio-driven)
+
+
+class OmniTalkerPipeline(DiffusionPipeline):
+    r"""Pipeline for text-driven talking audio-video generation with in-context style (OmniTalker).
+
+    Args:
+        transformer ([`OmniTalkerTransformer`]): the dual-branch audio-visual flow-matching DiT.
+        scheduler ([`OmniTalkerFlowMatchScheduler`]): the ODE solver (t = 0 noise -> t = 1 data).
+        tokenizer ([`OmniTalkerTextProcessor`]): characters / pinyin -> ids (a plain `OmniTalkerTokenizer`
+            is converted).
+        vocoder ([`VocosVocoder`] or [`GriffinLimVocoder`], *optional*): mel -> 24 kHz waveform.
+        renderer ([`WarpRendererComponent`], *optional*): visual codes -> video frames.
+        video_fps (`int`, defaults to 25): frame rate of the rendered video.
+        face_analyzer_config (`dict`, *optional*): keyword arguments of `omnitalker.face.FaceAnalyzer`
+            (stored in model_index.json; the analyzer has no weights of its own).
+
+    The vocoder and renderer may be None for output_type="latent". The face analyzer is built on first use.
+    Reference transcripts come from the user, or from an ASR model set with `set_asr`.
+    """
+
+    model_cpu_offload_seq = "transformer->vocoder"
+    _optional_components = ["vocoder", "renderer"]
+    _callback_tensor_inputs = ["audio_latents", "visual_latents"]
+
+    def __init__(
+        self,
+        transformer,
+        scheduler,
+        tokenizer,
+        vocoder=None,
+        renderer=None,
+        video_fps: int = DEFAULT_VIDEO_FPS,
+        face_analyzer_config: dict | None = None,
+    ):
+        super().__init__()
+        self.register_modules(
+            transformer=transformer,
+            scheduler=scheduler,
+            tokenizer=as_pipeline_tokenizer(tokenizer),
+            vocoder=vocoder,
+            renderer=as_pipeline_renderer(renderer),
+        )
+        self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config)
+        self._face_analyzer = None
+        self._asr = None
+
+    # ------------------------------------------------------------------------------------------ setup
+
+    def set_asr(self, recognizer) -> None:
+        """Use `recognizer` (``omnitalker.asr.SpeechRecognizer``) for missing reference transcripts; None
+        turns it off. Not saved with the pipeline."""
+        from omnitalker.asr import SpeechRecognizer
+
+        if recognizer is not None and not isinstance(recognizer, SpeechRecognizer):
+            raise ValueError("the ASR must have a transcribe(wave, sample_rate) -> str method")
+        self._asr = recognizer
+
+    @property
+    def face_analyzer(self):
+        if self._face_analyzer is None:
+            from omnitalker.face import FaceAnalyzer
+
+            self._face_analyzer = FaceAnalyzer(**(self.config.face_analyzer_config or {}))
+        return self._face_analyzer
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    # ------------------------------------------------------------------------------------------ reference
+
+    def prepare_reference(
+        self,
+        reference_video=None,
+        reference_image=None,
+        reference_audio=None,
+        reference_text: str | None = None,
+        min_seconds: float = MIN_REFERENCE_SECONDS,
+        max_seconds: float = MAX_REFERENCE_SECONDS,
+    ) -> OmniTalkerReference:
+        """Analyse a reference once (audio, transcript, face track, renderer source) for many calls.
+
+        Give `reference_video` (its own audio, or `reference_audio` when it has none), or
+        `reference_image` with `reference_audio` (a voice sample). A photo alone is accepted for
+        audio-driven generation: its prompt is then a moment of silence.
+        """
+        from omnitalker.reference import build_reference
+
+        self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
+        reference = build_reference(
+            self.face_analyzer,
+            video=reference_video,
+            image=reference_image,
+            audio=reference_audio,
+            text=reference_text,
+            min_seconds=min_seconds,
+            max_seconds=max_seconds,
+        )
+        if reference.text is None and self._asr is not None and reference.wave.abs().max() > 0:
+            reference.text = self._asr.transcribe(reference.wave, SAMPLE_RATE)
+            logger.info(f"reference transcript (ASR): {reference.text!r}")
+        return reference
+
+    @staticmethod
+    def _check_reference_args(reference_video, reference_image, reference_audio, reference_text) -> None:
+        if reference_video is None and reference_image is None:
+            raise ValueError(
+                "no reference: pass reference_video='ref.mp4', or reference_image='face.png' together with "
+                "reference_audio='voice.wav'"
+            )
+        if reference_video is not None and reference_image is not None:
+            raise ValueError("pass either reference_video or reference_image, not both")
+        if reference_text is not None and (not isinstance(reference_text, str) or not normalize_text(reference_text)):
+            raise ValueError("reference_text is empty: pass the transcript of the reference clip, or leave it None")
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    def check_inputs(
+        self,
+        texts,
+        audio,
+        reference,
+        num_inference_steps,
+        speed,
+        duration,
+        max_chunk_seconds,
+        output_type,
+        generator,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:
+        if audio is None:
+            if texts is None:
+                raise ValueError("text is missing: pass the words to speak, or audio=... to lip-sync a recording")
+            for text in texts:
+                if not isinstance(text, str):
+                    raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}")
+                if not normalize_text(text):
+                    raise ValueError("text is empty (or only whitespace): pass at least one word to speak")
+                self.tokenizer.check_speakable(text)
+            if reference is not None and reference.text is None:
+                raise ValueError(
+                    "reference_text is required: pass the transcript of the reference clip "
+                    "(reference_text='...'), or set an ASR model with pipe.set_asr(WhisperRecognizer(...))"
+                )
+        elif texts is not None and len(texts) != 1:
+            raise ValueError("audio-driven generation takes one recording; pass text as one string (its transcript)")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be a positive number (1.0 = the reference's pace), got {speed!r}")
+        if duration is not None and not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+            raise ValueError(f"duration must be a positive number of seconds or None, got {duration!r}")
+        if not max_chunk_seconds > 2 * DEFAULT_MOTION_SECONDS:
+            raise ValueError(f"max_chunk_seconds must exceed {2 * DEFAULT_MOTION_SECONDS:g} s, got {max_chunk_seconds}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if output_type != "latent":
+            missing = [name for name in ("vocoder", "renderer") if getattr(self, name, None) is None]
+            if missing:
+                raise ValueError(
+                    f"this pipeline has no {' and no '.join(missing)}: load one (e.g. vocoder=GriffinLimVocoder()) "
+                    "or ask for output_type='latent' (mel and visual codes only)"
+                )
+        batch = 1 if texts is None else len(texts)
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"got {len(generator)} generators for {batch} texts: pass one per text, or one")
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs {unknown} are not in {self._callback_tensor_inputs}")
+
+    # ------------------------------------------------------------------------------------------ sampling
+
+    def _denoise(self, segments: list[_Segment], generators: list, guidance: GuidanceConfig, num_inference_steps: int,
+                 on_step: Callable) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """In-fill a batch of segments; returns per segment (mel (g, 100), codes (g, 58)) of the target."""
+        device, dtype = self._execution_device, self.transformer.dtype
+        has_text = any(segment.text is not None for segment in segments)
+        if has_text:
+            text_ids = self.tokenizer.encode([segment.text or " " for segment in segments])  # b nt
+        else:
+            text_ids = torch.full((len(segments), 1), SPACE_ID, dtype=torch.long)
+            guidance = GuidanceConfig(**{**guidance.__dict__, "text": 0.0})  # nothing to guide towards
+        text_tokens = (text_ids >= 0).sum(dim=1)
+        # every text token needs a frame (F5-TTS: duration >= tokens + 1)
+        totals = [max(len(s.prompt_mel) + s.num_frames, int(n) + 1) for s, n in zip(segments, text_tokens, strict=True)]
+        for segment, total in zip(segments, totals, strict=True):
+            segment.num_frames = total - len(segment.prompt_mel)
+        num_frames = max(totals)
+        batch = len(segments)
+        audio_cond = torch.zeros(batch, num_frames, self.transformer.config.mel_dim)  # b n 100
+        visual_cond = torch.zeros(batch, num_frames, self.transformer.config.visual_dim)  # b n 58
+        audio_mask = torch.zeros(batch, num_frames, dtype=torch.bool)
+        visual_mask = torch.zeros(batch, num_frames, dtype=torch.bool)
+        for row, segment in enumerate(segments):
+            prompt = len(segment.prompt_mel)
+            audio_cond[row, :prompt] = segment.prompt_mel
+            visual_cond[row, :prompt] = segment.prompt_codes
+            audio_mask[row, :prompt] = visual_mask[row, :prompt] = True
+            if segment.known_mel is not None:
+                known = segment.known_mel[: segment.num_frames]
+                audio_cond[row, prompt : prompt + len(known)] = known
+                audio_mask[row, prompt : prompt + len(known)] = True
+        lengths = torch.tensor(totals)
+        attention_mask = None
+        if len(set(totals)) > 1:  # only pad-mask when lengths differ: a mask-free batch is the fast path
+            attention_mask = (torch.arange(num_frames)[None] < lengths[:, None]).to(device)  # b n
+
+        out = sample(
+            self.transformer,
+            self.scheduler,
+            text_ids=text_ids.to(device),
+            num_frames=num_frames,
+            audio_cond=audio_cond.to(device, dtype),
+            visual_cond=visual_cond.to(device, dtype),
+            audio_cond_mask=audio_mask.to(device),
+            visual_cond_mask=visual_mask.to(device),
+            attention_mask=attention_mask,
+            guidance=guidance,
+            num_inference_steps=num_inference_steps,
+            generator=generators if len(generators) > 1 else generators[0],
+            callback_on_step_end=on_step,
+        )
+        results = []
+        for row, segment in enumerate(segments):
+            span = slice(len(segment.prompt_mel), len(segment.prompt_mel) + segment.num_frames)
+            results.append((out.audio[row, span].float().cpu(), out.visual[row, span].float().cpu()))
+        return results
+
+    # ------------------------------------------------------------------------------------------ decoding
+
+    def _vocode(self, mel: torch.Tensor, gain: float) -> torch.Tensor:
+        """mel (g, 100) -> wave (samples,) float32 on CPU, back at the reference's loudness."""
+        vocoder_dtype = next(iter(self.vocoder.buffers()), next(iter(self.vocoder.parameters()), mel)).dtype
+        if not vocoder_dtype.is_floating_point:
+            vocoder_dtype = torch.float32
+        wave = self.vocoder.decode(mel.T[None].to(self._execution_device, vocoder_dtype))[0]  # nw
+        return (wave.float().cpu() / gain).clamp(-1.0, 1.0)
+
+    def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int) -> np.ndarray:
+        """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio."""
+        from omnitalker.face.codes import decode_codes
+
+        fps = self.config.video_fps
+        codes_video = retime(codes, MEL_FRAME_RATE, fps, video_frame_count(num_samples, fps))  # T 58
+        landmarks = decode_codes(codes_video.numpy(), reference.identity)  # T 478 3
+        if reference.render_state is None:
+            reference.render_state = self.renderer.prepare(reference.image, reference.landmarks)
+        return np.asarray(self.renderer.render(reference.render_state, landmarks))
+
+    # ------------------------------------------------------------------------------------------ call
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        reference_video=None,
+        reference_image=None,
+        reference_audio=None,
+        reference_text: str | None = None,
+        audio=None,
+        reference: OmniTalkerReference | None = None,
+        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        guidance_text: float = DEFAULT_TEXT_STRENGTH,
+        guidance_audio: float = DEFAULT_AUDIO_STRENGTH,
+        guidance_visual: float = DEFAULT_VISUAL_STRENGTH,
+        guidance_anneal: str = "constant",
+        speed: float = 1.0,
+        duration: float | None = None,
+        max_chunk_seconds: float = DEFAULT_MAX_CHUNK_SECONDS,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "np",
+        watermark: bool = True,
+        return_dict: bool = True,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("audio_latents", "visual_latents"),
+    ):
+        r"""Generate talking audio + video.
+
+        Args:
+            text (`str` or `list[str]`): what to say; a list generates a batch with the same reference.
+                In audio-driven mode, the optional transcript of `audio`.
+            reference_video (`str`, *optional*): a clip of the person talking (1-10 s are used).
+            reference_image (`str`, PIL image or array, *optional*): a photo, with `reference_audio` as voice.
+            reference_audio (*optional*): a voice file or `(sample_rate, array)`: the voice of a photo
+                reference, or the audio of a silent `reference_video`.
+            reference_text (`str`, *optional*): transcript of the reference speech (required in joint mode
+                unless an ASR model is set with `set_asr`).
+            audio (*optional*): speech to lip-sync (file or `(sample_rate, array)`); switches to audio-driven mode.
+            reference (`OmniTalkerReference`, *optional*): a prepared reference (`prepare_reference`) instead of
+                the four reference arguments; reuse it to skip the analysis.
+            num_inference_steps (`int`, defaults to 16): ODE steps (paper: 16).
+            guidance_text / guidance_audio / guidance_visual (`float`): multi-condition CFG strength per
+                condition (0 disables a condition's extra pass); guidance_anneal: "constant" | "linear" | "cosine".
+            speed (`float`, defaults to 1.0): speaking pace relative to the reference (2.0 = twice as fast).
+            duration (`float`, *optional*): seconds of generated output (prompt excluded); overrides the
+                text-length estimate (`omnitalker.chunking`).
+            max_chunk_seconds (`float`, defaults to 12): longer outputs are generated in chunks of at most this.
+            generator (`torch.Generator` or a list, one per text): for reproducible noise.
+            output_type (`str`, defaults to "np"): "np", "pt" or "latent" (mel + codes, no vocoder/renderer).
+            watermark (`bool`, defaults to True): visible "AI-generated" label + invisible frame/audio marks.
+            return_dict (`bool`): return an `OmniTalkerPipelineOutput` (else a tuple of its fields).
+            callback_on_step_end (*optional*): `fn(pipe, step, timestep, callback_kwargs) -> dict` after every
+                solver step; `callback_kwargs` holds the tensors named in `callback_on_step_end_tensor_inputs`
+                ("audio_latents" b n 100, "visual_latents" b n 58, prompt frames included) and returned
+                tensors replace them. With chunking the step counter runs on across chunks.
+
+        Examples:
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
+        if reference is None:
+            self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
+        self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
+                          output_type, generator, callback_on_step_end_tensor_inputs)
+        if reference is None:
+            reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text)
+            self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
+                              output_type, generator, callback_on_step_end_tensor_inputs)
+        guidance = GuidanceConfig(text=guidance_text, audio=guidance_audio, visual=guidance_visual,
+                                  anneal=guidance_anneal)
+        generators = generator if isinstance(generator, list) else [generator] * (len(texts) if texts else 1)
+        max_chunk_frames = round(max_chunk_seconds * MEL_FRAME_RATE)
+
+        # ---- plan: every item as a list of chunks
+        if audio is not None:
+            driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
+            driving_mel = reference_mel(driving * _quiet_gain(driving))  # n 100, loudness-normalised like a prompt
+            transcript = None if texts is None else normalize_text(texts[0])
+            plans = [_lipsync_windows(len(driving_mel), max_chunk_frames)]
+        else:
+            plans = [self._text_chunks(t, reference, speed, duration, max_chunk_frames) for t in texts]
+        solver_calls = sum(len(plan) for plan in plans) if any(len(p) > 1 for p in plans) or audio is not None else 1
+        self.scheduler.set_timesteps(num_inference_steps)
+        evaluations_per_call = len(self.scheduler.timesteps)
+        self._num_timesteps = evaluations_per_call
+        step_counter = [0]
+
+        with self.progress_bar(total=solver_calls * evaluations_per_call) as progress_bar:
+
+            def on_step(step, timestep, latents):
+                returned = {}
+                if callback_on_step_end is not None:
+                    names = {"audio_latents": "audio", "visual_latents": "visual"}
+                    kwargs = {name: latents[names[name]] for name in callback_on_step_end_tensor_inputs}
+                    outputs = callback_on_step_end(self, step_counter[0], timestep, kwargs) or {}
+                    returned = {names[name]: value for name, value in outputs.items() if name in names}
+                step_counter[0] += 1
+                progress_bar.update()
+                return returned
+
+            if audio is not None:
+                mel_items, code_items, wave_items = self._lipsync(reference, driving, driving_mel, transcript,
+                                                                  plans[0], generators[0], guidance,
+                                                                  num_inference_steps, on_step)
+            elif solver_calls == 1:  # every text fits in one chunk: one batched solve
+                segments = [self._joint_segment(reference, chunk[0], None) for chunk in plans]
+                results = self._denoise(segments, generators, guidance, num_inference_steps, on_step)
+                mel_items = [mel for mel, _ in results]
+                code_items = [codes for _, codes in results]
+                wave_items = None
+            else:
+                mel_items, code_items, wave_items = [], [], []
+                for plan, item_generator in zip(plans, generators, strict=True):
+                    mel, codes, wave = self._joint_chunked(reference, plan, item_generator, guidance,
+                                                           num_inference_steps, on_step,
+                                                           decode=output_type != "latent")
+                    mel_items.append(mel)
+                    code_items.append(codes)
+                    wave_items.append(wave)
+
+        # ---- decode
+        audio_out, frames_out, codes_out = None, None, []
+        if output_type != "latent":
+            audio_out, frames_out = [], []
+            for index, (mel, codes) in enumerate(zip(mel_items, code_items, strict=True)):
+                wave = wave_items[index] if wave_items is not None else self._vocode(mel, reference.gain)
+                frames = self._render(reference, codes, len(wave))
+                wave = wave.numpy()
+                if watermark:
+                    frames, wave = _watermark(frames, wave)
+                audio_out.append(wave)
+                frames_out.append(frames)
+        for index, codes in enumerate(code_items):
+            seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
+            codes_out.append(retime(codes, MEL_FRAME_RATE, CODE_FPS, max(1, round(seconds * CODE_FPS))).numpy())
+        mel_out = [mel.T.contiguous().numpy() for mel in mel_items]  # 100 g
+
+        if output_type == "pt":
+            audio_out = [torch.from_numpy(np.ascontiguousarray(wave)) for wave in audio_out]
+            frames_out = [torch.from_numpy(np.ascontiguousarray(frames)) for frames in frames_out]
+            mel_out = [torch.from_numpy(mel) for mel in mel_out]
+            codes_out = [torch.from_numpy(codes) for codes in codes_out]
+        self.maybe_free_model_hooks()
+        output = OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out,
+                                          fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out)
+        if not return_dict:
+            return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
+        return output
+
+    # ------------------------------------------------------------------------------------------ modes
+
+    def _text_chunks(self, text, reference, speed, duration, max_chunk_frames) -> list[tuple[str, int]]:
+        """(chunk text, frames to generate) for one item: one chunk unless the output exceeds the budget."""
+        text = normalize_text(text)
+        if duration is not None:
+            total = max(1, round(duration * MEL_FRAME_RATE))
+        else:
+            total = estimate_num_frames(reference.num_frames, reference.text, text, speed)
+        if total <= max_chunk_frames:
+            return [(text, total)]
+        frames_per_byte = total / text_length(text)
+        chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
+        return [(chunk, max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
+
+    def _joint_segment(self, reference, chunk: tuple[str, int], tail: tuple | None) -> _Segment:
+        """A text chunk as a segment; `tail` = (mel, codes, transcript) motion frames of the previous chunk."""
+        text, frames = chunk
+        prompt_text = prepare_reference_text(reference.text)
+        prompt_mel, prompt_codes = reference.mel, reference.codes
+        if tail is not None:
+            tail_mel, tail_codes, tail_transcript = tail
+            prompt_mel = torch.cat([prompt_mel, tail_mel])
+            prompt_codes = torch.cat([prompt_codes, tail_codes])
+            prompt_text = prompt_text + (tail_transcript + " " if tail_transcript else "")
+        return _Segment(prompt_mel, prompt_codes, prompt_text + text, frames)
+
+    def _joint_chunked(self, reference, plan, generator, guidance, num_inference_steps, on_step, decode: bool):
+        """Generate the chunks of one text in turn (module docstring); returns (mel, codes, wave | None)."""
+        overlap = round(DEFAULT_CROSSFADE_SECONDS * MEL_FRAME_RATE)
+        motion = round(DEFAULT_MOTION_SECONDS * MEL_FRAME_RATE)
+        mel_total = codes_total = wave_total = None
+        previous = None  # (mel, codes, text) of the last chunk
+        for text, frames in plan:
+            tail, regenerate = None, 0
+            if previous is not None:
+                prev_mel, prev_codes, prev_text = previous
+                transcript = tail_text(prev_text, round(motion * text_length(prev_text) / len(prev_mel)))
+                span = round(len(prev_mel) * text_length(transcript) / max(1, text_length(prev_text)))
+                span = min(len(prev_mel), max(span, overlap + 1))
+                regenerate = min(overlap, span - 1)
+                given = slice(len(prev_mel) - span, len(prev_mel) - regenerate)
+                tail = (prev_mel[given], prev_codes[given], transcript)
+            segment = self._joint_segment(reference, (text, frames + regenerate), tail)
+            ((mel, codes),) = self._denoise([segment], [generator], guidance, num_inference_steps, on_step)
+            mel_total = mel if mel_total is None else crossfade(mel_total, mel, regenerate)
+            codes_total = codes if codes_total is None else crossfade(codes_total, codes, regenerate)
+            if decode:
+                wave = self._vocode(mel, reference.gain)
+                wave_total = wave if wave_total is None else crossfade(wave_total, wave, regenerate * HOP_LENGTH)
+            previous = (mel, codes, text)
+        return mel_total, codes_total, wave_total
+
+    def _lipsync(self, reference, driving, driving_mel, transcript, windows, generator, guidance,
+                 num_inference_steps, on_step):
+        """Audio-driven: in-fill the visual codes for the given speech, window by window."""
+        motion = round(DEFAULT_MOTION_SECONDS * MEL_FRAME_RATE)
+        overlap = round(DEFAULT_CROSSFADE_SECONDS * MEL_FRAME_RATE)
+        codes_total = None
+        prompt_text = prepare_reference_text(reference.text) if reference.text else ""
+        for start, end in windows:
+            prompt_mel, prompt_codes, regenerate = reference.mel, reference.codes, 0
+            if codes_total is not None:
+                regenerate = min(overlap, start)
+                tail_start = max(0, start - motion)
+                given = slice(tail_start, start - regenerate)
+                prompt_mel = torch.cat([prompt_mel, driving_mel[given]])
+                prompt_codes = torch.cat([prompt_codes, codes_total[given]])
+            text = prompt_text + transcript if (transcript and len(windows) == 1) else None
+            segment = _Segment(prompt_mel, prompt_codes, text, end - start + regenerate,
+                               known_mel=driving_mel[start - regenerate : end])
+            ((_, codes),) = self._denoise([segment], [generator], guidance, num_inference_steps, on_step)
+            codes = codes[: end - start + regenerate]
+            codes_total = codes if codes_total is None else crossfade(codes_total, codes, regenerate)
+        return [driving_mel], [codes_total], [driving.float().clamp(-1.0, 1.0)]
+
+
+def _quiet_gain(wave: torch.Tensor) -> float:
+    """Gain that brings a quiet recording to the prompt loudness the model was trained on (F5-TTS)."""
+    rms = float(wave.float().pow(2).mean().sqrt())
+    return TARGET_RMS / rms if 0 < rms < TARGET_RMS else 1.0
+
+
+def _lipsync_windows(num_frames: int, max_frames: int) -> list[tuple[int, int]]:
+    """Equal windows of at most `max_frames` covering [0, num_frames)."""
+    count = max(1, math.ceil(num_frames / max_frames))
+    edges = [round(index * num_frames / count) for index in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _watermark(frames: np.ndarray, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from omnitalker.watermark import apply_watermarks
+
+    frames, wave = apply_watermarks(frames, wave, SAMPLE_RATE)
+    return frames, np.asarray(wave, dtype=np.float32)
+

@@ -1,0 +1,321 @@
+"""Reference handling (paper §3.3 and §4.1): turn a clip, or a photo plus a voice sample, into the prompt.
+
+    from omnitalker.reference import prepare_reference
+    ref = prepare_reference(video="ref.mp4", text="Hello there.")          # talking reference
+    ref = prepare_reference(image="face.png", audio="voice.wav", text="...") # static visual prompt
+    ref.mel, ref.codes                                                      # (n, 100), (n, 58) at 93.75 fps
+
+Steps, in order:
+1. audio: the video's own track, or ``audio`` (a file, or ``(sample_rate, array)``), as 24 kHz mono;
+2. edge silence is trimmed (energy below ``SILENCE_THRESHOLD_DB`` under the loudest 20 ms frame, with
+   50 ms kept each side, as ``omnitalker.audio.trim_silence``), the same cut is applied to the video;
+3. a clip under ``min_seconds`` (1 s) of speech is refused; one over ``max_seconds`` (10 s) is cut at
+   the quietest 20 ms frame of its last second before the limit, with a warning (paper: 1-10 s);
+4. quiet audio is scaled up to RMS ``TARGET_RMS`` (F5-TTS); the gain is kept so the output can be
+   scaled back to the reference's loudness;
+5. faces: every frame of the kept window is tracked (MediaPipe, 478 points); the identity (neutral
+   shape and framing) and per-frame visual codes come from ``omnitalker.face``; a photo gives one code
+   frame, repeated (the paper's static visual prompt);
+6. codes are resampled from the video's frame rate to the mel frame count with
+   ``omnitalker.face.codes.resample_codes`` (linear, anti-aliased, angle-unwrapped). Every rate change
+   of the pipeline (video fps -> 93.75 mel fps -> 30 fps codes / 25 fps output video) goes through
+   ``retime`` below, which fixes the frame count exactly;
+7. the renderer's source image is the reference frame nearest the neutral face
+   (``FaceIdentity.reference_index``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.audio import (
+    SAMPLE_RATE,
+    SILENCE_FRAME_SECONDS,
+    SILENCE_KEEP_SECONDS,
+    SILENCE_THRESHOLD_DB,
+    TARGET_RMS,
+    load_audio,
+    log_mel_spectrogram,
+    rms_normalize,
+)
+
+MIN_REFERENCE_SECONDS = 1.0  # paper: the reference is 1-10 s
+MAX_REFERENCE_SECONDS = 10.0
+CUT_SEARCH_SECONDS = 1.0  # a too-long clip is cut at the quietest point of this last stretch
+SILENT_RMS = 1e-4  # a clip whose loudest 20 ms frame is below this RMS is silence (-80 dBFS)
+PHOTO_SILENCE_SECONDS = 1.0  # prompt length for a photo with no voice sample (lip-sync): silence
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class OmniTalkerReference:
+    """A prepared style reference: the in-context prompt of every generation that uses it.
+
+    wave: (nw,) float32 24 kHz, trimmed, at most max_seconds, loudness-normalised.
+    mel: (n, 100) its log-mel (93.75 frames per second). codes: (n, 58) visual codes on the same frames.
+    text: the transcript of `wave` (None if unknown). gain: loudness gain applied to `wave` (>= 1).
+    identity: the face's ``FaceIdentity``; image (H, W, 3) uint8 and landmarks (478, 3) px: the frame
+    the renderer warps. static: True for a photo reference. render_state: the renderer's prepared
+    source (filled by the pipeline the first time it renders with this reference).
+    """
+
+    wave: torch.Tensor
+    mel: torch.Tensor
+    codes: torch.Tensor
+    text: str | None
+    identity: Any
+    image: np.ndarray
+    landmarks: np.ndarray
+    gain: float = 1.0
+    static: bool = False
+    render_state: Any = field(default=None, repr=False)
+
+    @property
+    def num_frames(self) -> int:
+        return self.mel.shape[0]
+
+    @property
+    def seconds(self) -> float:
+        return self.wave.shape[0] / SAMPLE_RATE
+
+
+# ------------------------------------------------------------------------------------------------ rates
+
+
+def retime(sequence: torch.Tensor | np.ndarray, src_fps: float, dst_fps: float, num_frames: int | None = None):
+    """Resample a frame sequence (T, D) from `src_fps` to `dst_fps` with exactly `num_frames` frames.
+
+    Frame k sits at time k / fps (frame starts). Linear interpolation, low-passed first when
+    downsampling, holding the last frame past the end (``omnitalker.face.codes.resample_codes``).
+    Returns the input's type (tensor in -> tensor out, same device and dtype).
+    """
+    from omnitalker.face.codes import resample_codes
+
+    is_tensor = isinstance(sequence, torch.Tensor)
+    array = sequence.detach().cpu().double().numpy() if is_tensor else np.asarray(sequence, np.float64)
+    if num_frames is None:
+        num_frames = max(1, round(len(array) * dst_fps / src_fps))
+    if len(array) == 1:  # one frame (a photo) is constant in time
+        out = np.repeat(array.astype(np.float32), num_frames, axis=0)
+    else:
+        out = resample_codes(array, src_fps, dst_fps, num_frames=num_frames)
+    if is_tensor:
+        return torch.from_numpy(out).to(device=sequence.device, dtype=sequence.dtype)
+    return out
+
+
+def video_frame_count(num_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
+    """Video frames that cover `num_samples` of audio (rounded: durations agree within half a frame)."""
+    return max(1, round(num_samples / sample_rate * fps))
+
+
+# ------------------------------------------------------------------------------------------------ audio
+
+
+def speech_bounds(wave: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> tuple[int, int] | None:
+    """(start, end) samples of the speech in `wave` with the edge silence removed; None if all silent.
+
+    Same rule as ``omnitalker.audio.trim_silence`` (which returns only the trimmed wave; the pipeline
+    also needs the offsets to cut the video in step).
+    """
+    frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
+    n_frames = math.ceil(wave.shape[0] / frame)
+    padded = torch.nn.functional.pad(wave.float(), (0, n_frames * frame - wave.shape[0]))
+    rms = padded.view(n_frames, frame).pow(2).mean(dim=1).sqrt()  # n_frames
+    loudest = float(rms.max())
+    if loudest < SILENT_RMS:
+        return None
+    voiced = torch.nonzero(rms >= loudest * 10.0 ** (-SILENCE_THRESHOLD_DB / 20.0)).squeeze(1)
+    keep = round(SILENCE_KEEP_SECONDS * sample_rate)
+    start = max(0, int(voiced[0]) * frame - keep)
+    end = min(wave.shape[0], (int(voiced[-1]) + 1) * frame + keep)
+    return start, end
+
+
+def _quietest_cut(wave: torch.Tensor, limit: int, sample_rate: int) -> int:
+    """A cut point <= limit samples: the start of the quietest 20 ms frame in the last second before it."""
+    frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
+    first = max(0, limit - round(CUT_SEARCH_SECONDS * sample_rate))
+    n_frames = (limit - first) // frame
+    if n_frames < 2:
+        return limit
+    window = wave[first : first + n_frames * frame].float().view(n_frames, frame)
+    quietest = int(window.pow(2).mean(dim=1).argmin())
+    return first + (quietest + 1) * frame  # keep the quiet frame itself: it ends the prompt softly
+
+
+def load_voice(
+    source: Any,
+    what: str = "reference_audio",
+    min_seconds: float = MIN_REFERENCE_SECONDS,
+    max_seconds: float | None = MAX_REFERENCE_SECONDS,
+    target_rms: float = TARGET_RMS,
+) -> tuple[torch.Tensor, int, float]:
+    """Load, trim, check and normalise a voice: returns (wave (nw,), start sample in the source, gain).
+
+    `what` names the argument in error messages. `max_seconds=None` keeps everything (driving speech).
+    """
+    wave = load_media_audio(source, what)
+    bounds = speech_bounds(wave)
+    if bounds is None:
+        raise ValueError(f"{what} is silent: pass a clip in which the person speaks")
+    start, end = bounds
+    if (end - start) / SAMPLE_RATE < min_seconds:
+        raise ValueError(
+            f"{what} has only {(end - start) / SAMPLE_RATE:.2f} s of sound after trimming silence; "
+            f"pass at least {min_seconds:g} s of speech"
+        )
+    if max_seconds is not None and (end - start) / SAMPLE_RATE > max_seconds:
+        end = start + _quietest_cut(wave[start:end], round(max_seconds * SAMPLE_RATE), SAMPLE_RATE)
+        warnings.warn(
+            f"{what} is longer than {max_seconds:g} s: only its first {(end - start) / SAMPLE_RATE:.2f} s are "
+            "used as the reference (the paper's 1-10 s). If you typed the transcript, it must match this part.",
+            stacklevel=3,
+        )
+    wave, gain = rms_normalize(wave[start:end], target_rms)
+    return wave.float().contiguous(), start, gain
+
+
+def load_media_audio(source: Any, what: str) -> torch.Tensor:
+    """``load_audio`` with errors that name the pipeline argument and the accepted forms."""
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        raise ValueError(
+            f"{what} is an array without a sample rate: pass (sample_rate, array), e.g. (24000, wave), "
+            "or a file path"
+        )
+    if not isinstance(source, (str, os.PathLike, tuple)):
+        raise ValueError(
+            f"{what} must be a file path or a (sample_rate, array) tuple, got {type(source).__name__}"
+        )
+    if isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(f"{what}={os.fspath(source)!r} is an image, not audio: pass a voice recording")
+    try:
+        return load_audio(source)
+    except FileNotFoundError as error:
+        raise ValueError(f"{what}: file not found: {os.fspath(source)}") from error
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from error
+
+
+def reference_mel(wave: torch.Tensor) -> torch.Tensor:
+    """(nw,) -> (n, 100) log-mel, n = 1 + nw // 256."""
+    return log_mel_spectrogram(wave)[0].transpose(0, 1).contiguous()  # n 100
+
+
+# ------------------------------------------------------------------------------------------------ video
+
+
+def read_video_window(path: str | os.PathLike, start: float, end: float | None) -> tuple[np.ndarray, float]:
+    """RGB frames (T, H, W, 3) uint8 shown between `start` and `end` seconds, and the frame rate.
+
+    Decoding stops at `end`, so a long reference never has to fit in memory whole. Rotation from the
+    container's display matrix is applied (``omnitalker.face.video.read_video``).
+    """
+    from omnitalker.face.video import read_video
+
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(f"reference_video={str(path)!r} is an image: pass it as reference_image=... with a voice sample")
+    try:
+        video = read_video(path, max_seconds=None if end is None else end + 1.0 / MEL_FRAME_RATE)
+    except ValueError as error:
+        raise ValueError(f"reference_video: {error}") from error
+    times = video.timestamps
+    keep = (times + 0.5 / video.fps >= start) & ((times + 0.5 / video.fps < end) if end is not None else True)
+    if not keep.any():
+        raise ValueError(f"reference_video: {path} has no frames between {start:.2f} s and {end} s")
+    return video.frames[keep], video.fps
+
+
+def load_image(source: Any) -> np.ndarray:
+    """A photo as (H, W, 3) uint8 RGB from a path, a PIL image or an array (``omnitalker.face.video``)."""
+    from omnitalker.face.video import load_image as load_face_image
+
+    if isinstance(source, (str, os.PathLike)):
+        source = Path(source)
+    elif not (isinstance(source, (np.ndarray, torch.Tensor)) or hasattr(source, "convert")):
+        raise ValueError(f"reference_image must be a path, a PIL image or an RGB array, got {type(source).__name__}")
+    if isinstance(source, torch.Tensor):
+        source = source.detach().cpu().numpy()
+    try:
+        return load_face_image(source)
+    except ValueError as error:
+        raise ValueError(f"reference_image: {error}") from error
+
+
+# ------------------------------------------------------------------------------------------------ faces
+
+
+def build_reference(
+    face_analyzer,
+    video=None,
+    image=None,
+    audio=None,
+    text: str | None = None,
+    min_seconds: float = MIN_REFERENCE_SECONDS,
+    max_seconds: float = MAX_REFERENCE_SECONDS,
+) -> OmniTalkerReference:
+    """The whole reference analysis (module docstring); `face_analyzer` is an ``omnitalker.face.FaceAnalyzer``.
+
+    `video` with its own audio (or `audio` for a silent video); or `image` with `audio` (a voice sample);
+    or `image` alone, whose prompt is then ``PHOTO_SILENCE_SECONDS`` of silence (for audio-driven use).
+    """
+    from omnitalker.face.codes import FaceIdentity, encode_codes
+
+    if video is not None:
+        if not isinstance(video, (str, os.PathLike)):
+            raise ValueError(f"reference_video must be a file path, got {type(video).__name__}")
+        wave, start, gain = load_voice(video if audio is None else audio,
+                                       "reference_video" if audio is None else "reference_audio",
+                                       min_seconds, max_seconds)
+        begin = start / SAMPLE_RATE if audio is None else 0.0  # a separate voice is aligned to the video start
+        frames, fps = read_video_window(video, begin, begin + wave.shape[0] / SAMPLE_RATE)
+        track = _analyze(face_analyzer.analyze_video, frames, fps=fps)
+        static = False
+    else:
+        pixels = load_image(image)
+        if audio is not None:
+            wave, _, gain = load_voice(audio, "reference_audio", min_seconds, max_seconds)
+        else:
+            wave, gain = torch.zeros(round(PHOTO_SILENCE_SECONDS * SAMPLE_RATE)), 1.0
+        frames, fps = pixels[None], None
+        track = _analyze(face_analyzer.analyze_image, pixels)
+        static = True
+
+    identity = FaceIdentity.from_track(track)
+    codes = encode_codes(track.landmarks, identity)  # T 58 at the video's rate
+    mel = reference_mel(wave)  # n 100
+    if static:
+        codes_mel = torch.from_numpy(np.repeat(codes[:1], len(mel), axis=0))  # the paper's static prompt
+    else:
+        codes_mel = torch.from_numpy(retime(codes, fps, MEL_FRAME_RATE, len(mel)))  # n 58
+    reference_index = min(identity.reference_index, len(frames) - 1)
+    return OmniTalkerReference(
+        wave=wave,
+        mel=mel,
+        codes=codes_mel.float(),
+        text=text,
+        identity=identity,
+        image=np.ascontiguousarray(frames[reference_index]),
+        landmarks=track.landmarks[reference_index],
+        gain=gain,
+        static=static,
+    )
+
+
+def _analyze(method, *args, **kwargs):
+    """Run the face analyzer, naming the argument to fix in its errors."""
+    what = "reference_image" if "image" in method.__name__ else "reference_video"
+    try:
+        return method(*args, **kwargs)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from error
