@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
@@ -47,14 +48,14 @@ VOCOS_WEIGHTS_NAME = "pytorch_model.bin"
 # omnitalker.audio, so these are checked against our front-end when a Vocos state dict is loaded, then dropped.
 VOCOS_FEATURE_WINDOW_KEY = "feature_extractor.mel_spec.spectrogram.window"
 VOCOS_FEATURE_FILTERBANK_KEY = "feature_extractor.mel_spec.mel_scale.fb"
-FILTERBANK_TOLERANCE = 1e-4  # torchaudio's float32 filterbank vs ours: ~7e-6 apart in practice
+FEATURE_BUFFER_TOLERANCE = 1e-4  # torchaudio's float32 filterbank vs ours: ~7e-6 apart in practice
 
 MIN_FRAMES = 2  # a centred ISTFT of one frame has no samples left after trimming
 
 # Griffin-Lim defaults
 GRIFFIN_LIM_ITERATIONS = 32
 GRIFFIN_LIM_MOMENTUM = 0.99  # Perraudin et al. 2013 ("fast Griffin-Lim") recommend 0.99
-MEL_INVERSION_ITERATIONS = 64  # multiplicative NNLS steps from the mel to the linear magnitude
+MEL_INVERSION_ITERATIONS = 16  # multiplicative NNLS steps from the mel to the linear magnitude
 MAGNITUDE_EPS = 1e-8  # keeps the NNLS and phase divisions finite on silent bins
 
 
@@ -224,24 +225,31 @@ def _drop_vocos_feature_extractor(
     module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors
 ):
     """Load hook: an original Vocos state dict carries its torchaudio mel buffers; check they describe our
-    mel front-end (hann window, HTK filterbank 0-12 kHz) and remove them, so strict loading works."""
-    window = state_dict.pop(prefix + VOCOS_FEATURE_WINDOW_KEY, None)
-    filterbank = state_dict.pop(prefix + VOCOS_FEATURE_FILTERBANK_KEY, None)
-    if window is not None and not torch.allclose(window.float().cpu(), torch.hann_window(WIN_LENGTH)):
-        raise ValueError(
-            f"the checkpoint's {VOCOS_FEATURE_WINDOW_KEY} is not a {WIN_LENGTH}-point hann window"
-        )
-    if filterbank is not None:
-        ours = mel_filterbank()
-        if filterbank.shape != ours.shape:
+    mel front-end (hann window, HTK filterbank 0-12 kHz) and remove them, so strict loading works.
+    Meta tensors (shape-only loading) are checked by shape alone."""
+    expected = {
+        VOCOS_FEATURE_WINDOW_KEY: (torch.hann_window(WIN_LENGTH), "a hann window"),
+        VOCOS_FEATURE_FILTERBANK_KEY: (
+            mel_filterbank(),
+            "omnitalker.audio's HTK mel filterbank (no norm, 0-12 kHz)",
+        ),
+    }
+    for key, (ours, description) in expected.items():
+        theirs = state_dict.pop(prefix + key, None)
+        if theirs is None:
+            continue
+        if theirs.shape != ours.shape:
             raise ValueError(
-                f"the checkpoint's mel filterbank has shape {tuple(filterbank.shape)}, ours {tuple(ours.shape)}"
+                f"the checkpoint's {key} has shape {tuple(theirs.shape)}, expected {tuple(ours.shape)}: "
+                "this Vocos was trained on other mel features"
             )
-        difference = (filterbank.float().cpu() - ours).abs().max().item()
-        if difference > FILTERBANK_TOLERANCE:
+        if theirs.is_meta:
+            continue
+        difference = (theirs.detach().float().cpu() - ours).abs().max().item()
+        if difference > FEATURE_BUFFER_TOLERANCE:
             raise ValueError(
-                f"the checkpoint's mel filterbank differs from omnitalker.audio's by {difference:.2e}: the "
-                "vocoder was trained on another mel scale (omnitalker uses HTK, no norm, 0-12 kHz)"
+                f"the checkpoint's {key} differs from {description} by {difference:.2e}: this Vocos was "
+                "trained on other mel features"
             )
 
 
@@ -277,6 +285,10 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
             )
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if n_fft % hop_length != 0:
+            raise ValueError(
+                f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length}) for the overlap-add"
+            )
         filterbank = mel_filterbank(n_fft // 2 + 1, num_mels, sample_rate, f_min, f_max)  # f m
         # Derived from the config, so not saved: the model has no state of its own.
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
@@ -313,31 +325,58 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
             magnitude = magnitude * numerator / (denominator + MAGNITUDE_EPS)
         return magnitude
 
-    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
-        n_fft, hop = self.config.n_fft, self.config.hop_length
-        return torch.stft(
-            wave, n_fft, hop, n_fft, self.window, center=True, pad_mode="reflect", return_complex=True
-        )
+    # The STFT pair below works frame-major (b, t, f) with rfft / irfft on the last axis and an overlap-add
+    # by hop-sized chunks: numerically torch.stft / torch.istft (center=True, reflect), ~5x faster on CPU.
 
-    def _istft(self, spec: torch.Tensor) -> torch.Tensor:
+    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave (b, (t - 1) * hop) -> complex spectrum (b, t, f), like torch.stft(center=True, reflect)."""
         n_fft, hop = self.config.n_fft, self.config.hop_length
-        length = (spec.shape[-1] - 1) * hop  # same length as a "center" Vocos
-        return torch.istft(spec, n_fft, hop, n_fft, self.window, center=True, length=length)
+        padded = F.pad(wave[:, None], (n_fft // 2, n_fft // 2), mode="reflect")[:, 0]  # b nw+n_fft
+        frames = padded.unfold(-1, n_fft, hop) * self.window  # b t n_fft
+        return torch.fft.rfft(frames, dim=-1)  # b t f
+
+    def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (b, t, n_fft) -> their sum at hop spacing (b, (t - 1) * hop + n_fft)."""
+        batch, num_frames, n_fft = frames.shape
+        hop = self.config.hop_length
+        chunks_per_frame = n_fft // hop
+        chunks = frames.reshape(batch, num_frames, chunks_per_frame, hop)
+        out = frames.new_zeros(batch, num_frames + chunks_per_frame - 1, hop)
+        for k in range(chunks_per_frame):  # chunk k of frame i lands in output chunk i + k
+            out[:, k : k + num_frames] += chunks[:, :, k]
+        return out.reshape(batch, -1)
+
+    def _istft(self, spec: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
+        """complex spectrum (b, t, f) -> least-squares wave (b, (t - 1) * hop), like torch.istft(center=True).
+        `envelope` is the overlap-added squared window for t frames (see `_window_envelope`)."""
+        n_fft, hop = self.config.n_fft, self.config.hop_length
+        frames = torch.fft.irfft(spec, n_fft, dim=-1) * self.window  # b t n_fft
+        wave = self._overlap_add(frames) / envelope  # b (t-1)*hop+n_fft
+        return wave[:, n_fft // 2 : n_fft // 2 + (spec.shape[1] - 1) * hop]
+
+    def _window_envelope(self, num_frames: int) -> torch.Tensor:
+        squared = self.window.square().expand(1, num_frames, -1)  # 1 t n_fft
+        # ~0 only in the ends that _istft trims
+        return self._overlap_add(squared).clamp(min=MAGNITUDE_EPS)  # 1 (t-1)*hop+n_fft
 
     def decode(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (b, num_mels, frames) natural-log magnitude mel -> wave (b, (frames - 1) * hop) float32."""
         _check_mel(mel, self.config.num_mels)
-        magnitude = self.mel_to_magnitude(mel)  # b f t
+        magnitude = self.mel_to_magnitude(mel).transpose(1, 2)  # b t f
+        envelope = self._window_envelope(magnitude.shape[1])
         generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         phase = torch.rand(magnitude.shape, generator=generator).to(magnitude.device) * (2 * math.pi)
-        estimate = torch.polar(magnitude, phase)  # b f t complex, magnitude-correct
+        # Iterate on real views (b t f 2): CPU complex elementwise ops are several times slower.
+        estimate = torch.view_as_real(torch.polar(magnitude, phase))  # b t f 2, magnitude-correct
         accelerated = estimate
-        momentum = self.config.momentum
         for _ in range(self.config.n_iter):
-            rebuilt = self._stft(self._istft(accelerated))  # nearest consistent spectrogram
-            projected = magnitude * rebuilt / (rebuilt.abs() + MAGNITUDE_EPS)  # keep its phase, our magnitude
-            accelerated = projected + momentum * (projected - estimate)
+            consistent = self._stft(self._istft(torch.view_as_complex(accelerated), envelope))  # b t f
+            rebuilt = torch.view_as_real(consistent)  # b t f 2
+            gain = magnitude / (torch.linalg.vector_norm(rebuilt, dim=-1) + MAGNITUDE_EPS)  # b t f
+            projected = rebuilt * gain[..., None]  # its phase, our magnitude
+            # fast Griffin-Lim: projected + momentum * (projected - previous projection)
+            accelerated = torch.lerp(estimate, projected, 1.0 + self.config.momentum)
             estimate = projected
-        return self._istft(estimate)  # b samples
+        return self._istft(torch.view_as_complex(estimate), envelope)  # b samples
 
     forward = decode
