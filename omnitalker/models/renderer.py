@@ -56,6 +56,7 @@ NUM_FACE_TRIANGLES = 852  # Euler: V - E + F = 2 - 4 boundary loops (oval, mouth
 
 SUBPIXEL_BITS = 4  # cv2 fill functions take fixed-point vertices: 1/16 px precision
 SUBPIXEL_SCALE = 1 << SUBPIXEL_BITS
+RING_RESIDUAL_SHARE = 0.6  # rings follow this share of the non-rigid motion of the face outline (jaw)
 DEGENERATE_AREA = 1e-6  # |det| below this (grid px^2): the triangle has collapsed (closed lid or lips)
 ATLAS_PAD = 2  # replicated border around each atlas texture, so bilinear sampling never bleeds
 
@@ -74,12 +75,13 @@ MIN_SCLERA_PIXELS = 6
 MOUTH_OPEN_RATIO = 0.08  # reference lip gap / width above this: use its own teeth, else draw teeth
 MOUTH_STRIP_DEPTH = 0.5  # each mouth strip reaches this far from its lip
 MOUTH_OVERSAMPLE = 2  # strip texels per reference pixel (procedural teeth need the resolution)
-UPPER_TEETH_HEIGHT = 0.16
-LOWER_TEETH_HEIGHT = 0.09
+UPPER_TEETH_HEIGHT = 0.11
+LOWER_TEETH_HEIGHT = 0.06
 TEETH_SPAN = (0.12, 0.88)  # teeth fill this part of the width; the corners stay dark
 TEETH_COUNT = 8  # visible teeth across the span (sets the spacing of the faint gaps between them)
-TEETH_GAP_SHADE = 0.12  # brightness dip at each gap between teeth
-TEETH_COLOR = np.array([0.94, 0.91, 0.85])  # relative to white, scaled by the face's illumination
+TEETH_GAP_SHADE = 0.06  # brightness dip at each gap between teeth
+TEETH_COLOR = np.array([0.88, 0.85, 0.78])  # relative to white, scaled by the face's illumination
+TOOTH_EDGE_SHADE = 0.3  # teeth darken by this fraction towards their free edge
 CAVITY_TINT = np.array([0.30, 0.16, 0.16])  # cavity colour = skin colour times this
 CAVITY_DEPTH_SHADE = 0.45  # the cavity darkens by this fraction towards the strip's far end
 NOMINAL_SKIN_LUMA = 170.0  # skin luminance at which TEETH_COLOR is used unscaled
@@ -179,7 +181,7 @@ def mesh_topology() -> MeshTopology:
     )
 
 
-def _split_loop(loop: np.ndarray, points: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_loop(loop: np.ndarray, points: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a closed contour at its two extremes along `axis` into (upper, lower) chains, both running
     from the first corner to the second (corners included). "Upper" = smaller coordinate along the normal."""
     along = points[loop, :2] @ axis
@@ -329,6 +331,8 @@ class RenderReference:
     ring_follow: np.ndarray  # (R,) how much each ring point follows the head
     border_vertices: np.ndarray  # (B, 2) crop px (fixed)
     stable: np.ndarray  # landmark indices for the rigid head fit
+    oval: np.ndarray  # face-outline landmark indices, in the order the rings were built from
+    background: np.ndarray  # (6,) affine map crop-grid px -> frame px for pixels no triangle covers
     eyes: tuple[EyeReference, EyeReference] | None
     mouth: MouthReference | None
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
@@ -487,6 +491,11 @@ class WarpRenderer(ConfigMixin):
         border_frame = (border + 0.5) / to_crop - 0.5 + crop_origin
 
         num_rings = len(ring_points3d)
+        # grid px -> frame px without any warp (the still background)
+        grid_to_frame = cfg.map_downsample / to_crop
+        offset = 0.5 * cfg.map_downsample / to_crop - 0.5
+        background = np.array([grid_to_frame, 0.0, crop_origin[0] + offset, 0.0, grid_to_frame, crop_origin[1] + offset],
+                              dtype=np.float32)
         source_vertices = np.concatenate([landmarks[:, :2], ring_points3d[:, :2], border_frame]).astype(np.float64)
         ring_start, border_start = NUM_LANDMARKS, NUM_LANDMARKS + num_rings
 
@@ -500,8 +509,8 @@ class WarpRenderer(ConfigMixin):
         outer = outer[~inside]
 
         # Face triangles + the mouth and eye openings closed with strips.
-        mouth_upper, mouth_lower = _split_loop(topo.mouth_loop, landmarks, eye_axis)
-        eye_chains = [_split_loop(loop, landmarks, eye_axis) for loop in topo.eye_loops]
+        mouth_upper, mouth_lower = split_loop(topo.mouth_loop, landmarks, eye_axis)
+        eye_chains = [split_loop(loop, landmarks, eye_axis) for loop in topo.eye_loops]
         holes = [_strip_triangles(mouth_upper, mouth_lower)] + [_strip_triangles(u, lo) for u, lo in eye_chains]
         triangles = np.concatenate([outer, topo.face_triangles, *holes])
 
@@ -541,6 +550,7 @@ class WarpRenderer(ConfigMixin):
             image=image, atlas=atlas, landmarks=landmarks, crop_origin=crop_origin, crop_size=crop_size,
             triangles=triangles.astype(np.int64), num_outer=len(outer), source_vertices=source_vertices,
             ring_points3d=ring_points3d, ring_follow=ring_follow, border_vertices=border, stable=stable,
+            oval=topo.oval_loop, background=background,
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
         )
 
@@ -623,7 +633,7 @@ class WarpRenderer(ConfigMixin):
             if not reference_open:
                 tooth_edge = teeth_height * width_px * (0.6 + 0.4 * span)  # shorter towards the corners
                 on_tooth = np.clip((tooth_edge - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
-                tooth_shade = (1.0 - 0.25 * depth / np.maximum(tooth_edge, 1e-6)) * gaps
+                tooth_shade = (1.0 - TOOTH_EDGE_SHADE * depth / np.maximum(tooth_edge, 1e-6)) * gaps
                 texture = texture + on_tooth[..., None] * (teeth[None, None, :] * tooth_shade[..., None] - texture)
             else:
                 # The reference's own interior near this lip (its half of the opening), cavity further in.
@@ -674,7 +684,11 @@ class WarpRenderer(ConfigMixin):
         scale, rotation, mean_ref, mean_drv = _similarity_fit(ref.landmarks[ref.stable].astype(np.float64),
                                                               points[ref.stable])
         moved = scale * (ref.ring_points3d - mean_ref) @ rotation.T + mean_drv
-        rings = ref.ring_points3d[:, :2] + ref.ring_follow[:, None] * (moved[:, :2] - ref.ring_points3d[:, :2])
+        # ... plus part of the non-rigid motion of the face outline next to them (the jaw drags the neck).
+        oval_rigid = scale * (ref.landmarks[ref.oval].astype(np.float64) - mean_ref) @ rotation.T + mean_drv
+        residual = np.tile(points[ref.oval, :2] - oval_rigid[:, :2], (len(ref.ring_follow) // len(ref.oval), 1))
+        moved = moved[:, :2] + RING_RESIDUAL_SHARE * residual
+        rings = ref.ring_points3d[:, :2] + ref.ring_follow[:, None] * (moved - ref.ring_points3d[:, :2])
         driven_frame = np.concatenate([points[:, :2], rings])
         driven = np.concatenate([(driven_frame - ref.crop_origin + 0.5) * to_crop - 0.5, ref.border_vertices])
 
@@ -685,8 +699,9 @@ class WarpRenderer(ConfigMixin):
 
         grid = (size + down - 1) // down
         driven_grid = (driven + 0.5) / down - 0.5
-        coef = _affine_coefficients(driven_grid[tris], ref.source_vertices[tris])  # f 6
-        ids = np.zeros((grid, grid), np.int32)
+        coef = np.concatenate([_affine_coefficients(driven_grid[tris], ref.source_vertices[tris]),
+                               ref.background[None]])  # f+1 6
+        ids = np.full((grid, grid), len(tris), np.int32)  # uncovered pixels (folds) keep the background
         fixed = np.round(driven_grid * SUBPIXEL_SCALE).astype(np.int32)[tris]  # f 3 2
         for f in order.tolist():
             cv2.fillConvexPoly(ids, fixed[f], f, cv2.LINE_8, SUBPIXEL_BITS)

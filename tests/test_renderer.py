@@ -1,0 +1,282 @@
+"""WarpRenderer on a real photo (scikit-image's public-domain astronaut) with MediaPipe landmarks, driven
+by known landmark edits: rotation, jaw opening, closed lids, moved irises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omnitalker.models.renderer import (
+    NUM_FACE_TRIANGLES,
+    RenderReference,
+    WarpRenderer,
+    mesh_topology,
+    split_loop,
+)
+
+skimage_data = pytest.importorskip("skimage.data")
+mp = pytest.importorskip("mediapipe")
+
+CORNER = 24  # px: the image corners checked for a still background
+
+
+def detect(image: np.ndarray) -> np.ndarray | None:
+    """(478, 3) pixel landmarks of the first face, or None."""
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as mesh:
+        result = mesh.process(image)
+    if not result.multi_face_landmarks:
+        return None
+    h, w = image.shape[:2]
+    return np.array([[p.x * w, p.y * h, p.z * w] for p in result.multi_face_landmarks[0].landmark], np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    image = skimage_data.astronaut()
+    landmarks = detect(image)
+    assert landmarks is not None
+    return image, landmarks
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return WarpRenderer(output_size=256)
+
+
+@pytest.fixture(scope="module")
+def reference(renderer, astronaut):
+    return renderer.prepare(*astronaut)
+
+
+def face_axis(landmarks):
+    topo = mesh_topology()
+    axis = landmarks[topo.iris_centers[1], :2] - landmarks[topo.iris_centers[0], :2]
+    return axis / np.linalg.norm(axis)
+
+
+def rotate(landmarks, yaw_deg=0.0, pitch_deg=0.0):
+    yaw, pitch = np.deg2rad(yaw_deg), np.deg2rad(pitch_deg)
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+    center = landmarks[:468].mean(0)
+    return ((landmarks - center) @ (ry @ rx).T + center).astype(np.float32)
+
+
+def open_jaw(landmarks, amount_px):
+    """Move the lower lip, chin and jaw down; the upper lip stays."""
+    topo = mesh_topology()
+    upper, lower = split_loop(topo.mouth_loop, landmarks, face_axis(landmarks))
+    corner_y = landmarks[[upper[0], upper[-1]], 1].mean()
+    lip_y = landmarks[lower[len(lower) // 2], 1]
+    weight = np.clip((landmarks[:, 1] - corner_y) / (lip_y - corner_y), 0, 1)
+    weight[upper] = 0
+    weight[468:] = 0
+    moved = landmarks.copy()
+    moved[:, 1] += amount_px * weight
+    return moved
+
+
+def close_eyes(landmarks):
+    """Upper eyelid contours lowered onto the lower ones."""
+    topo = mesh_topology()
+    moved = landmarks.copy()
+    for loop in topo.eye_loops:
+        upper, lower = split_loop(loop, landmarks, face_axis(landmarks))
+        for idx in upper[1:-1]:
+            nearest = lower[np.argmin(np.abs(landmarks[lower, 0] - landmarks[idx, 0]))]
+            moved[idx, :2] = landmarks[nearest, :2]
+    return moved
+
+
+def shift_irises(landmarks, dx):
+    moved = landmarks.copy()
+    moved[468:, 0] += dx
+    return moved
+
+
+def test_topology_from_mediapipe():
+    topo = mesh_topology()
+    assert topo.face_triangles.shape == (NUM_FACE_TRIANGLES, 3)
+    assert len(topo.oval_loop) == 36 and len(topo.mouth_loop) == 20
+    assert [len(loop) for loop in topo.eye_loops] == [16, 16]
+    assert topo.iris_centers == (468, 473)
+    # every tessellation edge is used by at most two triangles (a proper surface)
+    edges = np.sort(np.concatenate([topo.face_triangles[:, [0, 1]], topo.face_triangles[:, [1, 2]],
+                                    topo.face_triangles[:, [0, 2]]]), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert counts.max() == 2
+
+
+def test_identity_reproduces_reference(renderer, reference, astronaut):
+    image, landmarks = astronaut
+    frame = renderer.render_frame(reference, landmarks)
+    assert frame.shape == image.shape and frame.dtype == np.uint8
+    assert psnr(frame, image) > 34.0  # measured 40.7 dB (crop resampled to 256 and back)
+
+
+def test_head_rotation_moves_face_and_keeps_background(renderer, reference, astronaut):
+    image, landmarks = astronaut
+    driven = rotate(landmarks, yaw_deg=15)
+    frame = renderer.render_frame(reference, driven)
+    for ys, xs in [(slice(0, CORNER), slice(0, CORNER)), (slice(0, CORNER), slice(-CORNER, None)),
+                   (slice(-CORNER, None), slice(0, CORNER)), (slice(-CORNER, None), slice(-CORNER, None))]:
+        np.testing.assert_array_equal(frame[ys, xs], image[ys, xs])
+    # the crop border is anchored: the pasted crop meets the untouched frame without a seam
+    x0, y0 = (int(v) for v in reference.crop_origin)
+    size = reference.crop_size
+    ring = np.zeros(image.shape[:2], bool)
+    ring[max(y0, 0): y0 + size, max(x0, 0): x0 + size] = True
+    inner = np.zeros_like(ring)
+    inner[max(y0 + 4, 0): y0 + size - 4, max(x0 + 4, 0): x0 + size - 4] = True
+    assert np.abs(frame.astype(float) - image)[ring & ~inner].mean() < 3.0
+    # the face really turned: MediaPipe finds the landmarks nearer the driven ones than the reference's
+    found = detect(frame)
+    assert found is not None
+    to_driven = np.abs(found[:468, :2] - driven[:468, :2]).mean()
+    to_reference = np.abs(found[:468, :2] - landmarks[:468, :2]).mean()
+    assert to_driven < 0.6 * to_reference, (to_driven, to_reference)  # measured 0.83 vs 1.67 px
+
+
+def test_mouth_opening_darkens_the_mouth(renderer, reference, astronaut):
+    image, landmarks = astronaut
+    topo = mesh_topology()
+    driven = open_jaw(landmarks, 10.0)
+    frame = renderer.render_frame(reference, driven)
+    upper, lower = split_loop(topo.mouth_loop, landmarks, face_axis(landmarks))
+    mid = len(lower) // 2
+    # pixels half-way between the driven lips (cavity) vs the same place in the reference (teeth)
+    x = int(round(driven[lower[mid], 0]))
+    top, bottom = driven[upper[mid], 1], driven[lower[mid], 1]
+    y = int(round((top + bottom) / 2))
+    assert luma(frame[y - 1: y + 2, x - 3: x + 4]).mean() < luma(image[y - 1: y + 2, x - 3: x + 4]).mean() - 40
+
+
+def test_closed_reference_mouth_gets_teeth_and_cavity(renderer, reference, astronaut):
+    _, landmarks = astronaut
+    topo = mesh_topology()
+    upper, lower = split_loop(topo.mouth_loop, landmarks, face_axis(landmarks))
+    closed = landmarks.copy()
+    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
+    closed[upper, 1] = middle
+    closed[lower, 1] = middle
+    closed_image = renderer.render_frame(reference, closed)
+    closed_ref = renderer.prepare(closed_image, closed)
+    frame = renderer.render_frame(closed_ref, open_jaw(closed, 12.0))
+    driven = open_jaw(closed, 12.0)
+    x = int(round(driven[lower[len(lower) // 2], 0]))
+    column = luma(frame[int(driven[upper[len(upper) // 2], 1]): int(driven[lower[len(lower) // 2], 1]), x])
+    assert column.max() > 150  # teeth under the upper lip
+    assert column.min() < 60  # dark cavity further in
+
+
+def test_closed_eyes_hide_the_iris(renderer, reference, astronaut):
+    image, landmarks = astronaut
+    frame = renderer.render_frame(reference, close_eyes(landmarks))
+    for center in mesh_topology().iris_centers:
+        x, y = np.round(landmarks[center, :2]).astype(int)
+        before, after = luma(image[y - 1: y + 2, x - 1: x + 2]).mean(), luma(frame[y - 1: y + 2, x - 1: x + 2]).mean()
+        assert after > before + 40, (before, after)
+
+
+def test_irises_follow_gaze(renderer, reference, astronaut):
+    _, landmarks = astronaut
+    topo = mesh_topology()
+    positions = []
+    for dx in (-3.0, 3.0):
+        frame = renderer.render_frame(reference, shift_irises(landmarks, dx))
+        darkest = []
+        for loop in topo.eye_loops:
+            lo = np.floor(landmarks[loop, :2].min(0)).astype(int)
+            hi = np.ceil(landmarks[loop, :2].max(0)).astype(int)
+            patch = luma(frame[lo[1]: hi[1], lo[0]: hi[0]])
+            ys, xs = np.nonzero(patch <= np.percentile(patch, 10))
+            darkest.append(lo[0] + xs.mean())
+        positions.append(darkest)
+    shift = np.subtract(positions[1], positions[0])
+    assert (shift > 3.0).all(), shift  # irises moved 6 px to the right
+
+
+def test_render_sequence_and_progress(renderer, reference, astronaut):
+    image, landmarks = astronaut
+    sequence = np.stack([rotate(landmarks, yaw_deg=a) for a in (-5, 0, 5)])
+    calls = []
+    frames = renderer.render(reference, sequence, progress=lambda done, total: calls.append((done, total)))
+    assert frames.shape == (3, *image.shape) and frames.dtype == np.uint8
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert psnr(frames[1], image) > 34.0
+
+
+def test_extreme_landmarks_do_not_crash(renderer, reference, astronaut):
+    _, landmarks = astronaut
+    rng = np.random.default_rng(0)
+    wild = landmarks + rng.normal(0, 15, landmarks.shape).astype(np.float32)
+    frame = renderer.render_frame(reference, wild)
+    assert frame.shape == reference.image.shape
+
+
+@pytest.mark.parametrize("size", [256, 512])
+def test_output_sizes(size, astronaut):
+    image, landmarks = astronaut
+    renderer = WarpRenderer(output_size=size)
+    crop = renderer.render_crop(renderer.prepare(image, landmarks), landmarks)
+    assert crop.shape == (size, size, 3)
+
+
+def test_gray_and_rgba_are_converted(renderer, astronaut):
+    image, landmarks = astronaut
+    gray = renderer.prepare(image[..., 0], landmarks)
+    rgba = renderer.prepare(np.concatenate([image, np.full_like(image[..., :1], 255)], axis=2), landmarks)
+    assert isinstance(gray, RenderReference) and gray.image.shape == image.shape
+    np.testing.assert_array_equal(rgba.image, image)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda img, lm: (img.astype(np.uint16) * 257, lm), "uint8"),
+        (lambda img, lm: (img / 255.0, lm), "uint8"),
+        (lambda img, lm: (img[..., :2], lm), r"\(H, W, 3\)"),
+        (lambda img, lm: (img.tolist(), lm), "numpy array"),
+        (lambda img, lm: (img, lm[:468]), "478"),
+        (lambda img, lm: (img, np.where(np.arange(478)[:, None] == 5, np.nan, lm)), "NaN"),
+        (lambda img, lm: (img, lm + 5000), "outside"),
+    ],
+)
+def test_bad_reference_inputs(renderer, astronaut, make, match):
+    with pytest.raises(ValueError, match=match):
+        renderer.prepare(*make(*astronaut))
+
+
+def test_bad_render_inputs(renderer, reference, astronaut):
+    _, landmarks = astronaut
+    with pytest.raises(ValueError, match=r"\(T, 478, 3\)"):
+        renderer.render(reference, landmarks)  # one frame given where a sequence is expected
+    with pytest.raises(ValueError, match="prepare"):
+        renderer.render_frame(object(), landmarks)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(output_size=8), dict(crop_scale=0.9), dict(ring_scales=(1.3,)), dict(map_downsample=0),
+               dict(border_anchors=1), dict(feather=0.7)],
+)
+def test_bad_config(kwargs):
+    with pytest.raises(ValueError):
+        WarpRenderer(**kwargs)
+
+
+def test_config_round_trip(tmp_path):
+    renderer = WarpRenderer(output_size=256, crop_scale=2.6, mouth_fill=False)
+    renderer.save_pretrained(tmp_path / "renderer")
+    assert (tmp_path / "renderer" / WarpRenderer.config_name).exists()
+    loaded = WarpRenderer.from_pretrained(tmp_path, subfolder="renderer")
+    assert loaded.config.output_size == 256 and loaded.config.crop_scale == 2.6 and not loaded.config.mouth_fill
+    assert list(loaded.config.ring_scales) == list(renderer.config.ring_scales)
