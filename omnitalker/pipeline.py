@@ -432,6 +432,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        if text is not None and not isinstance(text, (str, list, tuple)):
+            raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}")
         texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
         if reference is None:
             self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
