@@ -53,7 +53,9 @@ def rotated_track(photo, photo_track) -> FaceTrack:
     """The photo rotated and zoomed about the face centre, frame by frame."""
     centre = tuple(float(v) for v in photo_track.landmarks[0, 6, :2])  # nose bridge
     frames = [
-        cv2.warpAffine(photo, cv2.getRotationMatrix2D(centre, angle, zoom), (512, 512), borderMode=cv2.BORDER_REFLECT)
+        cv2.warpAffine(
+            photo, cv2.getRotationMatrix2D(centre, angle, zoom), (512, 512), borderMode=cv2.BORDER_REFLECT
+        )
         for angle, zoom in zip(ROTATION_DEGREES, ZOOM, strict=True)
     ]
     with FaceAnalyzer() as analyzer:
@@ -184,11 +186,11 @@ def _express(neutral, codes):
 def test_codes_mean_the_same_for_different_identities(which):
     """The same head motion and expression in face units encodes to the same codes at any size."""
     neutral = load_face_template().vertices.astype(np.float64) if which == "template" else _other_face()
-    frame_size, pixels_per_unit, origin = ((512, 512), 100.0, (256.0, 240.0, 0.0)) if which == "template" else (
-        (720, 1280),
-        260.0,
-        (600.0, 380.0, 50.0),
-    )
+    framings = {
+        "template": ((512, 512), 100.0, (256.0, 240.0, 0.0)),
+        "other": ((720, 1280), 260.0, (600.0, 380.0, 50.0)),
+    }
+    frame_size, pixels_per_unit, origin = framings[which]
     # The reference: the neutral face, frontal, in its own framing.
     reference = _pose_landmarks(neutral, np.zeros(VISUAL_CODE_DIM), pixels_per_unit, origin)
     identity = FaceIdentity.from_landmarks(reference[None], frame_size)
@@ -200,9 +202,7 @@ def test_codes_mean_the_same_for_different_identities(which):
     codes[:, POSE_SLICE] = rng.uniform(-1, 1, (5, 6)) * np.array([0.5, 0.3, 0.3, 0.3, 0.3, 0.2])
     codes[:, EXP_SLICE] = rng.normal(0.0, 0.03, (5, 48))
     codes[:, EYE_SLICE] = rng.uniform(-0.15, 0.15, (5, 4))
-    landmarks = np.stack(
-        [_pose_landmarks(_express(neutral, c), c, pixels_per_unit, origin) for c in codes]
-    )
+    landmarks = np.stack([_pose_landmarks(_express(neutral, c), c, pixels_per_unit, origin) for c in codes])
     encoded = encode_codes(landmarks, identity)
     assert encoded.dtype == np.float32 and encoded.shape == (5, VISUAL_CODE_DIM)
     np.testing.assert_allclose(encoded, codes, atol=2e-5)
@@ -231,7 +231,8 @@ def test_round_trip_and_pose_on_a_rotating_video(rotated_track):
     assert errors.mean() < 1.0 and errors.max() < 6.0  # pixels at 512 x 512 (measured ~0.4 / ~2)
     codes = encode_codes(rotated_track.landmarks, FaceIdentity.from_track(rotated_track))
     roll_change = np.degrees(codes[:, 2] - codes[0, 2])
-    np.testing.assert_allclose(roll_change, -np.array(ROTATION_DEGREES), atol=1.5)  # cv2: + is counter-clockwise
+    # cv2's positive angle is counter-clockwise, the code's positive roll clockwise.
+    np.testing.assert_allclose(roll_change, -np.array(ROTATION_DEGREES), atol=1.5)
     np.testing.assert_allclose(codes[:, 5] - codes[0, 5], np.log(ZOOM), atol=0.02)
     assert np.abs(codes[:, EXP_SLICE]).max() < 0.05  # no expression change in a rigid motion
     assert np.isfinite(codes).all()
@@ -305,7 +306,9 @@ def test_smoothing_removes_jitter_but_keeps_motion():
     # White jitter loses the power above the cutoffs (pose 4 Hz, exp 8 Hz of the 15 Hz band).
     assert rms(smoothed - clean, POSE_SLICE) < 0.65 * rms(noisy - clean, POSE_SLICE)
     assert rms(smoothed - clean, EXP_SLICE) < 0.85 * rms(noisy - clean, EXP_SLICE)
-    assert rms(smooth_codes(noisy, 30.0, cutoff_hz=2.0) - clean, POSE_SLICE) < 0.5 * rms(noisy - clean, POSE_SLICE)
+    assert rms(smooth_codes(noisy, 30.0, cutoff_hz=2.0) - clean, POSE_SLICE) < 0.5 * rms(
+        noisy - clean, POSE_SLICE
+    )
 
     def amplitude(signal, hertz):  # least-squares amplitude of the sinusoid in the signal
         return 2.0 * np.mean(signal * np.sin(2 * np.pi * hertz * time))

@@ -36,7 +36,9 @@ def test_rotated_covariances_match_closed_form():
     # Commuting matrices (same eigenvectors): the trace term is sum(sqrt(l1 * l2)).
     sigma_scaled = q @ np.diag(variances * 9.0) @ q.T
     expected = np.sum((np.sqrt(variances) - 3.0 * np.sqrt(variances)) ** 2)
-    assert frechet_distance(np.zeros(4), sigma, np.zeros(4), sigma_scaled) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(np.zeros(4), sigma, np.zeros(4), sigma_scaled) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_samples_converge_to_closed_form_and_singular_covariance_is_finite():

@@ -136,7 +136,9 @@ def _as_sequence(landmarks: np.ndarray) -> np.ndarray:
         raise ValueError(f"landmarks must be (T, {NUM_LANDMARKS}, 3) MediaPipe points, got {landmarks.shape}")
     if not np.isfinite(landmarks).all():
         bad = int((~np.isfinite(landmarks).all((1, 2))).sum())
-        raise ValueError(f"landmarks contain NaN/inf in {bad}/{len(landmarks)} frames; interpolate or drop them")
+        raise ValueError(
+            f"landmarks contain NaN/inf in {bad}/{len(landmarks)} frames; interpolate or drop them"
+        )
     return landmarks
 
 
@@ -306,7 +308,9 @@ def decode_codes(codes: np.ndarray, identity: FaceIdentity) -> np.ndarray:
     for side, (eye, iris, outer_is_left) in enumerate(_EYES):
         centre, width, e_x, e_y = _eye_frame(canonical, eye, outer_is_left)
         neutral_centre = 0.5 * (neutral[eye[0]] + neutral[eye[1]])
-        iris_xy = centre[:, :2] + width[:, None] * (eye_codes[:, side, :1] * e_x + eye_codes[:, side, 1:] * e_y)
+        iris_xy = centre[:, :2] + width[:, None] * (
+            eye_codes[:, side, :1] * e_x + eye_codes[:, side, 1:] * e_y
+        )
         iris_z = centre[:, 2] + (neutral[iris[0], 2] - neutral_centre[2])
         iris_centre = np.concatenate([iris_xy, iris_z[:, None]], -1)  # t 3
         canonical[:, list(iris)] = iris_centre[:, None] + (neutral[list(iris)] - neutral[iris[0]])[None]
@@ -373,7 +377,9 @@ def resample_codes(
     return out.astype(np.float32)
 
 
-def smooth_codes(codes: np.ndarray, fps: float = CODE_FPS, cutoff_hz: float | dict | None = None) -> np.ndarray:
+def smooth_codes(
+    codes: np.ndarray, fps: float = CODE_FPS, cutoff_hz: float | dict | None = None
+) -> np.ndarray:
     """Zero-phase low-pass (Butterworth, forwards + backwards) of a (T, 58) code sequence.
 
     Removes landmark jitter without lag and without freezing motion: components below the cutoff

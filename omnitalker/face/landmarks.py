@@ -120,7 +120,9 @@ def pick_main_face(boxes: np.ndarray, frame_size: tuple[int, int]) -> int:
     height, width = frame_size
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (height * width)
     centres = 0.5 * (boxes[:, :2] + boxes[:, 2:])
-    offset = np.linalg.norm(centres - np.array([width / 2, height / 2]), axis=-1) / (0.5 * np.hypot(width, height))
+    offset = np.linalg.norm(centres - np.array([width / 2, height / 2]), axis=-1) / (
+        0.5 * np.hypot(width, height)
+    )
     return int(np.argmax(area * (1.0 - np.clip(offset, 0.0, 1.0))))
 
 
@@ -232,7 +234,9 @@ class FaceAnalyzer:
         if factor < 1.0:
             import cv2
 
-            small = cv2.resize(frame, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                frame, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA
+            )
         else:
             small = frame
         with _silence_stderr():
@@ -297,7 +301,10 @@ class FaceAnalyzer:
             boxes = landmark_box(np.stack(candidates))
             if previous_box is None or index - last_seen > max_gap_frames + 1:
                 choice = pick_main_face(boxes, frame_size)
-                if previous_box is not None and box_iou(previous_box, boxes[choice : choice + 1])[0] < self.iou_threshold:
+                if (
+                    previous_box is not None
+                    and box_iou(previous_box, boxes[choice : choice + 1])[0] < self.iou_threshold
+                ):
                     notes.append(
                         f"the tracked face was lost for {index - last_seen - 1} frames and a face was "
                         f"picked up again at frame {index} elsewhere in the frame (it may be another person)"
@@ -316,7 +323,9 @@ class FaceAnalyzer:
         height, width = frame_size
         help_text = NO_FACE_HELP.format(min_fraction=self.min_face_fraction)
         if max(height, width) > MAX_DETECT_SIDE:
-            notes.append(f"frames are {width}x{height} px; faces were detected on a copy scaled to {MAX_DETECT_SIDE} px")
+            notes.append(
+                f"frames are {width}x{height} px; faces were detected on a copy scaled to {MAX_DETECT_SIDE} px"
+            )
         max_gap_frames = int(np.floor(self.max_gap_seconds * fps))
         landmarks, detected = self._follow(faces, frame_size, max_gap_frames, notes)
         found = int(detected.sum())

@@ -47,7 +47,9 @@ def _series(codes, labels, name: str) -> tuple[list[np.ndarray], list[str]]:
     return codes, labels
 
 
-def plot_pose_traces(reference_codes, generated_codes=None, fps: float = CODE_FPS, generated_fps: float | None = None):
+def plot_pose_traces(
+    reference_codes, generated_codes=None, fps: float = CODE_FPS, generated_fps: float | None = None
+):
     """Yaw, pitch and roll (degrees) over time: reference beside generated (paper Fig. 2)."""
     sequences = [("reference", _codes(reference_codes, "reference_codes"), fps)]
     if generated_codes is not None:
@@ -136,7 +138,11 @@ def plot_code_heatmap(codes, fps: float = CODE_FPS, normalize: bool = True):
     axis = axes[0, 0]
     duration = len(codes) / fps
     image = axis.imshow(
-        values.T, aspect="auto", interpolation="nearest", cmap="coolwarm", extent=(0.0, duration, VISUAL_CODE_DIM - 0.5, -0.5)
+        values.T,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="coolwarm",
+        extent=(0.0, duration, VISUAL_CODE_DIM - 0.5, -0.5),
     )
     axis.set_yticks(np.arange(VISUAL_CODE_DIM))
     axis.set_yticklabels(CODE_NAMES, fontsize=5)

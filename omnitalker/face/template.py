@@ -73,6 +73,7 @@ EXPRESSION_POINTS: tuple[tuple[str, int], ...] = (
 
 # Rigid points for the pose fit: forehead, nose bridge, eye corners, temples, upper cheekbones.
 # No lips, jaw, lids or brows (they move with expressions).
+# fmt: off
 STABLE_POINTS: tuple[int, ...] = (
     10, 151, 9, 8, 109, 338, 67, 297, 103, 332,  # forehead
     168, 6, 197, 195, 5,  # nose bridge and dorsum
@@ -80,6 +81,7 @@ STABLE_POINTS: tuple[int, ...] = (
     21, 251, 54, 284, 162, 389, 127, 356,  # temples
     116, 345, 117, 346, 118, 347, 227, 447, 234, 454,  # cheekbones and face sides at eye level
 )
+# fmt: on
 
 # Gaussian width (face-size units) of each expression point's influence when propagating offsets.
 PROPAGATION_SIGMA: dict[str, float] = {
@@ -140,6 +142,8 @@ def load_face_template(path: str | Path = TEMPLATE_PATH) -> FaceTemplate:
             source=str(data["source"]),
         )
     expected = np.array([index for _, index in EXPRESSION_POINTS])
-    if template.vertices.shape != (NUM_LANDMARKS, 3) or not np.array_equal(template.semantic_indices, expected):
+    if template.vertices.shape != (NUM_LANDMARKS, 3) or not np.array_equal(
+        template.semantic_indices, expected
+    ):
         raise ValueError(f"face template {path} does not match this version of omnitalker; rebuild it")
     return template

@@ -135,7 +135,9 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> VideoFrame
         except av.error.FFmpegError as error:
             if not frames:
                 raise ValueError(f"could not decode any frame of {path} ({error})") from error
-            notes.append(f"decoding stopped at frame {len(frames)} with an error ({error}); using the frames read")
+            notes.append(
+                f"decoding stopped at frame {len(frames)} with an error ({error}); using the frames read"
+            )
     if not frames:
         raise ValueError(f"{path} contains no video frames")
     if rotation % RIGHT_ANGLE:
