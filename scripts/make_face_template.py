@@ -23,7 +23,6 @@ measured instead, deterministically, from the public-domain astronaut photo (ski
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from omnitalker.face.landmarks import silence_native_logs  # noqa: E402
 from omnitalker.face.template import (  # noqa: E402
     EXPRESSION_POINTS,
     FACE_SIZE_POINTS,
@@ -170,7 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=TEMPLATE_PATH)
     args = parser.parse_args()
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115 - mediapipe's C++ logs
+    with silence_native_logs():  # MediaPipe's C++ logs
         template = build_template()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **template)

@@ -117,10 +117,14 @@ def test_odd_frame_rate_video_is_decoded_and_tracked(tmp_path, face, analyzer):
     np.testing.assert_allclose(decoded.timestamps, np.arange(6) / 22.13, atol=1e-3)
     track = analyzer.analyze_video(path)
     assert track.fps == pytest.approx(22.13, rel=1e-3) and track.detected.all() and track.warnings == []
-    from omnitalker.face import FaceIdentity, encode_codes
+    from omnitalker.face import FaceIdentity, encode_codes, track_to_codes
 
     codes = encode_codes(track.landmarks, FaceIdentity.from_track(track))
     np.testing.assert_allclose(np.degrees(codes[:, 2] - codes[0, 2]), -np.array(angles), atol=2.0)
+    at_30 = track_to_codes(track, smooth=False)  # 6 frames at 22.13 fps last 0.271 s = 8 frames at 30 fps
+    assert at_30.shape == (8, 58)
+    np.testing.assert_allclose(at_30[0], codes[0], atol=1e-6)
+    assert np.isfinite(track_to_codes(track)).all()
 
 
 def test_variable_frame_rate_and_mpeg4(tmp_path, face):

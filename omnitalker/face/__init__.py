@@ -4,6 +4,7 @@
     track = FaceAnalyzer().analyze_video("reference.mp4")       # 478 MediaPipe points per frame
     identity = FaceIdentity.from_track(track)
     codes = encode_codes(track.landmarks, identity)             # (T, 58) pose | exp | eye
+    codes_30 = track_to_codes(track, identity)                   # the same at 30 fps, smoothed
     points = decode_codes(codes, identity)                       # (T, 478, 3) pixels
 
 The code layout is documented in omnitalker/face/codes.py.
@@ -26,6 +27,7 @@ from .codes import (
     resample_codes,
     rotation_to_euler,
     smooth_codes,
+    track_to_codes,
 )
 from .landmarks import FaceAnalyzer, FaceTrack
 from .template import EXPRESSION_POINTS, NUM_LANDMARKS, FaceTemplate, load_face_template
@@ -58,4 +60,5 @@ __all__ = [
     "rotation_to_euler",
     "smooth_codes",
     "to_rgb_uint8",
+    "track_to_codes",
 ]

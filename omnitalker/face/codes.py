@@ -413,3 +413,16 @@ def smooth_codes(
         padlen = min(3 * (2 * len(sos) + 1), len(out) - 1)
         out[:, part] = sosfiltfilt(sos, out[:, part], axis=0, padlen=padlen)
     return out.astype(np.float32)
+
+
+def track_to_codes(track, identity: FaceIdentity | None = None, fps: float = CODE_FPS, smooth: bool = True):
+    """Codes of a FaceTrack at `fps` (default 30): encode, resample on the frames' timestamps, smooth.
+
+    identity defaults to the track's own (FaceIdentity.from_track). Smoothing (``smooth_codes``) runs
+    at the track's native rate, before resampling, where the landmark jitter lives.
+    """
+    identity = FaceIdentity.from_track(track) if identity is None else identity
+    codes = encode_codes(track.landmarks, identity)
+    if smooth:
+        codes = smooth_codes(codes, fps=track.fps)
+    return resample_codes(codes, track.fps, fps, timestamps=track.timestamps)

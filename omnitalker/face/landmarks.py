@@ -44,7 +44,7 @@ def _quiet_mediapipe_env() -> None:
 
 
 @contextlib.contextmanager
-def _silence_stderr():
+def silence_native_logs():
     """Mute the file descriptor 2 (MediaPipe's C++ logging bypasses Python)."""
     try:
         saved = os.dup(2)
@@ -200,7 +200,7 @@ class FaceAnalyzer:
 
     def _new_mesh(self):
         _quiet_mediapipe_env()
-        with _silence_stderr():
+        with silence_native_logs():
             from mediapipe.python.solutions.face_mesh import FaceMesh
 
             return FaceMesh(
@@ -239,7 +239,7 @@ class FaceAnalyzer:
             )
         else:
             small = frame
-        with _silence_stderr():
+        with silence_native_logs():
             result = mesh.process(small)
         faces = []
         for face in result.multi_face_landmarks or []:
