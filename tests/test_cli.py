@@ -1,0 +1,85 @@
+"""The omnitalker command line with a tiny saved pipeline: generate and lipsync to real mp4 files, and errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from omnitalker.audio import SAMPLE_RATE, save_audio
+from omnitalker.cli import DEFAULT_PIPELINE, main
+from omnitalker.io.video import read_video
+from omnitalker.pipeline import OmniTalkerPipeline
+from tests.pipeline_fixtures import (
+    REFERENCE_TEXT,
+    astronaut_face,
+    get_dummy_components,
+    make_reference_video,
+    make_voice,
+)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    OmniTalkerPipeline(**get_dummy_components()).save_pretrained(folder / "pipe")
+    make_reference_video(folder / "ref.mp4", seconds=1.3, size=160)
+    cv2.imwrite(str(folder / "face.png"), astronaut_face(160)[..., ::-1])
+    save_audio(folder / "voice.wav", make_voice(1.3), SAMPLE_RATE)
+    save_audio(folder / "speech.wav", make_voice(1.2, "Some other words."), SAMPLE_RATE)
+    return folder
+
+
+def assert_talking_video(path) -> None:
+    clip = read_video(str(path))
+    assert clip.audio is not None and len(clip.frames) > 0
+    assert abs(clip.duration - clip.audio_duration) <= 1.0 / clip.fps + 1024 / clip.sample_rate
+
+
+def test_generate_from_a_reference_video(media, capsys):
+    out = media / "out" / "generated.mp4"
+    code = main(["generate", "--pipeline", str(media / "pipe"), "--text", "Hello there.", "--reference",
+                 str(media / "ref.mp4"), "--reference-text", REFERENCE_TEXT, "--steps", "2", "--out", str(out)])
+    assert code == 0 and f"wrote {out}" in capsys.readouterr().out
+    assert_talking_video(out)
+
+
+def test_lipsync_a_photo(media):
+    out = media / "lipsync.mp4"
+    code = main(["lipsync", "--pipeline", str(media / "pipe"), "--image", str(media / "face.png"), "--audio",
+                 str(media / "speech.wav"), "--steps", "2", "--out", str(out)])
+    assert code == 0
+    assert_talking_video(out)
+    assert abs(read_video(str(out)).duration - 1.2) <= 1.0 / 25
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "--text", "Hi.", "--reference", "ref.mp4", "--out", "o.mp4"], "bundled demo weights"),
+        (["generate", "--text", "Hi.", "--image", "face.png", "--out", "o.mp4"], "--voice sample.wav"),
+        (["generate", "--text", "Hi.", "--reference", "a.mp4", "--image", "b.png", "--out", "o.mp4"], "exactly one"),
+        (["lipsync", "--image", "face.png", "--audio", "a.wav", "--out", "o.avi"], "--out must be a video"),
+        (["lipsync", "--pipeline", "./missing", "--image", "f.png", "--audio", "a.wav", "--out", "o.mp4"],
+         "not a pipeline folder"),
+    ],
+)
+def test_errors_say_what_to_do(argv, message, capsys):
+    if "bundled" in message and DEFAULT_PIPELINE.is_dir():
+        pytest.skip("the demo weights exist on this machine")
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_transcript_is_reported(media, capsys):
+    code = main(["generate", "--pipeline", str(media / "pipe"), "--text", "Hello.", "--image", str(media / "face.png"),
+                 "--voice", str(media / "voice.wav"), "--steps", "2", "--out", str(media / "x.mp4")])
+    assert code == 2 and "reference_text is required" in capsys.readouterr().err
+    assert not (media / "x.mp4").exists()  # nothing half-written
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "omnitalker", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "generate" in result.stdout and "lipsync" in result.stdout
