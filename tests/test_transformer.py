@@ -95,7 +95,7 @@ def test_absent_stream_block_is_single_dit_block(fusion):
     model = tiny(fusion=fusion)
     block = model.fusion_blocks[0]
     x, t = torch.randn(2, 10, 32), torch.randn(2, 32)
-    rope = model.rotary_embed(10)
+    rope = model.rotary_embed(10)  # (cos, sin)
     with torch.no_grad():
         audio, visual = block(x, None, t, None, rope)
         assert visual is None and torch.equal(audio, block.audio(x, t, None, rope))
@@ -258,13 +258,20 @@ def test_named_config_errors():
 def test_interleaved_rope_matches_complex_rotation():
     model = tiny()
     x = torch.randn(1, 2, 6, 16)  # b h n dh
-    angles = model.rotary_embed(6)  # n dh
-    rotated = apply_rotary(x, angles)
+    rope = model.rotary_embed(6)  # (cos, sin), n dh/2
+    rotated = apply_rotary(x, rope)
+    angles = torch.atan2(rope[1], rope[0])
     pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)).contiguous())  # adjacent pairs = complex numbers
-    expected = torch.view_as_real(pairs * torch.polar(torch.ones_like(angles[:, ::2]), angles[:, ::2])).flatten(-2)
-    torch.testing.assert_close(rotated, expected, atol=1e-6, rtol=1e-6)
-    head_zero_only = apply_rotary(x, angles, num_heads=1)
-    assert torch.equal(head_zero_only[:, 1], x[:, 1]) and torch.allclose(head_zero_only[:, 0], rotated[:, 0])
+    expected = torch.view_as_real(pairs * torch.polar(torch.ones_like(angles), angles)).flatten(-2)
+    torch.testing.assert_close(rotated, expected, atol=1e-5, rtol=1e-5)
+    # F5 / x_transformers formula: x * cos + rotate_every_two(x) * sin with the angles repeated per pair
+    cos, sin = (table.repeat_interleave(2, dim=-1) for table in rope)
+    rotate = torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
+    assert torch.equal(rotated, x * cos + rotate * sin)
+    inv_freq = model.rotary_embed.inv_freq
+    torch.testing.assert_close(angles[1], inv_freq, atol=1e-6, rtol=0)  # position 1 turns by inv_freq
+    head_zero_only = apply_rotary(x, rope, num_heads=1)
+    assert torch.equal(head_zero_only[:, 1], x[:, 1]) and torch.equal(head_zero_only[:, 0], rotated[:, 0])
 
 
 def test_average_upsampling_spreads_text():

@@ -60,7 +60,7 @@ class FusionBlock(nn.Module, abc.ABC):
         visual: Stream,  # b n d
         t: torch.Tensor,  # b d
         mask: torch.Tensor | None = None,  # b n bool
-        rope: torch.Tensor | None = None,  # n dh
+        rope: tuple | None = None,  # (cos, sin), n dh/2 each
     ) -> tuple[Stream, Stream]:
         if visual is None:
             return self.audio(audio, t, mask, rope), None

@@ -274,25 +274,26 @@ class RotaryEmbedding(nn.Module):
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
         self.register_buffer("inv_freq", inv_freq)
 
-    def forward(self, num_frames: int) -> torch.Tensor:
-        """Angles for positions 0..n-1, each frequency repeated for its (even, odd) pair: n dh."""
+    def forward(self, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin) of the angles of positions 0..n-1, one per (even, odd) channel pair: n dh/2 each.
+
+        Computed once per model forward and shared by every attention layer.
+        """
         positions = torch.arange(num_frames, device=self.inv_freq.device).type_as(self.inv_freq)
         angles = torch.outer(positions, self.inv_freq)  # n dh/2
-        return angles.repeat_interleave(2, dim=-1)  # n dh
+        return angles.cos(), angles.sin()
 
 
-def rotate_every_two(x: torch.Tensor) -> torch.Tensor:
-    """(x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)."""
-    pairs = x.unflatten(-1, (-1, 2))  # ... dh/2 2
-    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-
-
-def apply_rotary(x: torch.Tensor, angles: torch.Tensor, num_heads: int | None = None) -> torch.Tensor:
-    """Rotate x (b h n dh) by angles (n dh); only the first ``num_heads`` heads when given (F5 v0: 1)."""
+def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], num_heads: int | None = None):
+    """Rotate each channel pair (x0, x1) of x (b h n dh) by its angle; only the first ``num_heads`` heads
+    when given (F5 v0: 1). Interleaved pairs ("rotate every two", as x_transformers / F5-TTS), i.e.
+    ``x * cos + rotate_every_two(x) * sin`` with (x0, x1) -> (-x1, x0), written per pair.
+    """
     if num_heads is not None:
-        return torch.cat((apply_rotary(x[:, :num_heads], angles), x[:, num_heads:]), dim=1)
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    return x * cos + rotate_every_two(x) * sin
+        return torch.cat((apply_rotary(x[:, :num_heads], rope), x[:, num_heads:]), dim=1)
+    cos, sin = (table.to(x.dtype) for table in rope)  # n dh/2
+    even, odd = x.unflatten(-1, (-1, 2)).unbind(-1)  # b h n dh/2
+    return torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -384,13 +385,13 @@ class Attention(nn.Module):
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:  # b n (h dh) -> b h n dh
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
 
-    def project_query(self, x: torch.Tensor, rope: torch.Tensor | None) -> torch.Tensor:
+    def project_query(self, x: torch.Tensor, rope: tuple | None) -> torch.Tensor:
         q = self.split_heads(self.to_q(x))  # b h n dh
         if self.q_norm is not None:
             q = self.q_norm(q)
         return q if rope is None else apply_rotary(q, rope, self.pe_attn_head)
 
-    def project_key_value(self, x: torch.Tensor, rope: torch.Tensor | None):
+    def project_key_value(self, x: torch.Tensor, rope: tuple | None):
         k = self.split_heads(self.to_k(x))  # b h n dh
         if self.k_norm is not None:
             k = self.k_norm(k)
@@ -412,7 +413,7 @@ class Attention(nn.Module):
         context: torch.Tensor | None = None,  # b m d (keys/values); None = self-attention
         mask: torch.Tensor | None = None,  # b n bool, query frames
         context_mask: torch.Tensor | None = None,  # b m bool
-        rope: torch.Tensor | None = None,  # n dh (same positions for queries and keys: time-aligned)
+        rope: tuple | None = None,  # (cos, sin), n dh/2 each; same positions for queries and keys
     ) -> torch.Tensor:
         if context is None:
             context, context_mask = x, mask

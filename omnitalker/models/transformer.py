@@ -279,7 +279,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
             visual_cond = torch.zeros_like(visual) if visual_cond is None else visual_cond
             hidden_v = self.visual_embed(visual.to(dtype), visual_cond.to(dtype), text, drop_visual_cond, mask)
 
-        rope = self.rotary_embed(frames)  # n dh
+        rope = self.rotary_embed(frames)  # (cos, sin), n dh/2 each
         for block in self.fusion_blocks:
             hidden_a, hidden_v = self._run_block(block, hidden_a, hidden_v, t, mask, rope)
 
