@@ -262,3 +262,14 @@ def test_griffin_lim_rejects_bad_settings():
         GriffinLimVocoder(momentum=1.0)
     with pytest.raises(ValueError, match="n_iter"):
         GriffinLimVocoder(n_iter=-1)
+
+
+@pytest.mark.parametrize("vocoder_class", [VocosVocoder, GriffinLimVocoder])
+def test_half_precision_model_still_decodes(vocoder_class):
+    kwargs = tiny_vocos_kwargs() if vocoder_class is VocosVocoder else {"n_iter": 2}
+    vocoder = vocoder_class(**kwargs).to(torch.bfloat16)  # the ISTFT and Griffin-Lim stay in float32
+    mel = torch.randn(1, 100, 6) - 4
+    with torch.no_grad():
+        wave = vocoder.decode(mel.bfloat16())
+    assert wave.dtype == torch.float32 and wave.shape == (1, 5 * HOP_LENGTH)
+    assert bool(torch.isfinite(wave).all())

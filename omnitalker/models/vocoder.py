@@ -313,7 +313,7 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
     def mel_to_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel (b, m, t) -> non-negative linear STFT magnitude (b, f, t) whose mel matches it."""
         target = mel.float().exp()  # b m t
-        filterbank = self.filterbank  # f m
+        filterbank = self.filterbank.float()  # f m (float32 even if the model was cast)
         # Start where the magnitude is flat under each filter (mel / filter area), averaged over the
         # filters covering each bin: already close, so few multiplicative steps are needed.
         area = filterbank.sum(dim=0).clamp(min=MAGNITUDE_EPS)  # m
@@ -332,7 +332,7 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         """wave (b, (t - 1) * hop) -> complex spectrum (b, t, f), like torch.stft(center=True, reflect)."""
         n_fft, hop = self.config.n_fft, self.config.hop_length
         padded = F.pad(wave[:, None], (n_fft // 2, n_fft // 2), mode="reflect")[:, 0]  # b nw+n_fft
-        frames = padded.unfold(-1, n_fft, hop) * self.window  # b t n_fft
+        frames = padded.unfold(-1, n_fft, hop) * self.window.float()  # b t n_fft
         return torch.fft.rfft(frames, dim=-1)  # b t f
 
     def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
@@ -350,12 +350,12 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         """complex spectrum (b, t, f) -> least-squares wave (b, (t - 1) * hop), like torch.istft(center=True).
         `envelope` is the overlap-added squared window for t frames (see `_window_envelope`)."""
         n_fft, hop = self.config.n_fft, self.config.hop_length
-        frames = torch.fft.irfft(spec, n_fft, dim=-1) * self.window  # b t n_fft
+        frames = torch.fft.irfft(spec, n_fft, dim=-1) * self.window.float()  # b t n_fft
         wave = self._overlap_add(frames) / envelope  # b (t-1)*hop+n_fft
         return wave[:, n_fft // 2 : n_fft // 2 + (spec.shape[1] - 1) * hop]
 
     def _window_envelope(self, num_frames: int) -> torch.Tensor:
-        squared = self.window.square().expand(1, num_frames, -1)  # 1 t n_fft
+        squared = self.window.float().square().expand(1, num_frames, -1)  # 1 t n_fft
         # ~0 only in the ends that _istft trims
         return self._overlap_add(squared).clamp(min=MAGNITUDE_EPS)  # 1 (t-1)*hop+n_fft
 

@@ -102,19 +102,20 @@ class ISTFT(nn.Module):
         # Persistent: the released state dict carries it as `head.istft.window`.
         self.register_buffer("window", torch.hann_window(n_fft))
 
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:  # spec: b f t (complex)
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:  # spec: b f t (complex64)
+        window = self.window.float()  # stays float32 when the model is cast to half precision
         if self.padding == "center":
             return torch.istft(
-                spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True
+                spec, self.n_fft, self.hop_length, self.n_fft, window, center=True
             )  # b (t-1)*hop
         num_frames = spec.shape[-1]
         trim = (self.n_fft - self.hop_length) // 2
         frames = torch.fft.irfft(spec, self.n_fft, dim=1, norm="backward")  # b n_fft t
-        frames = frames * self.window[None, :, None]
+        frames = frames * window[None, :, None]
         full_length = (num_frames - 1) * self.hop_length + self.n_fft
         fold = dict(output_size=(1, full_length), kernel_size=(1, self.n_fft), stride=(1, self.hop_length))
         audio = F.fold(frames, **fold)[:, 0, 0, trim:-trim]  # b t*hop
-        window_sq = self.window.square()[None, :, None].expand(1, -1, num_frames)  # 1 n_fft t
+        window_sq = window.square()[None, :, None].expand(1, -1, num_frames)  # 1 n_fft t
         envelope = F.fold(window_sq, **fold)[0, 0, 0, trim:-trim]  # t*hop
         if not bool((envelope > WINDOW_ENVELOPE_MIN).all()):
             raise ValueError("ISTFT window envelope has zeros: hop_length is too large for this n_fft.")
@@ -130,7 +131,7 @@ class ISTFTHead(nn.Module):
         self.istft = ISTFT(n_fft, hop_length, padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: b t d
-        x = self.out(x).transpose(1, 2)  # b 2f t
+        x = self.out(x).float().transpose(1, 2)  # b 2f t; the ISTFT runs in float32 even for half models
         log_magnitude, phase = x.chunk(2, dim=1)  # b f t each
         magnitude = torch.exp(log_magnitude).clip(max=MAX_MAGNITUDE)
         spec = torch.polar(magnitude, phase)  # b f t complex: mag * (cos p + i sin p)
