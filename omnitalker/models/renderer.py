@@ -673,13 +673,10 @@ class WarpRenderer(ConfigMixin):
         crop = self.render_crop(ref, points)
         return _paste(ref, crop)
 
-    def render_crop(self, ref: RenderReference, points: np.ndarray) -> np.ndarray:
-        """The face crop (output_size, output_size, 3) uint8 for driven landmarks (478, 3) in frame px."""
-        cfg = self.config
-        size, down = cfg.output_size, cfg.map_downsample
-        to_crop = size / ref.crop_size
+    def driven_vertices(self, ref: RenderReference, points: np.ndarray) -> np.ndarray:
+        """Crop-px positions (V, 2) of every warp vertex (landmarks, rings, border) for driven landmarks."""
+        to_crop = self.config.output_size / ref.crop_size
         points = points.astype(np.float64)
-
         # Rings follow the head's 3D similarity transform (fitted on the rigid landmarks).
         scale, rotation, mean_ref, mean_drv = _similarity_fit(ref.landmarks[ref.stable].astype(np.float64),
                                                               points[ref.stable])
@@ -691,6 +688,15 @@ class WarpRenderer(ConfigMixin):
         rings = ref.ring_points3d[:, :2] + ref.ring_follow[:, None] * (moved - ref.ring_points3d[:, :2])
         driven_frame = np.concatenate([points[:, :2], rings])
         driven = np.concatenate([(driven_frame - ref.crop_origin + 0.5) * to_crop - 0.5, ref.border_vertices])
+
+        return driven
+
+    def render_crop(self, ref: RenderReference, points: np.ndarray) -> np.ndarray:
+        """The face crop (output_size, output_size, 3) uint8 for driven landmarks (478, 3) in frame px."""
+        cfg = self.config
+        size, down = cfg.output_size, cfg.map_downsample
+        points = points.astype(np.float64)
+        driven = self.driven_vertices(ref, points)
 
         # Draw order: background first, then face triangles far to near.
         tris = ref.triangles
