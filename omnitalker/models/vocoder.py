@@ -19,8 +19,8 @@ attributes `sample_rate` and `hop_length`), both saved and loaded with `save_pre
 Both expect the mel of `omnitalker.audio.log_mel_spectrogram` (natural log of the magnitude mel,
 floored at 1e-5 as F5-TTS does). Vocos was trained with a 1e-7 floor (ln = -16.1 instead of -11.5).
 A full-scale 1 kHz sine peaks at a mel magnitude of ~370, so only bins ~150 dB below full scale are
-affected, i.e. digital silence, which the vocoder renders as near-silence
-either way: the mismatch is harmless (F5-TTS ships with it).
+affected, i.e. digital silence, which the vocoder renders as near-silence either way: the mismatch
+is harmless (F5-TTS ships with it).
 
 `decode` does not switch off autograd (unlike `vocos.Vocos.decode`): a training loss on the waveform
 can flow through it. Wrap calls in `torch.no_grad()` for inference.
