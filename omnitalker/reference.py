@@ -14,9 +14,10 @@ Steps, in order:
 4. quiet audio is scaled up to RMS ``TARGET_RMS`` (F5-TTS); the gain is kept so the output can be
    scaled back to the reference's loudness;
 5. faces: every frame of the kept window is tracked (MediaPipe, 478 points); the identity (neutral
-   shape and framing) and per-frame visual codes come from ``omnitalker.face``; a photo gives one code
-   frame, repeated (the paper's static visual prompt);
-6. codes are resampled from the video's frame rate to the mel frame count with
+   shape and framing) and the visual codes come from ``omnitalker.face`` (encoded, smoothed and
+   resampled to 30 fps by ``track_to_codes``); a photo gives one code frame, repeated (the paper's
+   static visual prompt);
+6. codes are resampled from 30 fps to the mel frame count with
    ``omnitalker.face.codes.resample_codes`` (linear, anti-aliased, angle-unwrapped). Every rate change
    of the pipeline (video fps -> 93.75 mel fps -> 30 fps codes / 25 fps output video) goes through
    ``retime`` below, which fixes the frame count exactly;
@@ -269,7 +270,7 @@ def build_reference(
     `video` with its own audio (or `audio` for a silent video); or `image` with `audio` (a voice sample);
     or `image` alone, whose prompt is then ``PHOTO_SILENCE_SECONDS`` of silence (for audio-driven use).
     """
-    from omnitalker.face.codes import FaceIdentity, encode_codes
+    from omnitalker.face.codes import CODE_FPS, FaceIdentity, encode_codes, track_to_codes
 
     if video is not None:
         if not isinstance(video, (str, os.PathLike)):
@@ -292,12 +293,13 @@ def build_reference(
         static = True
 
     identity = FaceIdentity.from_track(track)
-    codes = encode_codes(track.landmarks, identity)  # T 58 at the video's rate
     mel = reference_mel(wave)  # n 100
     if static:
+        codes = encode_codes(track.landmarks, identity)  # 1 58
         codes_mel = torch.from_numpy(np.repeat(codes[:1], len(mel), axis=0))  # the paper's static prompt
     else:
-        codes_mel = torch.from_numpy(retime(codes, fps, MEL_FRAME_RATE, len(mel)))  # n 58
+        codes = track_to_codes(track, identity, fps=CODE_FPS)  # T30 58: smoothed, at the paper's 30 fps
+        codes_mel = torch.from_numpy(retime(codes, CODE_FPS, MEL_FRAME_RATE, len(mel)))  # n 58
     reference_index = min(identity.reference_index, len(frames) - 1)
     return OmniTalkerReference(
         wave=wave,
