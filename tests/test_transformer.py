@@ -14,7 +14,7 @@ from omnitalker.models.transformer import OmniTalkerTransformer, OmniTalkerTrans
 
 MEL, VIS = 100, 58
 BASE_PARAMS = 784_644_766  # exact count of the "base" config with the default 2308-token vocab
-NAMED_PARAMS = {"demo": 16_752_798, "small": 5_241_502, "tiny": 161_918}
+NAMED_PARAMS = {"demo": 16_752_798, "small": 4_649_374, "tiny": 161_918}
 
 
 def randomized(model: OmniTalkerTransformer, seed: int = 0) -> OmniTalkerTransformer:

@@ -19,7 +19,7 @@ m = T.from_named_config('tiny'); x = torch.randn(1, 50, 100); \
 print(m(audio=x, audio_cond=x, text_ids=torch.tensor([[1, 2, 3]]), timestep=0.5).audio.shape)"
 
 Parameter counts (exact, ``num_parameters()`` on the meta device; test_transformer.py checks them):
-``base`` 784,644,766; ``demo`` 16,752,798; ``small`` 5,241,502; ``tiny`` 161,918 (default vocab, 2308 tokens).
+``base`` 784,644,766; ``demo`` 16,752,798; ``small`` 4,649,374; ``tiny`` 161,918 (default vocab, 2308 tokens).
 A converted F5-TTS Base (vocab 2545, 22 fusion + 4 + 4 blocks) has 784,766,110.
 """
 
