@@ -124,6 +124,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10.0 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
+def correlation(estimate: np.ndarray, target: np.ndarray) -> float:
+    """Pearson correlation; a flat series correlates 1 with a flat target and 0 with a moving one."""
+    if np.ptp(estimate) == 0 or np.ptp(target) == 0:
+        return float(np.ptp(estimate) == np.ptp(target))
+    return float(np.corrcoef(estimate, target)[0, 1])
+
+
 def code_errors(estimated: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Mean / max absolute errors per stream: pose angles in degrees, exp in face-size units, eye in eye widths."""
     angles = np.degrees(np.abs(estimated[:, :3] - target[:, :3]))  # t 3
@@ -140,6 +147,14 @@ def code_errors(estimated: np.ndarray, target: np.ndarray) -> dict[str, float]:
                eye_max=float(eye.max()), mouth_opening_mean=float(np.abs(mouth_est - mouth_tgt).mean()),
                mouth_opening_max=float(np.abs(mouth_est - mouth_tgt).max()),
                mouth_opening_range=float(np.ptp(mouth_tgt)))
+    # Does the recovered signal follow the input at all? (an error alone cannot tell a small motion apart)
+    lids = [exp_column(f"upper_lid_{side}", "y") for side in ("right", "left")]
+    tracks = {"yaw": (estimated[:, 0], target[:, 0]), "pitch": (estimated[:, 1], target[:, 1]),
+              "mouth": (mouth_est, mouth_tgt),
+              "gaze_x": (estimated[:, EYE_SLICE.start::2].mean(1), target[:, EYE_SLICE.start::2].mean(1)),
+              "blink": (estimated[:, lids].mean(1), target[:, lids].mean(1))}
+    for name, (est, tgt) in tracks.items():
+        out[f"{name}_corr"] = correlation(est, tgt)
     return out
 
 
