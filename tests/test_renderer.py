@@ -280,3 +280,25 @@ def test_config_round_trip(tmp_path):
     loaded = WarpRenderer.from_pretrained(tmp_path, subfolder="renderer")
     assert loaded.config.output_size == 256 and loaded.config.crop_scale == 2.6 and not loaded.config.mouth_fill
     assert list(loaded.config.ring_scales) == list(renderer.config.ring_scales)
+
+
+@pytest.mark.parametrize("mouth_fill, eye_fill", [(False, False), (True, False), (False, True)])
+def test_fills_can_be_switched_off(astronaut, mouth_fill, eye_fill):
+    image, landmarks = astronaut
+    renderer = WarpRenderer(output_size=128, mouth_fill=mouth_fill, eye_fill=eye_fill)
+    reference = renderer.prepare(image, landmarks)
+    assert (reference.mouth is not None) == mouth_fill and (reference.eyes is not None) == eye_fill
+    assert psnr(renderer.render_frame(reference, landmarks), image) > 30.0
+    frame = renderer.render_frame(reference, open_jaw(close_eyes(landmarks), 8.0))
+    assert frame.shape == image.shape
+
+
+def test_face_at_the_image_edge(renderer, astronaut):
+    image, landmarks = astronaut
+    shift = np.array([170.0, 40.0, 0.0], np.float32)  # the face ends up ~9 px from the left edge
+    edge_image, edge_landmarks = np.ascontiguousarray(image[40:, 170:]), landmarks - shift
+    reference = renderer.prepare(edge_image, edge_landmarks)
+    assert reference.crop_origin[0] < 0  # the crop box sticks out of the image
+    assert psnr(renderer.render_frame(reference, edge_landmarks), edge_image) > 32.0
+    turned = renderer.render_frame(reference, rotate(edge_landmarks, yaw_deg=-12))
+    np.testing.assert_array_equal(turned[-CORNER:, -CORNER:], edge_image[-CORNER:, -CORNER:])
