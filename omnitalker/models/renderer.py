@@ -56,6 +56,8 @@ NUM_FACE_TRIANGLES = 852  # Euler: V - E + F = 2 - 4 boundary loops (oval, mouth
 
 SUBPIXEL_BITS = 4  # cv2 fill functions take fixed-point vertices: 1/16 px precision
 SUBPIXEL_SCALE = 1 << SUBPIXEL_BITS
+NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down" (cosine) follow less
+RING_INSET = 0.95  # rings are kept inside this fraction of the crop half-size
 RING_RESIDUAL_SHARE = 0.6  # rings follow this share of the non-rigid motion of the face outline (jaw)
 DEGENERATE_AREA = 1e-6  # |det| below this (grid px^2): the triangle has collapsed (closed lid or lips)
 ATLAS_PAD = 2  # replicated border around each atlas texture, so bilinear sampling never bleeds
@@ -70,6 +72,10 @@ LASH_THICKNESS = 0.05  # the lash line of a closed eye
 LASH_DARKNESS = 0.4  # lash line colour = skin colour times this
 DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # sclera colour relative to white if none is visible
 MIN_SCLERA_PIXELS = 6
+FALLBACK_IRIS_SHADE = 0.35  # iris colour = sclera colour times this when no iris pixel is visible
+FALLBACK_LID_SHADE = 0.8  # closed-lid colour = sclera colour times this when no skin is around the eye
+DEFAULT_SKIN = np.array([180.0, 140.0, 120.0])  # RGB, if the face oval holds no pixel
+GAP_SPAN, GAP_SAMPLES = (0.25, 0.75), 9  # an opening's gap is averaged over this part of its width
 
 # Mouth. Lengths in units of the mouth width (inner-lip corner to corner).
 MOUTH_OPEN_RATIO = 0.08  # reference lip gap / width above this: use its own teeth, else draw teeth
@@ -78,6 +84,9 @@ MOUTH_OVERSAMPLE = 2  # strip texels per reference pixel (procedural teeth need 
 UPPER_TEETH_HEIGHT = 0.11
 LOWER_TEETH_HEIGHT = 0.06
 TEETH_SPAN = (0.12, 0.88)  # teeth fill this part of the width; the corners stay dark
+TEETH_SPAN_FADE = 0.05  # the teeth fade out over this width at the ends of the span
+CORNER_TEETH_SHORTENING = 0.4  # teeth at the ends of the span are this much shorter
+TEETH_GAP_SHARPNESS = 16  # power of the cosine: thin gaps, flat teeth
 TEETH_COUNT = 8  # visible teeth across the span (sets the spacing of the faint gaps between them)
 TEETH_GAP_SHADE = 0.06  # brightness dip at each gap between teeth
 TEETH_COLOR = np.array([0.88, 0.85, 0.78])  # relative to white, scaled by the face's illumination
@@ -272,7 +281,7 @@ class LipFrame:
 
     def gap(self) -> float:
         """Mean lip/lid separation over the middle half of the opening, in px."""
-        u = np.linspace(0.25, 0.75, 9)
+        u = np.linspace(*GAP_SPAN, GAP_SAMPLES)
         return float(np.mean(np.interp(u, self.lower_u, self.lower_v) - np.interp(u, self.upper_u, self.upper_v)))
 
 
@@ -418,9 +427,9 @@ class WarpRenderer(ConfigMixin):
             raise ValueError(f"output_size must be an int in [32, 4096] (e.g. 256 or 512), got {output_size!r}")
         if not crop_scale > 1.0:
             raise ValueError(f"crop_scale must be > 1 (the crop must contain the face), got {crop_scale}")
-        if len(ring_scales) != len(ring_follow) or not all(1.0 < s < crop_scale / 2 * 1.9 for s in ring_scales):
+        if len(ring_scales) != len(ring_follow) or not all(1.0 < s < crop_scale for s in ring_scales):
             raise ValueError(f"ring_scales {ring_scales} need one ring_follow each ({ring_follow}) and must lie "
-                             f"between the face (1.0) and the crop border (~{crop_scale:.2f})")
+                             f"between the face (1.0) and the crop border (crop_scale = {crop_scale})")
         if not (isinstance(border_anchors, int) and border_anchors >= 2):
             raise ValueError(f"border_anchors must be an int >= 2 (per side), got {border_anchors!r}")
         if not (isinstance(map_downsample, int) and 1 <= map_downsample <= 8):
@@ -470,12 +479,13 @@ class WarpRenderer(ConfigMixin):
         # Rings around the face (hair above and beside it, neck below), as 3D points that follow the head.
         offsets = oval - center
         reach = np.hypot(offsets[:, 0], offsets[:, 1])[:, None]
-        below = np.clip((offsets @ down_axis / (reach[:, 0] + 1e-6) - 0.3) / 0.5, 0.0, 1.0)  # 1 under the chin
+        downward = offsets @ down_axis / (reach[:, 0] + 1e-6)  # cosine of the angle from straight down
+        below = np.clip((downward - NECK_START) / NECK_RAMP, 0.0, 1.0)  # 1 under the chin
         half = crop_size / 2 - 1.0
         rings, follow = [], []
         for scale, base_follow in zip(cfg.ring_scales, cfg.ring_follow, strict=True):
             ring2d = center + offsets * scale
-            ring2d = np.clip(ring2d, center - half * 0.95, center + half * 0.95)
+            ring2d = np.clip(ring2d, center - half * RING_INSET, center + half * RING_INSET)
             rings.append(np.concatenate([ring2d, landmarks[topo.oval_loop, 2:3]], axis=1))
             follow.append(base_follow * (1.0 - below * (1.0 - cfg.neck_follow)))
         ring_points3d = np.concatenate(rings).astype(np.float64)
@@ -521,7 +531,7 @@ class WarpRenderer(ConfigMixin):
         stable = np.flatnonzero(stable_mask)
 
         # Textures, appended to the right of the image in one atlas.
-        skin = _median_color(image, _polygon_mask((height, width), oval), np.array([180.0, 140.0, 120.0]))
+        skin = _median_color(image, _polygon_mask((height, width), oval), DEFAULT_SKIN)
         textures: list[np.ndarray] = []
         eyes = mouth = None
         eye_parts = []
@@ -586,7 +596,7 @@ class WarpRenderer(ConfigMixin):
         # Iris texture: where the reference lids hide part of the iris, use the visible iris' colour.
         hidden = disc.astype(bool) & ~aperture.astype(bool)
         visible = disc.astype(bool) & aperture.astype(bool)
-        iris_color = _median_color(patch, visible, sclera * 0.35)
+        iris_color = _median_color(patch, visible, sclera * FALLBACK_IRIS_SHADE)
         iris = patch.copy()
         iris[hidden] = iris_color
 
@@ -597,7 +607,7 @@ class WarpRenderer(ConfigMixin):
         patch_u8 = np.clip(patch, 0, 255).round().astype(np.uint8)
         radius = max(2.0, LID_INPAINT_RADIUS * width_px)
         lid = cv2.inpaint(patch_u8, opening, radius, cv2.INPAINT_TELEA).astype(np.float32)
-        skin = _median_color(lid, opening, sclera * 0.8)
+        skin = _median_color(lid, opening, sclera * FALLBACK_LID_SHADE)
         lash = np.round((landmarks[lower, :2] - lo) * SUBPIXEL_SCALE).astype(np.int32)
         thickness = max(1, int(round(LASH_THICKNESS * width_px)))
         cv2.polylines(lid, [lash], False, (skin * LASH_DARKNESS).tolist(), thickness, cv2.LINE_AA, SUBPIXEL_BITS)
@@ -624,14 +634,16 @@ class WarpRenderer(ConfigMixin):
         cavity = skin * CAVITY_TINT
         teeth = TEETH_COLOR * 255.0 * illumination
         # Teeth stay inside the middle of the mouth and show faint gaps between them.
-        span = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / 0.05, 0.0, 1.0)
-        gaps = 1.0 - TEETH_GAP_SHADE * np.cos(np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)) ** 16
+        span = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE, 0.0, 1.0)
+        phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)
+        gaps = 1.0 - TEETH_GAP_SHADE * np.cos(phase) ** TEETH_GAP_SHARPNESS
         strips = []
         for v_lip, sign, teeth_height in ((v_up, 1.0, UPPER_TEETH_HEIGHT), (v_lo, -1.0, LOWER_TEETH_HEIGHT)):
             shade = 1.0 - CAVITY_DEPTH_SHADE * depth / (MOUTH_STRIP_DEPTH * width_px)
             texture = cavity[None, None, :] * shade[..., None]
             if not reference_open:
-                tooth_edge = teeth_height * width_px * (0.6 + 0.4 * span)  # shorter towards the corners
+                # shorter towards the corners
+                tooth_edge = teeth_height * width_px * (1.0 - CORNER_TEETH_SHORTENING * (1.0 - span))
                 on_tooth = np.clip((tooth_edge - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
                 tooth_shade = (1.0 - TOOTH_EDGE_SHADE * depth / np.maximum(tooth_edge, 1e-6)) * gaps
                 texture = texture + on_tooth[..., None] * (teeth[None, None, :] * tooth_shade[..., None] - texture)
