@@ -43,8 +43,10 @@ from omnitalker.face import (
     FaceIdentity,
     decode_codes,
     encode_codes,
+    read_video,
 )
 from omnitalker.face.template import LEFT_EYE, RIGHT_EYE
+from omnitalker.io.video import export_to_video
 from omnitalker.models.renderer import WarpRenderer
 
 EXPRESSION_INDEX = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}  # point -> row in the exp block
@@ -213,15 +215,11 @@ def run_closed_loop(output_size: int = 512, num_frames: int = 90, talking_frames
     codec_only = code_errors(encode_codes(driven, identity), codes)
 
     # ---- (b) talking video -> its codes -> re-render from frame 0
-    from omnitalker.io.video import export_to_video
-
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = Path(tmp) / "talking.mp4"
         talking_codes = talking_sequence(base, identity, talking_frames, VIDEO_FPS)
         export_to_video(renderer.render(reference, decode_codes(talking_codes, identity)), path, fps=int(VIDEO_FPS))
         video_track = analyzer.analyze_video(str(path))
-        from omnitalker.face import read_video
-
         video = read_video(path).frames
     video_identity = FaceIdentity.from_track(video_track)
     video_codes = encode_codes(video_track.landmarks, video_identity)
