@@ -359,6 +359,10 @@ def test_guidance_annealing_schedules():
     assert [cosine.scale(t) for t in (0.0, 0.5, 1.0)] == pytest.approx([1.0, 0.6, 0.2])
     strengths = GuidanceConfig(text=2.0, audio=1.0, visual=0.0, anneal="linear").strengths(0.25)
     assert strengths == pytest.approx({"text": 1.5, "audio": 0.75})
+    limited = GuidanceConfig(text=2.0, audio=1.0, interval=(0.1, 0.5))
+    assert limited.strengths(0.05) == {} and limited.strengths(0.5) == {} and limited.strengths(0.3)["text"] == 2.0
+    with pytest.raises(ValueError, match="interval"):
+        GuidanceConfig(interval=(0.6, 0.2))
     with pytest.raises(ValueError, match="anneal"):
         GuidanceConfig(anneal="exponential")
     with pytest.raises(ValueError, match="strength"):
