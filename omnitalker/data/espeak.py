@@ -191,8 +191,31 @@ class EspeakNG:
 
 
 def synthesize(text: str, voice: str = "en-us", **kwargs) -> EspeakUtterance:
-    """Convenience wrapper around the shared :class:`EspeakNG` handle."""
+    """Convenience wrapper around the shared :class:`EspeakNG` handle.
+
+    libespeak-ng carries synthesis state (noise generators) from one utterance to the next inside a
+    process, so repeated calls differ slightly; use :func:`synthesize_many` for bit-exact output.
+    """
     return EspeakNG.get().synthesize(text, voice=voice, **kwargs)
+
+
+def _synthesize_request(request: dict) -> EspeakUtterance:
+    return synthesize(**request)
+
+
+def synthesize_many(requests: list[dict], workers: int = 1) -> list[EspeakUtterance]:
+    """Synthesize each request (keyword arguments of :func:`synthesize`) in a fresh process.
+
+    A fresh library state per utterance makes the audio a pure function of its request (the CLI is
+    deterministic for the same reason). Processes come from a fork server that never initialised
+    espeak-ng, so they start in milliseconds; ``workers`` of them run in parallel.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    with ctx.Pool(max(1, workers), maxtasksperchild=1) as pool:
+        return pool.map(_synthesize_request, requests, chunksize=1)
 
 
 def main() -> None:

@@ -1,0 +1,254 @@
+"""Synthetic talking corpus: espeak-ng speech + rule-driven visual codes, as WebDataset shards.
+
+There is no talking-head dataset on the project machines, so we make one, reproducibly (DESIGN §3):
+every utterance is spoken by espeak-ng (audio + timed phonemes) and its mouth, head, lids, brows and
+gaze are driven by the same phoneme timeline in a per-speaker style (:mod:`omnitalker.data.motion`).
+
+    python -m omnitalker.data.synthetic --out data/synth --hours 0.5 --speakers 24 --langs en,zh --seed 0
+
+Output folder::
+
+    speakers.json                       every speaker's voice and visual style
+    index.json                          per split: shards, sample keys and frame counts (for batching)
+    {split}-{shard:05d}.tar             WebDataset shards; per sample:
+        <key>.json                      text, lang, speaker, duration, num_frames, phonemes
+        <key>.mel.npy                   float16 (n, 100) log-mel at 93.75 frames/s
+        <key>.codes.npy                 float32 (T, 58) visual codes at 30 fps
+        <key>.wav                       (with --with-audio) 16-bit PCM at 24 kHz
+
+Splits: ``train``; ``val_texts`` (training speakers, unseen sentences); ``val_speakers`` (unseen
+speakers). Deterministic for a seed. Shards are written to a temporary name and renamed when
+complete, so a partial shard is never visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
+from ..face.codes import CODE_FPS
+from .espeak import EspeakUtterance, synthesize_many
+from .motion import SpeakerStyle, random_speaker, synthesize_codes
+
+VAL_TEXT_FRACTION = 0.05  # share of each training speaker's sentences held out as val_texts
+VAL_SPEAKER_FRACTION = 0.15  # share of speakers held out entirely (at least one)
+SAMPLES_PER_SHARD = 256
+MIN_SECONDS = 1.0
+MAX_SECONDS = 12.0
+SPLITS = ("train", "val_texts", "val_speakers")
+PLAN_CHUNK = 64  # utterances planned and spoken together (in parallel worker processes)
+
+
+@dataclass
+class Sample:
+    key: str
+    text: str
+    lang: str
+    speaker: str
+    audio: np.ndarray  # float32 at SAMPLE_RATE
+    mel: np.ndarray  # float16 (n, 100)
+    codes: np.ndarray  # float32 (T, 58)
+    phonemes: list[dict]
+
+
+class TextSource:
+    """Offline sentences from Faker's en_US / zh_CN locales (no network)."""
+
+    def __init__(self, lang: str, seed: int):
+        from faker import Faker
+
+        self.lang = lang
+        self.faker = Faker("zh_CN" if lang == "zh" else "en_US")
+        self.faker.seed_instance(seed)
+
+    def sentence(self, rng: np.random.Generator) -> str:
+        if self.lang == "zh":
+            return "，".join(self.faker.sentence().rstrip(".。") for _ in range(int(rng.integers(1, 3)))) + "。"
+        return " ".join(self.faker.sentence(nb_words=int(rng.integers(4, 13))) for _ in range(int(rng.integers(1, 3))))
+
+
+def espeak_text(text: str, lang: str) -> str:
+    """espeak-ng reads Chinese as tone-numbered pinyin with the ``cmn-latn-pinyin`` voice."""
+    if lang != "zh":
+        return text
+    from pypinyin import Style, lazy_pinyin
+
+    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
+    return " ".join(s.replace("，", ",").replace("。", ".") for s in syllables)
+
+
+def speech_request(text: str, lang: str, style: SpeakerStyle) -> dict:
+    """Keyword arguments of :func:`omnitalker.data.espeak.synthesize` for one utterance."""
+    return dict(text=espeak_text(text, lang), voice=style.voice, rate=style.rate, pitch=style.pitch,
+                pitch_range=style.pitch_range)
+
+
+def make_sample(
+    key: str, text: str, lang: str, style: SpeakerStyle, utt: EspeakUtterance, rng: np.random.Generator
+) -> Sample:
+    """Turn espeak's utterance into a corpus sample: 24 kHz audio, log-mel, and codes driven by the same phonemes."""
+    audio = load_audio(utt.audio, sample_rate=utt.sample_rate).numpy()  # resampled to 24 kHz
+    mel = log_mel_spectrogram(torch.from_numpy(audio)[None])[0].T  # n 100
+    duration = len(audio) / SAMPLE_RATE
+    codes = synthesize_codes(utt.phonemes, duration, style, rng, fps=CODE_FPS)
+    phonemes = [{"phoneme": p.phoneme, "start": round(p.start, 4), "end": round(p.end, 4)} for p in utt.phonemes]
+    return Sample(key, text, lang, style.speaker_id, audio, mel.numpy().astype(np.float16), codes, phonemes)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def _wav(audio: np.ndarray) -> bytes:
+    import soundfile
+
+    buf = io.BytesIO()
+    soundfile.write(buf, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
+
+
+class ShardWriter:
+    """Writes samples into ``{split}-{i:05d}.tar`` shards, each renamed into place when complete."""
+
+    def __init__(self, out: Path, split: str, with_audio: bool, samples_per_shard: int = SAMPLES_PER_SHARD):
+        self.out, self.split, self.with_audio, self.per_shard = out, split, with_audio, samples_per_shard
+        self.shards: list[dict] = []
+        self._writer = None
+        self._count = 0
+
+    def _open(self) -> None:
+        import webdataset as wds
+
+        name = f"{self.split}-{len(self.shards):05d}.tar"
+        self._tmp = self.out / f".{name}.partial"
+        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in close()
+        self._writer = wds.TarWriter(self._file)
+        self.shards.append({"name": name, "samples": []})
+
+    def write(self, sample: Sample) -> None:
+        if self._writer is None:
+            self._open()
+        meta = {
+            "text": sample.text, "lang": sample.lang, "speaker": sample.speaker,
+            "duration": len(sample.audio) / SAMPLE_RATE, "num_frames": len(sample.mel),
+            "num_code_frames": len(sample.codes), "phonemes": sample.phonemes,
+        }
+        record = {"__key__": sample.key, "json": json.dumps(meta, ensure_ascii=False).encode(),
+                  "mel.npy": _npy(sample.mel), "codes.npy": _npy(sample.codes)}
+        if self.with_audio:
+            record["wav"] = _wav(sample.audio)
+        self._writer.write(record)
+        self.shards[-1]["samples"].append({"key": sample.key, "num_frames": len(sample.mel)})
+        self._count += 1
+        if self._count % self.per_shard == 0:
+            self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._file.close()
+            os.replace(self._tmp, self.out / self.shards[-1]["name"])
+            self._writer = None
+
+
+def build_corpus(
+    out: str | Path,
+    hours: float,
+    speakers: int,
+    langs: tuple[str, ...] = ("en",),
+    seed: int = 0,
+    with_audio: bool = False,
+    max_seconds: float = MAX_SECONDS,
+    progress: bool = True,
+    workers: int = 1,
+) -> dict:
+    """Generate the corpus; returns the index (also written to ``index.json``)."""
+    if hours <= 0 or speakers < 2:
+        raise ValueError("need hours > 0 and at least 2 speakers (one is held out for val_speakers)")
+    unknown = set(langs) - {"en", "zh"}
+    if unknown:
+        raise ValueError(f"unsupported languages {sorted(unknown)}: choose from en, zh")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    styles = [random_speaker(rng, f"spk{i:03d}", langs[i % len(langs)]) for i in range(speakers)]
+    n_val_speakers = max(1, int(round(VAL_SPEAKER_FRACTION * speakers)))
+    held_out = {s.speaker_id for s in styles[-n_val_speakers:]}
+    (out / "speakers.json").write_text(json.dumps([s.to_dict() for s in styles], indent=1, ensure_ascii=False))
+
+    sources = {lang: TextSource(lang, seed) for lang in langs}
+    writers = {split: ShardWriter(out, split, with_audio) for split in SPLITS}
+    budget = {split: 0.0 for split in SPLITS}
+    total_budget = hours * 3600.0
+    index = 0
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=round(total_budget), unit="s", desc="corpus", disable=not progress)
+    while sum(budget.values()) < total_budget:
+        plan = []
+        for index in range(index, index + PLAN_CHUNK):
+            style = styles[index % speakers]
+            lang = "zh" if style.voice.startswith("cmn") else "en"
+            item_rng = np.random.default_rng([seed, index])
+            text = sources[lang].sentence(item_rng)
+            if style.speaker_id in held_out:
+                split = "val_speakers"
+            else:
+                split = "val_texts" if item_rng.random() < VAL_TEXT_FRACTION else "train"
+            plan.append((f"{split}_{index:07d}", split, text, lang, style, item_rng))
+        index += 1
+        spoken = synthesize_many([speech_request(text, lang, style) for _, _, text, lang, style, _ in plan], workers)
+        for (key, split, text, lang, style, item_rng), utt in zip(plan, spoken):
+            if sum(budget.values()) >= total_budget:
+                break
+            if not MIN_SECONDS <= utt.duration <= max_seconds:
+                continue
+            sample = make_sample(key, text, lang, style, utt, item_rng)
+            seconds = len(sample.audio) / SAMPLE_RATE
+            writers[split].write(sample)
+            budget[split] += seconds
+            bar.update(round(seconds))
+    bar.close()
+    for writer in writers.values():
+        writer.close()
+    result = {
+        "seed": seed, "hours": hours, "langs": list(langs), "with_audio": with_audio,
+        "mel_frame_rate": SAMPLE_RATE / 256, "code_fps": CODE_FPS,
+        "splits": {split: {"seconds": round(budget[split], 2), "shards": writers[split].shards} for split in SPLITS},
+    }
+    tmp = out / ".index.json.partial"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out / "index.json")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--hours", type=float, default=0.5, help="total hours of speech over all splits")
+    parser.add_argument("--speakers", type=int, default=24)
+    parser.add_argument("--langs", default="en", help="comma-separated: en, zh")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
+    parser.add_argument("--with-audio", action="store_true", help="also store 24 kHz wav (needed for SIM-A)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel espeak-ng processes")
+    args = parser.parse_args()
+    index = build_corpus(args.out, args.hours, args.speakers, tuple(args.langs.split(",")), args.seed,
+                         args.with_audio, args.max_seconds, workers=args.workers)
+    for split, info in index["splits"].items():
+        n = sum(len(s["samples"]) for s in info["shards"])
+        print(f"{split:13s} {n:6d} clips  {info['seconds'] / 60:7.1f} min  {len(info['shards'])} shards")
+
+
+if __name__ == "__main__":
+    main()

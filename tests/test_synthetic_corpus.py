@@ -1,0 +1,92 @@
+"""Synthetic talking corpus: espeak-ng speech + phoneme-driven visual codes in WebDataset shards."""
+
+import io
+import json
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+
+from omnitalker.data.espeak import PhonemeEvent
+from omnitalker.data.motion import random_speaker, synthesize_codes, viseme
+from omnitalker.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
+from omnitalker.face.template import EXPRESSION_POINTS
+
+_POINT = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+def _lip_gap(codes):
+    exp = codes[:, EXP_SLICE].reshape(len(codes), -1, 3)
+    return exp[:, _POINT["lower_lip_inner"], 1] - exp[:, _POINT["upper_lip_inner"], 1]
+
+
+def test_visemes_open_vowels_and_close_bilabials():
+    assert viseme("a")[0] > viseme("E")[0] > viseme("i:")[0] > 0
+    assert viseme("m")[3] == 1.0 and viseme("p")[0] == 0.0
+    assert viseme("f")[4] == 1.0
+    assert viseme("u:")[2] > 0 and viseme("i:")[1] > 0
+    assert not viseme("_:").any()
+
+
+def test_codes_follow_the_phoneme_timeline():
+    rng = np.random.default_rng(0)
+    style = random_speaker(rng, "s0")
+    # "m a m a" with a pause: lips closed on m, open on a
+    timeline = [PhonemeEvent("m", 0.0, 0.2), PhonemeEvent("a", 0.2, 0.5), PhonemeEvent("m", 0.5, 0.7),
+                PhonemeEvent("a", 0.7, 1.0), PhonemeEvent("_:", 1.0, 1.5)]
+    codes = synthesize_codes(timeline, 1.5, style, rng)
+    assert codes.shape == (round(1.5 * CODE_FPS), VISUAL_CODE_DIM) and np.isfinite(codes).all()
+    gap = _lip_gap(codes)
+    frame = lambda t: int(t * CODE_FPS)  # noqa: E731
+    assert gap[frame(0.35)] > 3 * max(gap[frame(0.6)], 1e-3)  # open on /a/, nearly closed on /m/
+    assert gap[frame(0.85)] > gap[frame(0.6)]
+    assert np.abs(codes[:, POSE_SLICE]).max() < 0.6  # radians / face units: plausible head motion
+    assert np.abs(codes[:, EYE_SLICE]).max() < 0.5
+
+
+def test_speaker_styles_differ_in_motion_amplitude():
+    timeline = [PhonemeEvent("a", 0.1 * i, 0.1 * i + 0.1) for i in range(60)]
+    calm = random_speaker(np.random.default_rng(1), "calm")
+    lively = random_speaker(np.random.default_rng(1), "lively")
+    calm.head_amplitude, lively.head_amplitude = 0.02, 0.2
+    yaw_calm = synthesize_codes(timeline, 6.0, calm, np.random.default_rng(2))[:, 0]
+    yaw_lively = synthesize_codes(timeline, 6.0, lively, np.random.default_rng(2))[:, 0]
+    assert yaw_lively.std() > 5 * yaw_calm.std()
+
+
+@needs_espeak
+def test_corpus_shards_are_complete_deterministic_and_split(tmp_path):
+    from omnitalker.data.synthetic import build_corpus
+
+    kwargs = dict(hours=0.006, speakers=3, langs=("en", "zh"), seed=3, progress=False)
+    index = build_corpus(tmp_path / "a", with_audio=True, **kwargs)
+    build_corpus(tmp_path / "b", **kwargs)
+    assert set(index["splits"]) == {"train", "val_texts", "val_speakers"}
+    assert index["splits"]["val_speakers"]["seconds"] > 0
+    assert not list((tmp_path / "a").glob(".*partial"))  # no partial shard left visible
+    shard = index["splits"]["train"]["shards"][0]
+    with tarfile.open(tmp_path / "a" / shard["name"]) as tar, tarfile.open(tmp_path / "b" / shard["name"]) as tar_b:
+        key = shard["samples"][0]["key"]
+        meta = json.load(tar.extractfile(f"{key}.json"))
+        mel = np.load(io.BytesIO(tar.extractfile(f"{key}.mel.npy").read()))
+        codes = np.load(io.BytesIO(tar.extractfile(f"{key}.codes.npy").read()))
+        mel_b = np.load(io.BytesIO(tar_b.extractfile(f"{key}.mel.npy").read()))
+        assert tar.extractfile(f"{key}.wav") is not None
+    assert mel.dtype == np.float16 and mel.shape == (meta["num_frames"], 100)
+    assert codes.shape == (meta["num_code_frames"], VISUAL_CODE_DIM)
+    assert abs(len(codes) / CODE_FPS - meta["duration"]) < 2 / CODE_FPS
+    assert np.array_equal(mel, mel_b)  # same seed, same corpus
+    assert meta["text"] and meta["phonemes"]
+    speakers = json.loads((tmp_path / "a" / "speakers.json").read_text())
+    assert len(speakers) == 3 and any(s["voice"].startswith("cmn") for s in speakers)
+
+
+def test_bad_arguments():
+    from omnitalker.data.synthetic import build_corpus
+
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        build_corpus("/tmp/never", hours=0.1, speakers=1)
+    with pytest.raises(ValueError, match="unsupported languages"):
+        build_corpus("/tmp/never", hours=0.1, speakers=2, langs=("fr",))
