@@ -196,19 +196,19 @@ def build_corpus(
     bar = tqdm(total=round(total_budget), unit="s", desc="corpus", disable=not progress)
     while sum(budget.values()) < total_budget:
         plan = []
-        for index in range(index, index + PLAN_CHUNK):
-            style = styles[index % speakers]
+        for item in range(index, index + PLAN_CHUNK):
+            style = styles[item % speakers]
             lang = "zh" if style.voice.startswith("cmn") else "en"
-            item_rng = np.random.default_rng([seed, index])
+            item_rng = np.random.default_rng([seed, item])
             text = sources[lang].sentence(item_rng)
             if style.speaker_id in held_out:
                 split = "val_speakers"
             else:
                 split = "val_texts" if item_rng.random() < VAL_TEXT_FRACTION else "train"
-            plan.append((f"{split}_{index:07d}", split, text, lang, style, item_rng))
-        index += 1
+            plan.append((f"{split}_{item:07d}", split, text, lang, style, item_rng))
+        index += PLAN_CHUNK
         spoken = synthesize_many([speech_request(text, lang, style) for _, _, text, lang, style, _ in plan], workers)
-        for (key, split, text, lang, style, item_rng), utt in zip(plan, spoken):
+        for (key, split, text, lang, style, item_rng), utt in zip(plan, spoken, strict=True):
             if sum(budget.values()) >= total_budget:
                 break
             if not MIN_SECONDS <= utt.duration <= max_seconds:
