@@ -30,6 +30,7 @@ and audio marks (``omnitalker.watermark``) on everything the pipeline returns as
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -303,7 +304,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             text_ids = self.tokenizer.encode([segment.text or " " for segment in segments])  # b nt
         else:
             text_ids = torch.full((len(segments), 1), SPACE_ID, dtype=torch.long)
-            guidance = GuidanceConfig(**{**guidance.__dict__, "text": 0.0})  # nothing to guide towards
+            guidance = dataclasses.replace(guidance, text=0.0)  # nothing to guide towards
         text_tokens = (text_ids >= 0).sum(dim=1)
         # every text token needs a frame (F5-TTS: duration >= tokens + 1)
         totals = [max(len(s.prompt_mel) + s.num_frames, int(n) + 1) for s, n in zip(segments, text_tokens, strict=True)]
@@ -354,9 +355,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
     def _vocode(self, mel: torch.Tensor, gain: float) -> torch.Tensor:
         """mel (g, 100) -> wave (samples,) float32 on CPU, back at the reference's loudness."""
-        vocoder_dtype = next(iter(self.vocoder.buffers()), next(iter(self.vocoder.parameters()), mel)).dtype
-        if not vocoder_dtype.is_floating_point:
-            vocoder_dtype = torch.float32
+        vocoder_dtype = next(self.vocoder.parameters(), mel).dtype  # Griffin-Lim has no parameters
         wave = self.vocoder.decode(mel.T[None].to(self._execution_device, vocoder_dtype))[0]  # nw
         return (wave.float().cpu() / gain).clamp(-1.0, 1.0)
 
@@ -437,6 +436,13 @@ class OmniTalkerPipeline(DiffusionPipeline):
         texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
         if reference is None:
             self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
+            if reference_image is not None and reference_audio is None and audio is None:
+                raise ValueError(
+                    "a photo needs a voice sample to speak text: pass reference_audio='voice.wav' "
+                    "(or audio='speech.wav' to lip-sync the photo to a recording)"
+                )
+        elif any(arg is not None for arg in (reference_video, reference_image, reference_audio, reference_text)):
+            raise ValueError("pass either reference= (a prepared reference) or the reference_* arguments, not both")
         self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
                           output_type, generator, callback_on_step_end_tensor_inputs)
         if reference is None:

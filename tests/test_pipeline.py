@@ -280,6 +280,10 @@ def test_reference_errors_name_the_fix(pipe, tmp_path):
         pipe(TEXT)
     with pytest.raises(ValueError, match="not both"):
         pipe(TEXT, reference_video=silent_video, reference_image=astronaut_face(128))
+    with pytest.raises(ValueError, match="needs a voice sample"):
+        pipe(TEXT, reference_image=astronaut_face(128), reference_text=REFERENCE_TEXT)
+    with pytest.raises(ValueError, match="not both"):
+        pipe(TEXT, reference=object(), reference_text=REFERENCE_TEXT)
     with pytest.raises(ValueError, match="reference_text is required"):
         pipe(TEXT, reference_image=astronaut_face(128), reference_audio=(SAMPLE_RATE, make_voice(1.2)))
     face = astronaut_face(128)

@@ -1,0 +1,185 @@
+"""End-to-end pipeline speed: real-time factor, per-stage time and peak memory for 5 s and 20 s of output.
+
+Stages (wall time, summed over chunks): reference analysis (audio + face tracking + codes), DiT sampling
+(all solver steps, multi-condition CFG included), vocoder, renderer (codes -> landmarks -> frames),
+watermarks, and encoding (H.264 + AAC mp4). RTF = total wall time / seconds of output (< 1 is faster
+than real time). CPU seconds (process time, all threads) are printed too: on a shared machine they
+are far less sensitive to other load than wall time. Each configuration runs in a fresh process so its
+peak RSS is its own.
+
+Baseline measured in the same run: the same call without CFG (guidance 0: one transformer pass per step
+instead of four), which shows what the guidance costs.
+
+Components: the transformer config "demo" (random weights: speed does not depend on their values), a
+Vocos vocoder of the released size (random weights), the warp renderer at --render-size, 16 steps.
+The reference is the synthetic talking astronaut (tests/pipeline_fixtures.py), 4 s at 256 px.
+
+    python bench/pipeline.py                        # 5 s and 20 s, 2 threads; table + bench/results/pipeline.json
+    python bench/pipeline.py --seconds 5 --threads 2 --steps 16 --render-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "pipeline.json"
+REFERENCE_SECONDS = 4.0
+REFERENCE_SIZE = 256
+LONG_TEXT = (
+    "Good morning, and welcome to the show. Today we talk about how machines learn to speak. "
+    "It starts with sound, cut into small frames. Each frame becomes a picture of its frequencies. "
+    "A network learns to paint such pictures from text. Then a vocoder turns them back into sound. "
+    "The face follows the voice, frame by frame. That is all for today, thank you for listening."
+)
+STAGES = ("reference analysis", "DiT sampling", "vocoder", "renderer", "watermarks", "encoding")
+
+
+def timed(stages: dict, cpu: dict, name: str, function):
+    """Wrap `function` to add its wall time to stages[name] and its process CPU time to cpu[name]."""
+
+    def wrapper(*args, **kwargs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stages[name] += time.perf_counter() - start
+            cpu[name] += time.process_time() - start_cpu
+
+    return wrapper
+
+
+def build_pipeline(render_size: int):
+    import torch
+
+    from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
+    from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
+    from omnitalker.models.transformer import OmniTalkerTransformer
+    from omnitalker.models.vocoder import VocosVocoder
+    from omnitalker.pipeline import OmniTalkerPipeline
+
+    torch.manual_seed(0)
+    pipe = OmniTalkerPipeline(
+        transformer=OmniTalkerTransformer.from_named_config("demo").eval(),
+        scheduler=OmniTalkerFlowMatchScheduler(),
+        tokenizer=OmniTalkerTextProcessor.default(),
+        vocoder=VocosVocoder().eval(),
+        renderer=WarpRendererComponent(output_size=render_size),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workdir: Path) -> dict:
+    """One measured generation of `seconds` of output; returns stage times, RTF and peak RSS."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from omnitalker import pipeline as pipeline_module
+    from omnitalker.io.video import export_to_video
+    from tests.pipeline_fixtures import REFERENCE_TEXT, make_reference_video
+
+    reference_video = make_reference_video(workdir / "ref.mp4", seconds=REFERENCE_SECONDS, size=REFERENCE_SIZE)
+    pipe = build_pipeline(render_size)
+    stages, cpu = defaultdict(float), defaultdict(float)
+    pipe.prepare_reference = timed(stages, cpu, "reference analysis", pipe.prepare_reference)
+    pipe._denoise = timed(stages, cpu, "DiT sampling", pipe._denoise)
+    pipe._vocode = timed(stages, cpu, "vocoder", pipe._vocode)
+    pipe._render = timed(stages, cpu, "renderer", pipe._render)
+    pipeline_module._watermark = timed(stages, cpu, "watermarks", pipeline_module._watermark)
+    encode = timed(stages, cpu, "encoding", export_to_video)
+    pipe.tokenizer.tokenize("warm up")  # jieba's one-off dictionary load is not a per-call cost
+
+    guidance_kwargs = {} if guidance else {"guidance_text": 0.0, "guidance_audio": 0.0, "guidance_visual": 0.0}
+    start, start_cpu = time.perf_counter(), time.process_time()
+    out = pipe(LONG_TEXT, reference_video=reference_video, reference_text=REFERENCE_TEXT, duration=seconds,
+               num_inference_steps=steps, generator=torch.Generator().manual_seed(0), **guidance_kwargs)
+    encode(out.frames[0], str(workdir / "out.mp4"), fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)
+    total, total_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    output_seconds = len(out.audio[0]) / out.sample_rate
+    return {
+        "output_seconds": round(output_seconds, 3),
+        "video_frames": len(out.frames[0]),
+        "frame_size": list(out.frames[0].shape[1:3]),
+        "guidance": guidance,
+        "total_seconds": round(total, 3),
+        "rtf": round(total / output_seconds, 3),
+        "cpu_seconds": round(total_cpu, 3),
+        "stages": {name: round(stages[name], 3) for name in STAGES},
+        "stages_cpu_seconds": {name: round(cpu[name], 3) for name in STAGES},
+        "other_seconds": round(total - sum(stages[name] for name in STAGES), 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def child(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as folder:
+        result = run_once(args.seconds[0], args.steps, args.render_size, not args.no_guidance, Path(folder))
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 20.0])
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the guidance-free baseline runs")
+    parser.add_argument("--no-guidance", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    runs = []
+    for seconds in args.seconds:
+        for guidance in (True,) if args.no_baseline else (True, False):
+            command = [sys.executable, __file__, "--child", "--seconds", str(seconds), "--steps", str(args.steps),
+                       "--threads", str(args.threads), "--render-size", str(args.render_size)]
+            if not guidance:
+                command.append("--no-guidance")
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                sys.exit(f"benchmark run failed:\n{done.stderr[-3000:]}")
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    header = "| output | CFG | RTF | total s | CPU s | " + " | ".join(STAGES) + " | other | peak RSS MB |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for run in runs:
+        stages = " | ".join(f"{run['stages'][name]:.2f}" for name in STAGES)
+        print(f"| {run['output_seconds']:.1f} s | {'4 passes' if run['guidance'] else 'none'} | {run['rtf']:.2f} | "
+              f"{run['total_seconds']:.1f} | {run['cpu_seconds']:.1f} | {stages} | {run['other_seconds']:.2f} | {run['peak_rss_mb']:.0f} |")
+    by_key = {(run["output_seconds"] > 10, run["guidance"]): run for run in runs}
+    for long in (False, True):
+        if (long, True) in by_key and (long, False) in by_key:
+            ratio = by_key[(long, True)]["stages"]["DiT sampling"] / by_key[(long, False)]["stages"]["DiT sampling"]
+            print(f"{'20 s' if long else '5 s'}: DiT sampling with CFG / without = {ratio:.2f}x")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
+        "python": platform.python_version(),
+        "steps": args.steps,
+        "render_size": args.render_size,
+        "transformer": "demo (random weights)",
+        "vocoder": "VocosVocoder (released size, random weights)",
+        "runs": runs,
+    }, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
