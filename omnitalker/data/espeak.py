@@ -190,32 +190,31 @@ class EspeakNG:
         return EspeakUtterance(audio, self.sample_rate, phonemes, words, sentences)
 
 
-def synthesize(text: str, voice: str = "en-us", **kwargs) -> EspeakUtterance:
-    """Convenience wrapper around the shared :class:`EspeakNG` handle.
-
-    libespeak-ng carries synthesis state (noise generators) from one utterance to the next inside a
-    process, so repeated calls differ slightly; use :func:`synthesize_many` for bit-exact output.
-    """
-    return EspeakNG.get().synthesize(text, voice=voice, **kwargs)
-
-
 def _synthesize_request(request: dict) -> EspeakUtterance:
-    return synthesize(**request)
+    return EspeakNG.get().synthesize(**request)
 
 
 def synthesize_many(requests: list[dict], workers: int = 1) -> list[EspeakUtterance]:
-    """Synthesize each request (keyword arguments of :func:`synthesize`) in a fresh process.
+    """Synthesize each request (keyword arguments of :meth:`EspeakNG.synthesize`) in a fresh process.
 
-    A fresh library state per utterance makes the audio a pure function of its request (the CLI is
-    deterministic for the same reason). Processes come from a fork server that never initialised
-    espeak-ng, so they start in milliseconds; ``workers`` of them run in parallel.
+    libespeak-ng carries synthesis state (its noise generators) from one utterance to the next inside
+    a process, so the same text spoken twice in one process differs slightly. Each utterance is
+    therefore spoken by a process forked from this one, which never initialises the library itself:
+    the audio is a pure function of the request, as with the ``espeak-ng`` command. ``workers``
+    processes run in parallel.
     """
     import multiprocessing
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    with ctx.Pool(max(1, workers), maxtasksperchild=1) as pool:
+    if EspeakNG._instance is not None:
+        raise RuntimeError("espeak-ng was initialised in this process; forked workers would inherit its state")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(max(1, min(workers, len(requests))), maxtasksperchild=1) as pool:
         return pool.map(_synthesize_request, requests, chunksize=1)
+
+
+def synthesize(text: str, voice: str = "en-us", **kwargs) -> EspeakUtterance:
+    """Speak one utterance (in a fresh forked process, so the output is reproducible)."""
+    return synthesize_many([dict(text=text, voice=voice, **kwargs)])[0]
 
 
 def main() -> None:
