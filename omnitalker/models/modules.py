@@ -259,7 +259,9 @@ class InputEmbedding(nn.Module):
         if drop_cond is not None:
             cond = cond.masked_fill(drop_cond[:, None, None], 0.0)
         x = self.proj(torch.cat((x, cond, text), dim=-1))  # b n d
-        return self.conv_pos_embed(x, mask) + x
+        # x first: the sum takes x's row-major layout, not the convs' channel-first one, which would otherwise
+        # propagate through every residual and make each LayerNorm / Linear copy its input
+        return x + self.conv_pos_embed(x, mask)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -284,14 +286,28 @@ class RotaryEmbedding(nn.Module):
         return angles.cos(), angles.sin()
 
 
-def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], num_heads: int | None = None):
+def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], num_heads: int | None = None,
+                 head_axis: int = 1):
     """Rotate each channel pair (x0, x1) of x (b h n dh) by its angle; only the first ``num_heads`` heads
     when given (F5 v0: 1). Interleaved pairs ("rotate every two", as x_transformers / F5-TTS), i.e.
     ``x * cos + rotate_every_two(x) * sin`` with (x0, x1) -> (-x1, x0), written per pair.
+
+    ``head_axis=2`` takes x laid out b n h dh (the projections' own layout, so no transposed copy is made).
+    For float32/float64 the pairs are rotated as one complex multiply ``(x0 + i x1)(cos + i sin)``: the same
+    products and sums as the real form (bit-identical on CPU) in one pass over x instead of six.
     """
     if num_heads is not None:
-        return torch.cat((apply_rotary(x[:, :num_heads], rope), x[:, num_heads:]), dim=1)
-    cos, sin = (table.to(x.dtype) for table in rope)  # n dh/2
+        rotated = apply_rotary(x.narrow(head_axis, 0, num_heads), rope, head_axis=head_axis)
+        rest = x.narrow(head_axis, num_heads, x.shape[head_axis] - num_heads)
+        return torch.cat((rotated, rest), dim=head_axis)
+    cos, sin = rope  # n dh/2
+    if head_axis == 2:  # b n h dh: broadcast the tables over the heads
+        cos, sin = cos[:, None], sin[:, None]  # n 1 dh/2
+    if x.dtype in (torch.float32, torch.float64) and x.stride(-1) == 1 and all(
+            stride % 2 == 0 for stride in x.stride()[:-1]):
+        rotation = torch.complex(cos.to(x.dtype), sin.to(x.dtype))  # n (1) dh/2
+        return torch.view_as_real(torch.view_as_complex(x.unflatten(-1, (-1, 2))) * rotation).flatten(-2)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     even, odd = x.unflatten(-1, (-1, 2)).unbind(-1)  # b h n dh/2
     return torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
 
@@ -313,7 +329,7 @@ class AdaLayerNorm(nn.Module):
         """Returns the modulated x for attention and (gate_msa, shift_mlp, scale_mlp, gate_mlp), each b d."""
         emb = self.linear(self.silu(t))  # b 6d
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = emb.chunk(6, dim=1)
-        x = self.norm(x) * (1 + scale_msa[:, None]) + shift_msa[:, None]  # b n d
+        x = torch.addcmul(shift_msa[:, None], self.norm(x), 1 + scale_msa[:, None])  # b n d: norm * (1 + s) + m
         return x, (gate_msa, shift_mlp, scale_mlp, gate_mlp)
 
 
@@ -328,7 +344,7 @@ class AdaLayerNormFinal(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         scale, shift = self.linear(self.silu(t)).chunk(2, dim=1)  # b d each
-        return self.norm(x) * (1 + scale[:, None]) + shift[:, None]
+        return torch.addcmul(shift[:, None], self.norm(x), 1 + scale[:, None])  # b n d
 
 
 class FeedForward(nn.Module):
@@ -382,21 +398,23 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(head_dim, eps=NORM_EPS) if qk_norm else None
         self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Dropout(dropout)])
 
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:  # b n (h dh) -> b h n dh
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:  # b n (h dh) -> b h n dh (a view)
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
 
+    def _heads(self, x: torch.Tensor, norm: nn.Module | None, rope: tuple | None) -> torch.Tensor:
+        """Projected x (b n (h dh)) -> b h n dh, normed and rotated in the b n h dh layout (no copies but RoPE's)."""
+        x = x.unflatten(-1, (self.num_heads, self.head_dim))  # b n h dh
+        if norm is not None:
+            x = norm(x)
+        if rope is not None:
+            x = apply_rotary(x, rope, self.pe_attn_head, head_axis=2)
+        return x.transpose(1, 2)  # b h n dh
+
     def project_query(self, x: torch.Tensor, rope: tuple | None) -> torch.Tensor:
-        q = self.split_heads(self.to_q(x))  # b h n dh
-        if self.q_norm is not None:
-            q = self.q_norm(q)
-        return q if rope is None else apply_rotary(q, rope, self.pe_attn_head)
+        return self._heads(self.to_q(x), self.q_norm, rope)  # b h n dh
 
     def project_key_value(self, x: torch.Tensor, rope: tuple | None):
-        k = self.split_heads(self.to_k(x))  # b h n dh
-        if self.k_norm is not None:
-            k = self.k_norm(k)
-        k = k if rope is None else apply_rotary(k, rope, self.pe_attn_head)
-        return k, self.split_heads(self.to_v(x))
+        return self._heads(self.to_k(x), self.k_norm, rope), self.split_heads(self.to_v(x))  # b h n dh each
 
     def project_out(self, out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         out = out.transpose(1, 2).flatten(2)  # b n (h dh)
@@ -449,12 +467,12 @@ class DiTBlock(nn.Module):
 
     @staticmethod
     def attention_residual(x: torch.Tensor, attn_out: torch.Tensor, gates) -> torch.Tensor:
-        return x + gates[0][:, None] * attn_out  # b n d, gated by gate_msa
+        return torch.addcmul(x, gates[0][:, None], attn_out)  # b n d: x + gate_msa * attn_out
 
     def feed_forward_residual(self, x: torch.Tensor, gates) -> torch.Tensor:
         _, shift_mlp, scale_mlp, gate_mlp = gates
-        normed = self.ff_norm(x) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]  # b n d
-        return x + gate_mlp[:, None] * self.ff(normed)
+        normed = torch.addcmul(shift_mlp[:, None], self.ff_norm(x), 1 + scale_mlp[:, None])  # b n d
+        return torch.addcmul(x, gate_mlp[:, None], self.ff(normed))  # x + gate_mlp * ff
 
     def finish(self, x: torch.Tensor, attn_out: torch.Tensor, gates) -> torch.Tensor:
         """Gated attention residual, then the modulated, gated FFN residual."""
