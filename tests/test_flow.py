@@ -341,6 +341,23 @@ def test_batched_guidance_equals_separate_passes():
 
 
 @torch.no_grad()
+def test_text_cache_reuses_the_text_encoder_and_changes_nothing():
+    model, inputs = random_tiny_transformer(), stream_inputs()
+    encoder_calls = []
+    hook = model.text_embed.register_forward_hook(lambda module, args, out: encoder_calls.append(out.shape[0]))
+    guidance, cache = GuidanceConfig(text=2.0, audio=0.7, visual=1.3, interval=(0.0, 0.5)), {}
+    for t in (0.1, 0.3, 0.6, 0.9):  # two steps with CFG (4 passes), two without (1 pass)
+        cached = guided_velocity(model, **inputs, timestep=t, guidance=guidance, text_cache=cache)
+        plain = guided_velocity(model, **inputs, timestep=t, guidance=guidance)
+        torch.testing.assert_close(cached.audio, plain.audio, atol=0, rtol=0)
+        torch.testing.assert_close(cached.visual, plain.visual, atol=0, rtol=0)
+    hook.remove()
+    assert len(cache) == 2, "one entry per pass layout (CFG and no-CFG)"
+    # per layout: once for the cache (batch 2 x 4 passes, or x 1) + once per uncached step
+    assert encoder_calls.count(8) == 1 + 2 and encoder_calls.count(2) == 1 + 2
+
+
+@torch.no_grad()
 def test_guidance_skips_zero_and_unavailable_conditions():
     model, inputs = random_tiny_transformer(), stream_inputs()
     audio_only = {k: v for k, v in inputs.items() if not k.startswith("visual")}

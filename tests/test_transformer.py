@@ -154,6 +154,23 @@ def test_per_sample_drop_flags_equal_separate_calls():
             assert (batched.audio[i] - batched.audio[0]).abs().max() > 1e-4
 
 
+@torch.no_grad()
+def test_precomputed_text_embeds_equal_the_text_branch():
+    model, batch = tiny(), inputs()
+    drop = torch.tensor([False, True])
+    direct = model(**batch, drop_text=drop)
+    text = model.embed_text(batch["text_ids"], 24, drop_text=drop)  # b n dt
+    reused = model(**batch, text_embeds=text)
+    for expected, got in zip(outputs(direct), outputs(reused), strict=True):
+        torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="drop_text"):
+        model(**batch, text_embeds=text, drop_text=True)
+    with pytest.raises(ValueError, match="text_embeds"):
+        model(**batch, text_embeds=text[:, :10])
+    with pytest.raises(ValueError, match="num_frames"):
+        model.embed_text(batch["text_ids"], 0)
+
+
 def test_drop_audio_cond_equals_zero_prompt():
     model = tiny()
     batch = inputs()

@@ -139,12 +139,17 @@ def guided_velocity(
     timestep: float | torch.Tensor,
     attention_mask: torch.Tensor | None = None,
     guidance: GuidanceConfig | None = None,
+    text_cache: dict | None = None,
 ) -> GuidedVelocity:
     """Velocity at ``timestep`` with multi-condition CFG, all passes stacked into one transformer call.
 
     Shapes: audio/audio_cond b n mel_dim, visual/visual_cond b n visual_dim, text_ids b nt, attention_mask b n.
     A prompt condition can only be dropped if its stream is present, so e.g. ``visual`` strength is ignored
     for audio-only sampling. ``guidance=None`` means ``GuidanceConfig.none()``.
+
+    ``text_cache``: a dict shared by the calls of ONE sampling run (same text_ids, frames and attention_mask).
+    When the transformer has ``embed_text``, the text features of each pass layout are computed once, stored
+    there and passed back as ``text_embeds``, so the text encoder runs once per run instead of once per step.
     """
     guidance = GuidanceConfig.none() if guidance is None else guidance
     ref = audio if audio is not None else visual
@@ -166,6 +171,13 @@ def guided_velocity(
     # fp32 even for a bf16/fp16 model: t near 0 needs the resolution (the time embedding casts itself)
     timestep = torch.as_tensor(timestep, device=ref.device, dtype=torch.float32)
     timestep = timestep.expand(batch) if timestep.ndim == 0 else timestep  # b
+    text_drop, cached = drop_flags("text"), {}
+    if text_cache is not None and hasattr(transformer, "embed_text"):
+        key = (tuple(name in ("text", "joint") for name in passes), batch, ref.shape[1])
+        if key not in text_cache:
+            text_cache[key] = transformer.embed_text(_repeat(text_ids, num_passes), ref.shape[1], text_drop,
+                                                     _repeat(attention_mask, num_passes))  # (passes b) n dt
+        text_drop, cached = False, {"text_embeds": text_cache[key]}
     out = transformer(
         audio=_repeat(audio, num_passes),
         audio_cond=_repeat(audio_cond, num_passes),
@@ -174,9 +186,10 @@ def guided_velocity(
         text_ids=_repeat(text_ids, num_passes),
         timestep=_repeat(timestep, num_passes),
         attention_mask=_repeat(attention_mask, num_passes),
-        drop_text=drop_flags("text"),
+        drop_text=text_drop,
         drop_audio_cond=drop_flags("audio"),
         drop_visual_cond=drop_flags("visual"),
+        **cached,
     )
 
     def combine(velocity: torch.Tensor | None) -> torch.Tensor | None:

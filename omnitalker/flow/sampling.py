@@ -168,6 +168,7 @@ def sample(
 
     scheduler.set_timesteps(num_inference_steps, device=device)
     dims = [x[name].shape[-1] for name in present]
+    text_cache = {}  # text features per CFG pass layout: the text encoder runs once per run, not per step
     for step, t in enumerate(tqdm(scheduler.timesteps, disable=not progress, desc="sampling")):
         velocity = guided_velocity(
             transformer,
@@ -179,6 +180,7 @@ def sample(
             timestep=t,
             attention_mask=valid,
             guidance=guidance,
+            text_cache=text_cache,
         )
         # one scheduler state for all streams: step their concatenation
         joint_v = torch.cat([getattr(velocity, name) for name in present], dim=-1)  # b n (d_a + d_v)

@@ -235,6 +235,34 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
                 raise ValueError(f"`{name}` must be a bool or a ({batch},) bool tensor, got {_describe(flag)}.")
         return batch, frames
 
+    def _check_text_embeds(self, text_embeds, batch: int, frames: int, drop_text) -> None:
+        expected = (batch, frames, self.config.text_dim)
+        if not isinstance(text_embeds, torch.Tensor) or tuple(text_embeds.shape) != expected:
+            raise ValueError(f"`text_embeds` must be a tensor of shape {expected} (from embed_text), got "
+                             f"{_describe(text_embeds)}.")
+        if drop_text is not None:
+            raise ValueError("`drop_text` has no effect with `text_embeds`: pass it to embed_text() instead.")
+
+    def embed_text(
+        self,
+        text_ids: torch.Tensor,  # b nt long, batch padding -1
+        num_frames: int,
+        drop_text: bool | torch.Tensor = False,  # bool or b bool
+        attention_mask: torch.Tensor | None = None,  # b n bool
+    ) -> torch.Tensor:
+        """The frame-aligned text features (b n dt) that ``forward`` computes from ``text_ids``; pass them back
+        as ``text_embeds=`` to run the text encoder once per sampling call instead of once per ODE step."""
+        if not isinstance(text_ids, torch.Tensor) or text_ids.ndim != 2:
+            raise ValueError(f"`text_ids` must be a (batch, text_len) tensor, got {_describe(text_ids)}.")
+        if not isinstance(num_frames, int) or not 1 <= num_frames <= self.config.max_text_positions:
+            raise ValueError(f"num_frames must be an int in [1, {self.config.max_text_positions}], got {num_frames!r}.")
+        if not isinstance(drop_text, bool) and (not isinstance(drop_text, torch.Tensor) or drop_text.dtype != torch.bool
+                                                 or tuple(drop_text.shape) != (text_ids.shape[0],)):
+            raise ValueError(f"`drop_text` must be a bool or a ({text_ids.shape[0]},) bool tensor, got "
+                             f"{_describe(drop_text)}.")
+        flag = _per_sample(drop_text, text_ids.shape[0], text_ids.device)
+        return self.text_embed(text_ids, num_frames, flag, attention_mask)  # b n dt
+
     def _run_block(self, block: nn.Module, *args):
         if torch.is_grad_enabled() and self.gradient_checkpointing:
             return self._gradient_checkpointing_func(block, *args)
@@ -259,7 +287,11 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         drop_audio_cond: bool | torch.Tensor = False,
         drop_visual_cond: bool | torch.Tensor = False,
         return_dict: bool = True,
+        text_embeds: torch.Tensor | None = None,  # b n dt from embed_text(); skips the text encoder
     ) -> OmniTalkerTransformerOutput | tuple:
+        """Predict the velocities. ``text_embeds`` (optional) is ``embed_text(text_ids, n, drop_text,
+        attention_mask)`` computed once and reused across ODE steps (the text branch does not depend on t);
+        the CFG text drop is then already in it, so ``drop_text`` must stay False."""
         drops = {"drop_text": drop_text, "drop_audio_cond": drop_audio_cond, "drop_visual_cond": drop_visual_cond}
         batch, frames = self.check_inputs(audio, audio_cond, visual, visual_cond, text_ids, timestep,
                                           attention_mask, drops)
@@ -268,7 +300,11 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
 
         timestep = torch.as_tensor(timestep, device=device)
         t = self.time_embed(timestep.expand(batch) if timestep.ndim == 0 else timestep)  # b d
-        text = self.text_embed(text_ids, frames, drop_text, attention_mask)  # b n dt
+        if text_embeds is None:
+            text = self.text_embed(text_ids, frames, drop_text, attention_mask)  # b n dt
+        else:
+            self._check_text_embeds(text_embeds, batch, frames, drop_text)
+            text = text_embeds
         mask = attention_mask
 
         hidden_a = hidden_v = None
