@@ -104,6 +104,17 @@ def test_audio_driven_lipsync_keeps_the_speech(pipe, tmp_path):
     assert_mp4(out, tmp_path / "lipsync.mp4")
 
 
+def test_long_speech_is_lip_synced_in_windows(pipe, reference):
+    speech = make_voice(3.2, "A longer recording that needs two windows of lip sync.")
+    steps = []
+    out = pipe(audio=(SAMPLE_RATE, speech), reference=reference, num_inference_steps=STEPS, max_chunk_seconds=2.5,
+               generator=generator(), watermark=False, callback_on_step_end=lambda p, i, t, kw: steps.append(i) or {})
+    assert len(steps) == 2 * STEPS  # two windows
+    np.testing.assert_allclose(out.audio[0], speech, atol=1e-6)
+    assert len(out.frames[0]) == round(len(speech) / SAMPLE_RATE * VIDEO_FPS)
+    assert abs(len(out.visual_codes[0]) - round(len(speech) / SAMPLE_RATE * 30)) <= 1
+
+
 def test_long_text_is_generated_in_chunks_with_reference_and_motion_frames(pipe, reference, monkeypatch):
     text = "The first sentence is here. The second one follows it. And a third one ends the text."
     segments = []

@@ -83,6 +83,8 @@ def test_quiet_reference_is_normalised_and_the_gain_kept():
         ((SAMPLE_RATE, np.zeros(2 * SAMPLE_RATE, np.float32)), "silent"),
         (synthetic_voice(1.5), "without a sample rate"),
         ((SAMPLE_RATE, np.zeros((2 * SAMPLE_RATE, 40), np.float32)), "channel"),
+        ((0, synthetic_voice(1.5)), "sample_rate must be a positive integer"),
+        ((SAMPLE_RATE, np.zeros((3, 3), np.float32)), "channel axis"),
         (3.5, "must be a file path"),
         ("missing.wav", "file not found"),
         ("photo.png", "is an image"),
@@ -91,6 +93,13 @@ def test_quiet_reference_is_normalised_and_the_gain_kept():
 def test_bad_voices_are_named(source, message):
     with pytest.raises(ValueError, match=message):
         load_voice(source)
+
+
+def test_unreadable_voice_file_is_named(tmp_path):
+    fake = tmp_path / "voice.wav"
+    fake.write_text("not audio at all")
+    with pytest.raises(ValueError, match="reference_audio: .*voice.wav"):
+        load_voice(fake)
 
 
 # ------------------------------------------------------------------------------------------------ text
