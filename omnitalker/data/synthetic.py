@@ -44,7 +44,8 @@ SAMPLES_PER_SHARD = 256
 MIN_SECONDS = 1.0
 MAX_SECONDS = 12.0
 SPLITS = ("train", "val_texts", "val_speakers")
-PLAN_CHUNK = 64  # utterances planned and spoken together (in parallel worker processes)
+PLAN_CHUNK = 64  # at most this many utterances are planned and spoken together (in parallel processes)
+TYPICAL_UTTERANCE_SECONDS = 3.0  # to plan only about as many utterances as the remaining budget needs
 
 
 @dataclass
@@ -196,7 +197,9 @@ def build_corpus(
     bar = tqdm(total=round(total_budget), unit="s", desc="corpus", disable=not progress)
     while sum(budget.values()) < total_budget:
         plan = []
-        for item in range(index, index + PLAN_CHUNK):
+        remaining = total_budget - sum(budget.values())
+        chunk = int(min(PLAN_CHUNK, max(2 * workers, remaining / TYPICAL_UTTERANCE_SECONDS + 1)))
+        for item in range(index, index + chunk):
             style = styles[item % speakers]
             lang = "zh" if style.voice.startswith("cmn") else "en"
             item_rng = np.random.default_rng([seed, item])
@@ -206,7 +209,7 @@ def build_corpus(
             else:
                 split = "val_texts" if item_rng.random() < VAL_TEXT_FRACTION else "train"
             plan.append((f"{split}_{item:07d}", split, text, lang, style, item_rng))
-        index += PLAN_CHUNK
+        index += chunk
         spoken = synthesize_many([speech_request(text, lang, style) for _, _, text, lang, style, _ in plan], workers)
         for (key, split, text, lang, style, item_rng), utt in zip(plan, spoken, strict=True):
             if sum(budget.values()) >= total_budget:
