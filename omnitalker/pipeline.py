@@ -57,7 +57,7 @@ from omnitalker.flow.guidance import (
     DEFAULT_VISUAL_STRENGTH,
     GuidanceConfig,
 )
-from omnitalker.flow.sampling import sample
+from omnitalker.flow.sampling import FlowSampleOutput, sample
 from omnitalker.reference import (
     MAX_REFERENCE_SECONDS,
     MIN_REFERENCE_SECONDS,
@@ -114,6 +114,14 @@ class OmniTalkerPipelineOutput(BaseOutput):
     visual_codes_fps: float = CODE_FPS
 
 
+class _Interrupted(Exception):
+    """Raised by the step hook once ``pipe._interrupt`` is set; carries the latents reached so far."""
+
+    def __init__(self, latents: dict):
+        super().__init__("interrupted")
+        self.latents = latents
+
+
 @dataclass
 class _Segment:
     """One in-filling problem: [prompt | num_frames to generate] with its token text."""
@@ -168,6 +176,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config)
         self._face_analyzer = None
         self._asr = None
+        self._interrupt = False
 
     # ------------------------------------------------------------------------------------------ setup
 
@@ -191,6 +200,12 @@ class OmniTalkerPipeline(DiffusionPipeline):
     @property
     def num_timesteps(self) -> int:
         return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set ``pipe._interrupt = True`` (e.g. from a callback) to stop sampling early (diffusers' protocol):
+        the current latents are decoded and no further chunks are generated."""
+        return self._interrupt
 
     # ------------------------------------------------------------------------------------------ reference
 
@@ -330,21 +345,28 @@ class OmniTalkerPipeline(DiffusionPipeline):
         if len(set(totals)) > 1:  # only pad-mask when lengths differ: a mask-free batch is the fast path
             attention_mask = (torch.arange(num_frames)[None] < lengths[:, None]).to(device)  # b n
 
-        out = sample(
-            self.transformer,
-            self.scheduler,
-            text_ids=text_ids.to(device),
-            num_frames=num_frames,
-            audio_cond=audio_cond.to(device, dtype),
-            visual_cond=visual_cond.to(device, dtype),
-            audio_cond_mask=audio_mask.to(device),
-            visual_cond_mask=visual_mask.to(device),
-            attention_mask=attention_mask,
-            guidance=guidance,
-            num_inference_steps=num_inference_steps,
-            generator=generators if len(generators) > 1 else generators[0],
-            callback_on_step_end=on_step,
-        )
+        try:
+            out = sample(
+                self.transformer,
+                self.scheduler,
+                text_ids=text_ids.to(device),
+                num_frames=num_frames,
+                audio_cond=audio_cond.to(device, dtype),
+                visual_cond=visual_cond.to(device, dtype),
+                audio_cond_mask=audio_mask.to(device),
+                visual_cond_mask=visual_mask.to(device),
+                attention_mask=attention_mask,
+                guidance=guidance,
+                num_inference_steps=num_inference_steps,
+                generator=generators if len(generators) > 1 else generators[0],
+                callback_on_step_end=on_step,
+            )
+        except _Interrupted as stop:  # early stop (diffusers' `pipe._interrupt`): keep what was reached
+            restored = {
+                name: torch.where(mask.to(device)[..., None], cond.to(device, dtype), stop.latents[name])
+                for name, mask, cond in (("audio", audio_mask, audio_cond), ("visual", visual_mask, visual_cond))
+            }
+            out = FlowSampleOutput(**restored)
         results = []
         for row, segment in enumerate(segments):
             span = slice(len(segment.prompt_mel), len(segment.prompt_mel) + segment.num_frames)
@@ -449,6 +471,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text)
             self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
                               output_type, generator, callback_on_step_end_tensor_inputs)
+        self._interrupt = False
         guidance = GuidanceConfig(text=guidance_text, audio=guidance_audio, visual=guidance_visual,
                                   anneal=guidance_anneal)
         generators = generator if isinstance(generator, list) else [generator] * (len(texts) if texts else 1)
@@ -479,6 +502,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
                     returned = {names[name]: value for name, value in outputs.items() if name in names}
                 step_counter[0] += 1
                 progress_bar.update()
+                if self._interrupt:
+                    raise _Interrupted({**latents, **returned})
                 return returned
 
             if audio is not None:
@@ -564,6 +589,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
         mel_total = codes_total = wave_total = None
         previous = None  # (mel, codes, text) of the last chunk
         for text, frames in plan:
+            if self._interrupt:
+                break
             tail, regenerate = None, 0
             if previous is not None:
                 prev_mel, prev_codes, prev_text = previous
@@ -591,6 +618,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
         codes_total = None
         prompt_text = prepare_reference_text(reference.text) if reference.text else ""
         for start, end in windows:
+            if self._interrupt:
+                break
             prompt_mel, prompt_codes, regenerate = reference.mel, reference.codes, 0
             if codes_total is not None:
                 regenerate = min(overlap, start)

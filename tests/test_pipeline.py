@@ -185,6 +185,21 @@ def test_callback_sees_every_step_and_can_change_latents(pipe, reference):
     assert np.abs(out.visual_codes[0]).max() == 0  # the last step's edit is the output
 
 
+def test_interrupt_stops_sampling_early(pipe, reference):
+    calls = []
+
+    def stop_after_first(pipeline, step, timestep, kwargs):
+        calls.append(step)
+        pipeline._interrupt = True
+        return {}
+
+    out = pipe(TEXT, reference=reference, num_inference_steps=4, generator=generator(), output_type="latent",
+               callback_on_step_end=stop_after_first)
+    assert calls == [0] and np.isfinite(out.mel[0]).all()
+    again = pipe(TEXT, reference=reference, num_inference_steps=2, generator=generator(), output_type="latent")
+    assert again.mel[0].shape == out.mel[0].shape  # the flag is reset by the next call
+
+
 def test_save_and_load_round_trip(pipe, reference, tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
