@@ -98,6 +98,13 @@ def _split_long(sentence: str, max_bytes: int) -> list[str]:
     return pieces + [current]
 
 
+def frame_windows(num_frames: int, max_frames: int) -> list[tuple[int, int]]:
+    """Equal (start, end) windows of at most `max_frames` covering [0, num_frames) (long speech, lip-sync)."""
+    count = max(1, math.ceil(num_frames / max_frames))
+    edges = [round(index * num_frames / count) for index in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
 def tail_text(text: str, num_bytes: int) -> str:
     """The last words of `text` worth about `num_bytes` bytes, cut at a word (or CJK character) start.
 

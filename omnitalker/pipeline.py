@@ -42,10 +42,11 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput, logging
 
 from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.audio import HOP_LENGTH, SAMPLE_RATE, TARGET_RMS
+from omnitalker.audio import HOP_LENGTH, SAMPLE_RATE, rms_normalize
 from omnitalker.chunking import (
     crossfade,
     estimate_num_frames,
+    frame_windows,
     pack_sentences,
     split_sentences,
     tail_text,
@@ -480,9 +481,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
         # ---- plan: every item as a list of chunks
         if audio is not None:
             driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
-            driving_mel = reference_mel(driving * _quiet_gain(driving))  # n 100, loudness-normalised like a prompt
+            driving_mel = reference_mel(rms_normalize(driving)[0])  # n 100, loudness-normalised like a prompt
             transcript = None if texts is None else normalize_text(texts[0])
-            plans = [_lipsync_windows(len(driving_mel), max_chunk_frames)]
+            plans = [frame_windows(len(driving_mel), max_chunk_frames)]
         else:
             plans = [self._text_chunks(t, reference, speed, duration, max_chunk_frames) for t in texts]
         solver_calls = sum(len(plan) for plan in plans) if any(len(p) > 1 for p in plans) or audio is not None else 1
@@ -634,19 +635,6 @@ class OmniTalkerPipeline(DiffusionPipeline):
             codes = codes[: end - start + regenerate]
             codes_total = codes if codes_total is None else crossfade(codes_total, codes, regenerate)
         return [driving_mel], [codes_total], [driving.float().clamp(-1.0, 1.0)]
-
-
-def _quiet_gain(wave: torch.Tensor) -> float:
-    """Gain that brings a quiet recording to the prompt loudness the model was trained on (F5-TTS)."""
-    rms = float(wave.float().pow(2).mean().sqrt())
-    return TARGET_RMS / rms if 0 < rms < TARGET_RMS else 1.0
-
-
-def _lipsync_windows(num_frames: int, max_frames: int) -> list[tuple[int, int]]:
-    """Equal windows of at most `max_frames` covering [0, num_frames)."""
-    count = max(1, math.ceil(num_frames / max_frames))
-    edges = [round(index * num_frames / count) for index in range(count + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def _watermark(frames: np.ndarray, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
