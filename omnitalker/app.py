@@ -1,0 +1,171 @@
+"""The OmniTalker Gradio showcase: build_demo() -> gr.Blocks with three tabs. Nothing loads at import.
+
+    from omnitalker.app import build_demo, launch
+    demo = build_demo(pipe)                    # an OmniTalkerPipeline, a folder / Hub id, or None (bundled)
+    launch(demo)                               # queue limits, upload limit, 0.0.0.0:7860 unless told otherwise
+
+    python app.py                              # top-level launcher on the bundled demo weights
+
+Tabs:
+- Talk: a reference video (upload or webcam), or a photo + a voice sample; the reference transcript; the
+  text -> the mp4, the speech alone, and plots (reference vs generated head pose, log-mels);
+- Lip-sync: a photo or a clip + a recording -> the face speaking it (the pipeline's audio-driven mode);
+- Learn flow matching: the same sampler on a 2-D toy (omnitalker/ui/learn.py).
+Handlers are in omnitalker/ui/handlers.py (errors -> gr.Error, per-request output folders).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
+from omnitalker.ui.handlers import MAX_DRIVING_SECONDS, MAX_UPLOAD_SECONDS, DemoHandlers
+from omnitalker.ui.learn import build_learn_tab
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PIPELINE = REPO_ROOT / "weights" / "omnitalker-demo"
+DEFAULT_EXAMPLES = REPO_ROOT / "examples"
+DEFAULT_STEPS = 16  # the paper's
+MAX_STEPS = 64
+QUEUE_SIZE = 16  # waiting requests beyond this are turned away with "queue full"
+CONCURRENCY = 1  # one generation at a time: a CPU (or one GPU) is saturated by one request
+MAX_FILE_SIZE = "25mb"  # per upload; a 10 s 720p phone clip is a few MB
+CACHE_CLEANUP = (3600, 3600)  # gradio's cache: every hour, delete files older than an hour
+DEFAULT_PORT = 7860
+
+INTRO = """
+# OmniTalker
+Type a sentence and a short reference of a person talking (a 1-10 s clip, or a photo plus a voice sample):
+one flow-matching transformer generates the speech *and* the head and face motion in the reference's style.
+Every output carries a visible "AI-generated" label and invisible audio and video watermarks.
+"""
+WATERMARK_NOTICE = ("Outputs are watermarked: a visible *AI-generated* label plus imperceptible marks in the "
+                    "frames and in the audio (paper appendix D). Do not use someone's likeness or voice "
+                    "without their consent.")
+
+
+def _load_examples(folder: Path) -> dict:
+    """examples/examples.json with absolute paths (made by scripts/make_examples.py); {} if absent."""
+    manifest = folder / "examples.json"
+    if not manifest.is_file():
+        return {}
+    entries = json.loads(manifest.read_text())
+    media_keys = ("video", "image", "voice", "audio")
+    return {tab: [{key: str(folder / value) if key in media_keys else value for key, value in entry.items()}
+                  for entry in items] for tab, items in entries.items()}
+
+
+def build_demo(
+    pipeline=None,
+    examples_dir: str | os.PathLike | None = DEFAULT_EXAMPLES,
+    gpu: Callable[[Callable], Callable] | None = None,
+    output_root: str | os.PathLike | None = None,
+) -> gr.Blocks:
+    """The showcase as a gr.Blocks (not launched).
+
+    Args:
+        pipeline: an ``OmniTalkerPipeline``; or a local folder / Hub id, loaded on the first request;
+            None = the bundled demo weights (``weights/omnitalker-demo``).
+        examples_dir: folder with examples.json and its media (None: no examples).
+        gpu: decorator for the generating handlers (``spaces.GPU`` on a ZeroGPU Space).
+        output_root: folder for the per-request outputs (default: in the system temp dir).
+    """
+    handlers = DemoHandlers(DEFAULT_PIPELINE if pipeline is None else pipeline, output_root=output_root)
+    talk, lipsync = handlers.talk, handlers.lipsync
+    if gpu is not None:
+        talk, lipsync = gpu(talk), gpu(lipsync)
+    examples = _load_examples(Path(examples_dir)) if examples_dir is not None else {}
+
+    with gr.Blocks(title="OmniTalker", delete_cache=CACHE_CLEANUP) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Talk", id="talk"):
+                _talk_tab(talk, examples)
+            with gr.Tab("Lip-sync", id="lipsync"):
+                _lipsync_tab(lipsync, examples)
+            with gr.Tab("Learn flow matching", id="learn"):
+                build_learn_tab()
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    return demo
+
+
+def _talk_tab(talk: Callable, examples: dict) -> None:
+    with gr.Row():
+        with gr.Column():
+            with gr.Tabs():
+                with gr.Tab("Reference video"):
+                    reference_video = gr.Video(label=f"Reference video (1-10 s used; at most {MAX_UPLOAD_SECONDS:g} s)",
+                                               sources=["upload", "webcam"], elem_id="reference-video")
+                with gr.Tab("Photo + voice"):
+                    reference_image = gr.Image(label="Photo", type="filepath", sources=["upload", "webcam"],
+                                               elem_id="reference-image")
+                    reference_audio = gr.Audio(label="Voice sample (1-10 s)", type="filepath",
+                                               sources=["upload", "microphone"], elem_id="reference-audio")
+            reference_text = gr.Textbox(label="Reference transcript (what is said in the reference)", lines=2,
+                                        elem_id="reference-text")
+            text = gr.Textbox(label="Text to speak", lines=3, elem_id="text")
+            with gr.Accordion("Advanced settings", open=False):
+                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps",
+                                  elem_id="steps")
+                with gr.Row():
+                    guidance_text = gr.Slider(0, 5, value=DEFAULT_TEXT_STRENGTH, step=0.1, label="Guidance: text")
+                    guidance_audio = gr.Slider(0, 5, value=DEFAULT_AUDIO_STRENGTH, step=0.1, label="Guidance: voice")
+                    guidance_visual = gr.Slider(0, 5, value=DEFAULT_VISUAL_STRENGTH, step=0.1,
+                                                label="Guidance: motion")
+                speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed (1 = the reference's pace)")
+                seed = gr.Number(0, precision=0, label="Seed")
+                gr.Markdown(WATERMARK_NOTICE)
+            generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        with gr.Column():
+            video = gr.Video(label="Talking video", autoplay=True, elem_id="output-video")
+            audio = gr.Audio(label="Speech only", type="filepath")
+            pose_plot = gr.Plot(label="Head pose: reference vs generated")
+            mel_plot = gr.Plot(label="Log-mel: reference vs generated")
+    inputs = [reference_video, reference_image, reference_audio, reference_text, text, steps, guidance_text,
+              guidance_audio, guidance_visual, speed, seed]
+    generate.click(talk, inputs, [video, audio, pose_plot, mel_plot], api_name="talk")
+    if examples.get("talk_video"):
+        gr.Examples([[e["video"], e["reference_text"], e["text"]] for e in examples["talk_video"]],
+                    [reference_video, reference_text, text], label="Example: a reference clip",
+                    cache_examples=False)
+    if examples.get("talk_photo"):
+        gr.Examples([[e["image"], e["voice"], e["reference_text"], e["text"]] for e in examples["talk_photo"]],
+                    [reference_image, reference_audio, reference_text, text], label="Example: photo + voice",
+                    cache_examples=False)
+
+
+def _lipsync_tab(lipsync: Callable, examples: dict) -> None:
+    gr.Markdown("Animate a face with any recording: the model generates only the motion (audio-driven mode).")
+    with gr.Row():
+        with gr.Column():
+            with gr.Tabs():
+                with gr.Tab("Photo"):
+                    image = gr.Image(label="Photo", type="filepath", sources=["upload", "webcam"])
+                with gr.Tab("Video"):
+                    clip = gr.Video(label="Reference clip", sources=["upload", "webcam"])
+            speech = gr.Audio(label=f"Speech to lip-sync (at most {MAX_DRIVING_SECONDS:g} s)", type="filepath",
+                              sources=["upload", "microphone"])
+            with gr.Accordion("Advanced settings", open=False):
+                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps")
+                seed = gr.Number(0, precision=0, label="Seed")
+                gr.Markdown(WATERMARK_NOTICE)
+            run = gr.Button("Lip-sync", variant="primary")
+        with gr.Column():
+            video = gr.Video(label="Lip-synced video", autoplay=True)
+    run.click(lipsync, [image, clip, speech, steps, seed], video, api_name="lipsync")
+    if examples.get("lipsync"):
+        gr.Examples([[e["image"], e["audio"]] for e in examples["lipsync"]], [image, speech],
+                    label="Example: photo + recording", cache_examples=False)
+
+
+def launch(demo: gr.Blocks, server_name: str | None = None, server_port: int | None = None, **kwargs):
+    """Launch with the demo's upload limit; host/port from GRADIO_SERVER_NAME/PORT or 0.0.0.0:7860."""
+    server_name = server_name or os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")
+    if server_port is None:
+        server_port = int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
+    return demo.launch(server_name=server_name, server_port=server_port, max_file_size=MAX_FILE_SIZE, **kwargs)
