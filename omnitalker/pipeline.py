@@ -468,6 +468,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
             raise ValueError("pass either reference= (a prepared reference) or the reference_* arguments, not both")
         self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
                           output_type, generator, callback_on_step_end_tensor_inputs)
+        if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
+            driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
         if reference is None:
             reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text)
             self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
@@ -480,7 +482,6 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
         # ---- plan: every item as a list of chunks
         if audio is not None:
-            driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
             driving_mel = reference_mel(rms_normalize(driving)[0])  # n 100, loudness-normalised like a prompt
             transcript = None if texts is None else normalize_text(texts[0])
             plans = [frame_windows(len(driving_mel), max_chunk_frames)]

@@ -322,6 +322,8 @@ def test_reference_errors_name_the_fix(pipe, tmp_path):
     with pytest.raises(ValueError, match="reference_image"):  # no face in a flat grey picture
         pipe.prepare_reference(reference_image=np.full((128, 128, 3), 128, np.uint8),
                                reference_audio=(SAMPLE_RATE, make_voice(1.2)))
+    with pytest.raises(ValueError, match="audio: file not found"):
+        pipe(reference_image=face, audio=tmp_path / "missing.wav")
     broken = tmp_path / "broken.mp4"
     broken.write_text("this is not a video")
     with pytest.raises(ValueError, match="reference_video"):
