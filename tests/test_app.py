@@ -31,6 +31,7 @@ from tests.pipeline_fixtures import (  # noqa: E402
     get_dummy_components,
     make_reference_video,
     make_voice,
+    synthetic_voice,
 )
 
 STEPS = 2
@@ -132,8 +133,12 @@ def test_missing_weights_folder_is_a_clear_error(tmp_path, media):
 def test_long_reference_truncation_is_shown_as_warning(handlers, media, tmp_path, monkeypatch):
     shown = []
     monkeypatch.setattr(gr, "Warning", lambda message, *args, **kwargs: shown.append(message))
-    long_video = make_reference_video(tmp_path / "long.mp4", seconds=11.0)
-    handlers.talk(**talk_args(media, reference_video=str(long_video), num_inference_steps=1))
+    import soundfile
+
+    long_voice = tmp_path / "long.wav"
+    soundfile.write(long_voice, synthetic_voice(11.0), 24000)
+    handlers.talk(**talk_args(media, reference_video=None, reference_image=media["photo"],
+                              reference_audio=str(long_voice), num_inference_steps=1))
     assert any("longer than 10 s" in message for message in shown)
 
 
@@ -185,7 +190,7 @@ def test_learn_handler_returns_figure_and_summary():
 
     figure, summary = learn(num_steps=4, solver="midpoint", sway=0.0, cfg_strength=1.0, condition=LABEL_CHOICES[1],
                             seed=0, progress=lambda *args, **kwargs: None)
-    assert len(figure.axes) == 2 and "8 network evaluations" in summary.replace("**", "")
+    assert len(figure.axes) == 2 and "16 network evaluations" in summary.replace("**", "")
 
 
 # ---------------------------------------------------------------------------------------------- live app
