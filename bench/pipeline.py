@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -118,6 +119,7 @@ def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workd
         "stages_cpu_seconds": {name: round(cpu[name], 3) for name in STAGES},
         "other_seconds": round(total - sum(stages[name] for name in STAGES), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # > threads means other work shared the cores
     }
 
 
