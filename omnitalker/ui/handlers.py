@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -96,7 +97,7 @@ class DemoHandlers:
         progress(0, desc="Reading the reference")
         check_seconds(reference_video, "reference video", MAX_UPLOAD_SECONDS)
         check_seconds(reference_audio, "voice sample", MAX_UPLOAD_SECONDS)
-        with _user_errors():
+        with _friendly_errors():
             pipe = self.pipeline
             reference = self._prepare_reference(pipe, reference_video, reference_image, reference_audio,
                                                 reference_text, need_voice=True)
@@ -119,7 +120,7 @@ class DemoHandlers:
         if audio is None:
             raise gr.Error("Add the speech to lip-sync (upload or record it).")
         check_seconds(audio, "driving speech", MAX_DRIVING_SECONDS)
-        with _user_errors():
+        with _friendly_errors():
             pipe = self.pipeline
             reference = self._prepare_reference(pipe, reference_video, reference_image, None, None,
                                                 need_voice=False)
@@ -163,18 +164,17 @@ class DemoHandlers:
         return path
 
 
-class _user_errors:
-    """Context: ValueError -> gr.Error(message); gr.Error passes; anything else -> logged + generic gr.Error."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is None or isinstance(error, gr.Error):
-            return False
-        if isinstance(error, ValueError):
-            raise gr.Error(SERVER_PATH.sub(r"\1", str(error))) from error  # no server paths in the page
-        logger.error("demo request failed", exc_info=(kind, error, traceback))
+@contextmanager
+def _friendly_errors():
+    """ValueError -> gr.Error(message); gr.Error passes; anything else -> logged + a generic gr.Error."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except ValueError as error:
+        raise gr.Error(SERVER_PATH.sub(r"\1", str(error))) from error  # no server paths in the page
+    except Exception:
+        logger.exception("demo request failed")
         raise gr.Error(GENERIC_ERROR) from None
 
 
