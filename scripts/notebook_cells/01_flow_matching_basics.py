@@ -1,4 +1,5 @@
 """Source of notebooks/01_flow_matching_basics.ipynb (built by scripts/build_notebooks.py)."""
+# ruff: noqa: E402  (notebook cells import where each section needs it)
 # %% [markdown]
 # # 01 · Flow matching from scratch
 #
@@ -92,7 +93,7 @@ x0 = torch.randn(NUM_EVAL, 2)
 x1 = data_eval
 times = [0.0, 0.25, 0.5, 0.75, 1.0]
 fig, axes = plt.subplots(1, len(times), figsize=(13, 2.8), sharex=True, sharey=True)
-for axis, t in zip(axes, times):
+for axis, t in zip(axes, times, strict=False):
     xt = interpolate(x0, x1, torch.full((NUM_EVAL,), t))
     axis.scatter(xt[:, 0], xt[:, 1], s=1, alpha=0.5)
     axis.set_title(f"$x_t$ at t = {t}")
@@ -194,7 +195,7 @@ plt.show()
 def solve(model, x, grid, method="euler", label=None):
     """Integrate dx/dt = v(t, x) over the increasing time grid; returns the trajectory (len(grid), n, 2)."""
     path = [x]
-    for t0, t1 in zip(grid[:-1], grid[1:]):
+    for t0, t1 in zip(grid[:-1], grid[1:], strict=False):
         h = t1 - t0
         t0 = torch.tensor(float(t0))
         if method == "euler":
@@ -448,7 +449,7 @@ weights = [0.0, 0.5, 1.0, 2.0, 4.0]
 per_class = NUM_EVAL // NUM_CLASSES
 fig, axes = plt.subplots(1, len(weights), figsize=(15, 3.2), sharex=True, sharey=True)
 print(f"{'w':>4} | {'class accuracy':>14} | {'SWD to class data':>17} | {'mean |x| ':>9}")
-for axis, w in zip(axes, weights):
+for axis, w in zip(axes, weights, strict=False):
     accuracy, swd, radius = [], [], []
     for c in range(NUM_CLASSES):
         label = torch.full((per_class,), c)
@@ -563,7 +564,7 @@ generator = torch.Generator().manual_seed(0)
 no_text = torch.zeros(128, 1, dtype=torch.long)  # our toy has no text condition
 infill_history = []
 start = time.perf_counter()
-for step in range(infill_steps):
+for _step in range(infill_steps):
     out = loss_fn(infiller, mel=make_waves(128, generator), text_ids=no_text, generator=generator)
     optimizer.zero_grad()
     out.loss.backward()

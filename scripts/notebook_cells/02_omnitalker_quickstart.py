@@ -1,4 +1,5 @@
 """Source of notebooks/02_omnitalker_quickstart.ipynb (built by scripts/build_notebooks.py)."""
+# ruff: noqa: E402  (notebook cells import where each section needs it)
 # %% [markdown]
 # # 02 · OmniTalker quickstart
 #
@@ -184,6 +185,6 @@ display(fig)
 # %%
 batch = pipe(["Short one.", "And a slightly longer sentence."], reference=reference, output_type="latent",
              num_inference_steps=NUM_STEPS, generator=[torch.Generator().manual_seed(i) for i in range(2)])
-for text, mel, codes in zip(["Short one.", "And a slightly longer sentence."], batch.mel, batch.visual_codes):
+for text, mel, codes in zip(["Short one.", "And a slightly longer sentence."], batch.mel, batch.visual_codes, strict=False):
     print(f"{text!r:>36}: mel {mel.shape} ({mel.shape[1] / mel_fps:.2f} s), codes {codes.shape}")
 analyzer.close()

@@ -1,4 +1,5 @@
 """Source of notebooks/03_style_in_context.ipynb (built by scripts/build_notebooks.py)."""
+# ruff: noqa: E402  (notebook cells import where each section needs it)
 # %% [markdown]
 # # 03 · Style in context: one text, several references
 #
@@ -141,7 +142,7 @@ for i, gen_name in enumerate(names):
         table["E-FID"][i, j] = e_fid(ref_codes, generated[gen_name]["codes"])
 
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-for axis, (metric, values) in zip(axes, table.items()):
+for axis, (metric, values) in zip(axes, table.items(), strict=False):
     image = axis.imshow(values, cmap="viridis_r" if "FID" in metric else "viridis")
     for (i, j), value in np.ndenumerate(values):
         axis.text(j, i, f"{value:.3g}", ha="center", va="center", color="white", fontsize=9)
@@ -166,7 +167,7 @@ for metric, values in table.items():
 
 # %%
 print("P-FID between the references themselves:")
-for i, a in enumerate(names):
+for a in names:
     print("  " + " ".join(f"{p_fid(reference_codes_30fps(references[a]), reference_codes_30fps(references[b])):9.4f}"
                           for b in names) + f"   <- {a}")
 
@@ -185,7 +186,7 @@ fig.suptitle("head rotation heatmaps of the generated clips")
 display(fig)
 
 fig, axes = plt.subplots(3, 1, figsize=(10, 6.5), sharex=True)
-for axis, name in zip(axes, names):
+for axis, name in zip(axes, names, strict=False):
     ref_yaw = np.degrees(reference_codes_30fps(references[name])[:, 0])
     gen_yaw = np.degrees(generated[name]["codes"][:, 0])
     ref_time = np.arange(len(ref_yaw)) / CODE_FPS
@@ -238,7 +239,7 @@ axes[1].set_title(f"audio-prompt guidance ({name} reference)")
 axes[1].set_xlabel("guidance_audio $w$")
 axes[1].set_ylabel("voice similarity (cosine)")
 plt.show()
-for w, (pf, ef, _), (_, _, vs) in zip(strengths, sweep["visual"], sweep["audio"]):
+for w, (pf, ef, _), (_, _, vs) in zip(strengths, sweep["visual"], sweep["audio"], strict=False):
     print(f"w = {w:>3g}: visual guidance -> P-FID {pf:.4f}, E-FID {ef:.4f} | audio guidance -> voice similarity {vs:.3f}")
 analyzer.close()
 

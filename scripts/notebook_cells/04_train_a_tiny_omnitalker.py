@@ -1,4 +1,5 @@
 """Source of notebooks/04_train_a_tiny_omnitalker.ipynb (built by scripts/build_notebooks.py)."""
+# ruff: noqa: E402  (notebook cells import where each section needs it)
 # %% [markdown]
 # # 04 · Train a tiny OmniTalker
 #
@@ -20,7 +21,6 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 
@@ -155,7 +155,7 @@ if val_path.exists():
 mel_fps = 24000 / 256
 fig, axes = plt.subplots(len(snapshots) + 1, 1, figsize=(9, 1.8 * (len(snapshots) + 1)), sharex=True)
 panels = [(f"step {s['step']}", s["mel"]) for s in snapshots] + [("real clip", held_out.mel)]
-for axis, (title, mel) in zip(axes, panels):
+for axis, (title, mel) in zip(axes, panels, strict=False):
     axis.imshow(mel.T.numpy(), origin="lower", aspect="auto", cmap="magma", extent=(0, len(mel) / mel_fps, 0, 100))
     axis.axvline(prompt_frames / mel_fps, color="white", linestyle="--")
     axis.set_title(title, fontsize="small")
