@@ -169,6 +169,12 @@ class FlowMatchingLoss(nn.Module):
         """One loss evaluation. ``mel``: b n 100, ``visual``: b n 58 (either may be None), ``text_ids``: b nt
         (pad -1), ``lengths`` (b) or ``attention_mask`` (b n, True = valid; default: all valid)."""
         self.check_inputs(mel, visual, text_ids, lengths, attention_mask)
+        # The model learns normalised visual codes (see OmniTalkerTransformer.normalize_visual); unwrap DDP /
+        # torch.compile wrappers to reach the statistics.
+        core = getattr(transformer, "module", transformer)
+        core = getattr(core, "_orig_mod", core)
+        if visual is not None and hasattr(core, "normalize_visual"):
+            visual = core.normalize_visual(visual)  # b n 58
         ref = mel if mel is not None else visual
         batch, frames, device = ref.shape[0], ref.shape[1], ref.device
         if attention_mask is None:

@@ -136,6 +136,12 @@ def sample(
     if num_frames is None:
         num_frames = max(conds[name].shape[1] for name in present) if present else 0
     check_inputs(text_ids, num_frames, conds, masks, attention_mask)
+    # The model works on normalised visual codes (OmniTalkerTransformer.normalize_visual); callbacks see that
+    # space, the result is returned in raw code units.
+    raw_conds = dict(conds)
+    normalize = getattr(transformer, "normalize_visual", None)
+    if conds["visual"] is not None and normalize is not None:
+        conds["visual"] = normalize(conds["visual"])
     ref = conds[present[0]]
     batch, device, dtype = ref.shape[0], ref.device, ref.dtype
 
@@ -192,7 +198,11 @@ def sample(
             x.update({name: returned[name] for name in present if name in returned})
 
     out = {}
+    denormalize = getattr(transformer, "denormalize_visual", None)
+    if "visual" in x and denormalize is not None:
+        x["visual"] = denormalize(x["visual"])
     for name in present:
-        result = torch.where(prompt[name][..., None], step_cond[name], x[name])  # b n d
+        raw_prompt = _pad_frames(raw_conds[name].to(device=device, dtype=dtype), num_frames)  # b n d
+        result = torch.where(prompt[name][..., None], raw_prompt, x[name])  # b n d
         out[name] = result if valid is None else result * valid[..., None]
     return FlowSampleOutput(audio=out.get("audio"), visual=out.get("visual"))

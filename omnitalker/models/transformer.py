@@ -25,6 +25,7 @@ A converted F5-TTS Base (vocab 2545, 22 fusion + 4 + 4 blocks) has 784,766,110.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +76,11 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         conv_pos_kernel / conv_pos_groups: the convolutional position embedding of each stream.
         max_text_positions: longest supported sequence in frames (8192 = 87 s at 93.75 fps).
         qk_norm: None or "rms_norm" on queries and keys.
+        visual_mean / visual_std: per-dimension statistics of the training visual codes (``visual_dim``
+            floats each). The model works on normalised codes ``(codes - mean) / std``: raw codes are
+            radians and face-size fractions (std ~0.01-0.1), far below the unit noise of flow matching, so
+            without this the visual loss only sees noise. ``normalize_visual`` / ``denormalize_visual``
+            convert; the loss and the sampler call them. None = codes used as they are.
     """
 
     _supports_gradient_checkpointing = True
@@ -104,8 +110,21 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         conv_pos_groups: int = 16,
         max_text_positions: int = 8192,
         qk_norm: str | None = None,
+        visual_mean: list[float] | None = None,
+        visual_std: list[float] | None = None,
     ):
         super().__init__()
+        if (visual_mean is None) != (visual_std is None):
+            raise ValueError("give both visual_mean and visual_std (the visual-code statistics), or neither.")
+        if visual_mean is not None:
+            if len(visual_mean) != visual_dim or len(visual_std) != visual_dim:
+                raise ValueError(f"visual_mean / visual_std need {visual_dim} values each (one per visual dim).")
+            if min(visual_std) <= 0:
+                raise ValueError("visual_std values must be positive.")
+        # Not in the state dict: the statistics live in config.json (keeps checkpoints' key sets unchanged).
+        stats = (visual_mean, visual_std) if visual_mean is not None else ([0.0] * visual_dim, [1.0] * visual_dim)
+        self.register_buffer("visual_mean_buffer", torch.tensor(stats[0], dtype=torch.float32), persistent=False)
+        self.register_buffer("visual_std_buffer", torch.tensor(stats[1], dtype=torch.float32), persistent=False)
         if fusion not in FUSION_BLOCKS:
             raise ValueError(f"fusion must be one of {sorted(FUSION_BLOCKS)}, got {fusion!r}.")
         if head_dim % 2 != 0:
@@ -154,9 +173,10 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
     def from_named_config(cls, name: str, **overrides) -> OmniTalkerTransformer:
         """Build a randomly initialised model from a shipped config ("base", "small", "demo", "tiny")."""
         config = load_named_config(name)
-        unknown = sorted(set(overrides) - set(config))
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(overrides) - valid)
         if unknown:
-            raise ValueError(f"Unknown config keys {unknown}; valid keys: {sorted(config)}.")
+            raise ValueError(f"Unknown config keys {unknown}; valid keys: {sorted(valid)}.")
         return cls(**{**config, **overrides})
 
     # ------------------------------------------------------------------------------------------------------
@@ -272,6 +292,22 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         for block in blocks:
             hidden = self._run_block(block, hidden, t, mask, rope)
         return masked_fill_rows(proj_out(norm_out(hidden, t)), mask)
+
+    def normalize_visual(self, codes: torch.Tensor | None) -> torch.Tensor | None:
+        """Raw visual codes (..., visual_dim) -> the model's normalised space (identity without statistics)."""
+        if codes is None or self.config.visual_mean is None:
+            return codes
+        mean = self.visual_mean_buffer.to(device=codes.device, dtype=codes.dtype)
+        std = self.visual_std_buffer.to(device=codes.device, dtype=codes.dtype)
+        return (codes - mean) / std
+
+    def denormalize_visual(self, codes: torch.Tensor | None) -> torch.Tensor | None:
+        """Inverse of :meth:`normalize_visual`."""
+        if codes is None or self.config.visual_mean is None:
+            return codes
+        mean = self.visual_mean_buffer.to(device=codes.device, dtype=codes.dtype)
+        std = self.visual_std_buffer.to(device=codes.device, dtype=codes.dtype)
+        return codes * std + mean
 
     def forward(
         self,

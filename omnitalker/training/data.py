@@ -171,6 +171,23 @@ class ShardDataset(Dataset):
         )
 
 
+VISUAL_STD_FLOOR = 1e-3  # codes that never move (e.g. a constant log_scale) keep a usable scale
+STATISTICS_MAX_SAMPLES = 512
+
+
+def visual_code_statistics(dataset: ShardDataset, max_samples: int = STATISTICS_MAX_SAMPLES) -> tuple[list, list]:
+    """Per-dimension mean and std of the visual codes over (up to ``max_samples`` evenly spaced) clips.
+
+    They become the transformer's ``visual_mean`` / ``visual_std`` so the model learns codes of unit scale.
+    """
+    if len(dataset) == 0:
+        raise ValueError("the training split is empty: no clips to compute visual-code statistics from")
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(max_samples, len(dataset))).round().astype(int))
+    codes = torch.cat([dataset[int(i)].codes for i in picks]).double()  # frames 58
+    mean, std = codes.mean(0), codes.std(0).clamp_min(VISUAL_STD_FLOOR)
+    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
 @dataclass
 class Batch:
     """Padded batch. mel b n 100 and codes b n 58 (0-padded), text_ids b nt (-1-padded), lengths b."""

@@ -42,7 +42,14 @@ from ..flow.scheduler import OmniTalkerFlowMatchScheduler
 from ..models.transformer import OmniTalkerTransformer
 from ..text import OmniTalkerTokenizer
 from .config import TrainConfig
-from .data import Batch, DynamicBatchSampler, ShardDataset, collate, frame_budget_batches
+from .data import (
+    Batch,
+    DynamicBatchSampler,
+    ShardDataset,
+    collate,
+    frame_budget_batches,
+    visual_code_statistics,
+)
 from .ema import create_ema, load_ema_state, save_ema_model, save_ema_state
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -65,15 +72,22 @@ class TrainState:
 # ----------------------------------------------------------------------------------------------- building
 
 
-def build_model(config: TrainConfig, tokenizer: OmniTalkerTokenizer) -> OmniTalkerTransformer:
+def build_model(
+    config: TrainConfig, tokenizer: OmniTalkerTokenizer, train_set: ShardDataset | None = None
+) -> OmniTalkerTransformer:
+    """The transformer to train. A new model gets the visual-code statistics of ``train_set`` (unless its
+    config sets them), so it learns unit-scale codes; a fine-tuned one keeps its own."""
     section = config.model
+    overrides = dict(section.overrides)
+    if section.init_from is None and train_set is not None and "visual_mean" not in overrides:
+        overrides["visual_mean"], overrides["visual_std"] = visual_code_statistics(train_set)
     if section.init_from is not None:
         model = OmniTalkerTransformer.from_pretrained(section.init_from)
     elif Path(section.config).is_file():
         base = OmniTalkerTransformer.load_config(section.config)
-        model = OmniTalkerTransformer.from_config({**base, **section.overrides})
+        model = OmniTalkerTransformer.from_config({**base, **overrides})
     else:
-        model = OmniTalkerTransformer.from_named_config(section.config, **section.overrides)
+        model = OmniTalkerTransformer.from_named_config(section.config, **overrides)
     if model.config.text_num_embeds < tokenizer.vocab_size:
         raise ValueError(
             f"the model's text_num_embeds ({model.config.text_num_embeds}) is smaller than the tokenizer's vocab "
@@ -148,10 +162,9 @@ class Trainer:
         accel = self.accelerator
         set_seed(section.seed)  # the same initial weights in every process
         self.tokenizer = OmniTalkerTokenizer.default()
-        model = build_model(config, self.tokenizer)
-
         data = config.data
         self.train_set = ShardDataset(data.dir, data.train_split, self.tokenizer, data.max_mismatch_frames)
+        model = build_model(config, self.tokenizer, self.train_set)
         self.sampler = DynamicBatchSampler(
             self.train_set.lengths, data.frames_per_batch, data.max_samples_per_batch, seed=section.seed,
             num_replicas=accel.num_processes, rank=accel.process_index,
