@@ -59,6 +59,11 @@ from omnitalker.flow.guidance import (
     GuidanceConfig,
 )
 from omnitalker.flow.sampling import FlowSampleOutput, sample
+
+# diffusers resolves saved components by importing their module by name; import the model modules here so
+# `OmniTalkerPipeline.from_pretrained(...)` works in a fresh process (model_index.json names these paths).
+from omnitalker.models import transformer as _transformer_module  # noqa: F401
+from omnitalker.models import vocoder as _vocoder_module  # noqa: F401
 from omnitalker.reference import (
     MAX_REFERENCE_SECONDS,
     MIN_REFERENCE_SECONDS,

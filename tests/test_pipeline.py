@@ -332,3 +332,25 @@ def test_reference_errors_name_the_fix(pipe, tmp_path):
         pipe.prepare_reference(reference_video=tmp_path / "face.png")
     with pytest.raises(ValueError, match="reference_video must be a file path"):
         pipe.prepare_reference(reference_video=123)
+
+
+def test_from_pretrained_in_a_fresh_process(tmp_path):
+    """diffusers imports component modules by name: loading must not rely on the caller having imported them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.pipeline_fixtures import get_dummy_components
+
+    OmniTalkerPipeline(**get_dummy_components()).save_pretrained(tmp_path / "pipe")
+    code = (
+        "from omnitalker import OmniTalkerPipeline; "
+        f"p = OmniTalkerPipeline.from_pretrained({str(tmp_path / 'pipe')!r}); "
+        "print(type(p.transformer).__name__, type(p.vocoder).__name__, type(p.renderer).__name__)"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": root}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "OmniTalkerTransformer GriffinLimVocoder WarpRendererComponent" in result.stdout
