@@ -342,6 +342,23 @@ def rms_normalize(wave: torch.Tensor, target_rms: float = TARGET_RMS) -> tuple[t
     return wave * gain, gain
 
 
+def as_mono_array(wave, dtype=np.float32, what: str = "audio") -> np.ndarray:
+    """A mono waveform (numpy/torch, (n,) or (1, n)) as a 1-D numpy array of ``dtype``; NaN/inf rejected.
+
+    The one place that checks waveforms handed to writers (save_audio, export_to_video, the watermarks).
+    """
+    if isinstance(wave, torch.Tensor):
+        wave = wave.detach().cpu().float().numpy()
+    wave = np.asarray(wave, dtype=dtype)
+    if wave.ndim == 2 and wave.shape[0] == 1:
+        wave = wave[0]
+    if wave.ndim != 1:
+        raise ValueError(f"{what} has shape {wave.shape}; expected mono (n,) or (1, n). Average the channels first.")
+    if not np.all(np.isfinite(wave)):
+        raise ValueError(f"{what} contains NaN or inf values; check the vocoder output.")
+    return wave
+
+
 def save_audio(
     path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_rate: int = SAMPLE_RATE
 ) -> Path:
@@ -353,13 +370,7 @@ def save_audio(
     import soundfile
 
     path = Path(path)
-    if isinstance(wave, torch.Tensor):
-        wave = wave.detach().cpu().float().numpy()
-    wave = np.asarray(wave, dtype=np.float32)
-    if wave.ndim == 2 and wave.shape[0] == 1:
-        wave = wave[0]
-    if wave.ndim != 1:
-        raise ValueError(f"save_audio writes mono audio: expected (nw,) or (1, nw), got shape {wave.shape}")
+    wave = as_mono_array(wave, np.float32)
     audio_format = path.suffix.lstrip(".").upper()
     if audio_format not in soundfile.available_formats():
         raise ValueError(f"cannot write {path.suffix!r} audio: use .wav, .flac or .ogg")

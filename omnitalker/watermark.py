@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from omnitalker.audio import as_mono_array
+
 # ---------------------------------------------------------------- visible mark
 VISIBLE_TEXT = "AI-generated"
 VISIBLE_HEIGHT_FRACTION = 0.055  # label box height relative to the frame height
@@ -297,15 +299,7 @@ class AudioWatermarkDetection:
 def _as_wave(wave: Any, sample_rate: int) -> np.ndarray:
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
-    if hasattr(wave, "detach"):
-        wave = wave.detach().float().cpu().numpy()
-    wave = np.asarray(wave, dtype=np.float64)
-    if wave.ndim == 2 and wave.shape[0] == 1:
-        wave = wave[0]
-    if wave.ndim != 1:
-        raise ValueError(f"audio has shape {wave.shape}; expected mono (N,) or (1, N).")
-    if not np.all(np.isfinite(wave)):
-        raise ValueError("audio contains NaN or inf values.")
+    wave = as_mono_array(wave, np.float64)
     if len(wave) < AUDIO_MIN_SECONDS * sample_rate:
         raise ValueError(f"audio is {len(wave) / sample_rate:.2f} s; the watermark needs at least {AUDIO_MIN_SECONDS} s.")
     return wave

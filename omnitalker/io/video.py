@@ -30,6 +30,8 @@ import av
 import numpy as np
 from av.video.reformatter import Colorspace
 
+from omnitalker.audio import as_mono_array
+
 DEFAULT_FPS = 25
 DEFAULT_SAMPLE_RATE = 24000
 DEFAULT_CRF = 18  # libx264 constant-quality factor: 0 lossless, 18 visually lossless, 23 x264's default
@@ -120,16 +122,7 @@ def _prepare_audio(audio: Any, sample_rate: int) -> np.ndarray:
     """Mono float32 audio in [-1, 1]; values outside are clipped (AAC cannot carry them)."""
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
-    if hasattr(audio, "detach"):
-        audio = audio.detach().float().cpu().numpy()
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2 and audio.shape[0] == 1:
-        audio = audio[0]
-    if audio.ndim != 1:
-        raise ValueError(f"audio has shape {audio.shape}; expected mono (N,) or (1, N). Average the channels first.")
-    if not np.all(np.isfinite(audio)):
-        raise ValueError("audio contains NaN or inf values; check the vocoder output.")
-    return np.clip(audio, -1.0, 1.0)
+    return np.clip(as_mono_array(audio, np.float32), -1.0, 1.0)
 
 
 def _even(size: int) -> int:
