@@ -300,33 +300,48 @@ def num_mel_frames(num_samples: int) -> int:
 # --------------------------------------------------------------------------------------------- helpers
 
 
+def silence_bounds(
+    wave: torch.Tensor,
+    sample_rate: int = SAMPLE_RATE,
+    threshold_db: float = SILENCE_THRESHOLD_DB,
+    keep_seconds: float = SILENCE_KEEP_SECONDS,
+    floor_rms: float = 0.0,
+) -> tuple[int, int] | None:
+    """(start, end) samples of a mono wave (nw,) without its leading and trailing silence.
+
+    Energy based: the RMS of 20 ms frames is compared with the loudest frame; frames more than
+    `threshold_db` below it are silence. The span runs from the first to the last non-silent frame,
+    with `keep_seconds` of margin each side; silence inside the clip is kept. None when the loudest
+    frame is at or below `floor_rms` (all silent).
+    """
+    if wave.ndim != 1:
+        raise ValueError(f"expected a mono wave (nw,), got shape {tuple(wave.shape)}")
+    frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
+    n_frames = math.ceil(wave.shape[0] / frame)
+    padded = torch.nn.functional.pad(wave.float(), (0, n_frames * frame - wave.shape[0]))
+    rms = padded.view(n_frames, frame).pow(2).mean(dim=1).sqrt()  # n_frames
+    loudest = float(rms.max())
+    if loudest <= floor_rms:
+        return None
+    voiced = torch.nonzero(rms >= loudest * 10.0 ** (-threshold_db / 20.0)).squeeze(1)
+    keep = round(keep_seconds * sample_rate)
+    start = max(0, int(voiced[0]) * frame - keep)
+    end = min(wave.shape[0], (int(voiced[-1]) + 1) * frame + keep)
+    return start, end
+
+
 def trim_silence(
     wave: torch.Tensor,
     sample_rate: int = SAMPLE_RATE,
     threshold_db: float = SILENCE_THRESHOLD_DB,
     keep_seconds: float = SILENCE_KEEP_SECONDS,
 ) -> torch.Tensor:
-    """Cut leading and trailing silence from a mono wave (nw,).
+    """Cut leading and trailing silence from a mono wave (nw,) (rule: :func:`silence_bounds`).
 
-    Energy based: the RMS of 20 ms frames is compared with the loudest frame; frames more than
-    `threshold_db` below it are silence. The result runs from the first to the last non-silent frame,
-    with `keep_seconds` of margin each side. Silence inside the clip is kept. An all-zero wave is
-    returned unchanged.
+    An all-zero wave is returned unchanged.
     """
-    if wave.ndim != 1:
-        raise ValueError(f"trim_silence expects a mono wave (nw,), got shape {tuple(wave.shape)}")
-    frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
-    n_frames = math.ceil(wave.shape[0] / frame)
-    padded = torch.nn.functional.pad(wave.float(), (0, n_frames * frame - wave.shape[0]))
-    rms = padded.view(n_frames, frame).pow(2).mean(dim=1).sqrt()  # n_frames
-    loudest = rms.max()
-    if loudest <= 0:
-        return wave
-    voiced = torch.nonzero(rms >= loudest * 10.0 ** (-threshold_db / 20.0)).squeeze(1)
-    keep = round(keep_seconds * sample_rate)
-    start = max(0, int(voiced[0]) * frame - keep)
-    end = min(wave.shape[0], (int(voiced[-1]) + 1) * frame + keep)
-    return wave[start:end]
+    bounds = silence_bounds(wave, sample_rate, threshold_db, keep_seconds)
+    return wave if bounds is None else wave[bounds[0] : bounds[1]]
 
 
 def rms_normalize(wave: torch.Tensor, target_rms: float = TARGET_RMS) -> tuple[torch.Tensor, float]:

@@ -27,7 +27,6 @@ Steps, in order:
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -41,12 +40,11 @@ from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.audio import (
     SAMPLE_RATE,
     SILENCE_FRAME_SECONDS,
-    SILENCE_KEEP_SECONDS,
-    SILENCE_THRESHOLD_DB,
     TARGET_RMS,
     load_audio,
     log_mel_spectrogram,
     rms_normalize,
+    silence_bounds,
 )
 
 MIN_REFERENCE_SECONDS = 1.0  # paper: the reference is 1-10 s
@@ -125,21 +123,9 @@ def video_frame_count(num_samples: int, fps: float, sample_rate: int = SAMPLE_RA
 def speech_bounds(wave: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> tuple[int, int] | None:
     """(start, end) samples of the speech in `wave` with the edge silence removed; None if all silent.
 
-    Same rule as ``omnitalker.audio.trim_silence`` (which returns only the trimmed wave; the pipeline
-    also needs the offsets to cut the video in step).
+    The rule of ``omnitalker.audio.trim_silence``; the offsets are needed to cut the video in step.
     """
-    frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
-    n_frames = math.ceil(wave.shape[0] / frame)
-    padded = torch.nn.functional.pad(wave.float(), (0, n_frames * frame - wave.shape[0]))
-    rms = padded.view(n_frames, frame).pow(2).mean(dim=1).sqrt()  # n_frames
-    loudest = float(rms.max())
-    if loudest < SILENT_RMS:
-        return None
-    voiced = torch.nonzero(rms >= loudest * 10.0 ** (-SILENCE_THRESHOLD_DB / 20.0)).squeeze(1)
-    keep = round(SILENCE_KEEP_SECONDS * sample_rate)
-    start = max(0, int(voiced[0]) * frame - keep)
-    end = min(wave.shape[0], (int(voiced[-1]) + 1) * frame + keep)
-    return start, end
+    return silence_bounds(wave, sample_rate, floor_rms=SILENT_RMS)
 
 
 def _quietest_cut(wave: torch.Tensor, limit: int, sample_rate: int) -> int:
