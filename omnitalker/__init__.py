@@ -24,6 +24,11 @@ _LAZY = {
     "WarpRenderer": "omnitalker.models.renderer",
     "OmniTalkerPipeline": "omnitalker.pipeline",
     "OmniTalkerPipelineOutput": "omnitalker.pipeline",
+    "OmniTalkerReference": "omnitalker.reference",
+    "OmniTalkerTextProcessor": "omnitalker.components",
+    "WarpRendererComponent": "omnitalker.components",
+    "FaceAnalyzer": "omnitalker.face",
+    "export_to_video": "omnitalker.io.video",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
