@@ -59,7 +59,8 @@ def timed(stages: dict, cpu: dict, name: str, function):
     return wrapper
 
 
-def build_pipeline(render_size: int):
+def build_pipeline(render_size: int, path: str | None = None):
+    """The "demo"-config pipeline with random weights, or a saved pipeline (e.g. the bundled weights)."""
     import torch
 
     from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
@@ -68,6 +69,10 @@ def build_pipeline(render_size: int):
     from omnitalker.models.vocoder import VocosVocoder
     from omnitalker.pipeline import OmniTalkerPipeline
 
+    if path is not None:
+        pipe = OmniTalkerPipeline.from_pretrained(path)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     torch.manual_seed(0)
     pipe = OmniTalkerPipeline(
         transformer=OmniTalkerTransformer.from_named_config("demo").eval(),
@@ -80,7 +85,8 @@ def build_pipeline(render_size: int):
     return pipe
 
 
-def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workdir: Path) -> dict:
+def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workdir: Path,
+             path: str | None = None) -> dict:
     """One measured generation of `seconds` of output; returns stage times, RTF and peak RSS."""
     import torch
 
@@ -90,7 +96,7 @@ def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workd
     from tests.pipeline_fixtures import REFERENCE_TEXT, make_reference_video
 
     reference_video = make_reference_video(workdir / "ref.mp4", seconds=REFERENCE_SECONDS, size=REFERENCE_SIZE)
-    pipe = build_pipeline(render_size)
+    pipe = build_pipeline(render_size, path)
     stages, cpu = defaultdict(float), defaultdict(float)
     pipe.prepare_reference = timed(stages, cpu, "reference analysis", pipe.prepare_reference)
     pipe._denoise = timed(stages, cpu, "DiT sampling", pipe._denoise)
@@ -128,7 +134,8 @@ def child(args) -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
-        result = run_once(args.seconds[0], args.steps, args.render_size, not args.no_guidance, Path(folder))
+        result = run_once(args.seconds[0], args.steps, args.render_size, not args.no_guidance, Path(folder),
+                          args.pipeline)
     print(json.dumps(result))
 
 
@@ -139,6 +146,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--no-baseline", action="store_true", help="skip the guidance-free baseline runs")
+    parser.add_argument("--pipeline", default=None,
+                        help="a saved pipeline folder (default: the demo config with random weights)")
     parser.add_argument("--no-guidance", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -153,6 +162,8 @@ def main() -> None:
                        "--threads", str(args.threads), "--render-size", str(args.render_size)]
             if not guidance:
                 command.append("--no-guidance")
+            if args.pipeline is not None:
+                command += ["--pipeline", args.pipeline]
             done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if done.returncode != 0:
                 sys.exit(f"benchmark run failed:\n{done.stderr[-3000:]}")
@@ -170,17 +181,18 @@ def main() -> None:
         if (long, True) in by_key and (long, False) in by_key:
             ratio = by_key[(long, True)]["stages"]["DiT sampling"] / by_key[(long, False)]["stages"]["DiT sampling"]
             print(f"{'20 s' if long else '5 s'}: DiT sampling with CFG / without = {ratio:.2f}x")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    results = RESULTS if args.pipeline is None else RESULTS.with_name("pipeline_" + Path(args.pipeline).name + ".json")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({
         "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
         "python": platform.python_version(),
         "steps": args.steps,
         "render_size": args.render_size,
-        "transformer": "demo (random weights)",
-        "vocoder": "VocosVocoder (released size, random weights)",
+        "transformer": args.pipeline or "demo (random weights)",
+        "vocoder": "the pipeline's" if args.pipeline else "VocosVocoder (released size, random weights)",
         "runs": runs,
     }, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {results.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
