@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from omnitalker.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, load_audio, log_mel_spectrogram
+from omnitalker.eval.spectral import mel_distances
 from omnitalker.models.vocoder import GriffinLimVocoder, VocosVocoder
 
 RESULTS_PATH = Path(__file__).parent / "results" / "vocoder.json"
@@ -69,15 +70,6 @@ def timed(fn, repeats: int) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
-
-
-def mel_distances(mel: torch.Tensor, wave: torch.Tensor) -> tuple[float, float]:
-    remel = log_mel_spectrogram(wave)
-    frames = min(mel.shape[-1], remel.shape[-1])
-    mel, remel = mel[..., :frames], remel[..., :frames]
-    l1 = (remel - mel).abs().mean().item()
-    convergence = (torch.linalg.norm(remel.exp() - mel.exp()) / torch.linalg.norm(mel.exp())).item()
-    return l1, convergence
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from scipy.signal import lfilter
 
 from omnitalker.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, log_mel_spectrogram
 from omnitalker.convert.vocos import main as convert_main
+from omnitalker.eval.spectral import mel_distances
 from omnitalker.models.vocoder import (
     VOCOS_FEATURE_FILTERBANK_KEY,
     VOCOS_FEATURE_WINDOW_KEY,
@@ -56,16 +57,6 @@ def vowel_signal(seconds: float = 1.5, seed: int = 0) -> torch.Tensor:
         out[i * segment : (i + 1) * segment] = x * np.hanning(segment) ** 0.3
     out += 1e-3 * rng.standard_normal(n)
     return torch.tensor(0.3 * out / np.abs(out).max(), dtype=torch.float32)
-
-
-def mel_distances(mel: torch.Tensor, wave: torch.Tensor) -> tuple[float, float]:
-    """(log-mel L1, spectral convergence on the magnitude mel) of `wave` against `mel`."""
-    remel = log_mel_spectrogram(wave)
-    frames = min(mel.shape[-1], remel.shape[-1])
-    mel, remel = mel[..., :frames], remel[..., :frames]
-    l1 = (remel - mel).abs().mean().item()
-    convergence = (torch.linalg.norm(remel.exp() - mel.exp()) / torch.linalg.norm(mel.exp())).item()
-    return l1, convergence
 
 
 # ------------------------------------------------------------------------------------------- Vocos
