@@ -110,6 +110,18 @@ def test_sampler_budget_determinism_and_sharding():
     assert len(seen) == len(set(seen))  # no clip on two ranks
 
 
+def test_sampler_curriculum_short_clips_first():
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(50, 900, size=120).tolist()
+    sampler = DynamicBatchSampler(lengths, 2000, 8, seed=0, curriculum_max_frames=300, curriculum_epochs=2)
+    for epoch, limited in [(0, True), (1, True), (2, False)]:
+        used = sorted(i for batch in sampler.epoch_batches(epoch) for i in batch)
+        expected = [i for i, length in enumerate(lengths) if length <= 300] if limited else list(range(120))
+        assert used == expected
+    with pytest.raises(ValueError, match="no clip is that short"):
+        DynamicBatchSampler(lengths, 2000, 8, curriculum_max_frames=10, curriculum_epochs=1)
+
+
 # ----------------------------------------------------------------------------------------------- bad input
 
 

@@ -34,6 +34,11 @@ class DataSection:
     max_samples_per_batch: int = 32
     max_mismatch_frames: int = 3  # allowed |mel frames - frames the codes cover| before a clip is an error
     num_workers: int = 0  # DataLoader worker processes per training process
+    # Short clips first: during the first ``curriculum_epochs`` epochs only clips of at most
+    # ``curriculum_max_frames`` mel frames are used (0 / 0: off). Counted in epochs, not steps, so the
+    # batches of an epoch stay a function of (seed, epoch) and a resumed run continues exactly.
+    curriculum_max_frames: int = 0
+    curriculum_epochs: int = 0
 
 
 @dataclass
@@ -172,6 +177,13 @@ def check_config(config: TrainConfig, source: str = "config") -> None:
     for name in ("frames_per_batch", "max_samples_per_batch"):
         if getattr(data, name) < 1:
             raise ValueError(f"data.{name} in {source} must be >= 1")
+    if data.curriculum_max_frames < 0 or data.curriculum_epochs < 0:
+        raise ValueError(f"data.curriculum_max_frames and data.curriculum_epochs in {source} must be >= 0")
+    if data.curriculum_epochs and not data.curriculum_max_frames:
+        raise ValueError(
+            f"data.curriculum_epochs in {source} is {data.curriculum_epochs} but data.curriculum_max_frames is 0: "
+            "set the clip length limit of the curriculum (e.g. 300 frames = 3.2 s) or set curriculum_epochs to 0"
+        )
     for name in ("max_steps", "grad_accumulation", "save_every", "keep_last"):
         if getattr(training, name) < 1:
             raise ValueError(f"training.{name} in {source} must be >= 1")

@@ -251,6 +251,9 @@ class DynamicBatchSampler(Sampler[list[int]]):
     dropped, so every process runs the same number of steps (DDP needs that). Everything is a function
     of (seed, epoch), so all processes agree without talking to each other.
 
+    With ``curriculum_epochs`` > 0, epochs before it use only clips of at most ``curriculum_max_frames``
+    frames (short utterances first, a convergence aid measured in BENCHMARKS.md).
+
     The trainer counts the batches it consumed and resumes with ``set_epoch(epoch, position)`` (the count
     kept by the sampler itself would run ahead when DataLoader workers prefetch).
     """
@@ -264,6 +267,8 @@ class DynamicBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         shuffle: bool = True,
+        curriculum_max_frames: int = 0,
+        curriculum_epochs: int = 0,
     ):
         if frames_per_batch < 1 or max_samples < 1:
             raise ValueError(f"frames_per_batch and max_samples must be >= 1, got {frames_per_batch}, {max_samples}")
@@ -272,6 +277,12 @@ class DynamicBatchSampler(Sampler[list[int]]):
         self.lengths = [int(length) for length in lengths]
         self.frames_per_batch, self.max_samples = frames_per_batch, max_samples
         self.seed, self.num_replicas, self.rank, self.shuffle = seed, num_replicas, rank, shuffle
+        self.curriculum_max_frames, self.curriculum_epochs = curriculum_max_frames, curriculum_epochs
+        if curriculum_epochs and not any(0 < length <= curriculum_max_frames for length in lengths):
+            raise ValueError(
+                f"curriculum_max_frames={curriculum_max_frames}: no clip is that short, so the curriculum "
+                "epochs would be empty; raise the limit"
+            )
         self.epoch = 0
         self.position = 0  # first batch of the epoch to hand out
         too_long = sum(length > frames_per_batch for length in self.lengths)
@@ -294,6 +305,8 @@ class DynamicBatchSampler(Sampler[list[int]]):
             order = np.lexsort((rng.permutation(len(self.lengths)), self.lengths))  # by length, random ties
         else:
             order = np.argsort(self.lengths, kind="stable")
+        if epoch < self.curriculum_epochs:  # short clips first
+            order = order[np.asarray(self.lengths)[order] <= self.curriculum_max_frames]
         batches = frame_budget_batches(self.lengths, self.frames_per_batch, self.max_samples, order)
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]

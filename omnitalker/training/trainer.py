@@ -168,6 +168,7 @@ class Trainer:
         self.sampler = DynamicBatchSampler(
             self.train_set.lengths, data.frames_per_batch, data.max_samples_per_batch, seed=section.seed,
             num_replicas=accel.num_processes, rank=accel.process_index,
+            curriculum_max_frames=data.curriculum_max_frames, curriculum_epochs=data.curriculum_epochs,
         )
         # A private generator keeps DataLoader from drawing on the global RNG (which dropout uses).
         self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate,
