@@ -12,8 +12,8 @@ and rendered with the warp renderer, so the mouth moves with the speech:
     shot 4  face at 35 % size      speaks SENTENCE                      -> face_too_small
     shot 5  mirrored               still face, SENTENCE as voice-over   -> not_speaking
 
-``talk.srt`` times every utterance. Bad inputs beside it: ``rotated.mp4`` (shot 1 stored sideways with
-a 90 deg display rotation, transcript in ``rotated.txt``; must be kept), ``noaudio.mp4`` (no audio
+``talk.srt`` times every utterance. Awkward and bad inputs beside it: ``phone.mp4`` (shot 1 stored sideways
+with a 90 deg display rotation and a variable frame rate, transcript in ``phone.txt``; must be kept), ``noaudio.mp4`` (no audio
 track) and ``corrupt.mp4`` (random bytes).
 """
 
@@ -34,6 +34,8 @@ SHORT = "Yes."
 SMALL_SCALE = 0.35  # shot 4: the face shrunk to this fraction of the frame side
 DARKEN = 0.55  # shot 2: brightness factor (with the mirror, a clear cut)
 SEED = 0
+MILLIS = 1000  # video time base 1/1000 s
+VFR_SHIFT_SECONDS = 0.01
 MOTION_MIN_SECONDS = 1.5
 
 
@@ -81,8 +83,12 @@ def _small(frames: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def write_video(path: Path, frames: np.ndarray, audio: np.ndarray | None, rotation: int = 0) -> None:
-    """H.264 (+ AAC) mp4; `rotation` is stored as the display matrix (phone-style)."""
+def write_video(path: Path, frames: np.ndarray, audio: np.ndarray | None, rotation: int = 0,
+                variable_rate: bool = False) -> None:
+    """H.264 (+ AAC) mp4; `rotation` is stored as the display matrix (phone-style); `variable_rate` moves
+    every odd frame VFR_SHIFT_SECONDS later (frame intervals alternate 50 / 30 ms at 25 fps)."""
+    from fractions import Fraction
+
     import av
 
     with av.open(str(path), "w") as container:
@@ -90,12 +96,16 @@ def write_video(path: Path, frames: np.ndarray, audio: np.ndarray | None, rotati
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18", "preset": "ultrafast"}
+        stream.codec_context.time_base = Fraction(1, MILLIS)
         if rotation:
             stream.set_display_rotation(rotation)
         if audio is not None:
             sound = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            shift = VFR_SHIFT_SECONDS if variable_rate and index % 2 else 0.0
+            picture.pts, picture.time_base = int(round((index / FPS + shift) * MILLIS)), Fraction(1, MILLIS)
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -163,13 +173,13 @@ def build_inputs(folder: Path) -> dict:
     shot1_frames = np.concatenate([np.asarray(f) for f, _ in shot1])
     shot1_audio = np.concatenate([silence(len(f)) if a is None else voiced(a, len(f)) for f, a in shot1])
     sideways = np.ascontiguousarray(np.rot90(shot1_frames, k=-1, axes=(1, 2)))  # display rotation turns it back
-    write_video(folder / "rotated.mp4", sideways, shot1_audio, rotation=90)
-    (folder / "rotated.txt").write_text(SENTENCE + "\n")
+    write_video(folder / "phone.mp4", sideways, shot1_audio, rotation=90, variable_rate=True)
+    (folder / "phone.txt").write_text(SENTENCE + "\n")
     write_video(folder / "noaudio.mp4", shot1_frames[:FPS], None)
     (folder / "corrupt.mp4").write_bytes(np.random.default_rng(SEED).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     return {
         "talk_seconds": len(video) / FPS,
         "sentence_seconds": len(sentence_audio) / SAMPLE_RATE,
-        "kept_texts": {"talk.mp4": [SENTENCE, SENTENCE], "rotated.mp4": [SENTENCE]},
+        "kept_texts": {"talk.mp4": [SENTENCE, SENTENCE], "phone.mp4": [SENTENCE]},
         "talk_drops": {"no_speech": 1, "too_short": 1, "face_too_small": 1, "not_speaking": 1},
     }

@@ -267,8 +267,9 @@ def part_name(shard_index: int, num_shards: int) -> str:
 _WORKER: dict = {}
 
 
-def _init_worker(asr_model: str | None, lang: str) -> None:
-    torch.set_num_threads(1)
+def _init_worker(asr_model: str | None, lang: str, one_thread: bool = True) -> None:
+    if one_thread:  # worker processes: one core each (the caller's own process keeps its settings)
+        torch.set_num_threads(1)
     recognizer = None
     if asr_model:
         from ..asr import WhisperRecognizer
@@ -311,7 +312,7 @@ def run_shard(files: list[tuple[Path, str]], out: Path, shard_index: int = 0, nu
             stream = pool.imap(_work, jobs)  # ordered: the output does not depend on worker timing
             results = _collect(stream, writers, log)
     else:
-        _init_worker(asr_model, lang)
+        _init_worker(asr_model, lang, one_thread=False)
         try:
             results = _collect(map(_work, jobs), writers, log)
         finally:
