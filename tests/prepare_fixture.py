@@ -20,6 +20,7 @@ track) and ``corrupt.mp4`` (random bytes).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def _speak(text: str):
     return audio, resample_codes(codes, CODE_FPS, FPS)  # 30 fps codes -> the video's 25 fps
 
 
-def _render(face: np.ndarray, codes_list: list[np.ndarray]) -> list[np.ndarray]:
+def _render(face: np.ndarray, codes_list: list[np.ndarray], output_size: int = SIZE) -> list[np.ndarray]:
     from omnitalker.face.codes import FaceIdentity, decode_codes
     from omnitalker.face.landmarks import FaceAnalyzer
     from omnitalker.models.renderer import WarpRenderer
@@ -66,7 +67,7 @@ def _render(face: np.ndarray, codes_list: list[np.ndarray]) -> list[np.ndarray]:
     with FaceAnalyzer() as analyzer:
         track = analyzer.analyze_image(face)
     identity = FaceIdentity.from_track(track)
-    renderer = WarpRenderer(output_size=SIZE)
+    renderer = WarpRenderer(output_size=output_size)
     reference = renderer.prepare(face, track.landmarks[0])
     return [np.asarray(renderer.render(reference, decode_codes(codes, identity))) for codes in codes_list]
 
@@ -85,15 +86,17 @@ def _small(frames: np.ndarray) -> np.ndarray:
 
 def write_video(path: Path, frames: np.ndarray, audio: np.ndarray | None, rotation: int = 0,
                 variable_rate: bool = False) -> None:
-    """H.264 (+ AAC) mp4; `rotation` is stored as the display matrix (phone-style); `variable_rate` moves
+    """H.264 (+ AAC) mp4 from (T, H, W, 3) frames (or an iterable of them); `rotation` is stored as the display matrix (phone-style); `variable_rate` moves
     every odd frame VFR_SHIFT_SECONDS later (frame intervals alternate 50 / 30 ms at 25 fps)."""
     from fractions import Fraction
 
     import av
 
+    frames = iter(frames)
+    first = next(frames)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
-        stream.height, stream.width = frames.shape[1:3]
+        stream.height, stream.width = first.shape[:2]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18", "preset": "ultrafast"}
         stream.codec_context.time_base = Fraction(1, MILLIS)
@@ -101,7 +104,7 @@ def write_video(path: Path, frames: np.ndarray, audio: np.ndarray | None, rotati
             stream.set_display_rotation(rotation)
         if audio is not None:
             sound = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        for index, frame in enumerate(frames):
+        for index, frame in enumerate(itertools.chain([first], frames)):
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             shift = VFR_SHIFT_SECONDS if variable_rate and index % 2 else 0.0
             picture.pts, picture.time_base = int(round((index / FPS + shift) * MILLIS)), Fraction(1, MILLIS)
