@@ -43,7 +43,7 @@ import torch
 from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
 from ..face.codes import CODE_FPS, MEL_FPS, FaceIdentity, encode_codes, resample_codes, smooth_codes
 from .curation.active_speaker import speaker_correlation
-from .curation.filters import DropReason, chars_per_second, first_failure
+from .curation.filters import DropReason, chars_per_second, failure_before_transcript, first_failure
 from .curation.quality import estimate_snr_db
 from .curation.shots import Shot, ShotBuilder
 from .curation.stream import iter_frames, probe
@@ -206,8 +206,7 @@ class Curator:
         snr = estimate_snr_db(clip_wave, noise, SAMPLE_RATE)
         entry.update(face_area=round(area, 4), speaker_correlation=round(correlation, 3), snr_db=round(snr, 1))
         text = None
-        if first_failure(seconds, area, correlation, "-", snr) not in (DropReason.TOO_SHORT, DropReason.TOO_LONG,
-                                                                    DropReason.FACE_TOO_SMALL, DropReason.NOT_SPEAKING):
+        if failure_before_transcript(seconds, area, correlation) is None:
             tick = time.perf_counter()  # transcripts (maybe ASR) only for clips that passed the cheap filters
             text = transcripts.text(start, end, clip_wave, SAMPLE_RATE, num_candidates)
             timings["asr"] = timings.get("asr", 0.0) + time.perf_counter() - tick

@@ -51,14 +51,8 @@ def chars_per_second(text: str, seconds: float) -> float:
     return sum(not char.isspace() for char in text) / max(seconds, 1e-9)
 
 
-def first_failure(
-    seconds: float,
-    face_area_fraction: float,
-    speaker_correlation: float,
-    text: str | None,
-    snr_db: float,
-) -> DropReason | None:
-    """The first filter (in FILTER_ORDER) a candidate fails, or None when it is kept."""
+def failure_before_transcript(seconds: float, face_area_fraction: float, speaker_correlation: float) -> DropReason | None:
+    """The filters that come before the transcript (so ASR runs only on clips that can still be kept)."""
     if seconds < MIN_CLIP_SECONDS:
         return DropReason.TOO_SHORT
     if seconds > MAX_CLIP_SECONDS:
@@ -67,6 +61,20 @@ def first_failure(
         return DropReason.FACE_TOO_SMALL
     if speaker_correlation < MIN_SPEAKER_CORRELATION:
         return DropReason.NOT_SPEAKING
+    return None
+
+
+def first_failure(
+    seconds: float,
+    face_area_fraction: float,
+    speaker_correlation: float,
+    text: str | None,
+    snr_db: float,
+) -> DropReason | None:
+    """The first filter (in FILTER_ORDER) a candidate fails, or None when it is kept."""
+    early = failure_before_transcript(seconds, face_area_fraction, speaker_correlation)
+    if early is not None:
+        return early
     if not text:
         return DropReason.NO_TRANSCRIPT
     if not MIN_CHARS_PER_SECOND <= chars_per_second(text, seconds) <= MAX_CHARS_PER_SECOND:
