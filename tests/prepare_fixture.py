@@ -37,7 +37,6 @@ DARKEN = 0.55  # shot 2: brightness factor (with the mirror, a clear cut)
 SEED = 0
 MILLIS = 1000  # video time base 1/1000 s
 VFR_SHIFT_SECONDS = 0.01
-MOTION_MIN_SECONDS = 1.5
 
 
 def _speak(text: str):
@@ -53,9 +52,7 @@ def _speak(text: str):
     style = dataclasses.replace(style, head_amplitude=0.03, nod_amplitude=0.02, translation_amplitude=0.01,
                                 articulation=1.2, blink_rate=0.2)
     seconds = len(audio) / SAMPLE_RATE
-    # motion.synthesize_codes breaks on clips under 1 s (its 1 s smoothing window): plan longer, then cut.
-    codes = synthesize_codes(utterance.phonemes, max(seconds, MOTION_MIN_SECONDS), style, np.random.default_rng(SEED))
-    codes = codes[: int(round(seconds * CODE_FPS))]
+    codes = synthesize_codes(utterance.phonemes, seconds, style, np.random.default_rng(SEED))
     return audio, resample_codes(codes, CODE_FPS, FPS)  # 30 fps codes -> the video's 25 fps
 
 

@@ -46,6 +46,14 @@ def test_codes_follow_the_phoneme_timeline():
     assert np.abs(codes[:, EYE_SLICE]).max() < 0.5
 
 
+def test_codes_for_clips_shorter_than_the_smoothing_window():
+    style = random_speaker(np.random.default_rng(0), "s0")
+    for seconds in (0.04, 0.4, 0.99):  # "Yes." is shorter than the 1 s head-motion smoothing window
+        timeline = [PhonemeEvent("j", 0.0, seconds / 2), PhonemeEvent("E", seconds / 2, seconds)]
+        codes = synthesize_codes(timeline, seconds, style, np.random.default_rng(1))
+        assert codes.shape == (max(1, round(seconds * CODE_FPS)), VISUAL_CODE_DIM) and np.isfinite(codes).all()
+
+
 def test_speaker_styles_differ_in_motion_amplitude():
     timeline = [PhonemeEvent("a", 0.1 * i, 0.1 * i + 0.1) for i in range(60)]
     calm = random_speaker(np.random.default_rng(1), "calm")

@@ -217,7 +217,8 @@ def synthesize_codes(
     speaking = np.zeros(n)
     for p in speech:
         speaking[(times >= p.start) & (times < p.end)] = 1.0
-    energy = 0.6 + 0.4 * np.convolve(speaking, np.ones(int(fps)) / int(fps), mode="same")
+    window = min(int(fps), n)  # a 1 s moving average; "same" returns the longer input, so never exceed n
+    energy = 0.6 + 0.4 * np.convolve(speaking, np.ones(window) / window, mode="same")
     pauses = [p.start for p in phonemes if p.phoneme.startswith(SILENCE_PREFIX) and p.end - p.start > 0.05]
     yaw = style.head_amplitude * energy * _smooth_noise(rng, n, fps, style.head_frequency)
     pitch = 0.5 * style.head_amplitude * energy * _smooth_noise(rng, n, fps, 1.3 * style.head_frequency)

@@ -249,6 +249,11 @@ class FaceAnalyzer:
         return faces
 
     # ------------------------------------------------------------------ public
+    def detect_faces(self, frame: np.ndarray) -> list[np.ndarray]:
+        """Every face in one RGB uint8 frame, untracked: a list of (478, 3) pixel landmarks (the curation
+        pipeline follows faces across shots itself)."""
+        return self._detect(self.mesh, frame)
+
     def analyze_image(self, image) -> FaceTrack:
         """Landmarks of the main face in one image (path, PIL image or array in any pixel format)."""
         pixels = load_image(image)

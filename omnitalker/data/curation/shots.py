@@ -107,7 +107,7 @@ class ShotBuilder:
         self.cuts += [cut.frame_num for cut in found]
         self.times.append(time)
         middle = time_module.perf_counter()
-        self.faces.append(main_faces(FaceAnalyzer._detect(self.analyzer.mesh, frame)))  # (478, 3) each
+        self.faces.append(main_faces(self.analyzer.detect_faces(frame)))  # (478, 3) each
         self.seconds["scenes"] += middle - tick
         self.seconds["faces"] += time_module.perf_counter() - middle
 
