@@ -1,0 +1,91 @@
+"""CLI of the evaluation (protocol and metrics: ``omnitalker.eval.benchmark``).
+
+    OMP_NUM_THREADS=1 python -m omnitalker.eval --pipeline weights/omnitalker-demo --split val \
+        --data-dir data/synth-en --out results.json
+
+Prints the recognizer's CER on the held-out ground truth first (what a CER can mean here), then a
+markdown table per split and system; the JSON holds the configuration, the table and per-item values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from .benchmark import EVAL_SPLITS, SYSTEMS, evaluate, markdown_table
+
+DEFAULT_DATA_DIR = "data/synth-en"
+DEFAULT_RECOGNIZER = "weights/ctc-recognizer"
+DEFAULT_MAX_SAMPLES = 24
+DEFAULT_SEED = 0
+GENERATE_COMMAND = "python -m omnitalker.data.synthetic --out {dir} --hours 0.6 --speakers 24 --langs en --seed 0"
+TRAIN_RECOGNIZER_COMMAND = "python -m omnitalker.eval.train_recognizer --data-dir {data} --out {out}"
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description="Evaluate a pipeline on the synthetic corpus (omnitalker.eval.benchmark).")
+    parser.add_argument("--pipeline", required=True, help="pipeline folder (save_pretrained layout)")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="corpus folder with index.json")
+    parser.add_argument("--split", default="val", choices=("val", *EVAL_SPLITS), help='"val" = both held-out splits')
+    parser.add_argument("--recognizer", default=DEFAULT_RECOGNIZER, help="CTC recognizer folder")
+    parser.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES, help="items in all, shared by the splits")
+    parser.add_argument("--steps", type=int, default=None, help="ODE steps (default: the pipeline's, 16)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    parser.add_argument("--no-sim-a", action="store_true", help="skip SIM-A (no resemblyzer needed)")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    data_dir = Path(args.data_dir)
+    if not (data_dir / "index.json").is_file():
+        raise SystemExit(f"error: no corpus at {data_dir} (index.json missing). Generate it with:\n  "
+                         + GENERATE_COMMAND.format(dir=data_dir))
+    recognizer_dir = Path(args.recognizer)
+    if not (recognizer_dir / "config.json").is_file():
+        raise SystemExit(f"error: no CTC recognizer at {recognizer_dir}. Train one with:\n  "
+                         + TRAIN_RECOGNIZER_COMMAND.format(data=data_dir, out=recognizer_dir))
+    if not (Path(args.pipeline) / "model_index.json").is_file():
+        raise SystemExit(f"error: {args.pipeline} is not a pipeline folder (model_index.json missing)")
+
+    from omnitalker.pipeline import OmniTalkerPipeline
+
+    from .recognizer import CTCRecognizer
+    from .speaker_similarity import SpeakerSimilarity
+
+    pipe = OmniTalkerPipeline.from_pretrained(args.pipeline)
+    pipe.set_progress_bar_config(disable=True)
+    if pipe.vocoder is None:
+        raise SystemExit(f"error: the pipeline at {args.pipeline} has no vocoder; SIM-A needs one (or pass --no-sim-a)")
+    recognizer = CTCRecognizer.from_pretrained(recognizer_dir).eval()
+    similarity = None if args.no_sim_a else SpeakerSimilarity()
+    steps = args.steps if args.steps is not None else pipe.scheduler.config.num_inference_steps
+    splits = list(EVAL_SPLITS) if args.split == "val" else [args.split]
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    training = recognizer_dir / "training_results.json"
+    if training.is_file():
+        info = json.loads(training.read_text())
+        print("recognizer CER on held-out ground truth (all clips): "
+              + ", ".join(f"{s} {info[f'cer_{s}']:.3f}" for s in EVAL_SPLITS if f"cer_{s}" in info))
+    result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity)
+    result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir))
+    print(markdown_table(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(_json_safe(result), indent=1, ensure_ascii=False))
+        print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Evaluation of a pipeline on the synthetic corpus: intelligibility, lip-sync, style (P-FID, E-FID, SIM-A), duration.
+
+    OMP_NUM_THREADS=1 python -m omnitalker.eval --pipeline weights/omnitalker-demo --split val \
+        --data-dir data/synth-en --out results.json
+
+Protocol. For each evaluated item of a held-out split (``--max-samples`` items in all, evenly spaced
+over each split and shared evenly between ``val_texts`` and ``val_speakers`` for ``--split val``):
+- the prompt is another utterance of the item's speaker: for ``val_texts`` (unseen sentence, training
+  speaker) that speaker's ``train`` clip closest to ``PROMPT_SECONDS``; for ``val_speakers`` (unseen
+  speaker) the closest other ``val_speakers`` clip of that speaker. The target is the item's text.
+- systems:
+  ``ground_truth``  the item itself (the corpus stores mel + codes, no audio);
+  ``cascade``       the rule-based cascade that made the corpus: espeak-ng with the speaker's voice
+                    parameters (``speakers.json``) + ``synthesize_codes`` in the speaker's style. Its
+                    audio is the ground truth again (espeak is deterministic), its codes a fresh draw of
+                    the same style: the upper bound and the sanity check of every metric;
+  ``reference``     the learned model, joint generation in-filling [prompt mel + codes | target] with
+                    text = prompt transcript + target text (the pipeline's layout and its duration rule:
+                    the prompt's frames per text byte), the pipeline's default guidance, ``--steps``;
+  ``no_reference``  the same model, same text target and number of frames, with no audio or visual
+                    prompt (the text alone; audio/visual guidance off since there is nothing to drop):
+                    the model's unconditional style. The in-context claim is reference < no_reference
+                    on P-FID / E-FID and reference > no_reference on SIM-A.
+- metrics, per item and aggregated per split and system:
+  ``cer``        character error rate of the CTC recognizer (``omnitalker.eval.recognizer``, trained on
+                 the corpus's ground-truth mels) on the system's log-mel directly (not re-analysed
+                 vocoded audio). The ground-truth row is the recognizer's own CER on these held-out items;
+  ``sync_corr``, ``sync_lag`` (frames at 30 fps)   peak of the mean lagged correlation between mouth
+                 opening (codes) and audio envelope (mel) (``omnitalker.eval.lipsync``);
+  ``p_fid``, ``e_fid``   Fréchet distances (``omnitalker.eval.fid``) between the system's codes of a
+                 speaker's items and that speaker's ground-truth codes (up to ``POOL_CLIPS`` clips other
+                 than the evaluated items: ``train`` clips for val_texts speakers, other val_speakers
+                 clips otherwise), averaged over the speakers of the split;
+  ``sim_a``      resemblyzer cosine (``omnitalker.eval.speaker_similarity``) between the system's audio
+                 and the prompt utterance's audio (the paper's reference-vs-generated SIM-A), both made
+                 from mel by the pipeline's vocoder (Griffin-Lim for the demo) so neither side has an
+                 advantage; for ground truth it is the same-speaker, different-utterance ceiling;
+  ``dur_err``    |generated frames - ground-truth frames| / ground-truth frames.
+Per-item values and the configuration go to ``--out`` (JSON); a markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from omnitalker.chunking import estimate_num_frames
+from omnitalker.face.codes import CODE_FPS, MEL_FPS
+from omnitalker.flow.guidance import GuidanceConfig
+from omnitalker.flow.sampling import sample
+from omnitalker.text import normalize_text, prepare_reference_text
+
+from .fid import e_fid, p_fid
+from .lipsync import LipSyncScore, lipsync_score, pooled_lipsync
+from .recognizer import character_error_rate, normalize_for_cer
+from .train_recognizer import CorpusClip, read_split
+
+SYSTEMS = ("ground_truth", "cascade", "reference", "no_reference")
+EVAL_SPLITS = ("val_texts", "val_speakers")
+PROMPT_SECONDS = 3.0  # prompts closest to this length: enough voice and motion, little compute
+POOL_CLIPS = 20  # ground-truth clips per speaker for the FID reference distribution
+GENERATION_BATCH = 4  # items sampled together (their CFG passes are batched inside the sampler too)
+METRICS = ("cer", "sync_corr", "sync_lag", "p_fid", "e_fid", "sim_a", "dur_err")
+
+
+@dataclass
+class EvalItem:
+    split: str
+    clip: CorpusClip  # the target: text, speaker, ground-truth mel and codes
+    prompt: CorpusClip  # another utterance of the same speaker
+
+
+@dataclass
+class SystemOutput:
+    """One system's rendition of one item: mel (n, 100) at 93.75 fps, codes (T, 58) at 30 fps."""
+
+    mel: np.ndarray
+    codes: np.ndarray
+    metrics: dict = field(default_factory=dict)
+
+
+def _closest_prompt(candidates: list[CorpusClip]) -> CorpusClip:
+    target = PROMPT_SECONDS * MEL_FPS
+    return min(candidates, key=lambda clip: (abs(len(clip.mel) - target), clip.key))
+
+
+def plan_items(data_dir: str | Path, splits: list[str], max_samples: int) -> tuple[list[EvalItem], dict]:
+    """Items to evaluate and, per speaker, the ground-truth code pool for the FIDs."""
+    if max_samples < len(splits):
+        raise ValueError(f"--max-samples must be at least {len(splits)} (one item per split), got {max_samples}")
+    train = read_split(data_dir, "train", with_codes=True) if "val_texts" in splits else []
+    items, pools = [], {}
+    for position, split in enumerate(splits):
+        clips = read_split(data_dir, split, with_codes=True)
+        count = max_samples // len(splits) + (position < max_samples % len(splits))
+        picks = np.unique(np.linspace(0, len(clips) - 1, min(count, len(clips))).round().astype(int))
+        chosen = [clips[i] for i in picks]
+        chosen_keys = {clip.key for clip in chosen}
+        source = train if split == "val_texts" else clips
+        for clip in chosen:
+            others = [c for c in source if c.speaker == clip.speaker and c.key not in chosen_keys]
+            if not others:
+                raise ValueError(f"speaker {clip.speaker} of {clip.key} has no other utterance in the corpus to prompt with")
+            items.append(EvalItem(split, clip, _closest_prompt(others)))
+            pools.setdefault(clip.speaker, [c.codes for c in others[:POOL_CLIPS]])
+    return items, pools
+
+
+# ------------------------------------------------------------------------------------------- systems
+
+
+def run_cascade(items: list[EvalItem], data_dir: str | Path, seed: int) -> list[SystemOutput]:
+    """espeak-ng + rule visemes with each item's speaker style (the corpus generator, re-run)."""
+    import json
+
+    from omnitalker.data.espeak import synthesize_many
+    from omnitalker.data.motion import SpeakerStyle
+    from omnitalker.data.synthetic import make_sample, speech_request
+
+    speakers_path = Path(data_dir) / "speakers.json"
+    if not speakers_path.is_file():
+        raise ValueError(f"{speakers_path} is missing: the cascade needs the corpus's speaker styles")
+    styles = {entry["speaker_id"]: SpeakerStyle(**{**entry, "gaze_bias": tuple(entry["gaze_bias"])})
+              for entry in json.loads(speakers_path.read_text())}
+    lang = "en"
+    requests = [speech_request(item.clip.text, lang, styles[item.clip.speaker]) for item in items]
+    outputs = []
+    for index, (item, utterance) in enumerate(zip(items, synthesize_many(requests), strict=True)):
+        regenerated = make_sample(item.clip.key, item.clip.text, lang, styles[item.clip.speaker], utterance,
+                                  np.random.default_rng([seed, index]))
+        outputs.append(SystemOutput(regenerated.mel.astype(np.float32), regenerated.codes))
+    return outputs
+
+
+def _to_mel_rate(codes: np.ndarray, num_frames: int) -> torch.Tensor:
+    from omnitalker.reference import retime
+
+    return torch.as_tensor(retime(codes.astype(np.float32), CODE_FPS, MEL_FPS, num_frames))  # n 58
+
+
+def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, seed: int) -> list[SystemOutput]:
+    """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item)."""
+    from omnitalker.reference import retime
+
+    transformer = pipe.transformer
+    device, dtype = transformer.device, transformer.dtype
+    guidance = GuidanceConfig() if with_reference else GuidanceConfig(audio=0.0, visual=0.0)
+    outputs = []
+    for start in range(0, len(items), GENERATION_BATCH):
+        batch = items[start : start + GENERATION_BATCH]
+        texts, prompts, targets = [], [], []
+        for item in batch:
+            frames = estimate_num_frames(len(item.prompt.mel), item.prompt.text, item.clip.text)
+            text = normalize_text(item.clip.text)
+            if with_reference:
+                texts.append(prepare_reference_text(item.prompt.text) + text)
+                prompts.append(len(item.prompt.mel))
+            else:
+                texts.append(text)
+                prompts.append(0)
+            targets.append(frames)
+        text_ids = pipe.tokenizer.encode(texts)  # b nt
+        tokens = (text_ids >= 0).sum(1).tolist()
+        totals = [max(p + t, n + 1) for p, t, n in zip(prompts, targets, tokens, strict=True)]  # a frame per token
+        num_frames = max(totals)
+        audio_cond = torch.zeros(len(batch), num_frames, transformer.config.mel_dim)  # b n 100
+        visual_cond = torch.zeros(len(batch), num_frames, transformer.config.visual_dim)  # b n 58
+        prompt_mask = torch.zeros(len(batch), num_frames, dtype=torch.bool)  # b n
+        for row, (item, prompt) in enumerate(zip(batch, prompts, strict=True)):
+            if prompt:
+                audio_cond[row, :prompt] = torch.from_numpy(item.prompt.mel.astype(np.float32))
+                visual_cond[row, :prompt] = _to_mel_rate(item.prompt.codes, prompt)
+                prompt_mask[row, :prompt] = True
+        lengths = torch.tensor(totals)
+        attention_mask = (torch.arange(num_frames)[None] < lengths[:, None]) if len(set(totals)) > 1 else None
+        generators = [torch.Generator().manual_seed(seed + start + row) for row in range(len(batch))]
+        out = sample(transformer, pipe.scheduler, text_ids=text_ids.to(device), num_frames=num_frames,
+                     audio_cond=audio_cond.to(device, dtype), visual_cond=visual_cond.to(device, dtype),
+                     cond_mask=prompt_mask.to(device),
+                     attention_mask=None if attention_mask is None else attention_mask.to(device),
+                     guidance=guidance, num_inference_steps=steps, generator=generators)
+        for row, (prompt, total) in enumerate(zip(prompts, totals, strict=True)):
+            mel = out.audio[row, prompt:total].float().cpu()  # g 100
+            codes = out.visual[row, prompt:total].float().cpu()  # g 58
+            code_frames = max(1, round(len(mel) / MEL_FPS * CODE_FPS))
+            outputs.append(SystemOutput(mel.numpy(), np.asarray(retime(codes, MEL_FPS, CODE_FPS, code_frames))))
+    return outputs
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def _vocode(pipe, mel: np.ndarray) -> np.ndarray:
+    wave = pipe.vocoder.decode(torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32))[None])[0]  # nw
+    return wave.float().clamp(-1.0, 1.0).cpu().numpy()
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe, similarity, pools) -> dict:
+    """Fill per-item metrics and return {split: {system: aggregated metrics}}."""
+    sample_rate = pipe.vocoder.config.sample_rate
+    prompt_embeddings = {}
+    if similarity is not None:
+        for item in items:
+            if item.prompt.key not in prompt_embeddings:
+                prompt_embeddings[item.prompt.key] = similarity.embed(_vocode(pipe, item.prompt.mel.astype(np.float32)),
+                                                                     sample_rate)
+    results = {}
+    for system_outputs in outputs.values():
+        hypotheses = recognizer.transcribe([torch.from_numpy(o.mel) for o in system_outputs])
+        for item, output, hypothesis in zip(items, system_outputs, hypotheses, strict=True):
+            output.metrics.update(
+                transcript=hypothesis,
+                cer=character_error_rate(hypothesis, item.clip.text),
+                dur_err=abs(len(output.mel) - len(item.clip.mel)) / len(item.clip.mel),
+                lipsync=lipsync_score(output.codes, output.mel),
+            )
+            if similarity is not None:
+                wave = _vocode(pipe, output.mel)
+                output.metrics["sim_a"] = float(similarity.embed(wave, sample_rate) @ prompt_embeddings[item.prompt.key])
+    for split in sorted({item.split for item in items}, key=list(EVAL_SPLITS).index):
+        rows = [i for i, item in enumerate(items) if item.split == split]
+        results[split] = {}
+        for system, system_outputs in outputs.items():
+            chosen = [system_outputs[i] for i in rows]
+            speakers = defaultdict(list)
+            for i in rows:
+                speakers[items[i].clip.speaker].append(system_outputs[i].codes)
+            sync: LipSyncScore = pooled_lipsync([o.metrics["lipsync"] for o in chosen])
+            edits = sum(o.metrics["cer"] * len(normalize_for_cer(items[i].clip.text)) for i, o in zip(rows, chosen, strict=True))
+            results[split][system] = {
+                "items": len(chosen),
+                "cer": edits / sum(len(normalize_for_cer(items[i].clip.text)) for i in rows),
+                "sync_corr": sync.correlation,
+                "sync_lag": sync.lag_frames,
+                "p_fid": _mean(p_fid(pools[speaker], codes) for speaker, codes in speakers.items()),
+                "e_fid": _mean(e_fid(pools[speaker], codes) for speaker, codes in speakers.items()),
+                "sim_a": _mean(o.metrics.get("sim_a") for o in chosen) if similarity is not None else None,
+                "dur_err": _mean(o.metrics["dur_err"] for o in chosen),
+            }
+    return results
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
+             systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print) -> dict:
+    """Run the protocol of the module docstring; returns the JSON-ready result."""
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise ValueError(f"unknown systems {unknown}: choose from {SYSTEMS}")
+    if steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    items, pools = plan_items(data_dir, splits, max_samples)
+    log(f"{len(items)} items: " + ", ".join(f"{s} {sum(i.split == s for i in items)}" for s in splits))
+    outputs, seconds = {}, {}
+    for system in systems:
+        start = time.perf_counter()
+        if system == "ground_truth":
+            outputs[system] = [SystemOutput(i.clip.mel.astype(np.float32), i.clip.codes) for i in items]
+        elif system == "cascade":
+            outputs[system] = run_cascade(items, data_dir, seed)
+        else:
+            outputs[system] = run_model(pipe, items, system == "reference", steps, seed)
+        seconds[system] = round(time.perf_counter() - start, 1)
+        log(f"{system}: generated in {seconds[system]} s")
+    table = score_items(items, outputs, recognizer, pipe, similarity, pools)
+    per_item = [
+        {"split": item.split, "key": item.clip.key, "speaker": item.clip.speaker, "text": item.clip.text,
+         "prompt": item.prompt.key,
+         **{system: {**{k: v for k, v in outputs[system][index].metrics.items() if k != "lipsync"},
+                     "sync_corr": outputs[system][index].metrics["lipsync"].correlation,
+                     "sync_lag": outputs[system][index].metrics["lipsync"].lag_frames}
+            for system in systems}}
+        for index, item in enumerate(items)
+    ]
+    return {"config": {"data_dir": str(data_dir), "splits": splits, "max_samples": max_samples, "steps": steps,
+                       "seed": seed, "systems": list(systems), "generation_seconds": seconds},
+            "results": table, "items": per_item}
+
+
+def _format(value, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return format(value, spec)
+
+
+def markdown_table(result: dict) -> str:
+    """The per-split, per-system table of :func:`evaluate`'s result."""
+    lines = ["| split | system | items | CER | sync corr | sync lag (frames) | P-FID | E-FID | SIM-A | dur err |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for split, systems in result["results"].items():
+        for system, m in systems.items():
+            lines.append(
+                f"| {split} | {system} | {m['items']} | {_format(m['cer'], '.3f')} | {_format(m['sync_corr'], '.2f')} | "
+                f"{m['sync_lag']:+d} | {_format(m['p_fid'], '.3g')} | {_format(m['e_fid'], '.3g')} | "
+                f"{_format(m['sim_a'], '.3f')} | {_format(m['dur_err'], '.3f')} |"
+            )
+    return "\n".join(lines)
