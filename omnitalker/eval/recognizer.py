@@ -162,8 +162,12 @@ class CTCRecognizer(ModelMixin, ConfigMixin):
         if lengths is None:
             lengths = torch.full((mel.shape[0],), mel.shape[1], device=mel.device)
         x = self.normalize_mel(mel.float(), lengths)  # b n d
-        x = self.blocks(self.subsample(x.transpose(1, 2)).transpose(1, 2))  # b n' c
         out_lengths = self.output_lengths(lengths)
+        x = self.subsample(x.transpose(1, 2)).transpose(1, 2)  # b n' c
+        # zero the padded frames before every convolution so a clip's result does not depend on its batch
+        valid = (torch.arange(x.shape[1], device=x.device)[None] < out_lengths[:, None])[..., None]  # b n' 1
+        for block in self.blocks:
+            x = block(x * valid)
         packed = nn.utils.rnn.pack_padded_sequence(self.output_dropout(x), out_lengths.cpu(), batch_first=True,
                                                    enforce_sorted=False)
         x, _ = self.rnn(packed)
