@@ -1,0 +1,117 @@
+"""End to end: `python -m omnitalker.eval` and `python -m omnitalker.eval.train_recognizer` on a tiny corpus made
+with omnitalker.data.synthetic, a tiny random pipeline and a tiny recognizer, all in tmp folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+import torch
+
+from omnitalker.eval.__main__ import main as eval_main
+from omnitalker.eval.benchmark import SYSTEMS
+from omnitalker.eval.recognizer import CTCRecognizer
+from omnitalker.eval.train_recognizer import main as train_main
+from omnitalker.eval.train_recognizer import read_split
+
+HAS_RESEMBLYZER = importlib.util.find_spec("resemblyzer") is not None
+# seed 0, 3 speakers, 54 s: val_texts holds 1 clip of spk000 (who has train clips), val_speakers 3 of spk002
+CORPUS = dict(hours=0.015, speakers=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from omnitalker.data.synthetic import build_corpus
+
+    folder = tmp_path_factory.mktemp("corpus")
+    build_corpus(folder, progress=False, workers=1, **CORPUS)
+    assert read_split(folder, "val_texts") and len(read_split(folder, "val_speakers")) >= 2
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory):
+    from omnitalker.pipeline import OmniTalkerPipeline
+    from tests.pipeline_fixtures import get_dummy_components
+
+    folder = tmp_path_factory.mktemp("pipe")
+    OmniTalkerPipeline(**get_dummy_components()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def recognizer_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rec")
+    torch.manual_seed(0)
+    CTCRecognizer(dim=16, num_conv_blocks=1, hidden_dim=8).save_pretrained(folder)
+    return folder
+
+
+def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    args = ["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
+            "--split", "val", "--max-samples", "2", "--steps", "1", "--out", str(out)]
+    eval_main(args + ([] if HAS_RESEMBLYZER else ["--no-sim-a"]))
+    printed = capsys.readouterr().out
+    assert "| val_texts | reference |" in printed and "| val_speakers | no_reference |" in printed
+
+    result = json.loads(out.read_text())
+    assert result["config"]["steps"] == 1 and result["config"]["systems"] == list(SYSTEMS)
+    assert set(result["results"]) == {"val_texts", "val_speakers"}
+    for split, systems in result["results"].items():
+        assert set(systems) == set(SYSTEMS), split
+        for metrics in systems.values():
+            assert metrics["items"] == 1
+            assert 0.0 <= metrics["cer"] <= 10.0
+            assert metrics["p_fid"] >= 0 and metrics["e_fid"] >= 0
+            assert abs(metrics["sync_lag"]) <= 10
+        # ground truth and the cascade are the same espeak audio: same length, same voice embedding
+        assert systems["ground_truth"]["dur_err"] == 0.0
+        assert systems["cascade"]["dur_err"] == 0.0
+        assert systems["cascade"]["cer"] == pytest.approx(systems["ground_truth"]["cer"])
+        if HAS_RESEMBLYZER:
+            assert systems["cascade"]["sim_a"] == pytest.approx(systems["ground_truth"]["sim_a"], abs=1e-6)
+            assert 0.5 < systems["ground_truth"]["sim_a"] <= 1.0  # same speaker, another utterance
+    items = result["items"]
+    assert [item["split"] for item in items] == ["val_texts", "val_speakers"]
+    for item in items:
+        assert item["prompt"] != item["key"]
+        assert isinstance(item["reference"]["transcript"], str)
+        assert math.isfinite(item["reference"]["dur_err"])
+
+
+def test_eval_cli_is_reproducible_for_a_seed(corpus, pipeline_dir, recognizer_dir):
+    args = ["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
+            "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--no-sim-a",
+            "--systems", "reference,no_reference"]
+    first, second = eval_main(args), eval_main(args)
+    assert first["results"] == second["results"]
+    other = eval_main(args[:-2] + ["--seed", "5", "--systems", "reference"])
+    assert other["results"]["val_speakers"]["reference"]["e_fid"] != first["results"]["val_speakers"]["reference"]["e_fid"]
+
+
+def test_eval_cli_explains_missing_inputs(corpus, pipeline_dir, recognizer_dir, tmp_path):
+    with pytest.raises(SystemExit, match="python -m omnitalker.data.synthetic"):
+        eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match="python -m omnitalker.eval.train_recognizer"):
+        eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(tmp_path)])
+    with pytest.raises(SystemExit, match="model_index.json"):
+        eval_main(["--pipeline", str(tmp_path), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir)])
+    with pytest.raises(ValueError, match="unknown systems"):
+        eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
+                   "--systems", "magic", "--no-sim-a"])
+
+
+def test_train_recognizer_cli(corpus, tmp_path):
+    results = train_main(["--data-dir", str(corpus), "--out", str(tmp_path / "rec"), "--steps", "3",
+                          "--max-minutes", "2", "--log-every", "1"])
+    assert results["steps"] == 3
+    assert 0.0 <= results["cer_val_texts"] and 0.0 <= results["cer_val_speakers"]
+    saved = json.loads((tmp_path / "rec" / "training_results.json").read_text())
+    assert saved == results
+    model = CTCRecognizer.from_pretrained(tmp_path / "rec")
+    assert len(model.transcribe([torch.zeros(50, 100)])) == 1
+    with pytest.raises(ValueError, match="steps"):
+        train_main(["--data-dir", str(corpus), "--out", str(tmp_path / "x"), "--steps", "0"])
