@@ -21,8 +21,8 @@ from omnitalker.data.curation.transcripts import Transcripts, parse_srt
 from omnitalker.face.codes import CODE_FPS, MEL_FPS
 from tests.prepare_fixture import SENTENCE, build_inputs
 
-pytest.importorskip("scenedetect")
-pytest.importorskip("silero_vad")
+pytest.importorskip("scenedetect", reason="PySceneDetect is not installed: pip install --no-deps -r requirements-nodeps.txt")
+pytest.importorskip("silero_vad", reason="silero-vad is not installed: pip install -r requirements.txt")
 
 NUM_SHARDS = 2
 

@@ -82,7 +82,7 @@ def test_frame_watermark_is_invisible_and_read_back():
 
 
 def test_frame_watermark_matches_the_invisible_watermark_package():
-    maxdct = pytest.importorskip("imwatermark.dwtDctSvd")
+    maxdct = pytest.importorskip("imwatermark.dwtDctSvd", reason="invisible-watermark is not installed: pip install --no-deps -r requirements-nodeps.txt")
     frames = textured_frames(1, 256)  # the package's per-block Python loops are slow
     bits = np.unpackbits(np.frombuffer(FRAME_WATERMARK_PAYLOAD, np.uint8))
     ours = embed_frame_watermark(frames)

@@ -74,7 +74,14 @@ class ShotBuilder:
     """Collects per-frame scene scores and faces, then splits the video into single-face shots."""
 
     def __init__(self, analyzer: FaceAnalyzer, fps_hint: float):
-        from scenedetect import ContentDetector
+        try:
+            from scenedetect import ContentDetector
+        except ImportError as error:
+            raise ImportError(
+                "scene cuts need PySceneDetect: pip install --no-deps -r requirements-nodeps.txt "
+                "(it is installed without its opencv-python dependency, which would clash with mediapipe's "
+                "opencv-contrib-python)"
+            ) from error
 
         self.analyzer = analyzer
         self.fps_hint = fps_hint

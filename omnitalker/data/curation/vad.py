@@ -1,8 +1,7 @@
 """Stage 2, voice activity: silero-vad's bundled TorchScript model (it ships inside the pip package).
 
-The ``silero-vad`` package is installed with ``pip install --no-deps silero-vad``: its model and
-``get_speech_timestamps`` need only torch, while its declared torchaudio dependency (used for file
-I/O we do not need) has no build matching our torch. Nothing is downloaded.
+``silero-vad`` (requirements.txt) needs only torch and packaging: torchaudio, which has no build
+matching our torch, is only in its optional extras (file I/O we do not use). Nothing is downloaded.
 
     vad = VoiceActivity()
     regions = vad.speech_regions(wave, sample_rate=24000)    # [(start_s, end_s), ...]
@@ -30,7 +29,7 @@ class VoiceActivity:
             from silero_vad import get_speech_timestamps, load_silero_vad
         except ImportError as error:
             raise ValueError(
-                "voice activity needs the silero-vad package: pip install --no-deps silero-vad"
+                "voice activity needs the silero-vad package: pip install silero-vad==6.2.3 (see requirements.txt)"
             ) from error
         self.model = load_silero_vad()  # torch.jit model from the package data
         self._timestamps = get_speech_timestamps
