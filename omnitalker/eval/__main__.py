@@ -5,6 +5,8 @@
 
 Prints the recognizer's CER on the held-out ground truth first (what a CER can mean here), then a
 markdown table per split and system; the JSON holds the configuration, the table and per-item values.
+The default run (24 items, 16 steps) of weights/omnitalker-demo took 5 min wall on one thread of the
+shared 2-core CPU (torch 2.13), 3 of them sampling the reference system (4 guidance passes per step).
 """
 
 from __future__ import annotations
