@@ -203,7 +203,7 @@ def test_cosine():
 
 
 def test_sim_a_same_voice_beats_other_voice():
-    pytest.importorskip("resemblyzer")
+    pytest.importorskip("resemblyzer", reason="resemblyzer is not installed: pip install --no-deps -r requirements-nodeps.txt")
     from omnitalker.audio import load_audio
     from omnitalker.data.espeak import synthesize_many
     from omnitalker.eval.speaker_similarity import SpeakerSimilarity

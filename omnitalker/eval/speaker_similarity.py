@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-RESEMBLYZER_INSTALL = "pip install librosa webrtcvad-wheels && pip install --no-deps resemblyzer==0.1.4"
+RESEMBLYZER_INSTALL = "pip install -r requirements.txt && pip install --no-deps -r requirements-nodeps.txt"
 MIN_SECONDS = 0.5  # shorter clips (after silence trimming) give no usable embedding
 
 
