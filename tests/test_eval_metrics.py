@@ -11,12 +11,14 @@ from scipy.ndimage import gaussian_filter1d
 from omnitalker.eval.fid import e_fid, p_fid
 from omnitalker.eval.lipsync import (
     SMOOTHING_SECONDS,
+    AudioToMouthRegressor,
     audio_envelope_from_mel,
     lagged_correlation,
     lipsync_from_curves,
     lipsync_score,
     mouth_opening_from_codes,
     pooled_lipsync,
+    sync_expert_score,
 )
 from omnitalker.eval.recognizer import (
     BLANK_ID,
@@ -169,6 +171,36 @@ def test_lipsync_score_from_codes_and_mel():
     assert pooled.lag_frames == lead // 2  # the mean of curves peaked at 0 and at `lead` peaks half-way
     assert pooled.correlation > 0.8
     assert pooled_lipsync([score, score]).lag_frames == lead
+
+
+def _talking_pair(seed: int, seconds: float = 5.0, mouth_delay_frames: int = 0):
+    """Codes whose lip gap is a syllable curve and a log-mel whose spectral shape (not only level) follows
+    it, so an audio-to-mouth regressor has something to learn; the mouth may lag the sound."""
+    rng = np.random.default_rng(seed)
+    opening = _syllables(int(seconds * CODE_FPS), seed=seed)
+    codes = np.zeros((len(opening), VISUAL_CODE_DIM), np.float32)
+    exp = codes[:, EXP_SLICE].reshape(len(codes), len(EXPRESSION_POINTS), 3)
+    exp[:, [i for i, (name, _) in enumerate(EXPRESSION_POINTS) if name == "lower_lip_inner"][0], 1] = np.roll(
+        opening, mouth_delay_frames)
+    codes[:, EXP_SLICE] = exp.reshape(len(codes), -1)
+    frames = int(seconds * MEL_FPS)
+    at_mel = np.interp(np.arange(frames) / MEL_FPS, np.arange(len(opening)) / CODE_FPS, opening)  # n
+    formant = np.exp(-0.5 * ((np.arange(100) - 20) / 6.0) ** 2)  # 100: a band that opens with the mouth
+    mel = np.log(1e-3 + at_mel[:, None] * formant + 0.05 * rng.random((frames, 100)))  # n 100
+    return mel, codes
+
+
+def test_sync_expert_learns_audio_to_mouth_and_finds_the_lag():
+    expert = AudioToMouthRegressor.fit(_talking_pair(seed) for seed in range(20))
+    mel, codes = _talking_pair(100)
+    synced = sync_expert_score(codes, mel, expert)
+    assert synced.lag_frames == 0 and synced.correlation > 0.9
+    late_mel, late_codes = _talking_pair(101, mouth_delay_frames=3)  # the mouth moves 3 frames after the sound
+    assert sync_expert_score(late_codes, late_mel, expert).lag_frames == -3
+    other_mel, _ = _talking_pair(102)
+    assert sync_expert_score(codes, other_mel, expert).correlation < 0.5  # someone else's audio
+    with pytest.raises(ValueError, match="too little"):
+        AudioToMouthRegressor.fit([_talking_pair(0, seconds=1.0)])
 
 
 def test_lipsync_rejects_bad_shapes():

@@ -27,6 +27,9 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
                  vocoded audio). The ground-truth row is the recognizer's own CER on these held-out items;
   ``sync_corr``, ``sync_lag`` (frames at 30 fps)   peak of the mean lagged correlation between mouth
                  opening (codes) and audio envelope (mel) (``omnitalker.eval.lipsync``);
+  ``expert_corr``, ``expert_lag``   the same between the mouth and the mouth that a sync expert
+                 (``AudioToMouthRegressor``, fitted on the corpus's ground-truth ``train`` split at the
+                 start of the run) predicts from the system's audio: our SyncNet-style score;
   ``p_fid``, ``e_fid``   Fréchet distances (``omnitalker.eval.fid``) between the system's codes of a
                  speaker's items and that speaker's ground-truth codes (up to ``POOL_CLIPS`` clips other
                  than the evaluated items: ``train`` clips for val_texts speakers, other val_speakers
@@ -57,7 +60,7 @@ from omnitalker.flow.sampling import sample
 from omnitalker.text import normalize_text, prepare_reference_text
 
 from .fid import e_fid, p_fid
-from .lipsync import LipSyncScore, lipsync_score, pooled_lipsync
+from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
 from .recognizer import character_error_rate, normalize_for_cer
 from .train_recognizer import CorpusClip, read_split
 
@@ -206,7 +209,8 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe, similarity, pools) -> dict:
+def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe, similarity, pools,
+                expert: AudioToMouthRegressor) -> dict:
     """Fill per-item metrics and return {split: {system: aggregated metrics}}."""
     sample_rate = pipe.vocoder.config.sample_rate
     prompt_embeddings = {}
@@ -224,6 +228,7 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
                 cer=character_error_rate(hypothesis, item.clip.text),
                 dur_err=abs(len(output.mel) - len(item.clip.mel)) / len(item.clip.mel),
                 lipsync=lipsync_score(output.codes, output.mel),
+                expert_sync=sync_expert_score(output.codes, output.mel, expert),
             )
             if similarity is not None:
                 wave = _vocode(pipe, output.mel)
@@ -237,12 +242,15 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
             for i in rows:
                 speakers[items[i].clip.speaker].append(system_outputs[i].codes)
             sync: LipSyncScore = pooled_lipsync([o.metrics["lipsync"] for o in chosen])
+            expert_sync: LipSyncScore = pooled_lipsync([o.metrics["expert_sync"] for o in chosen])
             edits = sum(o.metrics["cer"] * len(normalize_for_cer(items[i].clip.text)) for i, o in zip(rows, chosen, strict=True))
             results[split][system] = {
                 "items": len(chosen),
                 "cer": edits / sum(len(normalize_for_cer(items[i].clip.text)) for i in rows),
                 "sync_corr": sync.correlation,
                 "sync_lag": sync.lag_frames,
+                "expert_corr": expert_sync.correlation,
+                "expert_lag": expert_sync.lag_frames,
                 "p_fid": _mean(p_fid(pools[speaker], codes) for speaker, codes in speakers.items()),
                 "e_fid": _mean(e_fid(pools[speaker], codes) for speaker, codes in speakers.items()),
                 "sim_a": _mean(o.metrics.get("sim_a") for o in chosen) if similarity is not None else None,
@@ -275,13 +283,16 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
             outputs[system] = run_model(pipe, items, system == "reference", steps, seed)
         seconds[system] = round(time.perf_counter() - start, 1)
         log(f"{system}: generated in {seconds[system]} s")
-    table = score_items(items, outputs, recognizer, pipe, similarity, pools)
+    expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
+    table = score_items(items, outputs, recognizer, pipe, similarity, pools, expert)
     per_item = [
         {"split": item.split, "key": item.clip.key, "speaker": item.clip.speaker, "text": item.clip.text,
          "prompt": item.prompt.key,
-         **{system: {**{k: v for k, v in outputs[system][index].metrics.items() if k != "lipsync"},
+         **{system: {**{k: v for k, v in outputs[system][index].metrics.items() if k not in ("lipsync", "expert_sync")},
                      "sync_corr": outputs[system][index].metrics["lipsync"].correlation,
-                     "sync_lag": outputs[system][index].metrics["lipsync"].lag_frames}
+                     "sync_lag": outputs[system][index].metrics["lipsync"].lag_frames,
+                     "expert_corr": outputs[system][index].metrics["expert_sync"].correlation,
+                     "expert_lag": outputs[system][index].metrics["expert_sync"].lag_frames}
             for system in systems}}
         for index, item in enumerate(items)
     ]
@@ -298,13 +309,13 @@ def _format(value, spec: str) -> str:
 
 def markdown_table(result: dict) -> str:
     """The per-split, per-system table of :func:`evaluate`'s result."""
-    lines = ["| split | system | items | CER | sync corr | sync lag (frames) | P-FID | E-FID | SIM-A | dur err |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| split | system | items | CER | sync corr | sync lag | expert corr | expert lag | P-FID | E-FID | SIM-A | "
+             "dur err |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for split, systems in result["results"].items():
         for system, m in systems.items():
             lines.append(
                 f"| {split} | {system} | {m['items']} | {_format(m['cer'], '.3f')} | {_format(m['sync_corr'], '.2f')} | "
-                f"{m['sync_lag']:+d} | {_format(m['p_fid'], '.3g')} | {_format(m['e_fid'], '.3g')} | "
+                f"{m['sync_lag']:+d} | {_format(m['expert_corr'], '.2f')} | {m['expert_lag']:+d} | {_format(m['p_fid'], '.3g')} | {_format(m['e_fid'], '.3g')} | "
                 f"{_format(m['sim_a'], '.3f')} | {_format(m['dur_err'], '.3f')} |"
             )
     return "\n".join(lines)
