@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
+from omnitalker.eval.benchmark import markdown_table
 from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
 from omnitalker.models.transformer import OmniTalkerTransformer
 from omnitalker.models.vocoder import GriffinLimVocoder
@@ -35,7 +36,20 @@ def _last_rows(path: Path | None, n: int = 1) -> list[dict]:
         return list(csv.DictReader(handle))[-n:]
 
 
-def model_card(transformer: OmniTalkerTransformer, train_rows: list[dict], val_rows: list[dict], notes: str) -> str:
+def evaluation_section(eval_json: Path | None) -> str:
+    """The table of ``python -m omnitalker.eval --out eval_json`` (run on this folder), or a pointer to it."""
+    if eval_json is None:
+        return "Not evaluated yet: `python -m omnitalker.eval --pipeline weights/omnitalker-demo --split val`."
+    result = json.loads(eval_json.read_text())
+    config = result["config"]
+    return (f"`python -m omnitalker.eval --pipeline weights/omnitalker-demo --split {'val' if len(config['splits']) > 1 else config['splits'][0]} "
+            f"--max-samples {config['max_samples']} --steps {config['steps']} --seed {config['seed']}` "
+            "(held-out splits of the training corpus; lags in frames at 30 fps; `ground_truth` and `cascade` "
+            "are the references every metric is read against):\n\n" + markdown_table(result))
+
+
+def model_card(transformer: OmniTalkerTransformer, train_rows: list[dict], val_rows: list[dict], notes: str,
+               evaluation: str) -> str:
     params = sum(p.numel() for p in transformer.parameters())
     config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
     last = train_rows[-1] if train_rows else {}
@@ -69,6 +83,9 @@ Last logged training step: {json.dumps(last)}
 
 Last validation (unseen sentences, training speakers): {json.dumps(val)}
 
+## Evaluation
+{evaluation}
+
 ## Limits — read before judging the output
 - Trained for a short time on CPU: speech is speech-like in the reference's voice timbre and the
   visual codes move in the reference's style, but words are not reliably intelligible. It demonstrates
@@ -86,6 +103,7 @@ def main() -> None:
     parser.add_argument("--train-log", type=Path, help="logs/train.csv of the run (for the model card)")
     parser.add_argument("--val-log", type=Path, help="logs/val.csv of the run (for the model card)")
     parser.add_argument("--card-notes", default="", help="extra lines for the model card (hardware, steps, time)")
+    parser.add_argument("--eval-json", type=Path, help="--out file of python -m omnitalker.eval run on these weights")
     args = parser.parse_args()
 
     transformer = OmniTalkerTransformer.from_pretrained(args.transformer).eval()
@@ -101,7 +119,8 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp)
     (tmp / "README.md").write_text(
-        model_card(transformer, _last_rows(args.train_log), _last_rows(args.val_log), args.card_notes)
+        model_card(transformer, _last_rows(args.train_log), _last_rows(args.val_log), args.card_notes,
+                   evaluation_section(args.eval_json))
     )
     size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 1e6
     if size_mb > MAX_FOLDER_MB:
