@@ -98,7 +98,8 @@ def run_variant(name: str, changes: dict, args, val_set: ShardDataset, train_set
     sections.setdefault("optimizer", {}).update(warmup_steps=STUDY_WARMUP_STEPS, schedule="constant")
     sections.setdefault("logging", {}).update(validate_every=0, tensorboard=False, log_every=args.steps)
     with tempfile.TemporaryDirectory() as output_dir:
-        sections.setdefault("training", {}).update(max_steps=args.steps, save_every=args.steps, output_dir=output_dir)
+        sections.setdefault("training", {}).update(max_steps=args.steps, save_every=args.steps, output_dir=output_dir,
+                                                   seed=args.seed)
         for section, values in sections.items():
             if section == "model" and "overrides" in values:
                 values["overrides"] = {**config.model.overrides, **values["overrides"]}
@@ -112,7 +113,7 @@ def run_variant(name: str, changes: dict, args, val_set: ShardDataset, train_set
         result = measure(trainer.unwrapped, val_set)
     params = sum(p.numel() for p in trainer.unwrapped.parameters())
     frames = args.steps * args.frames_per_batch
-    return {"variant": name, "parameters": params, "steps": args.steps, "train_seconds": round(seconds, 1),
+    return {"variant": name, "seed": args.seed, "parameters": params, "steps": args.steps, "train_seconds": round(seconds, 1),
             "frames_per_s_upper_bound": round(frames / seconds), **{k: round(v, 4) for k, v in result.items()}}
 
 
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=250, help="updates per variant")
     parser.add_argument("--frames-per-batch", type=int, default=2000)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=0, help="training seed (run twice to see the noise floor)")
     parser.add_argument("--measure", type=Path, help="only measure this trained transformer folder")
     parser.add_argument("--out", type=Path, help="JSON file for the results")
     args = parser.parse_args()
@@ -146,7 +148,7 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"steps": args.steps, "frames_per_batch": args.frames_per_batch,
-                                        "rows": rows}, indent=2))
+                                        "seed": args.seed, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
