@@ -71,6 +71,9 @@ def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, cap
         assert systems["ground_truth"]["dur_err"] == 0.0
         assert systems["cascade"]["dur_err"] == 0.0
         assert systems["cascade"]["cer"] == pytest.approx(systems["ground_truth"]["cer"])
+        # one item per split: the "wrong sentence" pairs it with itself, so chance level = its own CER
+        assert result["wrong_sentence_cer"][split] == pytest.approx(systems["ground_truth"]["cer"])
+        assert all(abs(metrics["expert_lag"]) <= 10 for metrics in systems.values())
         if HAS_RESEMBLYZER:
             assert systems["cascade"]["sim_a"] == pytest.approx(systems["ground_truth"]["sim_a"], abs=1e-6)
             assert 0.5 < systems["ground_truth"]["sim_a"] <= 1.0  # same speaker, another utterance

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir))
     print(markdown_table(result))
+    if result["wrong_sentence_cer"]:
+        print("chance level, CER of fluent speech of the wrong sentence: "
+              + ", ".join(f"{split} {cer:.3f}" for split, cer in result["wrong_sentence_cer"].items()))
     if args.out:
         Path(args.out).write_text(json.dumps(_json_safe(result), indent=1, ensure_ascii=False))
         print(f"wrote {args.out}")

@@ -25,6 +25,8 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
   ``cer``        character error rate of the CTC recognizer (``omnitalker.eval.recognizer``, trained on
                  the corpus's ground-truth mels) on the system's log-mel directly (not re-analysed
                  vocoded audio). The ground-truth row is the recognizer's own CER on these held-out items;
+                 ``wrong_sentence_cer`` is chance level: the ground-truth transcript of each item scored
+                 against the next item's text (fluent speech of the wrong sentence);
   ``sync_corr``, ``sync_lag`` (frames at 30 fps)   peak of the mean lagged correlation between mouth
                  opening (codes) and audio envelope (mel) (``omnitalker.eval.lipsync``);
   ``expert_corr``, ``expert_lag``   the same between the mouth and the mouth that a sync expert
@@ -285,6 +287,15 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
     table = score_items(items, outputs, recognizer, pipe, similarity, pools, expert)
+    wrong_sentence = {}
+    if "ground_truth" in outputs:  # chance level: the transcript of one clip scored against the next clip's text
+        for split in table:
+            rows = [i for i, item in enumerate(items) if item.split == split]
+            pairs = [(outputs["ground_truth"][a].metrics["transcript"], items[b].clip.text)
+                     for a, b in zip(rows, rows[1:] + rows[:1], strict=True)]
+            lengths = [len(normalize_for_cer(text)) for _, text in pairs]
+            edits = sum(character_error_rate(hyp, text) * n for (hyp, text), n in zip(pairs, lengths, strict=True))
+            wrong_sentence[split] = edits / max(sum(lengths), 1)
     per_item = [
         {"split": item.split, "key": item.clip.key, "speaker": item.clip.speaker, "text": item.clip.text,
          "prompt": item.prompt.key,
@@ -298,7 +309,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
     ]
     return {"config": {"data_dir": str(data_dir), "splits": splits, "max_samples": max_samples, "steps": steps,
                        "seed": seed, "systems": list(systems), "generation_seconds": seconds},
-            "results": table, "items": per_item}
+            "results": table, "wrong_sentence_cer": wrong_sentence, "items": per_item}
 
 
 def _format(value, spec: str) -> str:
