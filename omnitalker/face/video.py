@@ -94,7 +94,8 @@ def load_image(image) -> np.ndarray:
     return to_rgb_uint8(image)
 
 
-def _rotate(frame: np.ndarray, degrees_ccw: int) -> np.ndarray:
+def rotate_upright(frame: np.ndarray, degrees_ccw: int) -> np.ndarray:
+    """Apply a container's display rotation (degrees counter-clockwise, nearest multiple of 90)."""
     return np.ascontiguousarray(np.rot90(frame, k=(degrees_ccw // RIGHT_ANGLE) % 4))
 
 
@@ -130,7 +131,7 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> VideoFrame
                 if not frames:
                     rotation = int(frame.rotation or 0) if hasattr(frame, "rotation") else 0
                 pixels = frame.to_ndarray(format="rgb24")
-                frames.append(_rotate(pixels, rotation) if rotation % 360 else pixels)
+                frames.append(rotate_upright(pixels, rotation) if rotation % 360 else pixels)
                 times.append(float(time))
         except av.error.FFmpegError as error:
             if not frames:

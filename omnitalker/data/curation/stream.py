@@ -11,12 +11,13 @@ it decodes, scales with FFmpeg's swscale and hands the frame on.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-RIGHT_ANGLE = 90
+from ...face.video import rotate_upright
 
 
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -33,14 +34,7 @@ def iter_frames(path: str | Path, max_side: int, notes: list[str]) -> Iterator[t
     """
     import av
 
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError) as error:
-        raise ValueError(f"could not open {path} as a video ({error})") from error
-    with container:
-        if not container.streams.video:
-            raise ValueError(f"{path} has no video stream")
-        stream = container.streams.video[0]
+    with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
         size = scaled_size(stream.codec_context.width or max_side, stream.codec_context.height or max_side, max_side)
         first_time, last_time, count = None, None, 0
@@ -57,7 +51,7 @@ def iter_frames(path: str | Path, max_side: int, notes: list[str]) -> Iterator[t
                 last_time = time
                 pixels = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
                 if rotation % 360:
-                    pixels = np.ascontiguousarray(np.rot90(pixels, k=(rotation // RIGHT_ANGLE) % 4))
+                    pixels = rotate_upright(pixels, rotation)
                 count += 1
                 yield float(time - first_time), pixels
         except av.error.FFmpegError as error:
@@ -70,6 +64,14 @@ def iter_frames(path: str | Path, max_side: int, notes: list[str]) -> Iterator[t
 
 def probe(path: str | Path) -> dict:
     """Container facts without decoding: {"fps": mean video rate (0 if unknown), "has_audio": bool}."""
+    with _open_video(path) as (container, stream):
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        return {"fps": float(rate) if rate else 0.0, "has_audio": bool(container.streams.audio)}
+
+
+@contextlib.contextmanager
+def _open_video(path: str | Path):
+    """(container, first video stream) of ``path``, closed on exit; ValueError if it is not a video."""
     import av
 
     try:
@@ -79,6 +81,4 @@ def probe(path: str | Path) -> dict:
     with container:
         if not container.streams.video:
             raise ValueError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        return {"fps": float(rate) if rate else 0.0, "has_audio": bool(container.streams.audio)}
+        yield container, container.streams.video[0]
