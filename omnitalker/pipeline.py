@@ -85,6 +85,7 @@ DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to th
 DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks
 OUTPUT_TYPES = ("np", "pt", "latent")
 SPACE_ID = 0  # the tokenizer's space token: the "no text" input when no transcript exists
+_ASR_FROM_CONFIG = object()  # OmniTalkerPipeline._asr before its first use: load config.asr then
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -108,6 +109,7 @@ class OmniTalkerPipelineOutput(BaseOutput):
     frames: (T, H, W, 3) uint8 RGB videos at ``fps`` (None for output_type="latent").
     mel: (100, n) generated log-mel at 93.75 frames/s (the vocoder's input; the prompt not included).
     visual_codes: (T30, 58) generated visual codes at ``visual_codes_fps`` (30) frames/s.
+    reference_text: the reference transcript the generation used (typed, or recognised by the pipeline's ASR).
     Arrays are numpy for output_type "np" and "latent", torch tensors for "pt".
     """
 
@@ -118,6 +120,7 @@ class OmniTalkerPipelineOutput(BaseOutput):
     mel: list
     visual_codes: list
     visual_codes_fps: float = CODE_FPS
+    reference_text: str | None = None
 
 
 class _Interrupted(Exception):
@@ -152,9 +155,11 @@ class OmniTalkerPipeline(DiffusionPipeline):
         video_fps (`int`, defaults to 25): frame rate of the rendered video.
         face_analyzer_config (`dict`, *optional*): keyword arguments of `omnitalker.face.FaceAnalyzer`
             (stored in model_index.json; the analyzer has no weights of its own).
+        asr (`str`, *optional*, defaults to "default"): the speech recognizer for references given without a
+            transcript (``omnitalker.asr.load_recognizer``: "default" = the bundled offline Whisper tiny.en, a
+            faster-whisper size, a folder, or "none"); stored in model_index.json, loaded on first use.
 
     The vocoder and renderer may be None for output_type="latent". The face analyzer is built on first use.
-    Reference transcripts come from the user, or from an ASR model set with `set_asr`.
     """
 
     model_cpu_offload_seq = "transformer->vocoder"
@@ -170,6 +175,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         renderer=None,
         video_fps: int = DEFAULT_VIDEO_FPS,
         face_analyzer_config: dict | None = None,
+        asr: str | None = "default",
     ):
         super().__init__()
         self.register_modules(
@@ -179,21 +185,39 @@ class OmniTalkerPipeline(DiffusionPipeline):
             vocoder=vocoder,
             renderer=as_pipeline_renderer(renderer),
         )
-        self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config)
+        self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config, asr=asr)
         self._face_analyzer = None
-        self._asr = None
+        self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
         self._interrupt = False
 
     # ------------------------------------------------------------------------------------------ setup
 
     def set_asr(self, recognizer) -> None:
-        """Use `recognizer` (``omnitalker.asr.SpeechRecognizer``) for missing reference transcripts; None
-        turns it off. Not saved with the pipeline."""
-        from omnitalker.asr import SpeechRecognizer
+        """The speech recognizer for references given without a transcript: a name (``omnitalker.asr.
+        load_recognizer``: "default", a size such as "small", a folder; saved in model_index.json), any object
+        with ``transcribe(wave, sample_rate) -> str`` (not saved), or None / "none" to require typed transcripts."""
+        import os
 
-        if recognizer is not None and not isinstance(recognizer, SpeechRecognizer):
-            raise ValueError("the ASR must have a transcribe(wave, sample_rate) -> str method")
+        from omnitalker.asr import NO_ASR, SpeechRecognizer, load_recognizer
+
+        if recognizer is None or isinstance(recognizer, (str, os.PathLike)):
+            name = NO_ASR if recognizer is None else os.fspath(recognizer)
+            self._asr = load_recognizer(name)
+            self.register_to_config(asr=name)
+            return
+        if not isinstance(recognizer, SpeechRecognizer):
+            raise ValueError("the ASR must be a name ('default', 'small', a folder, 'none') or have a "
+                             "transcribe(wave, sample_rate) -> str method")
         self._asr = recognizer
+
+    @property
+    def speech_recognizer(self):
+        """The recognizer used for missing reference transcripts (built from ``config.asr`` on first use)."""
+        if self._asr is _ASR_FROM_CONFIG:
+            from omnitalker.asr import load_recognizer
+
+            self._asr = load_recognizer(self.config.get("asr", "default"))
+        return self._asr
 
     @property
     def face_analyzer(self):
@@ -242,9 +266,15 @@ class OmniTalkerPipeline(DiffusionPipeline):
             min_seconds=min_seconds,
             max_seconds=max_seconds,
         )
-        if reference.text is None and self._asr is not None and reference.wave.abs().max() > 0:
-            reference.text = self._asr.transcribe(reference.wave, SAMPLE_RATE)
-            logger.info(f"reference transcript (ASR): {reference.text!r}")
+        if reference.text is None and reference.wave.abs().max() > 0:
+            try:
+                recognizer = self.speech_recognizer
+                if recognizer is not None:
+                    reference.text = recognizer.transcribe(reference.wave, SAMPLE_RATE).strip() or None
+                    logger.info(f"reference transcript (ASR): {reference.text!r}")
+            except ValueError as error:  # no words, not English, no model: only joint generation needs the text,
+                reference.asr_error = str(error)  # so check_inputs reports it there (lip-sync goes on without)
+                logger.warning(f"no reference transcript from speech recognition: {error}")
         return reference
 
     @staticmethod
@@ -284,9 +314,12 @@ class OmniTalkerPipeline(DiffusionPipeline):
                     raise ValueError("text is empty (or only whitespace): pass at least one word to speak")
                 self.tokenizer.check_speakable(text)
             if reference is not None and reference.text is None:
+                reason = getattr(reference, "asr_error", None)
+                if reason:
+                    raise ValueError(f"reference_text is required: speech recognition could not supply it ({reason})")
                 raise ValueError(
                     "reference_text is required: pass the transcript of the reference clip "
-                    "(reference_text='...'), or set an ASR model with pipe.set_asr(WhisperRecognizer(...))"
+                    "(reference_text='...'), or let the pipeline recognise it with pipe.set_asr('default')"
                 )
         elif texts is not None and len(texts) != 1:
             raise ValueError("audio-driven generation takes one recording; pass text as one string (its transcript)")
@@ -434,8 +467,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
             reference_image (`str`, PIL image or array, *optional*): a photo, with `reference_audio` as voice.
             reference_audio (*optional*): a voice file or `(sample_rate, array)`: the voice of a photo
                 reference, or the audio of a silent `reference_video`.
-            reference_text (`str`, *optional*): transcript of the reference speech (required in joint mode
-                unless an ASR model is set with `set_asr`).
+            reference_text (`str`, *optional*): transcript of the reference speech; when None, the pipeline's
+                speech recognizer (`asr`, `set_asr`) transcribes the reference (the output's `reference_text`).
             audio (*optional*): speech to lip-sync (file or `(sample_rate, array)`); switches to audio-driven mode.
             reference (`OmniTalkerReference`, *optional*): a prepared reference (`prepare_reference`) instead of
                 the four reference arguments; reuse it to skip the analysis.
@@ -557,7 +590,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
             codes_out = [torch.from_numpy(codes) for codes in codes_out]
         self.maybe_free_model_hooks()
         output = OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out,
-                                          fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out)
+                                          fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out,
+                                          reference_text=reference.text)
         if not return_dict:
             return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
         return output
