@@ -1,6 +1,6 @@
 """Command line: text -> talking video, and lip-sync of a recording, with an OmniTalkerPipeline.
 
-    omnitalker generate --text "Nice to meet you." --reference ref.mp4 --reference-text "Hi, I am Ann." --out out.mp4
+    omnitalker generate --text "Nice to meet you." --reference ref.mp4 --out out.mp4   # transcript by ASR
     omnitalker generate --text "..." --image face.png --voice sample.wav --reference-text "..." --out out.mp4
     omnitalker lipsync --image face.png --audio speech.wav --out out.mp4
     python -m omnitalker generate ...          # the same
@@ -8,6 +8,11 @@
 ``--pipeline`` takes a local pipeline folder (``save_pretrained`` layout) or a Hub repo id; it defaults
 to the bundled demo weights (``weights/omnitalker-demo`` next to the package). Every output carries the
 visible "AI-generated" label and the invisible frame and audio watermarks.
+
+Without ``--reference-text`` the reference speech is transcribed by the pipeline's speech recognizer (the
+bundled offline Whisper tiny.en unless the pipeline or ``--asr`` names another: a faster-whisper size such
+as ``small`` for Chinese, a folder, or ``none`` to require the typed transcript); the transcript used is
+printed.
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--steps", type=int, default=16, help="ODE sampling steps (default 16, as the paper)")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    common.add_argument("--asr", help="speech-recognition model (folder or Hub id) for missing transcripts")
+    common.add_argument("--asr", help="speech recognizer for a missing --reference-text: 'default' (bundled "
+                        "tiny.en, English), a faster-whisper size such as 'small', a folder, or 'none' "
+                        "(default: the pipeline's own)")
 
     generate = commands.add_parser("generate", parents=[common], help="text -> speech + talking video")
     generate.add_argument("--text", required=True, help="what the person should say")
     generate.add_argument("--voice", help="voice sample to go with --image (or for a silent --reference)")
-    generate.add_argument("--reference-text", help="transcript of the reference speech")
+    generate.add_argument("--reference-text", help="transcript of the reference speech (default: recognised by --asr)")
     generate.add_argument("--speed", type=float, default=1.0, help="pace relative to the reference (default 1)")
     generate.add_argument("--duration", type=float, help="seconds to generate (default: from the text length)")
 
@@ -87,9 +94,7 @@ def run(args: argparse.Namespace) -> Path:
     check_args(args)
     pipe = load_pipeline(args.pipeline, args.device)
     if args.asr:
-        from omnitalker.asr import WhisperRecognizer
-
-        pipe.set_asr(WhisperRecognizer(args.asr, device=args.device, local_files_only=False))
+        pipe.set_asr(args.asr)
     reference = pipe.prepare_reference(reference_video=args.reference, reference_image=args.image,
                                        reference_audio=args.voice, reference_text=args.reference_text)
     generator = torch.Generator("cpu").manual_seed(args.seed)
@@ -99,6 +104,8 @@ def run(args: argparse.Namespace) -> Path:
     else:
         out = pipe(args.text, reference=reference, audio=args.audio, num_inference_steps=args.steps,
                    generator=generator)
+    if args.reference_text is None and out.reference_text is not None:
+        print(f"reference transcript (speech recognition): {out.reference_text}")
     target = Path(args.out)
     target.parent.mkdir(parents=True, exist_ok=True)
     export_to_video(out.frames[0], str(target), fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)

