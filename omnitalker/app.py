@@ -7,7 +7,8 @@
     python app.py                              # top-level launcher on the bundled demo weights
 
 Tabs:
-- Talk: a reference video (upload or webcam), or a photo + a voice sample; the reference transcript; the
+- Talk: a reference video (upload or webcam), or a photo + a voice sample; the reference transcript (optional:
+  when empty, the offline speech recognizer fills it in and the box shows what it heard, editable); the
   text -> the mp4, the speech alone, and plots (reference vs generated head pose, log-mels);
 - Lip-sync: a photo or a clip + a recording -> the face speaking it (the pipeline's audio-driven mode);
 - Learn flow matching: the same sampler on a 2-D toy (omnitalker/ui/learn.py).
@@ -44,6 +45,8 @@ Type a sentence and a short reference of a person talking (a 1-10 s clip, or a p
 one flow-matching transformer generates the speech *and* the head and face motion in the reference's style.
 Every output carries a visible "AI-generated" label and invisible audio and video watermarks.
 """
+TRANSCRIPT_PLACEHOLDER = ("Optional: leave empty and it is recognised from the reference speech (English; "
+                          "type it for other languages)")
 WATERMARK_NOTICE = ("Outputs are watermarked: a visible *AI-generated* label plus imperceptible marks in the "
                     "frames and in the audio (paper appendix D). Do not use someone's likeness or voice "
                     "without their consent.")
@@ -107,7 +110,7 @@ def _talk_tab(talk: Callable, examples: dict) -> None:
                     reference_audio = gr.Audio(label="Voice sample (1-10 s)", type="filepath",
                                                sources=["upload", "microphone"], elem_id="reference-audio")
             reference_text = gr.Textbox(label="Reference transcript (what is said in the reference)", lines=2,
-                                        elem_id="reference-text")
+                                        placeholder=TRANSCRIPT_PLACEHOLDER, elem_id="reference-text")
             text = gr.Textbox(label="Text to speak", lines=3, elem_id="text")
             with gr.Accordion("Advanced settings", open=False):
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps",
@@ -128,7 +131,7 @@ def _talk_tab(talk: Callable, examples: dict) -> None:
             mel_plot = gr.Plot(label="Log-mel: reference vs generated")
     inputs = [reference_video, reference_image, reference_audio, reference_text, text, steps, guidance_text,
               guidance_audio, guidance_visual, speed, seed]
-    generate.click(talk, inputs, [video, audio, pose_plot, mel_plot], api_name="talk")
+    generate.click(talk, inputs, [video, audio, pose_plot, mel_plot, reference_text], api_name="talk")
     if examples.get("talk_video"):
         gr.Examples([[e["video"], e["reference_text"], e["text"]] for e in examples["talk_video"]],
                     [reference_video, reference_text, text], label="Example: a reference clip",

@@ -35,6 +35,8 @@ from tests.pipeline_fixtures import (  # noqa: E402
 )
 
 STEPS = 2
+SPOKEN = "Thank you very much for coming today."  # what the espeak voice sample says
+MAX_WER = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,23 @@ def media(tmp_path_factory):
     soundfile.write(voice, make_voice(1.5), 24000)
     not_a_video = folder / "notes.mp4"
     not_a_video.write_text("these are my notes, not a video\n")
-    return {"video": str(video), "photo": str(photo), "voice": str(voice), "bad": str(not_a_video)}
+    english, chinese = espeak_voices(folder)
+    return {"video": str(video), "photo": str(photo), "voice": str(voice), "bad": str(not_a_video),
+            "english": str(english), "chinese": str(chinese)}
+
+
+def espeak_voices(folder):
+    """English and Chinese voice samples spoken by espeak-ng, for the speech recognizer (empty transcript box)."""
+    import soundfile
+
+    from omnitalker.data.espeak import synthesize_many
+    from omnitalker.data.synthetic import espeak_text
+
+    english, chinese = synthesize_many([dict(text=SPOKEN, voice="en-us"),
+                                        dict(text=espeak_text("我明天要去北京开会。", "zh"), voice="cmn-latn-pinyin")])
+    soundfile.write(folder / "english.wav", english.audio, english.sample_rate)
+    soundfile.write(folder / "chinese.wav", chinese.audio, chinese.sample_rate)
+    return folder / "english.wav", folder / "chinese.wav"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +92,7 @@ def talk_args(media, **overrides):
 
 
 def test_talk_returns_playable_video_audio_and_plots(handlers, media):
-    video, audio, pose_figure, mel_figure = handlers.talk(**talk_args(media))
+    video, audio, pose_figure, mel_figure, transcript = handlers.talk(**talk_args(media))
     clip = read_video(video)
     assert clip.frames.shape[0] > 0 and clip.duration > 0
     assert clip.audio is not None and np.abs(clip.audio).max() > 0
@@ -84,6 +102,24 @@ def test_talk_returns_playable_video_audio_and_plots(handlers, media):
     assert rate == 24000 and abs(len(wave) / rate - clip.duration) < 0.1
     assert len(pose_figure.axes) == 6 and len(mel_figure.axes) == 2  # 3 angles x (reference, generated)
     assert os.path.dirname(video) == os.path.dirname(audio)  # one folder per request
+    assert transcript == REFERENCE_TEXT  # the typed transcript goes back into the box unchanged
+
+
+def test_talk_with_an_empty_transcript_box_recognises_it(handlers, media):
+    from omnitalker.eval.wer import word_error_rate
+
+    video, *_, transcript = handlers.talk(**talk_args(media, reference_video=None, reference_image=media["photo"],
+                                                      reference_audio=media["english"], reference_text="  ",
+                                                      num_inference_steps=1))
+    assert read_video(video).duration > 0
+    assert word_error_rate(SPOKEN, transcript) <= MAX_WER, transcript
+
+
+def test_talk_with_chinese_speech_and_no_transcript_asks_for_it(handlers, media):
+    with pytest.raises(gr.Error) as caught:
+        handlers.talk(**talk_args(media, reference_video=None, reference_image=media["photo"],
+                                  reference_audio=media["chinese"], reference_text=""))
+    assert "reference_text is required" in str(caught.value) and "English" in str(caught.value)
 
 
 def test_talk_photo_and_voice(handlers, media):
@@ -99,7 +135,6 @@ def test_talk_photo_and_voice(handlers, media):
         ({"reference_video": "bad"}, "reference_video"),
         ({"reference_video": None}, "no reference"),
         ({"text": "   "}, "text is empty"),
-        ({"reference_text": ""}, "reference_text is required"),
         ({"reference_image": "photo"}, "not both"),
     ],
 )
@@ -221,8 +256,20 @@ def test_client_generates_and_two_queued_requests_complete(client, media):
     args = (handle_file(media["video"]), None, None, REFERENCE_TEXT, "Hello there.", STEPS, 2.0, 0.5, 0.5, 1.0)
     jobs = [client.submit(*args, seed, api_name="/talk") for seed in (0, 1)]  # the second waits in the queue
     for job in jobs:
-        video, audio, _, _ = job.result(timeout=120)
+        video, audio, _, _, transcript = job.result(timeout=120)
         assert read_video(video["video"] if isinstance(video, dict) else video).duration > 0
+        assert transcript == REFERENCE_TEXT
+
+
+def test_client_with_an_empty_transcript_box_gets_the_recognised_one(client, media):
+    from gradio_client import handle_file
+
+    from omnitalker.eval.wer import word_error_rate
+
+    video, _, _, _, transcript = client.predict(None, handle_file(media["photo"]), handle_file(media["english"]), "",
+                                                "Hello.", 1, 2.0, 0.5, 0.5, 1.0, 0, api_name="/talk")
+    assert read_video(video["video"] if isinstance(video, dict) else video).duration > 0
+    assert word_error_rate(SPOKEN, transcript) <= MAX_WER, transcript
 
 
 def test_client_sees_the_friendly_error(client, media):

@@ -2,7 +2,8 @@
 
     python -m pytest tests/test_app_browser.py -q
 
-Upload a reference clip, type the texts, press Generate, wait for a <video> whose duration is > 0; and a
+Upload a reference clip, type the texts, press Generate, wait for a <video> whose duration is > 0; leave the
+transcript box empty (photo + an espeak voice sample) and see the recognised transcript appear in it; and a
 bad request (a photo without a voice sample, a text file named .mp4) shows the friendly error in the page.
 Screenshots go to the test's tmp dir. Skipped only when playwright or /usr/bin/chromium is missing.
 """
@@ -30,6 +31,7 @@ if not Path(CHROMIUM).is_file():
 from omnitalker.app import build_demo  # noqa: E402
 from omnitalker.pipeline import OmniTalkerPipeline  # noqa: E402
 from tests.pipeline_fixtures import REFERENCE_TEXT, astronaut_face, get_dummy_components, make_reference_video  # noqa: E402
+from tests.test_app import MAX_WER, SPOKEN, espeak_voices  # noqa: E402
 
 STEPS = 2
 VIDEO_READY = """() => { const v = document.querySelector('#output-video video');
@@ -45,7 +47,9 @@ def media(tmp_path_factory):
     cv2.imwrite(str(photo), cv2.cvtColor(astronaut_face(192), cv2.COLOR_RGB2BGR))
     not_a_video = folder / "notes.mp4"
     not_a_video.write_text("these are my notes, not a video\n")
-    return {"video": make_reference_video(folder / "ref.mp4", seconds=1.5), "photo": photo, "bad": not_a_video}
+    english, _ = espeak_voices(folder)
+    return {"video": make_reference_video(folder / "ref.mp4", seconds=1.5), "photo": photo, "bad": not_a_video,
+            "english": english}
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +100,21 @@ def test_generate_shows_a_playable_video(page, media, tmp_path):
     duration = page.evaluate("document.querySelector('#output-video video').duration")
     page.screenshot(path=str(tmp_path / "generated.png"), full_page=True)
     assert duration > 0
+
+
+def test_empty_transcript_box_is_filled_by_speech_recognition(page, media, tmp_path):
+    from omnitalker.eval.wer import word_error_rate
+
+    page.get_by_role("tab", name="Photo + voice").click()
+    page.locator("#reference-image input[type=file]").set_input_files(str(media["photo"]))
+    page.locator("#reference-image img").first.wait_for()
+    page.locator("#reference-audio input[type=file]").set_input_files(str(media["english"]))
+    fill_texts(page, "", "Hello from the browser.", steps=1)
+    page.locator("#generate").click()
+    page.wait_for_function(VIDEO_READY, timeout=TIMEOUT_MS)
+    transcript = page.locator("#reference-text textarea").input_value()
+    page.screenshot(path=str(tmp_path / "recognised.png"), full_page=True)
+    assert word_error_rate(SPOKEN, transcript) <= MAX_WER, transcript
 
 
 def test_photo_without_voice_shows_the_friendly_error(page, media, tmp_path):

@@ -1,13 +1,17 @@
 """The Talk and Lip-sync handlers of the Gradio demo: inputs from the page -> OmniTalkerPipeline -> files.
 
     handlers = DemoHandlers(pipe)                       # or a folder / Hub id, loaded on first use
-    video, audio, pose_plot, mel_plot = handlers.talk("ref.mp4", None, None, "Hi, I am Ann.", "Nice to meet you.")
+    video, audio, pose_plot, mel_plot, transcript = handlers.talk("ref.mp4", None, None, "", "Nice to meet you.")
     video = handlers.lipsync("face.png", None, "speech.wav")
 
 Errors: the pipeline's ValueErrors (bad or missing input) reach the page as gr.Error with their message
 intact; anything else is logged with its traceback on the server and shown as a short generic gr.Error.
 Outputs go to a fresh folder per request (atomic mp4 writes by export_to_video); folders older than
 OUTPUT_MAX_AGE_SECONDS are removed as new requests come in.
+
+The reference transcript is optional: when the box is empty the pipeline's speech recognizer (the bundled
+offline Whisper tiny.en, English) transcribes the reference, and ``talk`` returns the transcript it used so
+the page can show it in the box, editable for the next run.
 """
 
 from __future__ import annotations
@@ -93,7 +97,8 @@ class DemoHandlers:
     def talk(self, reference_video, reference_image, reference_audio, reference_text, text,
              num_inference_steps=16, guidance_text=2.0, guidance_audio=0.5, guidance_visual=0.5, speed=1.0,
              seed=0, progress=gr.Progress(track_tqdm=True)):
-        """Text + a reference (video, or photo + voice) -> (mp4, wav, pose plot, mel plot)."""
+        """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
+        pose plot, mel plot, the reference transcript used)."""
         progress(0, desc="Reading the reference")
         check_seconds(reference_video, "reference video", MAX_UPLOAD_SECONDS)
         check_seconds(reference_audio, "voice sample", MAX_UPLOAD_SECONDS)
@@ -110,7 +115,8 @@ class DemoHandlers:
             video = self._write_video(out, folder)
             audio = folder / "speech.wav"
             _write_wav(audio, out.audio[0], out.sample_rate)
-            return str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out)
+            return (str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
+                    out.reference_text or "")
 
     def lipsync(self, reference_image, reference_video, audio, num_inference_steps=16, seed=0,
                 progress=gr.Progress(track_tqdm=True)):
