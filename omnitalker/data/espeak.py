@@ -9,7 +9,9 @@ The `espeak-ng` command line prints phonemes (`-x`) but not their times; the C l
 
     python -m omnitalker.data.espeak "Hello world." --voice en-us+f2 --out hello.wav
 
-Requires the Debian package `espeak-ng` (libespeak-ng.so.1); `.ci/run` installs it.
+The library and its data (voices, en and cmn dictionaries) come from the `espeakng-loader` wheel
+(libespeak-ng 1.52), so no system package is needed; a system libespeak-ng is used only when the wheel
+is missing.
 """
 
 from __future__ import annotations
@@ -93,19 +95,22 @@ class EspeakNG:
     """A process-wide handle on libespeak-ng (the library keeps global state, so calls are serialised).
 
     Args:
-        library: path or name of the shared library; found with ``ctypes.util`` when omitted.
+        library: path or name of the shared library; default: the one in the ``espeakng-loader`` wheel.
+        data_path: its ``espeak-ng-data`` folder; default: the wheel's (None with a system library).
     """
 
     _lock = threading.Lock()
     _instance: EspeakNG | None = None
 
-    def __init__(self, library: str | None = None):
-        path = library or ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+    def __init__(self, library: str | None = None, data_path: str | None = None):
+        if library is None:
+            library, data_path = _bundled_library()
         try:
-            self._lib = ctypes.CDLL(path)
+            self._lib = ctypes.CDLL(library)
         except OSError as err:
             raise RuntimeError(
-                f"could not load the espeak-ng library ({path}): install it with `apt-get install espeak-ng`"
+                f"could not load the espeak-ng library ({library}): `pip install espeakng-loader` "
+                "(it ships libespeak-ng and its data)"
             ) from err
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -114,8 +119,10 @@ class EspeakNG:
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
         ]
+        self._lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         rate = self._lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, None, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT
+            _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data_path.encode() if data_path else None,
+            _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT,
         )
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed (returned {rate})")
@@ -188,6 +195,15 @@ class EspeakNG:
             elif kind in (_EVENT_END, _EVENT_MSG_TERMINATED) and phonemes:
                 phonemes[-1].end = min(phonemes[-1].end, max(t, phonemes[-1].start))
         return EspeakUtterance(audio, self.sample_rate, phonemes, words, sentences)
+
+
+def _bundled_library() -> tuple[str, str | None]:
+    """(library, data folder) from the ``espeakng-loader`` wheel, else a system libespeak-ng."""
+    try:
+        import espeakng_loader
+    except ImportError:
+        return ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1", None
+    return str(espeakng_loader.get_library_path()), str(espeakng_loader.get_data_path())
 
 
 def _synthesize_request(request: dict) -> EspeakUtterance:

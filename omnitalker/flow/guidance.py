@@ -146,10 +146,12 @@ def guided_velocity(
     attention_mask: torch.Tensor | None = None,
     guidance: GuidanceConfig | None = None,
     text_cache: dict | None = None,
+    text_durations: torch.Tensor | None = None,
 ) -> GuidedVelocity:
     """Velocity at ``timestep`` with multi-condition CFG, all passes stacked into one transformer call.
 
-    Shapes: audio/audio_cond b n mel_dim, visual/visual_cond b n visual_dim, text_ids b nt, attention_mask b n.
+    Shapes: audio/audio_cond b n mel_dim, visual/visual_cond b n visual_dim, text_ids b nt, attention_mask b n,
+    text_durations b nt (frames per token; only for a transformer with the "durations" text layout).
     A prompt condition can only be dropped if its stream is present, so e.g. ``visual`` strength is ignored
     for audio-only sampling. ``guidance=None`` means ``GuidanceConfig.none()``.
 
@@ -178,12 +180,15 @@ def guided_velocity(
     timestep = torch.as_tensor(timestep, device=ref.device, dtype=torch.float32)
     timestep = timestep.expand(batch) if timestep.ndim == 0 else timestep  # b
     text_drop, cached = drop_flags("text"), {}
+    durations = {} if text_durations is None else {"text_durations": _repeat(text_durations, num_passes)}
     if text_cache is not None and hasattr(transformer, "embed_text"):
         key = (tuple(name in ("text", "joint") for name in passes), batch, ref.shape[1])
         if key not in text_cache:
             text_cache[key] = transformer.embed_text(_repeat(text_ids, num_passes), ref.shape[1], text_drop,
-                                                     _repeat(attention_mask, num_passes))  # (passes b) n dt
-        text_drop, cached = False, {"text_embeds": text_cache[key]}
+                                                     _repeat(attention_mask, num_passes), **durations)
+        text_drop, cached = False, {"text_embeds": text_cache[key]}  # (passes b) n dt
+    else:
+        cached = durations
     out = transformer(
         audio=_repeat(audio, num_passes),
         audio_cond=_repeat(audio_cond, num_passes),

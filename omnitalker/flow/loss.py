@@ -165,9 +165,11 @@ class FlowMatchingLoss(nn.Module):
         lengths: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        text_durations: torch.Tensor | None = None,
     ) -> FlowMatchingLossOutput:
         """One loss evaluation. ``mel``: b n 100, ``visual``: b n 58 (either may be None), ``text_ids``: b nt
-        (pad -1), ``lengths`` (b) or ``attention_mask`` (b n, True = valid; default: all valid)."""
+        (pad -1), ``lengths`` (b) or ``attention_mask`` (b n, True = valid; default: all valid); ``text_durations``
+        (b nt, frames per token) for a transformer with the "durations" text layout."""
         self.check_inputs(mel, visual, text_ids, lengths, attention_mask)
         # The model learns normalised visual codes (see OmniTalkerTransformer.normalize_visual); unwrap DDP /
         # torch.compile wrappers to reach the statistics.
@@ -219,6 +221,7 @@ class FlowMatchingLoss(nn.Module):
             drop_text=drop_text,
             drop_audio_cond=drop_audio,
             drop_visual_cond=drop_visual,
+            **({} if text_durations is None else {"text_durations": text_durations}),
         )
 
         total = ref.new_zeros(())

@@ -107,6 +107,7 @@ def sample(
     visual_noise: torch.Tensor | None = None,
     callback_on_step_end: Callable[[int, torch.Tensor, dict], dict | None] | None = None,
     progress: bool = False,
+    text_durations: torch.Tensor | None = None,
 ) -> FlowSampleOutput:
     """Integrate the flow ODE from noise (t = 0) to data (t = 1), in-filling the non-prompt frames.
 
@@ -128,6 +129,8 @@ def sample(
         callback_on_step_end: ``fn(step, timestep, {"audio": x_a, "visual": x_v}) -> dict | None``, called after
             every scheduler step; tensors it returns under those keys replace the current ones.
         progress: show a tqdm bar.
+        text_durations: b nt frames per token, summing to each sample's valid frames (prompt + target);
+            required by a transformer with the "durations" text layout, refused by the others.
     """
     conds = {"audio": audio_cond, "visual": visual_cond}
     masks = {"audio": audio_cond_mask if audio_cond_mask is not None else cond_mask,
@@ -187,6 +190,7 @@ def sample(
             attention_mask=valid,
             guidance=guidance,
             text_cache=text_cache,
+            text_durations=text_durations,
         )
         # one scheduler state for all streams: step their concatenation
         joint_v = torch.cat([getattr(velocity, name) for name in present], dim=-1)  # b n (d_a + d_v)

@@ -122,19 +122,31 @@ class ConvNeXtV2Block(nn.Module):
         return residual + x
 
 
-class TextEmbedding(nn.Module):
-    """Character/pinyin ids -> frame-aligned text features (b n dt), shared by the audio and visual branches.
+TEXT_LAYOUTS = ("filler", "average", "durations")
 
-    F5-TTS conventions: ids arrive with batch padding -1 and are shifted by +1, so row 0 of the table is the
-    filler token (pad and CFG-dropped text both become filler); the ids are truncated or filler-padded to the
-    n frames; an absolute ``cat(cos, sin)`` table is added; then ``conv_layers`` ConvNeXt-V2 blocks.
+
+class TextEmbedding(nn.Module):
+    """Token ids -> frame-aligned text features (b n dt), shared by the audio and visual branches.
+
+    Three layouts say which frames a token's features land on (``layout``):
+
+    - ``"filler"`` (F5-TTS / the paper): ids arrive with batch padding -1 and are shifted by +1, so row 0
+      of the table is the filler token (pad and CFG-dropped text both become filler); the ids are truncated
+      or filler-padded to the n frames; an absolute ``cat(cos, sin)`` table is added; then ``conv_layers``
+      ConvNeXt-V2 blocks. The transformer has to discover the alignment itself.
+    - ``"average"`` (ZipVoice-style): as filler, then the valid tokens are spread evenly over the valid
+      frames after the encoder.
+    - ``"durations"`` (Voicebox-style): the encoder runs over the tokens (token positions, token mask), and
+      token k's output is repeated for ``durations[k]`` frames, so every frame knows which sound it is.
+      Tokens with 0 frames (e.g. word boundaries) still give context to their neighbours in the encoder.
+      A sample whose text is dropped for CFG gets zero features on every frame: its durations must not
+      leak the alignment into the unconditional pass.
 
     ``mask_padding`` (F5 v1) zeroes filler positions before and after every block; the mask is taken from the
     ids *before* the CFG text drop, as F5 does. Independently of that, frames outside ``frame_mask`` (batch
     padding) are always zeroed around the blocks, so a padded batch computes what each item computes alone
     (the depthwise conv then sees zeros like its own zero padding, and GRN takes its sequence norm over the
-    valid frames only). ``average_upsampling`` (ZipVoice-style) spreads the valid tokens evenly over the
-    valid frames after the encoder instead of relying on filler padding.
+    valid frames only).
     """
 
     def __init__(
@@ -143,15 +155,17 @@ class TextEmbedding(nn.Module):
         text_dim: int,
         conv_layers: int = 4,
         mask_padding: bool = True,
-        average_upsampling: bool = False,
+        layout: str = "filler",
     ):
         super().__init__()
-        if average_upsampling and not mask_padding:
-            raise ValueError("text_average_upsampling=True needs text_mask_padding=True (it upsamples valid tokens).")
+        if layout not in TEXT_LAYOUTS:
+            raise ValueError(f"text layout must be one of {TEXT_LAYOUTS}, got {layout!r}.")
+        if layout != "filler" and not mask_padding:
+            raise ValueError(f"the {layout!r} text layout needs text_mask_padding=True (it places valid tokens).")
         self.text_embed = nn.Embedding(num_embeds + 1, text_dim)  # row 0 = filler
         self.text_dim = text_dim
         self.mask_padding = mask_padding
-        self.average_upsampling = average_upsampling
+        self.layout = layout
         self.text_blocks = nn.Sequential(
             *[ConvNeXtV2Block(text_dim, text_dim * CONVNEXT_MULT) for _ in range(conv_layers)]
         )
@@ -162,33 +176,58 @@ class TextEmbedding(nn.Module):
         ids = (text_ids + 1)[:, :num_frames]  # b min(nt, n)
         return F.pad(ids, (0, num_frames - ids.shape[1]), value=0)  # b n
 
+    def _encode(self, ids: torch.Tensor, keep: torch.Tensor | None, norm_mask: torch.Tensor | None) -> torch.Tensor:
+        """Embedding + absolute positions + ConvNeXt blocks over the id axis (b m) -> b m dt."""
+        x = self.text_embed(ids)  # b m dt
+        if len(self.text_blocks) > 0:
+            positions = torch.arange(ids.shape[1], device=ids.device)
+            x = x + sinusoidal_table(positions, self.text_dim).to(x.dtype)  # b m dt
+            x = masked_fill_rows(x, keep)
+            for block in self.text_blocks:
+                x = masked_fill_rows(block(x, norm_mask), keep)
+        return x
+
     def forward(
         self,
         text_ids: torch.Tensor,  # b nt, pad -1
         num_frames: int,
         drop_text: torch.Tensor | None = None,  # b bool: replace these samples' text by filler
         frame_mask: torch.Tensor | None = None,  # b n bool, True = valid frame
+        durations: torch.Tensor | None = None,  # b nt long, frames per token ("durations" layout only)
     ) -> torch.Tensor:
+        if self.layout == "durations":
+            return self._forward_durations(text_ids, num_frames, drop_text, frame_mask, durations)
         ids = self.fit_ids(text_ids, num_frames)  # b n
         filler = ids == 0  # b n, before the CFG drop (F5)
         if drop_text is not None:
             ids = ids.masked_fill(drop_text.unsqueeze(1), 0)
-
-        x = self.text_embed(ids)  # b n dt
-        if len(self.text_blocks) > 0:
-            positions = torch.arange(num_frames, device=ids.device)
-            x = x + sinusoidal_table(positions, self.text_dim).to(x.dtype)  # b n dt
-
-            keep = frame_mask
-            if self.mask_padding:
-                keep = ~filler if keep is None else keep & ~filler
-            x = masked_fill_rows(x, keep)
-            for block in self.text_blocks:
-                x = masked_fill_rows(block(x, frame_mask), keep)
-
-        if self.average_upsampling:
+        keep = frame_mask
+        if self.mask_padding:
+            keep = ~filler if keep is None else keep & ~filler
+        x = self._encode(ids, keep, frame_mask)  # b n dt
+        if self.layout == "average":
             x = self.average_upsample(x, ~filler, frame_mask)
         return x
+
+    def _forward_durations(self, text_ids, num_frames, drop_text, frame_mask, durations) -> torch.Tensor:
+        ids = text_ids + 1  # b nt, pad -> 0
+        tokens = ids != 0  # b nt
+        x = self._encode(ids, tokens, tokens)  # b nt dt
+        x = self.expand_durations(x, durations.masked_fill(~tokens, 0), num_frames)  # b n dt
+        x = masked_fill_rows(x, frame_mask)
+        if drop_text is not None:
+            x = x.masked_fill(drop_text[:, None, None], 0.0)
+        return x
+
+    @staticmethod
+    def expand_durations(x: torch.Tensor, durations: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Repeat token k of x (b nt dt) for durations[:, k] frames; frames past a sample's total are 0."""
+        ends = durations.cumsum(dim=1)  # b nt, exclusive end frame of each token
+        frames = torch.arange(num_frames, device=x.device).expand(x.shape[0], num_frames).contiguous()  # b n
+        index = torch.searchsorted(ends.contiguous(), frames, right=True)  # b n, token covering each frame
+        inside = index < x.shape[1]  # b n
+        gathered = torch.gather(x, 1, index.clamp(max=x.shape[1] - 1)[..., None].expand(-1, -1, x.shape[-1]))
+        return masked_fill_rows(gathered, inside)  # b n dt
 
     @staticmethod
     def average_upsample(x: torch.Tensor, token_mask: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:

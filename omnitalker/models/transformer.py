@@ -37,6 +37,7 @@ from torch import nn
 from omnitalker.models.configs import DEFAULT_TEXT_NUM_EMBEDS, load_named_config
 from omnitalker.models.fusion import FUSION_BLOCKS
 from omnitalker.models.modules import (
+    TEXT_LAYOUTS,
     AdaLayerNormFinal,
     DiTBlock,
     InputEmbedding,
@@ -67,7 +68,11 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         mel_dim / visual_dim: channels of the audio (log-mel) and visual-code streams.
         text_num_embeds: vocabulary size (the table has one more row: the filler 0); text_dim: its width.
         text_conv_layers: ConvNeXt-V2 blocks of the text encoder. text_mask_padding: zero filler positions in
-            the text encoder (F5 v1 True, v0 False). text_average_upsampling: spread the text over the frames.
+            the text encoder (F5 v1 True, v0 False).
+        text_layout: which frames each token's features land on (modules.TextEmbedding): "filler" (the paper /
+            F5: filler-padded, alignment learned), "average" (tokens spread evenly), "durations" (token k
+            repeated for its given number of frames; ``forward`` then needs ``text_durations``). None = the
+            legacy flag: ``text_average_upsampling`` True -> "average", else "filler" (old configs still load).
         dim, num_heads, head_dim, ff_mult, dropout: transformer width, heads, head size, FFN ratio, dropout.
         num_fusion_layers: audio-visual fusion blocks; num_audio_layers / num_visual_layers: single-modality
             DiT blocks of each branch after them.
@@ -96,6 +101,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         text_conv_layers: int = 4,
         text_mask_padding: bool = True,
         text_average_upsampling: bool = False,
+        text_layout: str | None = None,
         dim: int = 1024,
         num_heads: int = 16,
         head_dim: int = 64,
@@ -125,6 +131,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         stats = (visual_mean, visual_std) if visual_mean is not None else ([0.0] * visual_dim, [1.0] * visual_dim)
         self.register_buffer("visual_mean_buffer", torch.tensor(stats[0], dtype=torch.float32), persistent=False)
         self.register_buffer("visual_std_buffer", torch.tensor(stats[1], dtype=torch.float32), persistent=False)
+        resolve_text_layout(text_layout, text_average_upsampling)  # validates the pair
         if fusion not in FUSION_BLOCKS:
             raise ValueError(f"fusion must be one of {sorted(FUSION_BLOCKS)}, got {fusion!r}.")
         if head_dim % 2 != 0:
@@ -139,9 +146,8 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
 
         block_args = (dim, num_heads, head_dim, ff_mult, dropout, qk_norm, pe_attn_head)
         self.time_embed = TimestepEmbedding(dim)
-        self.text_embed = TextEmbedding(
-            text_num_embeds, text_dim, text_conv_layers, text_mask_padding, text_average_upsampling
-        )
+        self.text_embed = TextEmbedding(text_num_embeds, text_dim, text_conv_layers, text_mask_padding,
+                                        resolve_text_layout(text_layout, text_average_upsampling))
         self.audio_embed = InputEmbedding(mel_dim, text_dim, dim, conv_pos_kernel, conv_pos_groups)
         self.visual_embed = InputEmbedding(visual_dim, text_dim, dim, conv_pos_kernel, conv_pos_groups)
         self.rotary_embed = RotaryEmbedding(head_dim)
@@ -179,7 +185,36 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
             raise ValueError(f"Unknown config keys {unknown}; valid keys: {sorted(valid)}.")
         return cls(**{**config, **overrides})
 
+    @property
+    def text_layout(self) -> str:
+        """The resolved text layout: "filler", "average" or "durations"."""
+        return self.text_embed.layout
+
     # ------------------------------------------------------------------------------------------------------
+
+    def check_text_durations(self, text_ids: torch.Tensor, text_durations: torch.Tensor | None, frames: int,
+                             attention_mask: torch.Tensor | None) -> None:
+        """``text_durations`` must be given exactly for the "durations" layout, match ``text_ids`` (b nt, long,
+        >= 0, 0 on padding) and cover each sample's valid frames exactly."""
+        if self.text_layout != "durations":
+            if text_durations is not None:
+                raise ValueError(f"`text_durations` is only used by the 'durations' text layout; this model's "
+                                 f"layout is {self.text_layout!r}.")
+            return
+        if text_durations is None:
+            raise ValueError("this model lays tokens out by duration (text_layout='durations'): pass "
+                             "`text_durations` (frames per token, same shape as text_ids).")
+        if not isinstance(text_durations, torch.Tensor) or text_durations.is_floating_point() \
+                or tuple(text_durations.shape) != tuple(text_ids.shape):
+            raise ValueError(f"`text_durations` must be an integer tensor of shape {tuple(text_ids.shape)} "
+                             f"(frames per token), got {_describe(text_durations)}.")
+        if bool((text_durations < 0).any()) or bool(((text_ids == TEXT_PAD_ID) & (text_durations != 0)).any()):
+            raise ValueError("`text_durations` must be >= 0, and 0 on padding tokens (text_ids == -1).")
+        totals = text_durations.sum(dim=1)  # b
+        valid = attention_mask.sum(dim=1) if attention_mask is not None else torch.full_like(totals, frames)
+        if not torch.equal(totals.to(valid.device), valid.to(totals.dtype)):
+            raise ValueError(f"`text_durations` must sum to each sample's valid frame count: got sums "
+                             f"{totals.tolist()} for {valid.tolist()} frames.")
 
     def check_inputs(self, audio, audio_cond, visual, visual_cond, text_ids, timestep, attention_mask,
                      drop_flags: dict) -> tuple[int, int]:
@@ -269,6 +304,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         num_frames: int,
         drop_text: bool | torch.Tensor = False,  # bool or b bool
         attention_mask: torch.Tensor | None = None,  # b n bool
+        text_durations: torch.Tensor | None = None,  # b nt long ("durations" layout)
     ) -> torch.Tensor:
         """The frame-aligned text features (b n dt) that ``forward`` computes from ``text_ids``; pass them back
         as ``text_embeds=`` to run the text encoder once per sampling call instead of once per ODE step."""
@@ -280,8 +316,9 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
                                                  or tuple(drop_text.shape) != (text_ids.shape[0],)):
             raise ValueError(f"`drop_text` must be a bool or a ({text_ids.shape[0]},) bool tensor, got "
                              f"{_describe(drop_text)}.")
+        self.check_text_durations(text_ids, text_durations, num_frames, attention_mask)
         flag = _per_sample(drop_text, text_ids.shape[0], text_ids.device)
-        return self.text_embed(text_ids, num_frames, flag, attention_mask)  # b n dt
+        return self.text_embed(text_ids, num_frames, flag, attention_mask, text_durations)  # b n dt
 
     def _run_block(self, block: nn.Module, *args):
         if torch.is_grad_enabled() and self.gradient_checkpointing:
@@ -324,6 +361,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         drop_visual_cond: bool | torch.Tensor = False,
         return_dict: bool = True,
         text_embeds: torch.Tensor | None = None,  # b n dt from embed_text(); skips the text encoder
+        text_durations: torch.Tensor | None = None,  # b nt long, frames per token ("durations" layout)
     ) -> OmniTalkerTransformerOutput | tuple:
         """Predict the velocities. ``text_embeds`` (optional) is ``embed_text(text_ids, n, drop_text,
         attention_mask)`` computed once and reused across ODE steps (the text branch does not depend on t);
@@ -337,7 +375,8 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         timestep = torch.as_tensor(timestep, device=device)
         t = self.time_embed(timestep.expand(batch) if timestep.ndim == 0 else timestep)  # b d
         if text_embeds is None:
-            text = self.text_embed(text_ids, frames, drop_text, attention_mask)  # b n dt
+            self.check_text_durations(text_ids, text_durations, frames, attention_mask)
+            text = self.text_embed(text_ids, frames, drop_text, attention_mask, text_durations)  # b n dt
         else:
             self._check_text_embeds(text_embeds, batch, frames, drop_text)
             text = text_embeds
@@ -365,6 +404,17 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         if not return_dict:
             return out_a, out_v
         return OmniTalkerTransformerOutput(audio=out_a, visual=out_v)
+
+
+def resolve_text_layout(text_layout: str | None, text_average_upsampling: bool) -> str:
+    """The text layout a config means: ``text_layout`` if set, else the legacy ``text_average_upsampling`` flag."""
+    if text_layout is None:
+        return "average" if text_average_upsampling else "filler"
+    if text_layout not in TEXT_LAYOUTS:
+        raise ValueError(f"text_layout must be one of {TEXT_LAYOUTS} (or None), got {text_layout!r}.")
+    if text_average_upsampling and text_layout != "average":
+        raise ValueError(f"text_average_upsampling=True contradicts text_layout={text_layout!r}; drop the old flag.")
+    return text_layout
 
 
 def _per_sample(flag: bool | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor | None:
