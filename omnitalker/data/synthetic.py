@@ -11,7 +11,7 @@ Output folder::
     speakers.json                       every speaker's voice and visual style
     index.json                          per split: shards, sample keys and frame counts (for batching)
     {split}-{shard:05d}.tar             WebDataset shards; per sample:
-        <key>.json                      text, lang, speaker, duration, num_frames, phonemes
+        <key>.json                      text, lang, speaker, duration, num_frames, phonemes, word_starts
         <key>.mel.npy                   float16 (n, 100) log-mel at 93.75 frames/s
         <key>.codes.npy                 float32 (T, 58) visual codes at 30 fps
         <key>.wav                       (with --with-audio) 16-bit PCM at 24 kHz
@@ -36,7 +36,9 @@ import torch
 from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
 from ..face.codes import CODE_FPS
 from .espeak import EspeakUtterance, synthesize_many
+from ..phonemes import espeak_text
 from .motion import SpeakerStyle, random_speaker, synthesize_codes
+from .sentences import SentenceGrammar
 
 VAL_TEXT_FRACTION = 0.05  # share of each training speaker's sentences held out as val_texts
 VAL_SPEAKER_FRACTION = 0.15  # share of speakers held out entirely (at least one)
@@ -58,32 +60,32 @@ class Sample:
     mel: np.ndarray  # float16 (n, 100)
     codes: np.ndarray  # float32 (T, 58)
     phonemes: list[dict]
+    word_starts: list[float]
+
+
+TEXT_SOURCES = ("mixed", "faker", "grammar")
 
 
 class TextSource:
-    """Offline sentences from Faker's en_US / zh_CN locales (no network)."""
+    """Offline sentences: Faker's en_US / zh_CN lorem (wide vocabulary, word salad) and/or the template grammar
+    of :mod:`omnitalker.data.sentences` (natural sentences); ``mixed`` flips a coin per sentence."""
 
-    def __init__(self, lang: str, seed: int):
+    def __init__(self, lang: str, seed: int, kind: str = "faker"):
         from faker import Faker
 
-        self.lang = lang
+        if kind not in TEXT_SOURCES:
+            raise ValueError(f"text source must be one of {TEXT_SOURCES}, got {kind!r}")
+        self.lang, self.kind = lang, kind
         self.faker = Faker("zh_CN" if lang == "zh" else "en_US")
         self.faker.seed_instance(seed)
+        self.grammar = SentenceGrammar(lang)
 
     def sentence(self, rng: np.random.Generator) -> str:
+        if self.kind == "grammar" or (self.kind == "mixed" and rng.random() < 0.5):
+            return " ".join(self.grammar.sentence(rng) for _ in range(int(rng.integers(1, 3))))
         if self.lang == "zh":
             return "，".join(self.faker.sentence().rstrip(".。") for _ in range(int(rng.integers(1, 3)))) + "。"
         return " ".join(self.faker.sentence(nb_words=int(rng.integers(4, 13))) for _ in range(int(rng.integers(1, 3))))
-
-
-def espeak_text(text: str, lang: str) -> str:
-    """espeak-ng reads Chinese as tone-numbered pinyin with the ``cmn-latn-pinyin`` voice."""
-    if lang != "zh":
-        return text
-    from pypinyin import Style, lazy_pinyin
-
-    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
-    return " ".join(s.replace("，", ",").replace("。", ".") for s in syllables)
 
 
 def speech_request(text: str, lang: str, style: SpeakerStyle) -> dict:
@@ -101,7 +103,8 @@ def make_sample(
     duration = len(audio) / SAMPLE_RATE
     codes = synthesize_codes(utt.phonemes, duration, style, rng, fps=CODE_FPS)
     phonemes = [{"phoneme": p.phoneme, "start": round(p.start, 4), "end": round(p.end, 4)} for p in utt.phonemes]
-    return Sample(key, text, lang, style.speaker_id, audio, mel.numpy().astype(np.float16), codes, phonemes)
+    words = [round(t, 4) for t in utt.word_starts]
+    return Sample(key, text, lang, style.speaker_id, audio, mel.numpy().astype(np.float16), codes, phonemes, words)
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -142,7 +145,7 @@ class ShardWriter:
         meta = {
             "text": sample.text, "lang": sample.lang, "speaker": sample.speaker,
             "duration": len(sample.audio) / SAMPLE_RATE, "num_frames": len(sample.mel),
-            "num_code_frames": len(sample.codes), "phonemes": sample.phonemes,
+            "num_code_frames": len(sample.codes), "phonemes": sample.phonemes, "word_starts": sample.word_starts,
         }
         record = {"__key__": sample.key, "json": json.dumps(meta, ensure_ascii=False).encode(),
                   "mel.npy": _npy(sample.mel), "codes.npy": _npy(sample.codes)}
@@ -172,6 +175,7 @@ def build_corpus(
     max_seconds: float = MAX_SECONDS,
     progress: bool = True,
     workers: int = 1,
+    text_source: str = "faker",
 ) -> dict:
     """Generate the corpus; returns the index (also written to ``index.json``)."""
     if hours <= 0 or speakers < 2:
@@ -187,7 +191,7 @@ def build_corpus(
     held_out = {s.speaker_id for s in styles[-n_val_speakers:]}
     (out / "speakers.json").write_text(json.dumps([s.to_dict() for s in styles], indent=1, ensure_ascii=False))
 
-    sources = {lang: TextSource(lang, seed) for lang in langs}
+    sources = {lang: TextSource(lang, seed, text_source) for lang in langs}
     writers = {split: ShardWriter(out, split, with_audio) for split in SPLITS}
     budget = {split: 0.0 for split in SPLITS}
     total_budget = hours * 3600.0
@@ -225,7 +229,7 @@ def build_corpus(
     for writer in writers.values():
         writer.close()
     result = {
-        "seed": seed, "hours": hours, "langs": list(langs), "with_audio": with_audio,
+        "seed": seed, "hours": hours, "langs": list(langs), "with_audio": with_audio, "text_source": text_source,
         "mel_frame_rate": SAMPLE_RATE / 256, "code_fps": CODE_FPS,
         "splits": {split: {"seconds": round(budget[split], 2), "shards": writers[split].shards} for split in SPLITS},
     }
@@ -240,14 +244,17 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--hours", type=float, default=0.5, help="total hours of speech over all splits")
     parser.add_argument("--speakers", type=int, default=24)
-    parser.add_argument("--langs", default="en", help="comma-separated: en, zh")
+    parser.add_argument("--langs", default="en", help="comma-separated: en, zh; speaker i speaks langs[i %% len] "
+                        "(en,en,zh = one Mandarin speaker in three)")
+    parser.add_argument("--text-source", default="faker", choices=TEXT_SOURCES,
+                        help="faker lorem, the natural-sentence grammar, or a coin flip per sentence")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
     parser.add_argument("--with-audio", action="store_true", help="also store 24 kHz wav (needed for SIM-A)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel espeak-ng processes")
     args = parser.parse_args()
     index = build_corpus(args.out, args.hours, args.speakers, tuple(args.langs.split(",")), args.seed,
-                         args.with_audio, args.max_seconds, workers=args.workers)
+                         args.with_audio, args.max_seconds, workers=args.workers, text_source=args.text_source)
     for split, info in index["splits"].items():
         n = sum(len(s["samples"]) for s in info["shards"])
         print(f"{split:13s} {n:6d} clips  {info['seconds'] / 60:7.1f} min  {len(info['shards'])} shards")

@@ -10,6 +10,10 @@ by seeking to its members, so a corpus never has to fit in memory.
     sampler = DynamicBatchSampler(dataset.lengths, frames_per_batch=8000, max_samples=32, seed=0)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
     batch = next(iter(loader))   # mel b n 100, codes b n 58, text_ids b nt (pad -1), lengths b
+
+With a ``PhonemeTokenizer`` the text is the clip's stored espeak phoneme events laid out by
+``omnitalker.phonemes`` (pauses, word boundaries, Mandarin tones), and each sample also carries
+``text_durations`` (frames per token, summing to the clip's mel frames) for the "durations" text layout.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..face.codes import CODE_FPS, MEL_FPS, VISUAL_CODE_DIM, resample_codes
+from ..phonemes import PhonemeTokenizer, events_to_sequence, frame_durations, pinyin_tones
 from ..text import OmniTalkerTokenizer
 
 MEL_DIM = 100
@@ -44,6 +49,7 @@ class TrainingSample:
     codes: torch.Tensor
     text_ids: torch.Tensor
     speaker: str
+    text_durations: torch.Tensor | None = None  # nt frames per token (phoneme tokenizer only)
 
 
 def _scan_shard(path: Path) -> dict[str, dict[str, tuple[int, int]]]:
@@ -72,7 +78,8 @@ class ShardDataset(Dataset):
     Args:
         data_dir: corpus folder with ``index.json``.
         split: which split of the index (e.g. ``train``, ``val_texts``).
-        tokenizer: text -> ids (default: the packaged vocab).
+        tokenizer: text -> ids (default: the packaged character vocab); a ``PhonemeTokenizer`` reads the
+            clips' phoneme events instead and adds frame durations.
         max_mismatch_frames: how far (in mel frames) the codes' duration may differ from the mel's.
     """
 
@@ -80,7 +87,7 @@ class ShardDataset(Dataset):
         self,
         data_dir: str | Path,
         split: str = "train",
-        tokenizer: OmniTalkerTokenizer | None = None,
+        tokenizer: OmniTalkerTokenizer | PhonemeTokenizer | None = None,
         max_mismatch_frames: int = DEFAULT_MAX_MISMATCH_FRAMES,
     ):
         self.data_dir = Path(data_dir)
@@ -161,14 +168,34 @@ class ShardDataset(Dataset):
             codes = codes[:num_frames]
         else:
             codes = np.concatenate([codes, np.repeat(codes[-1:], num_frames - covered, axis=0)])
-        text_ids = self.tokenizer(meta["text"])[0]  # nt
+        durations = None
+        if isinstance(self.tokenizer, PhonemeTokenizer):
+            text_ids, durations = self.phoneme_layout(meta, num_frames, f"clip {key} in shard {path}")
+        else:
+            text_ids = self.tokenizer(meta["text"])[0]  # nt
         return TrainingSample(
             key=key,
             mel=torch.from_numpy(mel.astype(np.float32)),
             codes=torch.from_numpy(np.ascontiguousarray(codes, dtype=np.float32)),
             text_ids=text_ids,
             speaker=str(meta.get("speaker", "")),
+            text_durations=durations,
         )
+
+    def phoneme_layout(self, meta: dict, num_frames: int, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phoneme ids (nt) and frames per token (nt, summing to num_frames) from a clip's stored events."""
+        phonemes = meta.get("phonemes")
+        if not phonemes:
+            raise ValueError(
+                f"{where} has no phoneme timings: the 'durations' text layout needs them (corpora from "
+                "python -m omnitalker.data.synthetic have them; real-video clips do not yet). Train this corpus "
+                "with the 'filler' or 'average' layout."
+            )
+        tones = pinyin_tones(meta["text"]) if meta.get("lang") == "zh" else ()
+        seq = events_to_sequence(phonemes, meta.get("word_starts", ()), tones, num_frames / MEL_FPS)
+        durations = frame_durations(seq, num_frames)
+        return (torch.tensor(self.tokenizer.convert_tokens_to_ids(seq.tokens), dtype=torch.long),
+                torch.from_numpy(durations).long())
 
 
 VISUAL_STD_FLOOR = 1e-3  # codes that never move (e.g. a constant log_scale) keep a usable scale
@@ -197,10 +224,12 @@ class Batch:
     text_ids: torch.Tensor
     lengths: torch.Tensor
     keys: list[str]
+    text_durations: torch.Tensor | None = None  # b nt frames per token (0-padded), phoneme layouts only
 
     def to(self, device: torch.device | str) -> Batch:
+        durations = None if self.text_durations is None else self.text_durations.to(device)
         return Batch(self.mel.to(device), self.codes.to(device), self.text_ids.to(device),
-                     self.lengths.to(device), self.keys)
+                     self.lengths.to(device), self.keys, durations)
 
     @property
     def num_frames(self) -> int:
@@ -215,11 +244,17 @@ def collate(samples: list[TrainingSample]) -> Batch:
     mel = torch.zeros(len(samples), frames, MEL_DIM)  # b n 100
     codes = torch.zeros(len(samples), frames, VISUAL_CODE_DIM)  # b n 58
     text_ids = torch.full((len(samples), tokens), TEXT_PAD_ID, dtype=torch.long)  # b nt
+    with_durations = [sample.text_durations is not None for sample in samples]
+    if any(with_durations) and not all(with_durations):
+        raise ValueError("a batch mixes clips with and without text durations: use one tokenizer for all")
+    durations = torch.zeros(len(samples), tokens, dtype=torch.long) if all(with_durations) else None  # b nt
     for row, sample in enumerate(samples):
         mel[row, : len(sample.mel)] = sample.mel
         codes[row, : len(sample.codes)] = sample.codes
         text_ids[row, : len(sample.text_ids)] = sample.text_ids
-    return Batch(mel, codes, text_ids, lengths, [sample.key for sample in samples])
+        if durations is not None:
+            durations[row, : len(sample.text_durations)] = sample.text_durations
+    return Batch(mel, codes, text_ids, lengths, [sample.key for sample in samples], durations)
 
 
 def frame_budget_batches(lengths: list[int], frames_per_batch: int, max_samples: int, order: np.ndarray) -> list[list[int]]:

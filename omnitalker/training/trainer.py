@@ -39,7 +39,9 @@ from torch.utils.data import DataLoader
 from ..flow.loss import FlowMatchingLoss
 from ..flow.sampling import sample
 from ..flow.scheduler import OmniTalkerFlowMatchScheduler
-from ..models.transformer import OmniTalkerTransformer
+from ..models.configs import load_named_config
+from ..models.transformer import OmniTalkerTransformer, resolve_text_layout
+from ..phonemes import PhonemeTokenizer
 from ..text import OmniTalkerTokenizer
 from .config import TrainConfig
 from .data import (
@@ -72,8 +74,27 @@ class TrainState:
 # ----------------------------------------------------------------------------------------------- building
 
 
+def model_text_layout(section) -> str:
+    """The text layout the model of a ``model`` config section will have (without building it)."""
+    if section.init_from is not None:
+        base = OmniTalkerTransformer.load_config(section.init_from)
+    elif Path(section.config).is_file():
+        base = OmniTalkerTransformer.load_config(section.config)
+    else:
+        base = load_named_config(section.config)
+    merged = {**base, **section.overrides}
+    return resolve_text_layout(merged.get("text_layout"), bool(merged.get("text_average_upsampling", False)))
+
+
+def tokenizer_for(section) -> OmniTalkerTokenizer | PhonemeTokenizer:
+    """Phonemes with frame durations for the "durations" layout; characters / pinyin for the others."""
+    if model_text_layout(section) == "durations":
+        return PhonemeTokenizer.default()
+    return OmniTalkerTokenizer.default()
+
+
 def build_model(
-    config: TrainConfig, tokenizer: OmniTalkerTokenizer, train_set: ShardDataset | None = None
+    config: TrainConfig, tokenizer: OmniTalkerTokenizer | PhonemeTokenizer, train_set: ShardDataset | None = None
 ) -> OmniTalkerTransformer:
     """The transformer to train. A new model gets the visual-code statistics of ``train_set`` (unless its
     config sets them), so it learns unit-scale codes; a fine-tuned one keeps its own."""
@@ -161,7 +182,7 @@ class Trainer:
         )
         accel = self.accelerator
         set_seed(section.seed)  # the same initial weights in every process
-        self.tokenizer = OmniTalkerTokenizer.default()
+        self.tokenizer = tokenizer_for(config.model)
         data = config.data
         self.train_set = ShardDataset(data.dir, data.train_split, self.tokenizer, data.max_mismatch_frames)
         model = build_model(config, self.tokenizer, self.train_set)
@@ -313,7 +334,7 @@ class Trainer:
         grad_norm = float("nan")
         with accel.accumulate(self.model):
             out = self.loss_fn(self.model, mel=batch.mel, visual=batch.codes, text_ids=batch.text_ids,
-                               lengths=batch.lengths, generator=self.generator)
+                               lengths=batch.lengths, generator=self.generator, text_durations=batch.text_durations)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(
                     f"non-finite loss {out.loss.item()} at step {self.state.step} (clips {batch.keys}); lower "
@@ -368,7 +389,8 @@ class Trainer:
             for batch in batches:
                 batch = batch.to(self.accelerator.device)
                 out = self.loss_fn(model, mel=batch.mel, visual=batch.codes, text_ids=batch.text_ids,
-                                   lengths=batch.lengths, generator=generator)
+                                   lengths=batch.lengths, generator=generator,
+                                   text_durations=batch.text_durations)
                 frames = int(out.mask.sum())
                 sums["loss"] += out.loss.item() * frames
                 for name in STREAMS:
@@ -406,7 +428,8 @@ class Trainer:
             scheduler = OmniTalkerFlowMatchScheduler(num_inference_steps=self.config.logging.sample_steps)
             with self.accelerator.autocast():
                 out = sample(model, scheduler, text_ids=clip.text_ids, audio_cond=clip.mel, visual_cond=clip.codes,
-                             cond_mask=prompt, generator=torch.Generator().manual_seed(VAL_SEED))
+                             cond_mask=prompt, generator=torch.Generator().manual_seed(VAL_SEED),
+                             text_durations=clip.text_durations)
             model.train()
             self.ema.restore(parameters)
             folder = self.output_dir / "samples" / f"step-{self.state.step:07d}"
