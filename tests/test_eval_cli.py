@@ -56,6 +56,7 @@ def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, cap
     eval_main(args + ([] if HAS_RESEMBLYZER else ["--no-sim-a"]))
     printed = capsys.readouterr().out
     assert "| val_texts | reference |" in printed and "| val_speakers | no_reference |" in printed
+    assert "| CER | WER |" in printed
 
     result = json.loads(out.read_text())
     assert result["config"]["steps"] == 1 and result["config"]["systems"] == list(SYSTEMS)
@@ -65,6 +66,7 @@ def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, cap
         for metrics in systems.values():
             assert metrics["items"] == 1
             assert 0.0 <= metrics["cer"] <= 10.0
+            assert 0.0 <= metrics["wer"] <= 10.0  # Whisper on the vocoded audio (English corpus)
             assert metrics["p_fid"] >= 0 and metrics["e_fid"] >= 0
             assert abs(metrics["sync_lag"]) <= 10
         # ground truth and the cascade are the same espeak audio: same length, same voice embedding
@@ -82,15 +84,18 @@ def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, cap
     for item in items:
         assert item["prompt"] != item["key"]
         assert isinstance(item["reference"]["transcript"], str)
+        assert isinstance(item["reference"]["whisper_transcript"], str) and item["reference"]["wer_words"] > 0
         assert math.isfinite(item["reference"]["dur_err"])
+    assert result["config"]["wer_asr"] == "default"
 
 
 def test_eval_cli_is_reproducible_for_a_seed(corpus, pipeline_dir, recognizer_dir):
     args = ["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
-            "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--no-sim-a",
+            "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--no-sim-a", "--no-wer",
             "--systems", "reference,no_reference"]
     first, second = eval_main(args), eval_main(args)
     assert first["results"] == second["results"]
+    assert first["results"]["val_speakers"]["reference"]["wer"] is None  # --no-wer
     other = eval_main(args[:-2] + ["--seed", "5", "--systems", "reference"])
     assert other["results"]["val_speakers"]["reference"]["e_fid"] != first["results"]["val_speakers"]["reference"]["e_fid"]
 
@@ -102,6 +107,9 @@ def test_eval_cli_explains_missing_inputs(corpus, pipeline_dir, recognizer_dir, 
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(tmp_path)])
     with pytest.raises(SystemExit, match="model_index.json"):
         eval_main(["--pipeline", str(tmp_path), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir)])
+    with pytest.raises(SystemExit, match="--no-wer"):
+        eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
+                   "--asr", str(tmp_path / "no-such-model")])
     with pytest.raises(ValueError, match="unknown systems"):
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                    "--systems", "magic", "--no-sim-a"])

@@ -5,6 +5,8 @@
 
 Prints the recognizer's CER on the held-out ground truth first (what a CER can mean here), then a
 markdown table per split and system; the JSON holds the configuration, the table and per-item values.
+The WER column is Whisper's (the bundled offline tiny.en, ``--asr`` for another; Whisper's English
+normalisation) on the vocoded audio of every system; ``--no-wer`` skips it.
 The default run (24 items, 16 steps) of weights/omnitalker-demo took 5 min wall on one thread of the
 shared 2-core CPU (torch 2.13), 3 of them sampling the reference system (4 guidance passes per step).
 """
@@ -15,6 +17,8 @@ import argparse
 import json
 import math
 from pathlib import Path
+
+from omnitalker.asr import DEFAULT_ASR
 
 from .benchmark import EVAL_SPLITS, SYSTEMS, evaluate, markdown_table
 
@@ -47,6 +51,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     parser.add_argument("--no-sim-a", action="store_true", help="skip SIM-A (no resemblyzer needed)")
+    parser.add_argument("--no-wer", action="store_true", help="skip the Whisper WER column")
+    parser.add_argument("--asr", default=DEFAULT_ASR, help="WER judge: 'default' (bundled Whisper tiny.en), a "
+                        "faster-whisper size, or a folder")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -68,8 +75,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     pipe = OmniTalkerPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
-    if pipe.vocoder is None:
-        raise SystemExit(f"error: the pipeline at {args.pipeline} has no vocoder; SIM-A needs one (or pass --no-sim-a)")
+    if pipe.vocoder is None and not (args.no_sim_a and args.no_wer):
+        raise SystemExit(f"error: the pipeline at {args.pipeline} has no vocoder; SIM-A and WER need one "
+                         "(or pass --no-sim-a --no-wer)")
+    asr = None
+    if not args.no_wer:
+        from omnitalker.asr import load_recognizer
+
+        try:
+            asr = load_recognizer(args.asr)
+        except ValueError as error:
+            raise SystemExit(f"error: {error} (or pass --no-wer)") from error
     recognizer = CTCRecognizer.from_pretrained(recognizer_dir).eval()
     similarity = None if args.no_sim_a else SpeakerSimilarity()
     steps = args.steps if args.steps is not None else pipe.scheduler.config.num_inference_steps
@@ -80,8 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
         info = json.loads(training.read_text())
         print("recognizer CER on held-out ground truth (all clips): "
               + ", ".join(f"{s} {info[f'cer_{s}']:.3f}" for s in EVAL_SPLITS if f"cer_{s}" in info))
-    result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity)
-    result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir))
+    result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity,
+                      asr=asr)
+    result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
+                            wer_asr=None if asr is None else args.asr)
     print(markdown_table(result))
     if result["wrong_sentence_cer"]:
         print("chance level, CER of fluent speech of the wrong sentence: "

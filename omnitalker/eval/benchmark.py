@@ -27,6 +27,11 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
                  vocoded audio). The ground-truth row is the recognizer's own CER on these held-out items;
                  ``wrong_sentence_cer`` is chance level: the ground-truth transcript of each item scored
                  against the next item's text (fluent speech of the wrong sentence);
+  ``wer``        Whisper word error rate (``omnitalker.asr``, the bundled tiny.en: a recognizer no one here
+                 trained) of the system's mel vocoded by the pipeline's vocoder and resampled to 16 kHz, after
+                 Whisper's English normalisation (``omnitalker.eval.wer``); English items only. Speech the
+                 recognizer refuses (no words, not English) counts as all words deleted. The ground-truth row,
+                 vocoded the same way, is the yardstick the model's WER is read against. ``--no-wer`` skips it;
   ``sync_corr``, ``sync_lag`` (frames at 30 fps)   peak of the mean lagged correlation between mouth
                  opening (codes) and audio envelope (mel) (``omnitalker.eval.lipsync``);
   ``expert_corr``, ``expert_lag``   the same between the mouth and the mouth that a sync expert
@@ -65,13 +70,14 @@ from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
 from .recognizer import character_error_rate, normalize_for_cer
 from .train_recognizer import CorpusClip, read_split
+from .wer import word_edits
 
 SYSTEMS = ("ground_truth", "cascade", "reference", "no_reference")
 EVAL_SPLITS = ("val_texts", "val_speakers")
 PROMPT_SECONDS = 3.0  # prompts closest to this length: enough voice and motion, little compute
 POOL_CLIPS = 20  # ground-truth clips per speaker for the FID reference distribution
 GENERATION_BATCH = 4  # items sampled together (their CFG passes are batched inside the sampler too)
-METRICS = ("cer", "sync_corr", "sync_lag", "p_fid", "e_fid", "sim_a", "dur_err")
+METRICS = ("cer", "wer", "sync_corr", "sync_lag", "p_fid", "e_fid", "sim_a", "dur_err")
 
 
 @dataclass
@@ -211,9 +217,19 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def whisper_wer_item(asr, wave: np.ndarray, sample_rate: int, text: str) -> dict:
+    """Whisper's transcript of one vocoded item, its word edits and reference words (normalised)."""
+    try:
+        transcript = asr.transcribe(wave, sample_rate)
+    except ValueError:  # no words / not English: unintelligible, every reference word deleted
+        transcript = ""
+    edits, words = word_edits(text, transcript)
+    return {"whisper_transcript": transcript, "wer": edits / max(words, 1), "wer_edits": edits, "wer_words": words}
+
+
 def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe, similarity, pools,
-                expert: AudioToMouthRegressor) -> dict:
-    """Fill per-item metrics and return {split: {system: aggregated metrics}}."""
+                expert: AudioToMouthRegressor, asr=None) -> dict:
+    """Fill per-item metrics and return {split: {system: aggregated metrics}}; `asr` (omnitalker.asr) adds WER."""
     sample_rate = pipe.vocoder.config.sample_rate
     prompt_embeddings = {}
     if similarity is not None:
@@ -232,9 +248,13 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
                 lipsync=lipsync_score(output.codes, output.mel),
                 expert_sync=sync_expert_score(output.codes, output.mel, expert),
             )
-            if similarity is not None:
+            with_wer = asr is not None and item.clip.lang == "en"
+            if similarity is not None or with_wer:
                 wave = _vocode(pipe, output.mel)
+            if similarity is not None:
                 output.metrics["sim_a"] = float(similarity.embed(wave, sample_rate) @ prompt_embeddings[item.prompt.key])
+            if with_wer:
+                output.metrics.update(whisper_wer_item(asr, wave, sample_rate, item.clip.text))
     for split in sorted({item.split for item in items}, key=list(EVAL_SPLITS).index):
         rows = [i for i, item in enumerate(items) if item.split == split]
         results[split] = {}
@@ -246,9 +266,11 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
             sync: LipSyncScore = pooled_lipsync([o.metrics["lipsync"] for o in chosen])
             expert_sync: LipSyncScore = pooled_lipsync([o.metrics["expert_sync"] for o in chosen])
             edits = sum(o.metrics["cer"] * len(normalize_for_cer(items[i].clip.text)) for i, o in zip(rows, chosen, strict=True))
+            wer_words = sum(o.metrics.get("wer_words", 0) for o in chosen)
             results[split][system] = {
                 "items": len(chosen),
                 "cer": edits / sum(len(normalize_for_cer(items[i].clip.text)) for i in rows),
+                "wer": sum(o.metrics.get("wer_edits", 0) for o in chosen) / wer_words if wer_words else None,
                 "sync_corr": sync.correlation,
                 "sync_lag": sync.lag_frames,
                 "expert_corr": expert_sync.correlation,
@@ -265,8 +287,8 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
 
 
 def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
-             systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print) -> dict:
-    """Run the protocol of the module docstring; returns the JSON-ready result."""
+             systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None) -> dict:
+    """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER)."""
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         raise ValueError(f"unknown systems {unknown}: choose from {SYSTEMS}")
@@ -286,7 +308,9 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         seconds[system] = round(time.perf_counter() - start, 1)
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
-    table = score_items(items, outputs, recognizer, pipe, similarity, pools, expert)
+    start = time.perf_counter()
+    table = score_items(items, outputs, recognizer, pipe, similarity, pools, expert, asr=asr)
+    seconds["scoring"] = round(time.perf_counter() - start, 1)
     wrong_sentence = {}
     if "ground_truth" in outputs:  # chance level: the transcript of one clip scored against the next clip's text
         for split in table:
@@ -320,12 +344,13 @@ def _format(value, spec: str) -> str:
 
 def markdown_table(result: dict) -> str:
     """The per-split, per-system table of :func:`evaluate`'s result."""
-    lines = ["| split | system | items | CER | sync corr | sync lag | expert corr | expert lag | P-FID | E-FID | SIM-A | "
-             "dur err |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| split | system | items | CER | WER | sync corr | sync lag | expert corr | expert lag | P-FID | E-FID | "
+             "SIM-A | dur err |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for split, systems in result["results"].items():
         for system, m in systems.items():
             lines.append(
-                f"| {split} | {system} | {m['items']} | {_format(m['cer'], '.3f')} | {_format(m['sync_corr'], '.2f')} | "
+                f"| {split} | {system} | {m['items']} | {_format(m['cer'], '.3f')} | {_format(m.get('wer'), '.3f')} | "
+                f"{_format(m['sync_corr'], '.2f')} | "
                 f"{m['sync_lag']:+d} | {_format(m['expert_corr'], '.2f')} | {m['expert_lag']:+d} | {_format(m['p_fid'], '.3g')} | {_format(m['e_fid'], '.3g')} | "
                 f"{_format(m['sim_a'], '.3f')} | {_format(m['dur_err'], '.3f')} |"
             )

@@ -53,6 +53,7 @@ class CorpusClip:
     speaker: str
     mel: np.ndarray  # float16 (n, 100)
     codes: np.ndarray | None = None  # float32 (T, 58) at 30 fps, when read
+    lang: str = "en"
 
 
 def corpus_splits(data_dir: str | Path) -> list[str]:
@@ -85,7 +86,7 @@ def read_split(data_dir: str | Path, split: str, with_codes: bool = False) -> li
             meta = json.loads(raw["json"])
             codes = np.load(io.BytesIO(raw["codes.npy"])) if with_codes else None
             clips.append(CorpusClip(entry["key"], meta["text"], str(meta.get("speaker", "")),
-                                    np.load(io.BytesIO(raw["mel.npy"])), codes))
+                                    np.load(io.BytesIO(raw["mel.npy"])), codes, meta.get("lang", "en")))
     return clips
 
 
