@@ -6,7 +6,7 @@ One concern per file:
     shots.py           stage 1: scene cuts (PySceneDetect) + face tracks (IoU > 0.5) -> single-face shots
     vad.py             stage 2: voice activity with silero-vad's bundled model
     active_speaker.py  stage 2: does the tracked face speak? (mouth opening vs speech energy)
-    transcripts.py     stage 2: sidecar .srt / .txt transcripts, or any SpeechRecognizer (Whisper)
+    transcripts.py     stage 2: sidecar .srt / .txt transcripts, or a SpeechRecognizer (bundled Whisper; word timings)
     quality.py         stage 3: audio quality as an SNR estimate
     filters.py         stage 3: the named thresholds and the reasons a candidate clip is dropped
 """
