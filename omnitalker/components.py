@@ -22,6 +22,7 @@ from __future__ import annotations
 from transformers import FeatureExtractionMixin
 
 from omnitalker.models.renderer import WarpRenderer
+from omnitalker.phonemes import PhonemeTokenizer
 from omnitalker.text import OmniTalkerTokenizer
 
 
@@ -32,10 +33,20 @@ class OmniTalkerTextProcessor(OmniTalkerTokenizer, FeatureExtractionMixin):
         return OmniTalkerTokenizer.__repr__(self)
 
 
-def as_pipeline_tokenizer(tokenizer: OmniTalkerTokenizer) -> OmniTalkerTextProcessor:
-    """The same vocabulary as a loadable pipeline component (no-op if it already is one)."""
-    if isinstance(tokenizer, OmniTalkerTextProcessor):
+class OmniTalkerPhonemeProcessor(PhonemeTokenizer, FeatureExtractionMixin):
+    """``PhonemeTokenizer`` (espeak-ng phonemes, the "durations" text layout) as a loadable component."""
+
+    def __repr__(self) -> str:
+        return PhonemeTokenizer.__repr__(self)
+
+
+def as_pipeline_tokenizer(tokenizer):
+    """The same vocabulary as a loadable pipeline component (no-op if it already is one): characters /
+    pinyin (``OmniTalkerTokenizer``) or phonemes (``PhonemeTokenizer``)."""
+    if isinstance(tokenizer, (OmniTalkerTextProcessor, OmniTalkerPhonemeProcessor)):
         return tokenizer
+    if isinstance(tokenizer, PhonemeTokenizer):
+        return OmniTalkerPhonemeProcessor(tokenizer.vocab)
     return OmniTalkerTextProcessor(tokenizer.vocab)
 
 

@@ -73,7 +73,9 @@ from omnitalker.reference import (
     retime,
     video_frame_count,
 )
+from omnitalker.phonemes import PAUSE_ID
 from omnitalker.text import normalize_text, prepare_reference_text, text_length
+from omnitalker.text_layout import TextLayout, prompt_layout, reference_pace, speech_span, target_layout
 
 logger = logging.get_logger(__name__)
 
@@ -140,6 +142,7 @@ class _Segment:
     text: str | None  # prompt transcript + target text; None = no text (audio-driven without transcript)
     num_frames: int
     known_mel: torch.Tensor | None = None  # num_frames 100: given speech (audio-driven)
+    layout: TextLayout | None = None  # "durations" models: phoneme ids + frames over [prompt | target]
 
 
 class OmniTalkerPipeline(DiffusionPipeline):
@@ -152,6 +155,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
             is converted).
         vocoder ([`VocosVocoder`] or [`GriffinLimVocoder`], *optional*): mel -> 24 kHz waveform.
         renderer ([`WarpRendererComponent`], *optional*): visual codes -> video frames.
+        duration_predictor ([`DurationPredictor`], *optional*): phonemes -> frames per token; required by a
+            transformer with the "durations" text layout (whose tokenizer is an `OmniTalkerPhonemeProcessor`).
         video_fps (`int`, defaults to 25): frame rate of the rendered video.
         face_analyzer_config (`dict`, *optional*): keyword arguments of `omnitalker.face.FaceAnalyzer`
             (stored in model_index.json; the analyzer has no weights of its own).
@@ -163,7 +168,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "transformer->vocoder"
-    _optional_components = ["vocoder", "renderer"]
+    _optional_components = ["vocoder", "renderer", "duration_predictor"]
     _callback_tensor_inputs = ["audio_latents", "visual_latents"]
 
     def __init__(
@@ -173,6 +178,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         tokenizer,
         vocoder=None,
         renderer=None,
+        duration_predictor=None,
         video_fps: int = DEFAULT_VIDEO_FPS,
         face_analyzer_config: dict | None = None,
         asr: str | None = "default",
@@ -184,6 +190,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             tokenizer=as_pipeline_tokenizer(tokenizer),
             vocoder=vocoder,
             renderer=as_pipeline_renderer(renderer),
+            duration_predictor=duration_predictor,
         )
         self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config, asr=asr)
         self._face_analyzer = None
@@ -209,6 +216,25 @@ class OmniTalkerPipeline(DiffusionPipeline):
             raise ValueError("the ASR must be a name ('default', 'small', a folder, 'none') or have a "
                              "transcribe(wave, sample_rate) -> str method")
         self._asr = recognizer
+
+    @property
+    def uses_durations(self) -> bool:
+        """True when the transformer lays phoneme tokens out by duration (Voicebox-style)."""
+        return getattr(self.transformer, "text_layout", "filler") == "durations"
+
+    def _zero_duration_ids(self) -> set[int]:
+        return set(self.duration_predictor.config.zero_duration_ids or ())
+
+    def layout_prompt(self, reference_text: str, prompt_mel: torch.Tensor) -> TextLayout:
+        """The reference transcript's phonemes laid over the prompt frames (``omnitalker.text_layout``)."""
+        seq = self.tokenizer.phonemize(reference_text)
+        ids = self.tokenizer.convert_tokens_to_ids(seq.tokens)
+        return prompt_layout(seq, ids, len(prompt_mel), speech_span(prompt_mel))
+
+    def layout_target(self, text: str, pace: float, speed: float = 1.0, num_frames: int | None = None) -> TextLayout:
+        """The driving text's phonemes with predicted frames at ``pace`` (frames per token of the prompt)."""
+        return target_layout(self.tokenizer, self.duration_predictor, self.tokenizer.phonemize(text), pace, speed,
+                             num_frames)
 
     @property
     def speech_recognizer(self):
@@ -323,6 +349,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 )
         elif texts is not None and len(texts) != 1:
             raise ValueError("audio-driven generation takes one recording; pass text as one string (its transcript)")
+        if audio is None and self.uses_durations and getattr(self, "duration_predictor", None) is None:
+            raise ValueError("this pipeline's transformer lays phonemes out by duration but it has no "
+                             "duration_predictor: load one (DurationPredictor.from_pretrained(...)) and pass it")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
         if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
@@ -353,15 +382,22 @@ class OmniTalkerPipeline(DiffusionPipeline):
                  on_step: Callable) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """In-fill a batch of segments; returns per segment (mel (g, 100), codes (g, 58)) of the target."""
         device, dtype = self._execution_device, self.transformer.dtype
-        has_text = any(segment.text is not None for segment in segments)
-        if has_text:
-            text_ids = self.tokenizer.encode([segment.text or " " for segment in segments])  # b nt
+        text_durations = None
+        if self.uses_durations:
+            text_ids, text_durations, totals = _layout_batch(segments)  # b nt, b nt
+            if all(segment.layout is None for segment in segments):
+                guidance = dataclasses.replace(guidance, text=0.0)  # only pauses: nothing to guide towards
         else:
-            text_ids = torch.full((len(segments), 1), SPACE_ID, dtype=torch.long)
-            guidance = dataclasses.replace(guidance, text=0.0)  # nothing to guide towards
-        text_tokens = (text_ids >= 0).sum(dim=1)
-        # every text token needs a frame (F5-TTS: duration >= tokens + 1)
-        totals = [max(len(s.prompt_mel) + s.num_frames, int(n) + 1) for s, n in zip(segments, text_tokens, strict=True)]
+            has_text = any(segment.text is not None for segment in segments)
+            if has_text:
+                text_ids = self.tokenizer.encode([segment.text or " " for segment in segments])  # b nt
+            else:
+                text_ids = torch.full((len(segments), 1), SPACE_ID, dtype=torch.long)
+                guidance = dataclasses.replace(guidance, text=0.0)  # nothing to guide towards
+            text_tokens = (text_ids >= 0).sum(dim=1)
+            # every text token needs a frame (F5-TTS: duration >= tokens + 1)
+            totals = [max(len(s.prompt_mel) + s.num_frames, int(n) + 1)
+                      for s, n in zip(segments, text_tokens, strict=True)]
         for segment, total in zip(segments, totals, strict=True):
             segment.num_frames = total - len(segment.prompt_mel)
         num_frames = max(totals)
@@ -399,6 +435,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 num_inference_steps=num_inference_steps,
                 generator=generators if len(generators) > 1 else generators[0],
                 callback_on_step_end=on_step,
+                text_durations=None if text_durations is None else text_durations.to(device),
             )
         except _Interrupted as stop:  # early stop (diffusers' `pipe._interrupt`): keep what was reached
             restored = {
@@ -551,7 +588,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
                                                                   plans[0], generators[0], guidance,
                                                                   num_inference_steps, on_step)
             elif solver_calls == 1:  # every text fits in one chunk: one batched solve
-                segments = [self._joint_segment(reference, chunk[0], None) for chunk in plans]
+                segments = [self._joint_segment(reference, plan[0], None) for plan in plans]
                 results = self._denoise(segments, generators, guidance, num_inference_steps, on_step)
                 mel_items = [mel for mel, _ in results]
                 code_items = [codes for _, codes in results]
@@ -598,57 +635,89 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------------------------------ modes
 
-    def _text_chunks(self, text, reference, speed, duration, max_chunk_frames) -> list[tuple[str, int]]:
-        """(chunk text, frames to generate) for one item: one chunk unless the output exceeds the budget."""
+    def _text_chunks(self, text, reference, speed, duration, max_chunk_frames) -> list[tuple]:
+        """(chunk text, frames to generate, phoneme layout or None) for one item: one chunk unless the output
+        exceeds the budget. "durations" models get their frames from the duration predictor at the
+        reference's pace; the others from the reference's frames per byte (``omnitalker.chunking``)."""
         text = normalize_text(text)
-        if duration is not None:
-            total = max(1, round(duration * MEL_FRAME_RATE))
-        else:
-            total = estimate_num_frames(reference.num_frames, reference.text, text, speed)
+        requested = None if duration is None else max(1, round(duration * MEL_FRAME_RATE))
+        if self.uses_durations:
+            pace = reference_pace(self._prompt_layout(reference), self._zero_duration_ids())
+            whole = self.layout_target(text, pace, speed, requested)
+            if whole.num_frames <= max_chunk_frames:
+                return [(text, whole.num_frames, whole)]
+            frames_per_byte = whole.num_frames / text_length(text)
+            chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
+            layouts = [self.layout_target(chunk, pace, speed, None if requested is None else
+                                          max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
+            return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
+        total = requested or estimate_num_frames(reference.num_frames, reference.text, text, speed)
         if total <= max_chunk_frames:
-            return [(text, total)]
+            return [(text, total, None)]
         frames_per_byte = total / text_length(text)
         chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
-        return [(chunk, max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
+        return [(chunk, max(1, round(text_length(chunk) * frames_per_byte)), None) for chunk in chunks]
 
-    def _joint_segment(self, reference, chunk: tuple[str, int], tail: tuple | None) -> _Segment:
-        """A text chunk as a segment; `tail` = (mel, codes, transcript) motion frames of the previous chunk."""
-        text, frames = chunk
+    def _prompt_layout(self, reference) -> TextLayout:
+        """The reference's prompt layout, computed once per (transcript, prompt) and cached."""
+        key = (reference.text, len(reference.mel), float(reference.mel.float().sum()))
+        cache = self.__dict__.setdefault("_prompt_layout_cache", {})
+        if key not in cache:
+            cache.clear()  # one reference at a time is the common case; keep memory flat
+            cache[key] = self.layout_prompt(reference.text, reference.mel)
+        return cache[key]
+
+    def _joint_segment(self, reference, chunk: tuple, tail: tuple | None) -> _Segment:
+        """A text chunk (text, frames, layout) as a segment; `tail` = (mel, codes, transcript, layout) motion
+        frames of the previous chunk (layout None for models without the "durations" layout)."""
+        text, frames, layout = chunk
         prompt_text = prepare_reference_text(reference.text)
         prompt_mel, prompt_codes = reference.mel, reference.codes
+        prompt = self._prompt_layout(reference) if layout is not None else None
         if tail is not None:
-            tail_mel, tail_codes, tail_transcript = tail
+            tail_mel, tail_codes, tail_transcript, tail_layout = tail
             prompt_mel = torch.cat([prompt_mel, tail_mel])
             prompt_codes = torch.cat([prompt_codes, tail_codes])
             prompt_text = prompt_text + (tail_transcript + " " if tail_transcript else "")
-        return _Segment(prompt_mel, prompt_codes, prompt_text + text, frames)
+            if prompt is not None:
+                prompt = prompt + tail_layout
+        return _Segment(prompt_mel, prompt_codes, prompt_text + text, frames,
+                        layout=None if layout is None else prompt + layout)
 
     def _joint_chunked(self, reference, plan, generator, guidance, num_inference_steps, on_step, decode: bool):
         """Generate the chunks of one text in turn (module docstring); returns (mel, codes, wave | None)."""
         overlap = round(DEFAULT_CROSSFADE_SECONDS * MEL_FRAME_RATE)
         motion = round(DEFAULT_MOTION_SECONDS * MEL_FRAME_RATE)
         mel_total = codes_total = wave_total = None
-        previous = None  # (mel, codes, text) of the last chunk
-        for text, frames in plan:
+        previous = None  # (mel, codes, text, layout) of the last chunk
+        for text, frames, layout in plan:
             if self._interrupt:
                 break
             tail, regenerate = None, 0
             if previous is not None:
-                prev_mel, prev_codes, prev_text = previous
-                transcript = tail_text(prev_text, round(motion * text_length(prev_text) / len(prev_mel)))
-                span = round(len(prev_mel) * text_length(transcript) / max(1, text_length(prev_text)))
-                span = min(len(prev_mel), max(span, overlap + 1))
+                prev_mel, prev_codes, prev_text, prev_layout = previous
+                if prev_layout is not None:  # durations: the tokens of every frame are known exactly
+                    span = min(len(prev_mel), max(motion, overlap + 1))
+                    transcript = None
+                else:
+                    transcript = tail_text(prev_text, round(motion * text_length(prev_text) / len(prev_mel)))
+                    span = round(len(prev_mel) * text_length(transcript) / max(1, text_length(prev_text)))
+                    span = min(len(prev_mel), max(span, overlap + 1))
                 regenerate = min(overlap, span - 1)
                 given = slice(len(prev_mel) - span, len(prev_mel) - regenerate)
-                tail = (prev_mel[given], prev_codes[given], transcript)
-            segment = self._joint_segment(reference, (text, frames + regenerate), tail)
+                tail_layout = None
+                if prev_layout is not None:
+                    tail_layout = prev_layout.slice_frames(given.start, given.stop)
+                    layout = prev_layout.slice_frames(given.stop, len(prev_mel)) + layout
+                tail = (prev_mel[given], prev_codes[given], transcript, tail_layout)
+            segment = self._joint_segment(reference, (text, frames + regenerate, layout), tail)
             ((mel, codes),) = self._denoise([segment], [generator], guidance, num_inference_steps, on_step)
             mel_total = mel if mel_total is None else crossfade(mel_total, mel, regenerate)
             codes_total = codes if codes_total is None else crossfade(codes_total, codes, regenerate)
             if decode:
                 wave = self._vocode(mel, reference.gain)
                 wave_total = wave if wave_total is None else crossfade(wave_total, wave, regenerate * HOP_LENGTH)
-            previous = (mel, codes, text)
+            previous = (mel, codes, text, layout)
         return mel_total, codes_total, wave_total
 
     def _lipsync(self, reference, driving, driving_mel, transcript, windows, generator, guidance,
@@ -675,6 +744,25 @@ class OmniTalkerPipeline(DiffusionPipeline):
             codes = codes[: end - start + regenerate]
             codes_total = codes if codes_total is None else crossfade(codes_total, codes, regenerate)
         return [driving_mel], [codes_total], [driving.float().clamp(-1.0, 1.0)]
+
+
+def _layout_batch(segments: list[_Segment]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Phoneme ids and frames per token (b nt, padded -1 / 0) of segments for a "durations" model, and each
+    segment's total frames. A segment without a layout (lip-sync: speech given, no aligned transcript) is
+    one pause over all its frames."""
+    layouts = []
+    for segment in segments:
+        total = len(segment.prompt_mel) + segment.num_frames
+        layout = segment.layout if segment.layout is not None else TextLayout([PAUSE_ID], [total])
+        if layout.num_frames != total:
+            raise ValueError(f"phoneme durations cover {layout.num_frames} frames but the segment has {total}")
+        layouts.append(layout)
+    longest = max(len(layout.ids) for layout in layouts)
+    ids = torch.full((len(layouts), longest), -1, dtype=torch.long)  # b nt
+    durations = torch.zeros(len(layouts), longest, dtype=torch.long)  # b nt
+    for row, layout in enumerate(layouts):
+        ids[row, : len(layout.ids)], durations[row, : len(layout.ids)] = layout.tensors()
+    return ids, durations, [layout.num_frames for layout in layouts]
 
 
 def _watermark(frames: np.ndarray, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

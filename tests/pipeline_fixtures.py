@@ -5,17 +5,14 @@
     video = make_reference_video(tmp_path / "ref.mp4", seconds=1.5)
 
 The reference "person" is scikit-image's public-domain astronaut photo, cropped to the face and
-animated with a small head sway (rotation + translation), with a speech track from espeak-ng when the
-binary is installed, else a synthetic voiced signal (harmonics at a moving pitch under a syllable
-envelope) that the silence trimmer and the mel front-end treat like speech.
+animated with a small head sway (rotation + translation), with a speech track from espeak-ng (the library
+in the espeakng-loader wheel, ``omnitalker.data.espeak``), padded with a synthetic voiced signal (harmonics
+at a moving pitch under a syllable envelope) when the clip is longer than the sentence.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -68,22 +65,16 @@ def synthetic_voice(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 
 
 
 def make_voice(seconds: float = 1.5, text: str = REFERENCE_TEXT) -> np.ndarray:
-    """(nw,) float32 at 24 kHz: espeak-ng saying `text` (stretched/cut to `seconds`), else synthetic."""
-    if shutil.which("espeak-ng"):
-        import soundfile
+    """(nw,) float32 at 24 kHz: espeak-ng saying `text` (cut to `seconds`, padded with a synthetic voice)."""
+    from omnitalker.audio import resample
+    from omnitalker.data.espeak import synthesize
 
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "voice.wav"
-            subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
-            wave, rate = soundfile.read(path, dtype="float32")
-        from omnitalker.audio import resample
-
-        wave = resample(wave.astype(np.float64), rate, SAMPLE_RATE).astype(np.float32)
-        target = round(seconds * SAMPLE_RATE)
-        if len(wave) < target:
-            wave = np.concatenate([wave, synthetic_voice((target - len(wave)) / SAMPLE_RATE)])
-        return wave[:target]
-    return synthetic_voice(seconds)
+    utterance = synthesize(text, voice="en-us")
+    wave = resample(utterance.audio.astype(np.float64), utterance.sample_rate, SAMPLE_RATE).astype(np.float32)
+    target = round(seconds * SAMPLE_RATE)
+    if len(wave) < target:
+        wave = np.concatenate([wave, synthetic_voice((target - len(wave)) / SAMPLE_RATE)])
+    return wave[:target]
 
 
 def make_reference_video(
@@ -98,23 +89,36 @@ def make_reference_video(
     return Path(path)
 
 
-def get_dummy_components(seed: int = 0, render_size: int = 64) -> dict:
-    """Tiny random components for OmniTalkerPipeline(**components): fast, deterministic, offline."""
-    from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
+def get_dummy_components(seed: int = 0, render_size: int = 64, text_layout: str = "filler") -> dict:
+    """Tiny random components for OmniTalkerPipeline(**components): fast, deterministic, offline.
+    ``text_layout="durations"`` gives the phoneme tokenizer and a tiny duration predictor too."""
+    from omnitalker.components import OmniTalkerPhonemeProcessor, OmniTalkerTextProcessor, WarpRendererComponent
     from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
+    from omnitalker.models.duration_predictor import DurationPredictor
     from omnitalker.models.transformer import OmniTalkerTransformer
     from omnitalker.models.vocoder import GriffinLimVocoder
+    from omnitalker.phonemes import WORD_BOUNDARY
 
     torch.manual_seed(seed)
-    transformer = OmniTalkerTransformer.from_named_config("tiny").eval()
-    _randomize_zero_init(transformer, seed)
-    return {
-        "transformer": transformer,
+    components = {
         "scheduler": OmniTalkerFlowMatchScheduler(num_inference_steps=2),
         "vocoder": GriffinLimVocoder(n_iter=2, mel_inversion_iters=2).eval(),
         "renderer": WarpRendererComponent(output_size=render_size),
-        "tokenizer": OmniTalkerTextProcessor.default(),
     }
+    if text_layout == "durations":
+        tokenizer = OmniTalkerPhonemeProcessor.default()
+        transformer = OmniTalkerTransformer.from_named_config("tiny", text_layout="durations",
+                                                              text_num_embeds=tokenizer.vocab_size).eval()
+        components["tokenizer"] = tokenizer
+        components["duration_predictor"] = DurationPredictor(
+            num_embeds=tokenizer.vocab_size, dim=16, num_layers=1,
+            zero_duration_ids=[tokenizer.token_to_id[WORD_BOUNDARY]]).eval()
+    else:
+        transformer = OmniTalkerTransformer.from_named_config("tiny", text_layout=text_layout).eval()
+        components["tokenizer"] = OmniTalkerTextProcessor.default()
+    _randomize_zero_init(transformer, seed)
+    components["transformer"] = transformer
+    return components
 
 
 def _randomize_zero_init(model: torch.nn.Module, seed: int) -> None:

@@ -1,11 +1,9 @@
 """espeak-ng C-library wrapper: audio plus phoneme timings."""
 
-import shutil
 
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
 
 
 def test_english_audio_and_phoneme_timeline():

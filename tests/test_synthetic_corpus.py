@@ -2,7 +2,6 @@
 
 import io
 import json
-import shutil
 import tarfile
 
 import numpy as np
@@ -14,7 +13,6 @@ from omnitalker.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VI
 from omnitalker.face.template import EXPRESSION_POINTS
 
 _POINT = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 
 def _lip_gap(codes):
@@ -64,7 +62,6 @@ def test_speaker_styles_differ_in_motion_amplitude():
     assert yaw_lively.std() > 5 * yaw_calm.std()
 
 
-@needs_espeak
 def test_corpus_shards_are_complete_deterministic_and_split(tmp_path):
     from omnitalker.data.synthetic import build_corpus
 

@@ -20,6 +20,7 @@ from ..models.configs import NAMED_CONFIGS
 
 @dataclass
 class ModelSection:
+    kind: str = "transformer"  # "transformer" (the DiT) or "duration_predictor" (omnitalker.training.duration)
     config: str = "demo"  # a named transformer config (tiny, small, demo, base) or a path to a config.json
     overrides: dict = field(default_factory=dict)  # transformer config keys to change, e.g. {dropout: 0.0}
     init_from: str | None = None  # start from the weights of a diffusers transformer folder (e.g. converted F5)
@@ -162,7 +163,9 @@ def config_from_dict(raw: dict, source: str = "config") -> TrainConfig:
 def check_config(config: TrainConfig, source: str = "config") -> None:
     """Value checks and missing files, with the fix in the message."""
     model, data, training = config.model, config.data, config.training
-    if model.config not in NAMED_CONFIGS and not Path(model.config).is_file():
+    if model.kind not in ("transformer", "duration_predictor"):
+        raise ValueError(f"model.kind in {source} must be transformer or duration_predictor, got {model.kind!r}")
+    if model.kind == "transformer" and model.config not in NAMED_CONFIGS and not Path(model.config).is_file():
         raise ValueError(
             f"model.config in {source} is {model.config!r}: neither a named config {NAMED_CONFIGS} "
             "nor an existing config.json file"

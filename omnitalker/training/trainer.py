@@ -491,5 +491,12 @@ class MetricsLogger:
 
 
 def train(config: TrainConfig, resume: str | None = None) -> dict:
-    """Build a :class:`Trainer` for ``config`` and run it; returns the final state (step, epoch, position)."""
+    """Build a :class:`Trainer` for ``config`` and run it; returns the final state (step, epoch, position).
+    A ``model.kind: duration_predictor`` config trains the duration predictor instead (no resume: minutes)."""
+    if config.model.kind == "duration_predictor":
+        from .duration import train_duration_predictor
+
+        if resume is not None:
+            raise ValueError("the duration predictor trains in minutes and has no checkpoints: drop --resume")
+        return train_duration_predictor(config)
     return Trainer(config).fit(resume)
