@@ -41,6 +41,7 @@ _PARAM_VOLUME = 2
 _PARAM_PITCH = 3  # base pitch 0..100
 _PARAM_RANGE = 4  # pitch range 0..100
 _BUFFER_MS = 200  # synthesis callback granularity
+NOISE_SEED = 0  # libespeak-ng 1.52 seeds its noise from the clock; we reseed it so audio is reproducible
 
 DEFAULT_RATE_WPM = 175
 DEFAULT_PITCH = 50
@@ -139,6 +140,12 @@ class EspeakNG:
                 cls._instance = cls()
             return cls._instance
 
+    def _reseed(self) -> None:
+        """Fix the noise sources (breathy / klatt variants): espeak's own seed and libc's ``rand``."""
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):
+            self._lib.espeak_ng_SetRandSeed(ctypes.c_long(NOISE_SEED))
+        ctypes.CDLL(None).srand(ctypes.c_uint(NOISE_SEED))
+
     def _on_synth(self, wav, num_samples, events) -> int:
         if num_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
@@ -169,6 +176,7 @@ class EspeakNG:
                 raise ValueError(f"espeak-ng has no voice {voice!r}; list them with `espeak-ng --voices`")
             for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
                 self._lib.espeak_SetParameter(param, int(value), 0)
+            self._reseed()
             self._chunks, self._events = [], []
             data = text.encode("utf-8") + b"\0"
             err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
