@@ -1,0 +1,255 @@
+"""The "durations" text layout end to end: phoneme tokenizer, frame layouts, transformer, data, duration
+predictor, pipeline save/load, and the errors a user or a corpus can trigger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from omnitalker.models.transformer import OmniTalkerTransformer
+from omnitalker.phonemes import (
+    PAUSE,
+    WORD_BOUNDARY,
+    PhonemeSequence,
+    PhonemeTokenizer,
+    events_to_sequence,
+    frame_durations,
+)
+from omnitalker.text_layout import TextLayout, prompt_layout, speech_span
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return PhonemeTokenizer.default()
+
+
+def _randomized(model, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------------------- tokenizer
+
+
+@pytest.mark.parametrize("text", ["Hello world, I have 23 apples.", "今天天气不错。", "Hello 你好, OK?"])
+def test_phonemize_round_trip(tokenizer, text):
+    seq = tokenizer.phonemize(text)
+    ids = tokenizer.convert_tokens_to_ids(seq.tokens)  # every token is in the vocabulary
+    assert tokenizer.decode(ids).split(" ") == seq.tokens
+    assert seq.tokens[0] == PAUSE and seq.tokens[-1] == PAUSE  # edge silences
+    assert all(a <= b for a, b in zip(seq.starts, seq.starts[1:]))
+    assert all(s <= e for s, e in zip(seq.starts, seq.ends))
+    assert WORD_BOUNDARY in seq.tokens
+
+
+def test_mandarin_vowels_carry_pinyin_tones(tokenizer):
+    seq = tokenizer.phonemize("你好")  # ni3 hao3 (tone sandhi: ni2 hao3)
+    toned = [token for token in seq.tokens if token[-1].isdigit()]
+    assert [token[-1] for token in toned] == ["2", "3"]
+    english = tokenizer.phonemize("Hello")
+    assert not any(token[-1].isdigit() for token in english.tokens if token != PAUSE)
+
+
+def test_numbers_are_spoken(tokenizer):
+    assert len(tokenizer.phonemize("I have 23.").tokens) > len(tokenizer.phonemize("I have.").tokens) + 4
+
+
+def test_unpronounceable_and_unknown_are_named(tokenizer):
+    with pytest.raises(ValueError, match="nothing to pronounce"):
+        tokenizer.phonemize("?! ...")
+    with pytest.raises(ValueError, match="empty"):
+        tokenizer.phonemize("   ")
+    with pytest.raises(ValueError, match=r"not in this model's vocabulary: \['zz9'\]"):
+        tokenizer.convert_tokens_to_ids(["h", "zz9"])
+    with pytest.raises(ValueError, match="starts with"):
+        PhonemeTokenizer(["a", "b"])
+
+
+def test_tokenizer_save_load(tokenizer, tmp_path):
+    tokenizer.save_pretrained(tmp_path)
+    loaded = PhonemeTokenizer.from_pretrained(tmp_path)
+    assert loaded.vocab == tokenizer.vocab
+
+
+def test_packaged_vocab_is_current():
+    """scripts/make_phoneme_vocab.py --check: the vocabulary matches what espeak reports today."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "scripts/make_phoneme_vocab.py", "--check"], cwd=root,
+                            capture_output=True, text=True, env={"PYTHONPATH": str(root), "PATH": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------------------- layouts
+
+
+def test_frame_durations_sum_exactly():
+    seq = events_to_sequence([{"phoneme": "h", "start": 0.05, "end": 0.1}, {"phoneme": "'oU", "start": 0.1,
+                              "end": 0.31}, {"phoneme": "_:", "start": 0.31, "end": 0.4}], total_seconds=0.5)
+    assert seq.tokens == [PAUSE, "h", "'oU", PAUSE]  # leading silence, pause event merged with the tail
+    for frames in (47, 10, 1, 200):
+        durations = frame_durations(seq, frames)
+        assert durations.sum() == frames and (durations >= 0).all()
+    assert frame_durations(seq, 47).tolist() == [5, 4, 20, 18]  # boundaries 0.05/0.1/0.31 s x 93.75 rounded
+
+
+def test_prompt_layout_maps_speech_onto_the_sound():
+    seq = PhonemeSequence([PAUSE, "h", "'oU", PAUSE], [0.0, 0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4])
+    layout = prompt_layout(seq, [0, 5, 6, 0], num_frames=100, span=(20, 80))
+    assert layout.num_frames == 100 and layout.frames == [20, 30, 30, 20]
+    mel = torch.full((50, 100), -11.0)
+    mel[10:40] = 0.0
+    assert speech_span(mel) == (10, 40)
+
+
+def test_layout_slicing_keeps_frames():
+    layout = TextLayout([1, 2, 3, 4], [3, 0, 4, 5])
+    assert layout.slice_frames(2, 9) == TextLayout([1, 2, 3, 4], [1, 0, 4, 2])
+    assert (layout.slice_frames(0, 5) + layout.slice_frames(5, 12)).num_frames == 12
+
+
+# ------------------------------------------------------------------------------------------- transformer
+
+
+def test_durations_layout_puts_token_k_on_its_frames():
+    model = _randomized(OmniTalkerTransformer.from_named_config("tiny", text_layout="durations"))
+    ids = torch.tensor([[3, 1, 7, 9]])
+    durations = torch.tensor([[4, 0, 6, 2]])
+    features = model.embed_text(ids, 12, text_durations=durations)[0]  # 12 dt
+    expected = [0] * 4 + [2] * 6 + [3] * 2  # token index per frame (the 0-frame token gets none)
+    for frame, token in enumerate(expected):
+        same = [f for f, t in enumerate(expected) if t == token]
+        assert torch.equal(features[frame], features[same[0]])
+    assert not torch.equal(features[3], features[4]) and not torch.equal(features[9], features[10])
+    dropped = model.embed_text(ids, 12, drop_text=True, text_durations=durations)
+    assert dropped.abs().max() == 0  # no alignment leaks into the unconditional pass
+
+
+def test_durations_padded_batch_equals_items_alone():
+    model = _randomized(OmniTalkerTransformer.from_named_config("tiny", text_layout="durations"))
+    x = torch.randn(2, 30, 100)
+    v = torch.randn(2, 30, 58)
+    ids = torch.tensor([[3, 5, -1], [2, 4, 6]])
+    durations = torch.tensor([[12, 8, 0], [10, 10, 10]])
+    mask = torch.arange(30)[None] < torch.tensor([20, 30])[:, None]
+    batch = model(audio=x, audio_cond=x, visual=v, visual_cond=v, text_ids=ids, timestep=0.4,
+                  text_durations=durations, attention_mask=mask)
+    alone = model(audio=x[:1, :20], audio_cond=x[:1, :20], visual=v[:1, :20], visual_cond=v[:1, :20],
+                  text_ids=ids[:1, :2], timestep=0.4, text_durations=durations[:1, :2])
+    torch.testing.assert_close(batch.audio[0, :20], alone.audio[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(batch.visual[0, :20], alone.visual[0], atol=1e-5, rtol=1e-4)
+
+
+def test_durations_errors_name_the_problem():
+    model = OmniTalkerTransformer.from_named_config("tiny", text_layout="durations")
+    x = torch.randn(1, 10, 100)
+    ids = torch.tensor([[3, 5]])
+    with pytest.raises(ValueError, match="sum to each sample's valid frame count"):
+        model(audio=x, text_ids=ids, timestep=0.5, text_durations=torch.tensor([[4, 5]]))
+    with pytest.raises(ValueError, match="pass `text_durations`"):
+        model(audio=x, text_ids=ids, timestep=0.5)
+    filler = OmniTalkerTransformer.from_named_config("tiny")
+    with pytest.raises(ValueError, match="only used by the 'durations'"):
+        filler(audio=x, text_ids=ids, timestep=0.5, text_durations=torch.tensor([[4, 6]]))
+    with pytest.raises(ValueError, match="contradicts"):
+        OmniTalkerTransformer.from_named_config("tiny", text_layout="durations", text_average_upsampling=True)
+
+
+def test_legacy_average_flag_still_means_average():
+    model = OmniTalkerTransformer.from_named_config("tiny", text_average_upsampling=True)
+    assert model.text_layout == "average"
+    assert OmniTalkerTransformer.from_named_config("tiny").text_layout == "filler"
+
+
+# ------------------------------------------------------------------------------------------- data + predictor
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from omnitalker.data.synthetic import build_corpus
+
+    folder = tmp_path_factory.mktemp("corpus")
+    build_corpus(folder, hours=0.05, speakers=4, langs=("en", "zh"), seed=1, progress=False, workers=2,
+                 text_source="mixed")
+    return folder
+
+
+def test_corpus_durations_sum_to_frames(corpus, tokenizer):
+    from omnitalker.training.data import ShardDataset, collate
+
+    for split in ("train", "val_speakers"):
+        dataset = ShardDataset(corpus, split, tokenizer)
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            assert int(sample.text_durations.sum()) == len(sample.mel)
+            assert len(sample.text_durations) == len(sample.text_ids)
+    batch = collate([dataset[0], dataset[1]])
+    assert torch.equal(batch.text_durations.sum(1), batch.lengths)
+
+
+def test_shard_without_timings_is_refused(corpus, tokenizer):
+    from omnitalker.training.data import ShardDataset
+
+    dataset = ShardDataset(corpus, "train", tokenizer)
+    with pytest.raises(ValueError, match="no phoneme timings"):
+        dataset.phoneme_layout({"text": "hello", "lang": "en", "phonemes": []}, 100, "clip x")
+
+
+def test_duration_predictor_beats_constant_rate(corpus, tmp_path):
+    from omnitalker.training import load_config, train
+
+    config_path = tmp_path / "duration.yaml"
+    config_path.write_text(
+        f"model:\n  kind: duration_predictor\n  overrides: {{dim: 32, num_layers: 2}}\n"
+        f"data:\n  dir: {corpus}\n  val_split: val_speakers\noptimizer:\n  lr: 3.0e-3\n"
+        f"training:\n  output_dir: {tmp_path / 'out'}\n  max_steps: 300\nlogging:\n  log_every: 1000\n"
+        "  validate_every: 300\n")
+    result = train(load_config(config_path))
+    final = result["history"][-1]
+    assert final["model"]["token_mae_frames"] < 0.7 * final["constant_rate"]["token_mae_frames"]
+    from omnitalker.models.duration_predictor import DurationPredictor
+
+    loaded = DurationPredictor.from_pretrained(tmp_path / "out" / "duration_predictor")
+    ids = torch.tensor([[0, 5, 6, 1, 7, 0]])
+    frames = loaded.predict_frames(ids, torch.tensor([8.0]))
+    assert frames[0, 3] == 0  # the word boundary gets no frames
+    slow = loaded.predict_frames(ids, torch.tensor([8.0]), speed=0.5)
+    assert int(slow.sum()) == pytest.approx(2 * int(frames.sum()), abs=2)
+    with pytest.raises(ValueError, match="speed"):
+        loaded.predict_frames(ids, torch.tensor([8.0]), speed=0)
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_with_durations_saves_loads_and_generates(tmp_path):
+    from omnitalker import OmniTalkerPipeline
+    from tests.pipeline_fixtures import REFERENCE_TEXT, get_dummy_components, make_reference_video
+
+    pipe = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"))
+    video = make_reference_video(tmp_path / "ref.mp4", seconds=1.5, size=128)
+    kwargs = dict(reference_video=video, reference_text=REFERENCE_TEXT, num_inference_steps=2,
+                  output_type="latent")
+    out = pipe("Nice to meet you. 你好。", generator=torch.Generator().manual_seed(0), **kwargs)
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
+    assert type(loaded.tokenizer).__name__ == "OmniTalkerPhonemeProcessor"
+    again = loaded("Nice to meet you. 你好。", generator=torch.Generator().manual_seed(0), **kwargs)
+    np.testing.assert_array_equal(out.mel[0], again.mel[0])
+    fixed = loaded("Nice to meet you.", duration=1.0, **kwargs)
+    assert fixed.mel[0].shape[1] == round(1.0 * 93.75)
+    long = loaded("One sentence here. " * 6, max_chunk_seconds=2.5, **kwargs)  # chunked with exact tails
+    assert long.mel[0].shape[1] > 2.5 * 93.75
+    lipsync = loaded(reference_video=video, audio=video, reference_text=REFERENCE_TEXT, num_inference_steps=2,
+                     output_type="latent")
+    assert lipsync.visual_codes[0].shape[1] == 58
+    no_predictor = OmniTalkerPipeline(**{**get_dummy_components(text_layout="durations"), "duration_predictor": None})
+    with pytest.raises(ValueError, match="no duration_predictor"):
+        no_predictor("Hello.", **kwargs)
