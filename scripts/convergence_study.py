@@ -1,6 +1,7 @@
 """Convergence study for the demo recipe: which knob makes text-speech alignment appear sooner on a CPU.
 
-    PYTHONPATH=. python scripts/convergence_study.py --data-dir data/synth-en --steps 250 --out bench/results/convergence.json
+    PYTHONPATH=. python scripts/convergence_study.py --data-dir data/synth-demo --steps 300 \
+        --variants filler average durations --seed 0 --out bench/results/convergence_layouts_seed0.json
     PYTHONPATH=. python scripts/convergence_study.py --data-dir data/synth-en --measure weights/omnitalker-demo/transformer
 
 Every variant starts from the same seed and trains the same number of updates
@@ -32,7 +33,9 @@ import numpy as np
 import torch
 
 from omnitalker.flow.loss import FlowMatchingLoss
+from omnitalker.models.configs import DEFAULT_TEXT_NUM_EMBEDS
 from omnitalker.models.transformer import OmniTalkerTransformer
+from omnitalker.phonemes import PhonemeTokenizer
 from omnitalker.text import OmniTalkerTokenizer
 from omnitalker.training.config import load_config
 from omnitalker.training.data import DynamicBatchSampler, ShardDataset, collate, frame_budget_batches
@@ -45,22 +48,27 @@ STUDY_WARMUP_STEPS = 50
 SHORT_CLIP_FRAMES = 280  # 3.0 s at 93.75 mel frames/s: the "short utterances" of the curriculum
 SHORT_SHARE_OF_STEPS = 0.4  # the curriculum's short-only epochs cover about this share of the updates
 
-# name -> (what it tests, changes to the base config as {section: {key: value}})
+CHARACTERS = {"text_num_embeds": DEFAULT_TEXT_NUM_EMBEDS}  # the filler / average layouts read characters
+# name -> (what it tests, changes to the base config as {section: {key: value}}); the base is demo_cpu.yaml
 VARIANTS = {
-    "filler_text": ("F5-style filler-padded text (no average upsampling)",
-                    {"model": {"overrides": {"text_average_upsampling": False}}}),
-    "average_upsampling": ("the demo recipe: text spread evenly over the frames", {}),
-    "short_first": ("average upsampling + clips <= 3 s first", {"data": {"curriculum_max_frames": SHORT_CLIP_FRAMES}}),
-    "lr_1e-3": ("average upsampling, peak LR 1e-3 instead of 5e-4", {"optimizer": {"lr": 1.0e-3}}),
-    "width_128": ("average upsampling, width 128 instead of 192", {"model": {"overrides": {"dim": 128}}}),
-    "width_256": ("average upsampling, width 256 instead of 192", {"model": {"overrides": {"dim": 256}}}),
+    "filler": ("F5-style filler-padded characters (the paper's layout)",
+               {"model": {"overrides": {"text_layout": "filler", **CHARACTERS}}}),
+    "average": ("characters spread evenly over the frames (ZipVoice-style)",
+                {"model": {"overrides": {"text_layout": "average", **CHARACTERS}}}),
+    "durations": ("the demo recipe: espeak phonemes, each repeated for its frames (Voicebox-style)", {}),
+    "short_first": ("the demo recipe + clips <= 3 s first", {"data": {"curriculum_max_frames": SHORT_CLIP_FRAMES}}),
+    "lr_5e-4": ("the demo recipe, peak LR 5e-4 instead of 1e-3", {"optimizer": {"lr": 5.0e-4}}),
+    "width_128": ("the demo recipe, width 128 instead of 192", {"model": {"overrides": {"dim": 128}}}),
+    "width_256": ("the demo recipe, width 256 instead of 192", {"model": {"overrides": {"dim": 256}}}),
 }
 
 
 @torch.no_grad()
-def measure(model: OmniTalkerTransformer, val_set: ShardDataset) -> dict[str, float]:
-    """Frame-weighted mel L1 on ``val_set`` with and without text (same draws), averaged over MEASURE_SEEDS."""
+def measure(model: OmniTalkerTransformer, data_dir: Path) -> dict[str, float]:
+    """Frame-weighted mel L1 on val_texts with and without text (same draws), averaged over MEASURE_SEEDS."""
     model.eval()
+    tokenizer = PhonemeTokenizer.default() if model.text_layout == "durations" else OmniTalkerTokenizer.default()
+    val_set = ShardDataset(data_dir, "val_texts", tokenizer)
     order = np.argsort(val_set.lengths, kind="stable")
     batches = frame_budget_batches(val_set.lengths, MEASURE_FRAMES_PER_BATCH, len(val_set), order)
     batches = [collate([val_set[i] for i in batch]) for batch in batches]
@@ -72,7 +80,7 @@ def measure(model: OmniTalkerTransformer, val_set: ShardDataset) -> dict[str, fl
             generator = torch.Generator().manual_seed(seed)
             for batch in batches:
                 out = loss_fn(model, mel=batch.mel, visual=batch.codes, text_ids=batch.text_ids,
-                              lengths=batch.lengths, generator=generator)
+                              lengths=batch.lengths, generator=generator, text_durations=batch.text_durations)
                 frames = int(out.audio_mask.sum())
                 total += out.losses["mel"] * frames
                 weight += frames
@@ -90,7 +98,7 @@ def curriculum_epochs(config, train_set: ShardDataset, steps: int) -> int:
     return max(1, round(SHORT_SHARE_OF_STEPS * steps / per_epoch))
 
 
-def run_variant(name: str, changes: dict, args, val_set: ShardDataset, train_set: ShardDataset) -> dict:
+def run_variant(name: str, changes: dict, args, train_set: ShardDataset) -> dict:
     config = load_config(BASE_CONFIG, [f"data.dir={args.data_dir}"])
     sections = {section: dict(values) for section, values in changes.items()}
     sections.setdefault("data", {}).update(dir=str(args.data_dir), frames_per_batch=args.frames_per_batch,
@@ -110,7 +118,7 @@ def run_variant(name: str, changes: dict, args, val_set: ShardDataset, train_set
         started = time.perf_counter()
         trainer.fit()
         seconds = time.perf_counter() - started
-        result = measure(trainer.unwrapped, val_set)
+        result = measure(trainer.unwrapped, args.data_dir)
     params = sum(p.numel() for p in trainer.unwrapped.parameters())
     frames = args.steps * args.frames_per_batch
     return {"variant": name, "seed": args.seed, "parameters": params, "steps": args.steps, "train_seconds": round(seconds, 1),
@@ -129,16 +137,14 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.data_dir / "index.json").is_file():
         raise SystemExit(f"{args.data_dir} has no index.json: python -m omnitalker.data.synthetic --out {args.data_dir}")
-    tokenizer = OmniTalkerTokenizer.default()
-    val_set = ShardDataset(args.data_dir, "val_texts", tokenizer)
     rows = []
     if args.measure is not None:
         model = OmniTalkerTransformer.from_pretrained(args.measure)
-        rows.append({"variant": str(args.measure), **{k: round(v, 4) for k, v in measure(model, val_set).items()}})
+        rows.append({"variant": str(args.measure), **{k: round(v, 4) for k, v in measure(model, args.data_dir).items()}})
     else:
-        train_set = ShardDataset(args.data_dir, "train", tokenizer)
+        train_set = ShardDataset(args.data_dir, "train", OmniTalkerTokenizer.default())  # lengths only
         for name in args.variants:
-            rows.append(run_variant(name, VARIANTS[name][1], args, val_set, train_set))
+            rows.append(run_variant(name, VARIANTS[name][1], args, train_set))
             print(json.dumps(rows[-1]), flush=True)
     print("\n| variant | what | mel L1 | text gap | gap % | frames/s |\n|---|---|---|---|---|---|")
     for row in rows:

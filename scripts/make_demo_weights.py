@@ -1,10 +1,12 @@
 """Assemble the bundled demo pipeline (weights/omnitalker-demo) from a trained transformer.
 
-    python scripts/make_demo_weights.py --transformer runs/demo_cpu/transformer --out weights/omnitalker-demo \
-        --train-log runs/demo_cpu/logs/train.csv --card-notes "trained 70 min on 2 CPU cores"
+    python scripts/make_demo_weights.py --transformer outputs/demo_cpu/transformer \
+        --duration-predictor outputs/duration_cpu/duration_predictor --out weights/omnitalker-demo \
+        --train-log outputs/demo_cpu/logs/train.csv --card-notes "trained 2 h on 2 CPU cores"
 
-The pipeline composes the trained transformer (EMA weights) with the parameter-free parts: the
-flow-matching scheduler (16 Euler steps, sway -1), the default character/pinyin tokenizer, the
+The pipeline composes the trained transformer (EMA weights) and, for the "durations" text layout, the
+trained duration predictor and the phoneme tokenizer, with the parameter-free parts: the
+flow-matching scheduler (16 Euler steps, sway -1), the character/pinyin tokenizer for other layouts, the
 Griffin-Lim vocoder (no trained Vocos weights can be bundled offline; `omnitalker.convert.vocos` makes a
 Vocos folder from `charactr/vocos-mel-24khz` for users who have it) and the training-free warp
 renderer. The folder is written by `save_pretrained` (safetensors) next to a model card.
@@ -18,9 +20,10 @@ import json
 import shutil
 from pathlib import Path
 
-from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
+from omnitalker.components import OmniTalkerPhonemeProcessor, OmniTalkerTextProcessor, WarpRendererComponent
 from omnitalker.eval.benchmark import markdown_table
 from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
+from omnitalker.models.duration_predictor import DurationPredictor
 from omnitalker.models.transformer import OmniTalkerTransformer
 from omnitalker.models.vocoder import GriffinLimVocoder
 from omnitalker.pipeline import OmniTalkerPipeline
@@ -100,6 +103,8 @@ Last validation (unseen sentences, training speakers): {json.dumps(val)}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transformer", required=True, help="diffusers folder of the trained transformer")
+    parser.add_argument("--duration-predictor", help="DurationPredictor folder (required by the durations layout)")
+    parser.add_argument("--card", type=Path, help="write this model card (markdown) instead of the generated one")
     parser.add_argument("--out", default="weights/omnitalker-demo")
     parser.add_argument("--train-log", type=Path, help="logs/train.csv of the run (for the model card)")
     parser.add_argument("--val-log", type=Path, help="logs/val.csv of the run (for the model card)")
@@ -108,21 +113,26 @@ def main() -> None:
     args = parser.parse_args()
 
     transformer = OmniTalkerTransformer.from_pretrained(args.transformer).eval()
+    durations = transformer.text_layout == "durations"
+    if durations and not args.duration_predictor:
+        raise SystemExit("this transformer lays phonemes out by duration: pass --duration-predictor FOLDER")
     pipe = OmniTalkerPipeline(
         transformer=transformer,
         scheduler=OmniTalkerFlowMatchScheduler(),
-        tokenizer=OmniTalkerTextProcessor.default(),
+        tokenizer=OmniTalkerPhonemeProcessor.default() if durations else OmniTalkerTextProcessor.default(),
         vocoder=GriffinLimVocoder().eval(),
         renderer=WarpRendererComponent(output_size=RENDER_SIZE),
+        duration_predictor=DurationPredictor.from_pretrained(args.duration_predictor).eval() if durations else None,
+        asr="default",
     )
     out = Path(args.out)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp)
-    (tmp / "README.md").write_text(
-        model_card(transformer, _last_rows(args.train_log), _last_rows(args.val_log), args.card_notes,
-                   evaluation_section(args.eval_json))
-    )
+    card = args.card.read_text() if args.card else model_card(
+        transformer, _last_rows(args.train_log), _last_rows(args.val_log), args.card_notes,
+        evaluation_section(args.eval_json))
+    (tmp / "README.md").write_text(card)
     size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 1e6
     if size_mb > MAX_FOLDER_MB:
         raise SystemExit(f"the demo folder is {size_mb:.1f} MB, over the {MAX_FOLDER_MB} MB budget")

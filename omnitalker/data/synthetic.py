@@ -176,6 +176,7 @@ def build_corpus(
     progress: bool = True,
     workers: int = 1,
     text_source: str = "faker",
+    val_text_fraction: float = VAL_TEXT_FRACTION,
 ) -> dict:
     """Generate the corpus; returns the index (also written to ``index.json``)."""
     if hours <= 0 or speakers < 2:
@@ -211,7 +212,7 @@ def build_corpus(
             if style.speaker_id in held_out:
                 split = "val_speakers"
             else:
-                split = "val_texts" if item_rng.random() < VAL_TEXT_FRACTION else "train"
+                split = "val_texts" if item_rng.random() < val_text_fraction else "train"
             plan.append((f"{split}_{item:07d}", split, text, lang, style, item_rng))
         index += chunk
         spoken = synthesize_many([speech_request(text, lang, style) for _, _, text, lang, style, _ in plan], workers)
@@ -250,11 +251,15 @@ def main() -> None:
                         help="faker lorem, the natural-sentence grammar, or a coin flip per sentence")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
+    parser.add_argument("--val-text-fraction", type=float, default=VAL_TEXT_FRACTION,
+                        help="share of the training speakers' sentences held out as val_texts (an evaluation corpus "
+                             "made with the same --seed/--speakers/--langs has the same voices: raise this)")
     parser.add_argument("--with-audio", action="store_true", help="also store 24 kHz wav (needed for SIM-A)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel espeak-ng processes")
     args = parser.parse_args()
     index = build_corpus(args.out, args.hours, args.speakers, tuple(args.langs.split(",")), args.seed,
-                         args.with_audio, args.max_seconds, workers=args.workers, text_source=args.text_source)
+                         args.with_audio, args.max_seconds, workers=args.workers, text_source=args.text_source,
+                         val_text_fraction=args.val_text_fraction)
     for split, info in index["splits"].items():
         n = sum(len(s["samples"]) for s in info["shards"])
         print(f"{split:13s} {n:6d} clips  {info['seconds'] / 60:7.1f} min  {len(info['shards'])} shards")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omnitalker.asr import DEFAULT_ASR
 
-from .benchmark import EVAL_SPLITS, SYSTEMS, evaluate, markdown_table
+from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, evaluate, markdown_table
 
 DEFAULT_DATA_DIR = "data/synth-en"
 DEFAULT_RECOGNIZER = "weights/ctc-recognizer"
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-wer", action="store_true", help="skip the Whisper WER column")
     parser.add_argument("--asr", default=DEFAULT_ASR, help="WER judge: 'default' (bundled Whisper tiny.en), a "
                         "faster-whisper size, or a folder")
+    parser.add_argument("--prompt-layout", default="estimated", choices=PROMPT_LAYOUTS,
+                        help="durations models: the prompt's phoneme timings as the pipeline estimates them, or the "
+                             "corpus's true ones (oracle)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("recognizer CER on held-out ground truth (all clips): "
               + ", ".join(f"{s} {info[f'cer_{s}']:.3f}" for s in EVAL_SPLITS if f"cer_{s}" in info))
     result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity,
-                      asr=asr)
+                      asr=asr, prompt_layout=args.prompt_layout)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
                             wer_asr=None if asr is None else args.asr)
     print(markdown_table(result))

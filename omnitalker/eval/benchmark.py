@@ -77,6 +77,7 @@ EVAL_SPLITS = ("val_texts", "val_speakers")
 PROMPT_SECONDS = 3.0  # prompts closest to this length: enough voice and motion, little compute
 POOL_CLIPS = 20  # ground-truth clips per speaker for the FID reference distribution
 GENERATION_BATCH = 4  # items sampled together (their CFG passes are batched inside the sampler too)
+PROMPT_LAYOUTS = ("estimated", "oracle")  # durations models: how the prompt's phonemes are laid over its frames
 METRICS = ("cer", "wer", "sync_corr", "sync_lag", "p_fid", "e_fid", "sim_a", "dur_err")
 
 
@@ -139,11 +140,10 @@ def run_cascade(items: list[EvalItem], data_dir: str | Path, seed: int) -> list[
         raise ValueError(f"{speakers_path} is missing: the cascade needs the corpus's speaker styles")
     styles = {entry["speaker_id"]: SpeakerStyle(**{**entry, "gaze_bias": tuple(entry["gaze_bias"])})
               for entry in json.loads(speakers_path.read_text())}
-    lang = "en"
-    requests = [speech_request(item.clip.text, lang, styles[item.clip.speaker]) for item in items]
+    requests = [speech_request(item.clip.text, item.clip.lang, styles[item.clip.speaker]) for item in items]
     outputs = []
     for index, (item, utterance) in enumerate(zip(items, synthesize_many(requests), strict=True)):
-        regenerated = make_sample(item.clip.key, item.clip.text, lang, styles[item.clip.speaker], utterance,
+        regenerated = make_sample(item.clip.key, item.clip.text, item.clip.lang, styles[item.clip.speaker], utterance,
                                   np.random.default_rng([seed, index]))
         outputs.append(SystemOutput(regenerated.mel.astype(np.float32), regenerated.codes))
     return outputs
@@ -155,10 +155,45 @@ def _to_mel_rate(codes: np.ndarray, num_frames: int) -> torch.Tensor:
     return torch.as_tensor(retime(codes.astype(np.float32), CODE_FPS, MEL_FPS, num_frames))  # n 58
 
 
-def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, seed: int) -> list[SystemOutput]:
+def oracle_prompt_layout(pipe, clip: CorpusClip):
+    """The prompt clip's true phoneme timings (its stored espeak events) as a TextLayout."""
+    from omnitalker.phonemes import events_to_sequence, frame_durations, pinyin_tones
+    from omnitalker.text_layout import TextLayout
+
+    tones = pinyin_tones(clip.text) if clip.lang == "zh" else ()
+    seq = events_to_sequence(clip.meta.get("phonemes", []), clip.meta.get("word_starts", ()), tones,
+                             len(clip.mel) / MEL_FPS)
+    return TextLayout(pipe.tokenizer.convert_tokens_to_ids(seq.tokens), frame_durations(seq, len(clip.mel)).tolist())
+
+
+def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_layout: str) -> list:
+    """Per item the phoneme layout over [prompt | target] for a "durations" model: the prompt's from espeak's
+    timings of its transcript stretched onto its sound ("estimated", what the pipeline does) or from the
+    corpus's true timings ("oracle"); the target's from the duration predictor at the prompt's pace. The
+    no-reference system gets the same target durations (so it ablates the prompts' voice/motion only)."""
+    from omnitalker.text_layout import reference_pace
+
+    layouts = []
+    for item in items:
+        prompt_mel = torch.from_numpy(item.prompt.mel.astype(np.float32))
+        if prompt_layout == "oracle":
+            prompt = oracle_prompt_layout(pipe, item.prompt)
+        else:
+            prompt = pipe.layout_prompt(item.prompt.text, prompt_mel)
+        target = pipe.layout_target(item.clip.text, reference_pace(prompt, pipe._zero_duration_ids()))
+        layouts.append(prompt + target if with_reference else target)
+    return layouts
+
+
+def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, seed: int,
+              prompt_layout: str = "estimated") -> list[SystemOutput]:
     """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item)."""
+    from omnitalker.pipeline import _layout_batch, _Segment
     from omnitalker.reference import retime
 
+    if prompt_layout not in PROMPT_LAYOUTS:
+        raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")
+    layouts = duration_layouts(pipe, items, with_reference, prompt_layout) if pipe.uses_durations else None
     transformer = pipe.transformer
     device, dtype = transformer.device, transformer.dtype
     guidance = GuidanceConfig() if with_reference else GuidanceConfig(audio=0.0, visual=0.0)
@@ -176,9 +211,16 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
                 texts.append(text)
                 prompts.append(0)
             targets.append(frames)
-        text_ids = pipe.tokenizer.encode(texts)  # b nt
-        tokens = (text_ids >= 0).sum(1).tolist()
-        totals = [max(p + t, n + 1) for p, t, n in zip(prompts, targets, tokens, strict=True)]  # a frame per token
+        text_durations = None
+        if layouts is not None:
+            batch_layouts = layouts[start : start + GENERATION_BATCH]
+            segments = [_Segment(torch.zeros(p, 1), torch.zeros(p, 1), None, layout.num_frames - p, layout=layout)
+                        for p, layout in zip(prompts, batch_layouts, strict=True)]
+            text_ids, text_durations, totals = _layout_batch(segments)
+        else:
+            text_ids = pipe.tokenizer.encode(texts)  # b nt
+            tokens = (text_ids >= 0).sum(1).tolist()
+            totals = [max(p + t, n + 1) for p, t, n in zip(prompts, targets, tokens, strict=True)]  # a frame per token
         num_frames = max(totals)
         audio_cond = torch.zeros(len(batch), num_frames, transformer.config.mel_dim)  # b n 100
         visual_cond = torch.zeros(len(batch), num_frames, transformer.config.visual_dim)  # b n 58
@@ -195,7 +237,8 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
                      audio_cond=audio_cond.to(device, dtype), visual_cond=visual_cond.to(device, dtype),
                      cond_mask=prompt_mask.to(device),
                      attention_mask=None if attention_mask is None else attention_mask.to(device),
-                     guidance=guidance, num_inference_steps=steps, generator=generators)
+                     guidance=guidance, num_inference_steps=steps, generator=generators,
+                     text_durations=None if text_durations is None else text_durations.to(device))
         for row, (prompt, total) in enumerate(zip(prompts, totals, strict=True)):
             mel = out.audio[row, prompt:total].float().cpu()  # g 100
             codes = out.visual[row, prompt:total].float().cpu()  # g 58
@@ -287,7 +330,8 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
 
 
 def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
-             systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None) -> dict:
+             systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None,
+             prompt_layout: str = "estimated") -> dict:
     """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER)."""
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
@@ -304,7 +348,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         elif system == "cascade":
             outputs[system] = run_cascade(items, data_dir, seed)
         else:
-            outputs[system] = run_model(pipe, items, system == "reference", steps, seed)
+            outputs[system] = run_model(pipe, items, system == "reference", steps, seed, prompt_layout)
         seconds[system] = round(time.perf_counter() - start, 1)
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
@@ -332,7 +376,8 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         for index, item in enumerate(items)
     ]
     return {"config": {"data_dir": str(data_dir), "splits": splits, "max_samples": max_samples, "steps": steps,
-                       "seed": seed, "systems": list(systems), "generation_seconds": seconds},
+                       "seed": seed, "systems": list(systems), "generation_seconds": seconds,
+                       "prompt_layout": prompt_layout if getattr(pipe, "uses_durations", False) else None},
             "results": table, "wrong_sentence_cer": wrong_sentence, "items": per_item}
 
 

@@ -25,7 +25,7 @@ import json
 import math
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,7 @@ class CorpusClip:
     mel: np.ndarray  # float16 (n, 100)
     codes: np.ndarray | None = None  # float32 (T, 58) at 30 fps, when read
     lang: str = "en"
+    meta: dict = field(default_factory=dict)  # the clip's json (phoneme events, word starts, ...)
 
 
 def corpus_splits(data_dir: str | Path) -> list[str]:
@@ -86,7 +87,7 @@ def read_split(data_dir: str | Path, split: str, with_codes: bool = False) -> li
             meta = json.loads(raw["json"])
             codes = np.load(io.BytesIO(raw["codes.npy"])) if with_codes else None
             clips.append(CorpusClip(entry["key"], meta["text"], str(meta.get("speaker", "")),
-                                    np.load(io.BytesIO(raw["mel.npy"])), codes, meta.get("lang", "en")))
+                                    np.load(io.BytesIO(raw["mel.npy"])), codes, meta.get("lang", "en"), meta))
     return clips
 
 
