@@ -8,7 +8,7 @@ Everything is made by the project itself:
 - the talking reference clip animates the photo: visual codes from the same phonemes and a speaker style
   (omnitalker.data.motion.synthesize_codes) -> landmarks (omnitalker.face.codes.decode_codes) -> the warp
   renderer -> H.264 + AAC (omnitalker.io.video.export_to_video);
-- a photo + voice pair (Talk tab) and a driving speech clip (Lip-sync tab).
+- a photo + voice pair in English and one in Mandarin (Talk tab) and a driving speech clip (Lip-sync tab).
 
 examples.json lists the files and their transcripts; omnitalker/app.py builds its gr.Examples from it.
 Each file stays well under 1 MB.
@@ -37,6 +37,9 @@ DRIVING_TEXT = "Welcome aboard. Please keep your helmet on at all times."
 REFERENCE_VOICE = "en-us+m3"
 PHOTO_VOICE = "en-us+f2"
 DRIVING_VOICE = "en-gb-x-rp+m1"
+CHINESE_VOICE_TEXT = "早上好。这是我的声音，我很高兴认识你。"
+CHINESE_TEXT = "今天天气很好，我们去公园散步吧。"
+CHINESE_VOICE = "cmn-latn-pinyin+f3"
 
 
 def astronaut_photo() -> np.ndarray:
@@ -102,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
 
     voice, _ = speak(VOICE_TEXT, PHOTO_VOICE)
     soundfile.write(args.out / "voice.wav", voice, SAMPLE_RATE, subtype="PCM_16")
+    from omnitalker.phonemes import espeak_text
+
+    chinese, _ = speak(espeak_text(CHINESE_VOICE_TEXT, "zh"), CHINESE_VOICE)
+    soundfile.write(args.out / "voice_zh.wav", chinese, SAMPLE_RATE, subtype="PCM_16")
     driving, _ = speak(DRIVING_TEXT, DRIVING_VOICE)
     soundfile.write(args.out / "driving_speech.wav", driving, SAMPLE_RATE, subtype="PCM_16")
 
@@ -109,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         "talk_video": [{"video": "astronaut_talking.mp4", "reference_text": REFERENCE_TEXT,
                         "text": "Space is quiet, but I can still tell you a story."}],
         "talk_photo": [{"image": "astronaut.png", "voice": "voice.wav", "reference_text": VOICE_TEXT,
-                        "text": "A photo and a short recording are enough to make me speak."}],
+                        "text": "A photo and a short recording are enough to make me speak."},
+                       {"image": "astronaut.png", "voice": "voice_zh.wav", "reference_text": CHINESE_VOICE_TEXT,
+                        "text": CHINESE_TEXT}],
         "lipsync": [{"image": "astronaut.png", "audio": "driving_speech.wav", "text": DRIVING_TEXT}],
     }
     (args.out / "examples.json").write_text(json.dumps(manifest, indent=2) + "\n")
