@@ -59,6 +59,7 @@ from omnitalker.flow.guidance import (
     GuidanceConfig,
 )
 from omnitalker.flow.sampling import FlowSampleOutput, sample
+from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side, fit_within
 
 # diffusers resolves saved components by importing their module by name; import the model modules here so
 # `OmniTalkerPipeline.from_pretrained(...)` works in a fresh process (model_index.json names these paths).
@@ -86,6 +87,7 @@ DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s pro
 DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
 DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks
 OUTPUT_TYPES = ("np", "pt", "latent")
+FRAME_CHUNK = 50  # frames rendered (and watermarked) at a time by a streamed output (stream_frames=True)
 SPACE_ID = 0  # the tokenizer's space token: the "no text" input when no transcript exists
 _ASR_FROM_CONFIG = object()  # OmniTalkerPipeline._asr before its first use: load config.asr then
 
@@ -123,6 +125,16 @@ class OmniTalkerPipelineOutput(BaseOutput):
     visual_codes: list
     visual_codes_fps: float = CODE_FPS
     reference_text: str | None = None
+
+
+@dataclass
+class _RenderSource:
+    """The renderer's prepared source at one output size (cached on the reference as its render_state)."""
+
+    size: tuple[int, int]  # (width, height) of the output frames
+    scale: tuple[float, float]  # output px per reference px, (x, y)
+    state: object  # what renderer.prepare returned
+    renderer_id: int
 
 
 class _Interrupted(Exception):
@@ -273,12 +285,17 @@ class OmniTalkerPipeline(DiffusionPipeline):
         reference_text: str | None = None,
         min_seconds: float = MIN_REFERENCE_SECONDS,
         max_seconds: float = MAX_REFERENCE_SECONDS,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        limits: InputLimits | dict | None = None,
     ) -> OmniTalkerReference:
         """Analyse a reference once (audio, transcript, face track, renderer source) for many calls.
 
         Give `reference_video` (its own audio, or `reference_audio` when it has none), or
         `reference_image` with `reference_audio` (a voice sample). A photo alone is accepted for
         audio-driven generation: its prompt is then a moment of silence.
+        `max_side`: frames are decoded at a working size with the longer side at most this (the output size
+        policy, ``omnitalker.limits``; None: full size). `limits`: file size, pixels and seconds checked on the
+        headers first (``InputLimits``; None: the defaults).
         """
         from omnitalker.reference import build_reference
 
@@ -291,6 +308,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
             text=reference_text,
             min_seconds=min_seconds,
             max_seconds=max_seconds,
+            max_side=max_side,
+            limits=as_limits(limits),
         )
         if reference.text is None and reference.wave.abs().max() > 0:
             try:
@@ -329,13 +348,18 @@ class OmniTalkerPipeline(DiffusionPipeline):
         output_type,
         generator,
         callback_on_step_end_tensor_inputs,
+        limits: InputLimits | dict | None = None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
     ) -> None:
+        limits = as_limits(limits)
+        check_max_side(max_side)
         if audio is None:
             if texts is None:
                 raise ValueError("text is missing: pass the words to speak, or audio=... to lip-sync a recording")
             for text in texts:
                 if not isinstance(text, str):
                     raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}")
+                limits.check_text(text)
                 if not normalize_text(text):
                     raise ValueError("text is empty (or only whitespace): pass at least one word to speak")
                 self.tokenizer.check_speakable(text)
@@ -457,16 +481,56 @@ class OmniTalkerPipeline(DiffusionPipeline):
         wave = self.vocoder.decode(mel.T[None].to(self._execution_device, vocoder_dtype))[0]  # nw
         return (wave.float().cpu() / gain).clamp(-1.0, 1.0)
 
-    def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int) -> np.ndarray:
-        """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio."""
+    def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int):
+        """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio, at the output
+        size (the call's `max_side`, ``_render_source``). With `stream_frames` a ``FrameStream`` that renders
+        ``FRAME_CHUNK`` frames at a time as it is read (memory flat in the length), else an array."""
         from omnitalker.face.codes import decode_codes
+        from omnitalker.io.frames import FrameStream
 
         fps = self.config.video_fps
-        codes_video = retime(codes, MEL_FRAME_RATE, fps, video_frame_count(num_samples, fps))  # T 58
-        landmarks = decode_codes(codes_video.numpy(), reference.identity)  # T 478 3
-        if reference.render_state is None:
-            reference.render_state = self.renderer.prepare(reference.image, reference.landmarks)
-        return np.asarray(self.renderer.render(reference.render_state, landmarks))
+        codes_video = retime(codes, MEL_FRAME_RATE, fps, video_frame_count(num_samples, fps)).numpy()  # T 58
+        source = self._render_source(reference, getattr(self, "_max_side", DEFAULT_MAX_SIDE))
+
+        def render(start: int, stop: int) -> np.ndarray:
+            landmarks = decode_codes(codes_video[start:stop], reference.identity)  # t 478 3, reference px
+            if source.scale != (1.0, 1.0):
+                landmarks = landmarks * np.array([*source.scale, source.scale[0]], np.float32)  # z scales with x
+            return np.asarray(self.renderer.render(source.state, landmarks))
+
+        if getattr(self, "_stream_frames", False):
+            width, height = source.size
+            return FrameStream(len(codes_video), height, width, render, chunk_frames=FRAME_CHUNK,
+                               progress=self._frame_progress())
+        return render(0, len(codes_video))
+
+    def _render_source(self, reference: OmniTalkerReference, max_side: int | None) -> _RenderSource:
+        """The renderer's prepared source frame at the output size: the reference frame scaled so its longer
+        side is at most `max_side` (never up; None keeps it). Cached on the reference per size."""
+        import cv2
+
+        height, width = reference.image.shape[:2]
+        size = fit_within(width, height, max_side)
+        cached = reference.render_state
+        if isinstance(cached, _RenderSource) and cached.size == size and cached.renderer_id == id(self.renderer):
+            return cached
+        image, landmarks, scale = reference.image, reference.landmarks, (1.0, 1.0)
+        if size != (width, height):
+            image = cv2.resize(reference.image, size, interpolation=cv2.INTER_AREA)
+            scale = (size[0] / width, size[1] / height)
+            landmarks = reference.landmarks * np.array([*scale, scale[0]], np.float32)
+        source = _RenderSource(size, scale, self.renderer.prepare(image, landmarks), id(self.renderer))
+        reference.render_state = source
+        return source
+
+    def _frame_progress(self) -> Callable | None:
+        """A tqdm bar class for rendering a streamed video (the pipeline's progress-bar settings), or None."""
+        from functools import partial
+
+        from tqdm.auto import tqdm
+
+        config = {key: value for key, value in getattr(self, "_progress_bar_config", {}).items() if key != "desc"}
+        return None if config.get("disable") else partial(tqdm, **config)
 
     # ------------------------------------------------------------------------------------------ call
 
@@ -491,6 +555,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "np",
         watermark: bool = True,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        stream_frames: bool = False,
+        limits: InputLimits | dict | None = None,
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("audio_latents", "visual_latents"),
@@ -519,6 +586,15 @@ class OmniTalkerPipeline(DiffusionPipeline):
             generator (`torch.Generator` or a list, one per text): for reproducible noise.
             output_type (`str`, defaults to "np"): "np", "pt" or "latent" (mel + codes, no vocoder/renderer).
             watermark (`bool`, defaults to True): visible "AI-generated" label + invisible frame/audio marks.
+            max_side (`int`, defaults to 1024): output size policy: frames are scaled so their longer side is at
+                most this many pixels, never upscaled (None: the reference's own size). The reference is decoded
+                at that working size, so the renderer, watermarks and encoder never see a larger frame; the face
+                crop the renderer draws keeps its configured size (`omnitalker.limits`).
+            stream_frames (`bool`, defaults to False): return each video as an `omnitalker.io.frames.FrameStream`
+                that renders and watermarks 50 frames at a time as it is read (`export_to_video` streams it), so
+                memory does not grow with the length of the text; `np.asarray` gives the whole array.
+            limits (`InputLimits` or `dict`, *optional*): what the inputs may be (file size, pixels, seconds, text
+                length), checked before any decoding; None: `omnitalker.limits`' defaults.
             return_dict (`bool`): return an `OmniTalkerPipelineOutput` (else a tuple of its fields).
             callback_on_step_end (*optional*): `fn(pipe, step, timestep, callback_kwargs) -> dict` after every
                 solver step; `callback_kwargs` holds the tensors named in `callback_on_step_end_tensor_inputs`
@@ -541,14 +617,25 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 )
         elif any(arg is not None for arg in (reference_video, reference_image, reference_audio, reference_text)):
             raise ValueError("pass either reference= (a prepared reference) or the reference_* arguments, not both")
+        limits = as_limits(limits)
         self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
-                          output_type, generator, callback_on_step_end_tensor_inputs)
+                          output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side)
+        if stream_frames and output_type != "np":
+            raise ValueError(f"stream_frames=True returns frames as a FrameStream of numpy chunks: use "
+                             f"output_type='np', not {output_type!r}")
+        # every file against the limits from its header, before anything is decoded
+        limits.check_inputs(reference_video=reference_video, reference_image=reference_image,
+                            reference_audio=reference_audio, audio=audio)
+        if reference_text is not None:
+            limits.check_text(reference_text, "reference_text")
+        self._max_side, self._stream_frames = max_side, bool(stream_frames)
         if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
             driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
         if reference is None:
-            reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text)
+            reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text,
+                                               max_side=max_side, limits=limits)
             self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
-                              output_type, generator, callback_on_step_end_tensor_inputs)
+                              output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side)
         self._interrupt = False
         guidance = GuidanceConfig(text=guidance_text, audio=guidance_audio, visual=guidance_visual,
                                   anneal=guidance_anneal)
@@ -765,9 +852,14 @@ def _layout_batch(segments: list[_Segment]) -> tuple[torch.Tensor, torch.Tensor,
     return ids, durations, [layout.num_frames for layout in layouts]
 
 
-def _watermark(frames: np.ndarray, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from omnitalker.watermark import apply_watermarks
+def _watermark(frames, wave: np.ndarray) -> tuple:
+    """Visible label + invisible frame and audio marks; a ``FrameStream`` is marked chunk by chunk as it is read."""
+    from omnitalker.io.frames import FrameStream
+    from omnitalker.watermark import apply_watermarks, embed_audio_watermark
 
+    if isinstance(frames, FrameStream):
+        marked = frames.map(lambda chunk: apply_watermarks(chunk)[0])
+        return marked, np.asarray(embed_audio_watermark(wave, SAMPLE_RATE), dtype=np.float32)
     frames, wave = apply_watermarks(frames, wave, SAMPLE_RATE)
     return frames, np.asarray(wave, dtype=np.float32)
 

@@ -58,6 +58,8 @@ AUDIO_ENVELOPE_SECONDS = 0.02  # envelope smoothing window
 AUDIO_ENVELOPE_FLOOR = 1e-3  # -60 dBFS: very quiet passages still carry a faint (inaudible) mark
 AUDIO_DETECTION_THRESHOLD = 7.0  # peak / std of the correlation; unmarked audio peaks at ~3.2-4.3
 AUDIO_MIN_SECONDS = 0.5  # shorter audio cannot give a reliable decision
+AUDIO_BLOCK_SECONDS = 30.0  # longer audio is marked in blocks of this length (memory flat in the length)
+AUDIO_BLOCK_CONTEXT_SECONDS = 1.0  # neighbouring audio each side of a block for its band envelope
 EPS = 1e-12
 
 
@@ -296,12 +298,18 @@ class AudioWatermarkDetection:
     lag: int
 
 
+def _check_wave_length(num_samples: int, sample_rate: int) -> None:
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
+    if num_samples < AUDIO_MIN_SECONDS * sample_rate:
+        raise ValueError(f"audio is {num_samples / sample_rate:.2f} s; the watermark needs at least {AUDIO_MIN_SECONDS} s.")
+
+
 def _as_wave(wave: Any, sample_rate: int) -> np.ndarray:
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
     wave = as_mono_array(wave, np.float64)
-    if len(wave) < AUDIO_MIN_SECONDS * sample_rate:
-        raise ValueError(f"audio is {len(wave) / sample_rate:.2f} s; the watermark needs at least {AUDIO_MIN_SECONDS} s.")
+    _check_wave_length(len(wave), sample_rate)
     return wave
 
 
@@ -343,14 +351,27 @@ def embed_audio_watermark(
 
     The carrier is periodic (AUDIO_WATERMARK_PERIOD samples) with a flat spectrum over
     AUDIO_WATERMARK_BAND_HZ; its amplitude follows the host's band envelope at ``relative_db``.
+    Audio longer than AUDIO_BLOCK_SECONDS is marked block by block (each block's envelope computed with
+    AUDIO_BLOCK_CONTEXT_SECONDS of the neighbouring audio), so memory does not grow with its length.
     """
-    wave = _as_wave(wave, sample_rate)
+    float_type = wave.dtype if isinstance(wave, np.ndarray) and wave.dtype in (np.float32, np.float64) else np.float64
+    host = as_mono_array(wave, float_type)  # no float64 copy of a long float32 wave
+    _check_wave_length(len(host), sample_rate)
     carrier = np.fft.irfft(_carrier_spectrum(key, sample_rate), n=AUDIO_WATERMARK_PERIOD)
     carrier /= np.sqrt(np.mean(carrier**2))  # unit RMS
-    carrier = np.resize(carrier, len(wave))  # tile periods
-    envelope = np.maximum(_band_envelope(wave, sample_rate), AUDIO_ENVELOPE_FLOOR)
-    mark = 10.0 ** (relative_db / 20.0) * envelope * carrier
-    return np.clip(wave + mark, -1.0, 1.0).astype(np.float32)
+    gain = 10.0 ** (relative_db / 20.0)
+    block = max(AUDIO_WATERMARK_PERIOD, round(AUDIO_BLOCK_SECONDS * sample_rate))
+    context = round(AUDIO_BLOCK_CONTEXT_SECONDS * sample_rate) if len(host) > block else 0
+    out = np.empty(len(host), np.float32)
+    for start in range(0, len(host), block):
+        stop = min(start + block, len(host))
+        low, high = max(0, start - context), min(len(host), stop + context)
+        envelope = _band_envelope(host[low:high].astype(np.float64), sample_rate)[start - low : stop - low]
+        envelope = np.maximum(envelope, AUDIO_ENVELOPE_FLOOR)
+        periodic = carrier[np.arange(start, stop) % AUDIO_WATERMARK_PERIOD]  # tiled periods
+        marked = host[start:stop].astype(np.float64) + gain * envelope * periodic
+        out[start:stop] = np.clip(marked, -1.0, 1.0)
+    return out
 
 
 def audio_watermark_snr_db(clean: Any, marked: Any) -> float:

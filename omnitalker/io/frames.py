@@ -1,0 +1,108 @@
+"""FrameStream: a video's frames made on demand, a chunk at a time, so a long video never sits in memory whole.
+
+    frames = FrameStream(num_frames, height, width, make_chunk)   # make_chunk(start, stop) -> (n, H, W, 3) uint8
+    export_to_video(frames, "out.mp4", fps=25)                    # streamed: one chunk in memory at a time
+    frames[10], frames[:50], len(frames), frames.shape            # render what is asked for
+    array = np.asarray(frames)                                    # the whole (T, H, W, 3) array, when wanted
+
+``OmniTalkerPipeline(..., stream_frames=True)`` returns its frames this way: the renderer and the watermarks
+run per chunk as the encoder pulls them, so memory does not grow with the length of the text. Each chunk is
+made again when iterated again (nothing is cached).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+DEFAULT_CHUNK_FRAMES = 50  # 2 s at 25 fps: ~150 MB at 1024 x 1024 before watermarking copies
+
+
+class FrameStream:
+    """(T, H, W, 3) uint8 frames, made `chunk_frames` at a time by ``make_chunk(start, stop)``.
+
+    Args:
+        num_frames, height, width: the shape of the whole video.
+        make_chunk: returns frames ``start:stop`` as an (stop - start, H, W, 3) uint8 array.
+        chunk_frames: frames made per call.
+        progress: a ``tqdm``-like class (e.g. ``tqdm.auto.tqdm``) for a bar while iterating, or None.
+        description: the bar's label.
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, num_frames: int, height: int, width: int, make_chunk: Callable[[int, int], np.ndarray],
+                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: Callable | None = None,
+                 description: str = "Rendering frames"):
+        if num_frames < 1 or height < 1 or width < 1:
+            raise ValueError(f"a FrameStream needs at least one frame of at least 1x1 px, got {num_frames} frames "
+                             f"of {width}x{height}")
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be at least 1, got {chunk_frames}")
+        self.shape = (int(num_frames), int(height), int(width), 3)
+        self._make_chunk = make_chunk
+        self.chunk_frames = int(chunk_frames)
+        self.progress = progress
+        self.description = description
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"FrameStream(shape={self.shape}, chunk_frames={self.chunk_frames})"
+
+    def _chunk(self, start: int, stop: int) -> np.ndarray:
+        chunk = np.asarray(self._make_chunk(start, stop))
+        if chunk.shape != (stop - start, *self.shape[1:]) or chunk.dtype != np.uint8:
+            raise ValueError(f"make_chunk({start}, {stop}) gave {chunk.shape} {chunk.dtype}, expected "
+                             f"{(stop - start, *self.shape[1:])} uint8")
+        return chunk
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The frames as consecutive (n, H, W, 3) arrays, n <= chunk_frames."""
+        bar = None if self.progress is None else self.progress(total=len(self), desc=self.description, unit="frame")
+        try:
+            for start in range(0, len(self), self.chunk_frames):
+                stop = min(start + self.chunk_frames, len(self))
+                yield self._chunk(start, stop)
+                if bar is not None:
+                    bar.update(stop - start)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return np.asarray(self)[index] if stop > start else self._empty()
+            return self._chunk(start, stop) if stop > start else self._empty()
+        if isinstance(index, (int, np.integer)):
+            position = int(index) + (len(self) if index < 0 else 0)
+            if not 0 <= position < len(self):
+                raise IndexError(f"frame {index} is out of range for {len(self)} frames")
+            return self._chunk(position, position + 1)[0]
+        return np.asarray(self)[index]
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, *self.shape[1:]), np.uint8)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = np.empty(self.shape, np.uint8)
+        start = 0
+        for chunk in FrameStream(len(self), *self.shape[1:3], self._make_chunk, self.chunk_frames).chunks():
+            whole[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        return whole if dtype is None else whole.astype(dtype)
+
+    def map(self, function: Callable[[np.ndarray], np.ndarray], description: str | None = None) -> FrameStream:
+        """A stream whose chunks are ``function(chunk)`` (same shape), e.g. watermarking."""
+        make_chunk = self._make_chunk
+        return FrameStream(len(self), *self.shape[1:3], lambda start, stop: function(make_chunk(start, stop)),
+                           self.chunk_frames, self.progress, description or self.description)
