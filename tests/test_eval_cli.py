@@ -126,3 +126,21 @@ def test_train_recognizer_cli(corpus, tmp_path):
     assert len(model.transcribe([torch.zeros(50, 100)])) == 1
     with pytest.raises(ValueError, match="steps"):
         train_main(["--data-dir", str(corpus), "--out", str(tmp_path / "x"), "--steps", "0"])
+
+
+@pytest.mark.parametrize("prompt_layout", ["estimated", "oracle"])
+def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout):
+    """A phoneme/duration model: prompts laid out as the pipeline does, or with the corpus's true timings."""
+    from omnitalker.pipeline import OmniTalkerPipeline
+    from tests.pipeline_fixtures import get_dummy_components
+
+    folder = tmp_path / "pipe"
+    OmniTalkerPipeline(**get_dummy_components(text_layout="durations")).save_pretrained(folder)
+    out = tmp_path / "results.json"
+    eval_main(["--pipeline", str(folder), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
+               "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--systems", "reference,no_reference",
+               "--no-sim-a", "--no-wer", "--prompt-layout", prompt_layout, "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["config"]["prompt_layout"] == prompt_layout
+    for metrics in result["results"]["val_speakers"].values():
+        assert metrics["items"] == 1 and metrics["dur_err"] >= 0
