@@ -76,7 +76,7 @@ from omnitalker.reference import (
 )
 from omnitalker.phonemes import PAUSE_ID
 from omnitalker.text import normalize_text, prepare_reference_text, text_length
-from omnitalker.text_layout import TextLayout, prompt_layout, reference_pace, speech_span, target_layout
+from omnitalker.text_layout import ReferenceTiming, TextLayout, prompt_layout, speech_span, target_layout, time_reference
 
 logger = logging.get_logger(__name__)
 
@@ -237,15 +237,20 @@ class OmniTalkerPipeline(DiffusionPipeline):
     def _zero_duration_ids(self) -> set[int]:
         return set(self.duration_predictor.config.zero_duration_ids or ())
 
-    def layout_prompt(self, reference_text: str, prompt_mel: torch.Tensor) -> TextLayout:
-        """The reference transcript's phonemes laid over the prompt frames (``omnitalker.text_layout``)."""
+    def layout_prompt(self, reference_text: str, prompt_mel: torch.Tensor,
+                      layout: TextLayout | None = None) -> ReferenceTiming:
+        """The reference transcript's phonemes laid over the prompt frames, with the prompt's pace
+        (``omnitalker.text_layout``); ``layout`` replaces the estimated layout (e.g. true timings)."""
         seq = self.tokenizer.phonemize(reference_text)
-        ids = self.tokenizer.convert_tokens_to_ids(seq.tokens)
-        return prompt_layout(seq, ids, len(prompt_mel), speech_span(prompt_mel))
+        if layout is None:
+            ids = self.tokenizer.convert_tokens_to_ids(seq.tokens)
+            layout = prompt_layout(seq, ids, len(prompt_mel), speech_span(prompt_mel))
+        return time_reference(seq, layout, self._zero_duration_ids())
 
-    def layout_target(self, text: str, pace: float, speed: float = 1.0, num_frames: int | None = None) -> TextLayout:
-        """The driving text's phonemes with predicted frames at ``pace`` (frames per token of the prompt)."""
-        return target_layout(self.tokenizer, self.duration_predictor, self.tokenizer.phonemize(text), pace, speed,
+    def layout_target(self, text: str, timing: ReferenceTiming, speed: float = 1.0,
+                      num_frames: int | None = None) -> TextLayout:
+        """The driving text's phonemes with their frames at the reference's timing (``omnitalker.text_layout``)."""
+        return target_layout(self.tokenizer, self.duration_predictor, self.tokenizer.phonemize(text), timing, speed,
                              num_frames)
 
     @property
@@ -729,13 +734,13 @@ class OmniTalkerPipeline(DiffusionPipeline):
         text = normalize_text(text)
         requested = None if duration is None else max(1, round(duration * MEL_FRAME_RATE))
         if self.uses_durations:
-            pace = reference_pace(self._prompt_layout(reference), self._zero_duration_ids())
-            whole = self.layout_target(text, pace, speed, requested)
+            timing = self._prompt_layout(reference)
+            whole = self.layout_target(text, timing, speed, requested)
             if whole.num_frames <= max_chunk_frames:
                 return [(text, whole.num_frames, whole)]
             frames_per_byte = whole.num_frames / text_length(text)
             chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
-            layouts = [self.layout_target(chunk, pace, speed, None if requested is None else
+            layouts = [self.layout_target(chunk, timing, speed, None if requested is None else
                                           max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
             return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
         total = requested or estimate_num_frames(reference.num_frames, reference.text, text, speed)
@@ -745,7 +750,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
         return [(chunk, max(1, round(text_length(chunk) * frames_per_byte)), None) for chunk in chunks]
 
-    def _prompt_layout(self, reference) -> TextLayout:
+    def _prompt_layout(self, reference) -> ReferenceTiming:
         """The reference's prompt layout, computed once per (transcript, prompt) and cached."""
         key = (reference.text, len(reference.mel), float(reference.mel.float().sum()))
         cache = self.__dict__.setdefault("_prompt_layout_cache", {})
@@ -760,7 +765,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         text, frames, layout = chunk
         prompt_text = prepare_reference_text(reference.text)
         prompt_mel, prompt_codes = reference.mel, reference.codes
-        prompt = self._prompt_layout(reference) if layout is not None else None
+        prompt = self._prompt_layout(reference).layout if layout is not None else None
         if tail is not None:
             tail_mel, tail_codes, tail_transcript, tail_layout = tail
             prompt_mel = torch.cat([prompt_mel, tail_mel])

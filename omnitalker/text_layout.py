@@ -3,8 +3,12 @@
 A model with ``text_layout="durations"`` is told, for every frame of [reference prompt | target], which
 phoneme it carries (``TextLayout``: token ids + frames per token, summing to the frames).
 
-- **Target**: the driving text is phonemized with espeak-ng (``PhonemeTokenizer.phonemize``) and the
-  ``DurationPredictor`` gives frames per token at the reference's pace (``speed`` / ``duration`` rescale).
+- **Target**: the driving text is phonemized with espeak-ng (``PhonemeTokenizer.phonemize``); the total
+  length is espeak's reading time of the text scaled by how fast the reference speaks relative to espeak's
+  reading of *its* transcript (``ReferenceTiming.espeak_ratio``), and the ``DurationPredictor`` shares
+  those frames out among the tokens (at the reference's pace). Measured on held-out clips
+  (``bench/durations.py``): the total from this rule is 3x more accurate than the predictor's own sum, and the
+  predictor's per-token shares are as good as espeak's (BENCHMARKS.md). ``speed`` / ``duration`` rescale.
 - **Prompt**: nobody hands us the timings of the reference clip. We take espeak's own timings of the
   reference transcript and stretch them onto the reference's speech span (``prompt_layout``): the span of
   espeak's phonemes is mapped linearly onto the frames where the reference has sound, and the pauses before
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.phonemes import WORD_BOUNDARY, PhonemeSequence, PhonemeTokenizer, is_pause
 
 # A mel frame is "sound" when its mean log-mel energy is within this many nats of the loudest frame
@@ -93,28 +98,43 @@ def prompt_layout(seq: PhonemeSequence, ids: list[int], num_frames: int, span: t
     return TextLayout(list(ids), np.diff(bounds).tolist())
 
 
+@dataclass
+class ReferenceTiming:
+    """What a prompt tells about timing: its phoneme layout, its mean frames per token (the duration
+    predictor's pace input) and its speed relative to espeak (prompt frames / frames of espeak's reading)."""
+
+    layout: TextLayout
+    pace: float
+    espeak_ratio: float
+
+
+def time_reference(seq: PhonemeSequence, layout: TextLayout, zero_ids: set[int]) -> ReferenceTiming:
+    """The timing summary of a prompt laid out as ``layout`` from espeak's reading ``seq`` of its transcript."""
+    espeak_frames = max(seq.seconds * MEL_FRAME_RATE, 1.0)
+    return ReferenceTiming(layout, reference_pace(layout, zero_ids), layout.num_frames / espeak_frames)
+
+
 def reference_pace(layout: TextLayout, zero_ids: set[int]) -> float:
     """Mean frames per frame-bearing token of a laid-out prompt: the pace the duration predictor takes."""
     tokens = sum(1 for token in layout.ids if token not in zero_ids)
     return layout.num_frames / max(tokens, 1)
 
 
-def target_layout(tokenizer: PhonemeTokenizer, predictor, seq: PhonemeSequence, pace: float, speed: float = 1.0,
-                  num_frames: int | None = None) -> TextLayout:
-    """Frames per token of the driving text from the duration predictor at ``pace`` (frames per token) and
-    ``speed``; with ``num_frames`` the durations are rescaled to exactly that total."""
+def target_layout(tokenizer: PhonemeTokenizer, predictor, seq: PhonemeSequence, timing: ReferenceTiming,
+                  speed: float = 1.0, num_frames: int | None = None) -> TextLayout:
+    """Frames per token of the driving text: ``num_frames`` in all (default: espeak's reading time of the text
+    x the reference's ``espeak_ratio`` / ``speed``), shared out by the duration predictor at the reference's pace."""
+    if num_frames is None:
+        num_frames = max(1, round(seq.seconds * MEL_FRAME_RATE * timing.espeak_ratio / speed))
+    pace = timing.pace
     ids = tokenizer.convert_tokens_to_ids(seq.tokens)
     id_tensor = torch.tensor([ids], dtype=torch.long)
     device = getattr(predictor, "device", torch.device("cpu"))
-    if num_frames is None:
-        frames = predictor.predict_frames(id_tensor.to(device), torch.tensor([pace], device=device), speed)[0].cpu()
-    else:
-        raw = predictor.predict_frames(id_tensor.to(device), torch.tensor([pace], device=device))[0].cpu().double()
-        if raw.sum() <= 0:
-            raw = torch.ones_like(raw)
-        ends = torch.round(raw.cumsum(0) * (num_frames / raw.sum()))
-        frames = torch.diff(ends, prepend=torch.zeros(1, dtype=ends.dtype)).long()
-    frames = frames.tolist()
+    raw = predictor.predict_frames(id_tensor.to(device), torch.tensor([pace], device=device))[0].cpu().double()
+    if raw.sum() <= 0:
+        raw = torch.ones_like(raw)
+    ends = torch.round(raw.cumsum(0) * (num_frames / raw.sum()))
+    frames = torch.diff(ends, prepend=torch.zeros(1, dtype=ends.dtype)).long().tolist()
     if sum(frames) < 1:  # a text too short to get a frame: give its first sound one
         frames[next(k for k, t in enumerate(seq.tokens) if t != WORD_BOUNDARY)] = 1
     return TextLayout(ids, frames)

@@ -171,17 +171,13 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
     timings of its transcript stretched onto its sound ("estimated", what the pipeline does) or from the
     corpus's true timings ("oracle"); the target's from the duration predictor at the prompt's pace. The
     no-reference system gets the same target durations (so it ablates the prompts' voice/motion only)."""
-    from omnitalker.text_layout import reference_pace
-
     layouts = []
     for item in items:
         prompt_mel = torch.from_numpy(item.prompt.mel.astype(np.float32))
-        if prompt_layout == "oracle":
-            prompt = oracle_prompt_layout(pipe, item.prompt)
-        else:
-            prompt = pipe.layout_prompt(item.prompt.text, prompt_mel)
-        target = pipe.layout_target(item.clip.text, reference_pace(prompt, pipe._zero_duration_ids()))
-        layouts.append(prompt + target if with_reference else target)
+        oracle = oracle_prompt_layout(pipe, item.prompt) if prompt_layout == "oracle" else None
+        timing = pipe.layout_prompt(item.prompt.text, prompt_mel, oracle)
+        target = pipe.layout_target(item.clip.text, timing)
+        layouts.append(timing.layout + target if with_reference else target)
     return layouts
 
 
