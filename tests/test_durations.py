@@ -253,3 +253,31 @@ def test_pipeline_with_durations_saves_loads_and_generates(tmp_path):
     no_predictor = OmniTalkerPipeline(**{**get_dummy_components(text_layout="durations"), "duration_predictor": None})
     with pytest.raises(ValueError, match="no duration_predictor"):
         no_predictor("Hello.", **kwargs)
+
+
+@pytest.mark.parametrize("layout", ["filler", "average"])
+def test_character_layout_pipelines_still_save_load_and_generate(tmp_path, layout):
+    """Pipelines saved before the phoneme layout (character tokenizer, no duration predictor) keep working."""
+    import json
+
+    from omnitalker import OmniTalkerPipeline
+    from tests.pipeline_fixtures import REFERENCE_TEXT, get_dummy_components, make_reference_video
+
+    components = get_dummy_components(text_layout=layout)
+    assert "duration_predictor" not in components
+    OmniTalkerPipeline(**components).save_pretrained(tmp_path / "pipe")
+    config_path = tmp_path / "pipe" / "transformer" / "config.json"
+    config = json.loads(config_path.read_text())
+    if layout == "average":  # written as an old checkpoint would have it: the legacy flag, no text_layout
+        config.pop("text_layout")
+        config["text_average_upsampling"] = True
+        config_path.write_text(json.dumps(config))
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    index.pop("duration_predictor", None)
+    (tmp_path / "pipe" / "model_index.json").write_text(json.dumps(index))
+    loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
+    assert loaded.transformer.text_layout == layout and not loaded.uses_durations
+    video = make_reference_video(tmp_path / "ref.mp4", seconds=1.5, size=128)
+    out = loaded("Hello there.", reference_video=video, reference_text=REFERENCE_TEXT, num_inference_steps=2,
+                 output_type="latent")
+    assert out.mel[0].shape[0] == 100 and out.mel[0].shape[1] > 0
