@@ -12,7 +12,12 @@ Tabs:
   text -> the mp4, the speech alone, and plots (reference vs generated head pose, log-mels);
 - Lip-sync: a photo or a clip + a recording -> the face speaking it (the pipeline's audio-driven mode);
 - Learn flow matching: the same sampler on a 2-D toy (omnitalker/ui/learn.py).
-Handlers are in omnitalker/ui/handlers.py (errors -> gr.Error, per-request output folders).
+Handlers are in omnitalker/ui/handlers.py (errors -> gr.Error, the per-request budget, per-session result
+folders removed when the page closes).
+
+Under load: one generation at a time (CONCURRENCY), up to QUEUE_SIZE waiting; every request is checked against
+the budget before any work (text length, upload seconds / size / pixels; the OMNITALKER_* Space variables,
+``omnitalker.limits``) and renders at most OMNITALKER_MAX_SIDE (1024) px, so one request's memory is bounded.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 import gradio as gr
 
 from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
-from omnitalker.ui.handlers import MAX_DRIVING_SECONDS, MAX_UPLOAD_SECONDS, DemoHandlers
+from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +40,6 @@ DEFAULT_STEPS = 16  # the paper's
 MAX_STEPS = 64
 QUEUE_SIZE = 16  # waiting requests beyond this are turned away with "queue full"
 CONCURRENCY = 1  # one generation at a time: a CPU (or one GPU) is saturated by one request
-MAX_FILE_SIZE = "25mb"  # per upload; a 10 s 720p phone clip is a few MB
 CACHE_CLEANUP = (3600, 3600)  # gradio's cache: every hour, delete files older than an hour
 DEFAULT_PORT = 7860
 
@@ -68,6 +72,8 @@ def build_demo(
     examples_dir: str | os.PathLike | None = DEFAULT_EXAMPLES,
     gpu: Callable[[Callable], Callable] | None = None,
     output_root: str | os.PathLike | None = None,
+    limits=None,
+    max_side=None,
 ) -> gr.Blocks:
     """The showcase as a gr.Blocks (not launched).
 
@@ -76,9 +82,14 @@ def build_demo(
             None = the bundled demo weights (``weights/omnitalker-demo``).
         examples_dir: folder with examples.json and its media (None: no examples).
         gpu: decorator for the generating handlers (``spaces.GPU`` on a ZeroGPU Space).
-        output_root: folder for the per-request outputs (default: in the system temp dir).
+        output_root: folder for the per-session results (default: inside gradio's cache, served in place).
+        limits: the per-request budget, an ``omnitalker.limits.InputLimits`` (default: ``app_limits()``, the
+            demo's defaults with the OMNITALKER_* variables applied).
+        max_side: longer side of the output video (default: OMNITALKER_MAX_SIDE or 1024).
     """
-    handlers = DemoHandlers(DEFAULT_PIPELINE if pipeline is None else pipeline, output_root=output_root)
+    options = {} if max_side is None else {"max_side": max_side}
+    handlers = DemoHandlers(DEFAULT_PIPELINE if pipeline is None else pipeline, output_root=output_root,
+                            limits=limits, **options)
     talk, lipsync = handlers.talk, handlers.lipsync
     if gpu is not None:
         talk, lipsync = gpu(talk), gpu(lipsync)
@@ -88,30 +99,37 @@ def build_demo(
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Talk", id="talk"):
-                _talk_tab(talk, examples)
+                _talk_tab(talk, examples, handlers.limits)
             with gr.Tab("Lip-sync", id="lipsync"):
-                _lipsync_tab(lipsync, examples)
+                _lipsync_tab(lipsync, examples, handlers.limits)
             with gr.Tab("Learn flow matching", id="learn"):
                 build_learn_tab()
+        demo.unload(handlers.end_session)  # the page closed: its results go
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    demo.omnitalker_limits = handlers.limits  # launch() sets gradio's upload limit from it
     return demo
 
 
-def _talk_tab(talk: Callable, examples: dict) -> None:
+def _seconds(limit) -> str:
+    return "" if limit is None else f"; at most {limit:g} s"
+
+
+def _talk_tab(talk: Callable, examples: dict, limits) -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tabs():
                 with gr.Tab("Reference video"):
-                    reference_video = gr.Video(label=f"Reference video (1-10 s used; at most {MAX_UPLOAD_SECONDS:g} s)",
+                    reference_video = gr.Video(label=f"Reference video (1-10 s used{_seconds(limits.max_seconds)})",
                                                sources=["upload", "webcam"], elem_id="reference-video")
                 with gr.Tab("Photo + voice"):
                     reference_image = gr.Image(label="Photo", type="filepath", sources=["upload", "webcam"],
-                                               elem_id="reference-image")
+                                               image_mode=None, elem_id="reference-image")  # file as uploaded
                     reference_audio = gr.Audio(label="Voice sample (1-10 s)", type="filepath",
                                                sources=["upload", "microphone"], elem_id="reference-audio")
             reference_text = gr.Textbox(label="Reference transcript (what is said in the reference)", lines=2,
                                         placeholder=TRANSCRIPT_PLACEHOLDER, elem_id="reference-text")
-            text = gr.Textbox(label="Text to speak", lines=3, elem_id="text")
+            length = "" if limits.max_text_length is None else f" (at most {limits.max_text_length:,} characters)"
+            text = gr.Textbox(label=f"Text to speak{length}", lines=3, elem_id="text")
             with gr.Accordion("Advanced settings", open=False):
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps",
                                   elem_id="steps")
@@ -142,16 +160,17 @@ def _talk_tab(talk: Callable, examples: dict) -> None:
                     cache_examples=False)
 
 
-def _lipsync_tab(lipsync: Callable, examples: dict) -> None:
+def _lipsync_tab(lipsync: Callable, examples: dict, limits) -> None:
     gr.Markdown("Animate a face with any recording: the model generates only the motion (audio-driven mode).")
     with gr.Row():
         with gr.Column():
             with gr.Tabs():
                 with gr.Tab("Photo"):
-                    image = gr.Image(label="Photo", type="filepath", sources=["upload", "webcam"])
+                    image = gr.Image(label="Photo", type="filepath", sources=["upload", "webcam"], image_mode=None)
                 with gr.Tab("Video"):
                     clip = gr.Video(label="Reference clip", sources=["upload", "webcam"])
-            speech = gr.Audio(label=f"Speech to lip-sync (at most {MAX_DRIVING_SECONDS:g} s)", type="filepath",
+            at_most = "" if limits.max_audio_seconds is None else f" (at most {limits.max_audio_seconds:g} s)"
+            speech = gr.Audio(label=f"Speech to lip-sync{at_most}", type="filepath",
                               sources=["upload", "microphone"])
             with gr.Accordion("Advanced settings", open=False):
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps")
@@ -167,8 +186,12 @@ def _lipsync_tab(lipsync: Callable, examples: dict) -> None:
 
 
 def launch(demo: gr.Blocks, server_name: str | None = None, server_port: int | None = None, **kwargs):
-    """Launch with the demo's upload limit; host/port from GRADIO_SERVER_NAME/PORT or 0.0.0.0:7860."""
+    """Launch with the demo's upload limit (its limits' max_file_mb, OMNITALKER_MAX_FILE_MB; gradio refuses
+    larger uploads before they reach a handler); host/port from GRADIO_SERVER_NAME/PORT or 0.0.0.0:7860."""
     server_name = server_name or os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")
     if server_port is None:
         server_port = int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
-    return demo.launch(server_name=server_name, server_port=server_port, max_file_size=MAX_FILE_SIZE, **kwargs)
+    limits = getattr(demo, "omnitalker_limits", None) or app_limits()
+    if limits.max_file_mb is not None:
+        kwargs.setdefault("max_file_size", f"{limits.max_file_mb:g}mb")
+    return demo.launch(server_name=server_name, server_port=server_port, **kwargs)

@@ -5,6 +5,13 @@
     omnitalker lipsync --image face.png --audio speech.wav --out out.mp4
     python -m omnitalker generate ...          # the same
 
+Output size: frames are scaled so their longer side is at most ``--max-side`` pixels (default 1024, never
+upscaled; ``--max-side 0`` keeps the reference's own size). Inputs are checked against limits before any work
+(``--max-pixels``, ``--max-seconds``, ``--max-audio-seconds``, ``--max-file-mb``, ``--max-text-length``;
+``omnitalker.limits``). The
+video is rendered, watermarked and encoded a chunk at a time, so a long text costs time, not memory; progress
+bars show the sampling (all chunks) and the rendering.
+
 ``--pipeline`` takes a local pipeline folder (``save_pretrained`` layout) or a Hub repo id; it defaults
 to the bundled demo weights (``weights/omnitalker-demo`` next to the package). Every output carries the
 visible "AI-generated" label and the invisible frame and audio watermarks.
@@ -20,6 +27,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")
@@ -38,6 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--steps", type=int, default=16, help="ODE sampling steps (default 16, as the paper)")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    limits = InputLimits()
+    common.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
+                        help=f"longer side of the output video in pixels, never upscaled (default {DEFAULT_MAX_SIDE}; "
+                        "0 = the reference's own size)")
+    common.add_argument("--max-pixels", type=int, default=limits.max_pixels,
+                        help=f"largest photo / video frame accepted, in pixels (default {limits.max_pixels:,})")
+    common.add_argument("--max-seconds", type=float, default=limits.max_seconds,
+                        help=f"longest reference video / voice file accepted, in seconds (default {limits.max_seconds:g})")
+    common.add_argument("--max-audio-seconds", type=float, default=limits.max_audio_seconds,
+                        help=f"longest speech to lip-sync, in seconds (default {limits.max_audio_seconds:g})")
+    common.add_argument("--max-file-mb", type=float, default=limits.max_file_mb,
+                        help=f"largest file accepted, in MB (default {limits.max_file_mb:g})")
+    common.add_argument("--max-text-length", type=int, default=limits.max_text_length,
+                        help=f"longest text accepted, in characters (default {limits.max_text_length:,})")
     common.add_argument("--asr", help="speech recognizer for a missing --reference-text: 'default' (bundled "
                         "tiny.en, English), a faster-whisper size such as 'small', a folder, or 'none' "
                         "(default: the pipeline's own)")
@@ -66,6 +89,20 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--out must be a video file ending in {', '.join(VIDEO_SUFFIXES)}, got {args.out!r}")
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    check_max_side(max_side(args), "--max-side")
+
+
+def max_side(args: argparse.Namespace) -> int | None:
+    return None if args.max_side == 0 else args.max_side
+
+
+def input_limits(args: argparse.Namespace) -> InputLimits:
+    try:
+        return InputLimits(max_pixels=args.max_pixels, max_seconds=args.max_seconds,
+                           max_audio_seconds=args.max_audio_seconds, max_file_mb=args.max_file_mb,
+                           max_text_length=args.max_text_length)
+    except ValueError as error:  # name the flag, not the field
+        raise ValueError(str(error).replace("InputLimits.", "--").replace("_", "-")) from error
 
 
 def load_pipeline(name: str, device: str):
@@ -92,18 +129,25 @@ def run(args: argparse.Namespace) -> Path:
     from omnitalker.io.video import export_to_video
 
     check_args(args)
+    limits = input_limits(args)
+    limits.check_inputs(texts=[args.text] if args.text else None, reference_video=args.reference,
+                        reference_image=args.image, reference_audio=args.voice,
+                        audio=getattr(args, "audio", None))  # before loading anything
+    if args.reference_text:
+        limits.check_text(args.reference_text, "--reference-text")
     pipe = load_pipeline(args.pipeline, args.device)
     if args.asr:
         pipe.set_asr(args.asr)
     reference = pipe.prepare_reference(reference_video=args.reference, reference_image=args.image,
-                                       reference_audio=args.voice, reference_text=args.reference_text)
+                                       reference_audio=args.voice, reference_text=args.reference_text,
+                                       max_side=max_side(args), limits=limits)
     generator = torch.Generator("cpu").manual_seed(args.seed)
+    common = dict(reference=reference, num_inference_steps=args.steps, generator=generator, max_side=max_side(args),
+                  stream_frames=True, limits=limits)
     if args.command == "generate":
-        out = pipe(args.text, reference=reference, num_inference_steps=args.steps, speed=args.speed,
-                   duration=args.duration, generator=generator)
+        out = pipe(args.text, speed=args.speed, duration=args.duration, **common)
     else:
-        out = pipe(args.text, reference=reference, audio=args.audio, num_inference_steps=args.steps,
-                   generator=generator)
+        out = pipe(args.text, audio=args.audio, **common)
     if args.reference_text is None and out.reference_text is not None:
         print(f"reference transcript (speech recognition): {out.reference_text}")
     target = Path(args.out)

@@ -7,7 +7,8 @@
 
 Limits (``InputLimits``; None switches one off):
 - ``max_pixels``: pixels of a photo, or of one frame of a reference video (read from the file header);
-- ``max_seconds``: length of any media file given (reference video, voice sample, speech to lip-sync);
+- ``max_seconds``: length of a reference file (video, voice sample; 1-10 s of it are used);
+- ``max_audio_seconds``: length of the speech to lip-sync (all of it is animated);
 - ``max_file_mb``: size of any file given;
 - ``max_text_length``: characters of the text to speak.
 Every refusal is a ValueError naming the input, the limit, and how to change it: the pipeline argument,
@@ -31,19 +32,25 @@ from typing import Any
 DEFAULT_MAX_SIDE = 1024  # output frames: longer side in pixels (never upscaled)
 MIN_MAX_SIDE = 256  # smaller frames cannot carry the visible label and the frame watermark robustly
 DEFAULT_MAX_PIXELS = 100_000_000  # a 108 MP phone photo is refused, 48 MP (8000 x 6000) passes
-DEFAULT_MAX_SECONDS = 600.0  # any media file; the reference uses 1-10 s of it
+DEFAULT_MAX_SECONDS = 600.0  # a reference file; 1-10 s of it are used
+DEFAULT_MAX_AUDIO_SECONDS = 600.0  # speech to lip-sync: generation time grows with it
 DEFAULT_MAX_FILE_MB = 1024.0
 DEFAULT_MAX_TEXT_LENGTH = 20_000  # characters: about 20 minutes of speech
 BYTES_PER_MB = 1024 * 1024
 ENV_PREFIX = "OMNITALKER_"
 MAX_SIDE_ENV = ENV_PREFIX + "MAX_SIDE"
 
-# field -> (what it bounds, CLI flag, Space variable)
+# field -> (what it bounds, what to do, CLI flag, Space variable)
 LIMITS = {
-    "max_pixels": ("pixels of a photo or of a video frame", "--max-pixels", ENV_PREFIX + "MAX_PIXELS"),
-    "max_seconds": ("seconds of a media file", "--max-seconds", ENV_PREFIX + "MAX_SECONDS"),
-    "max_file_mb": ("megabytes of a file", "--max-file-mb", ENV_PREFIX + "MAX_FILE_MB"),
-    "max_text_length": ("characters of text", "--max-text-length", ENV_PREFIX + "MAX_TEXT_LENGTH"),
+    "max_pixels": ("pixels of a photo or of a video frame", "Use a smaller photo or video",
+                   "--max-pixels", ENV_PREFIX + "MAX_PIXELS"),
+    "max_seconds": ("seconds of a reference file", "Trim it: only 1-10 s of speech are used",
+                    "--max-seconds", ENV_PREFIX + "MAX_SECONDS"),
+    "max_audio_seconds": ("seconds of speech to lip-sync", "Trim it or split it into several requests",
+                          "--max-audio-seconds", ENV_PREFIX + "MAX_AUDIO_SECONDS"),
+    "max_file_mb": ("megabytes of a file", "Compress or trim it", "--max-file-mb", ENV_PREFIX + "MAX_FILE_MB"),
+    "max_text_length": ("characters of text", "Shorten the text or split it into several requests",
+                        "--max-text-length", ENV_PREFIX + "MAX_TEXT_LENGTH"),
 }
 
 
@@ -54,6 +61,7 @@ class InputLimits:
 
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     max_seconds: float | None = DEFAULT_MAX_SECONDS
+    max_audio_seconds: float | None = DEFAULT_MAX_AUDIO_SECONDS
     max_file_mb: float | None = DEFAULT_MAX_FILE_MB
     max_text_length: int | None = DEFAULT_MAX_TEXT_LENGTH
     audience: str = "pipeline"
@@ -72,7 +80,7 @@ class InputLimits:
         when set ("none" switches a limit off)."""
         environ = os.environ if environ is None else environ
         values = {**{name: getattr(cls, name) for name in LIMITS}, **defaults}
-        for name, (_, _, variable) in LIMITS.items():
+        for name, (_, _, _, variable) in LIMITS.items():
             if variable in environ:
                 values[name] = _parse_env(variable, environ[variable], int if "pixels" in name or "length" in name
                                           else float)
@@ -85,7 +93,7 @@ class InputLimits:
 
     def error(self, name: str, what: str, amount: str) -> ValueError:
         """ValueError: `what` is `amount`, over the limit `name`, and how to raise it."""
-        described, flag, variable = LIMITS[name]
+        described, fix, flag, variable = LIMITS[name]
         limit = getattr(self, name)
         shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
         if self.audience == "space":
@@ -93,7 +101,7 @@ class InputLimits:
         else:
             how = (f"To allow more, pass limits=InputLimits({name}=...) to the pipeline, {flag} to the command line, "
                    f"or set the Space variable {variable}.")
-        return ValueError(f"{what} is {amount}: more than the limit of {shown} {described}. {how}")
+        return ValueError(f"{what} is {amount}: more than the limit of {shown} {described}. {fix}. {how}")
 
     # ------------------------------------------------------------------------------------------ checks
 
@@ -116,9 +124,10 @@ class InputLimits:
         if self.max_pixels is not None and width * height > self.max_pixels:
             raise self.error("max_pixels", what, f"{width}x{height} = {width * height / 1e6:,.1f} MP")
 
-    def check_seconds(self, seconds: float | None, what: str) -> None:
-        if self.max_seconds is not None and seconds is not None and seconds > self.max_seconds:
-            raise self.error("max_seconds", what, f"{seconds:,.1f} s long")
+    def check_seconds(self, seconds: float | None, what: str, name: str = "max_seconds") -> None:
+        limit = getattr(self, name)
+        if limit is not None and seconds is not None and seconds > limit:
+            raise self.error(name, what, f"{seconds:,.1f} s long")
 
     def check_image(self, source: Any, what: str = "reference_image") -> None:
         """A photo (path, PIL image or array): file size and pixels, from the header only."""
@@ -127,10 +136,13 @@ class InputLimits:
         if size is not None:
             self.check_pixels(*size, what)
 
-    def check_media(self, source: Any, what: str) -> None:
-        """An audio or video file, or a (sample_rate, array) tuple: file size, duration and frame pixels."""
+    def check_media(self, source: Any, what: str, seconds_limit: str = "max_seconds") -> None:
+        """An audio or video file, or a (sample_rate, array) tuple: file size, duration (against
+        `seconds_limit`: "max_seconds" or "max_audio_seconds") and frame pixels."""
         if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], int) and source[0] > 0:
-            self.check_seconds(len(source[1]) / source[0] if hasattr(source[1], "__len__") else None, what)
+            shape = tuple(getattr(source[1], "shape", ()))  # mono (n,), or (n, c) / (c, n) with c <= 16
+            samples = max(shape) if shape else None
+            self.check_seconds(None if samples is None else samples / source[0], what, seconds_limit)
             return
         self.check_file(source, what)
         if not isinstance(source, (str, os.PathLike)):
@@ -139,7 +151,7 @@ class InputLimits:
         if info is None:
             return  # not readable as media: the loader explains
         seconds, frame_size = info
-        self.check_seconds(seconds, what)
+        self.check_seconds(seconds, what, seconds_limit)
         if frame_size is not None:
             self.check_pixels(*frame_size, what + " (one frame)")
 
@@ -155,7 +167,7 @@ class InputLimits:
         if reference_audio is not None:
             self.check_media(reference_audio, "reference_audio")
         if audio is not None:
-            self.check_media(audio, "audio")
+            self.check_media(audio, "audio", "max_audio_seconds")
 
 
 def as_limits(limits: InputLimits | dict | None) -> InputLimits:

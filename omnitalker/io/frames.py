@@ -74,8 +74,11 @@ class FrameStream:
                 bar.close()
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Frame by frame; each frame is a copy, so a chunk is freed as soon as its last frame is out."""
         for chunk in self.chunks():
-            yield from chunk
+            for index in range(len(chunk)):
+                yield chunk[index].copy()
+            del chunk  # before the next chunk is made
 
     def __getitem__(self, index):
         if isinstance(index, slice):

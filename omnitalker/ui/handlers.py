@@ -6,8 +6,19 @@
 
 Errors: the pipeline's ValueErrors (bad or missing input) reach the page as gr.Error with their message
 intact; anything else is logged with its traceback on the server and shown as a short generic gr.Error.
-Outputs go to a fresh folder per request (atomic mp4 writes by export_to_video); folders older than
-OUTPUT_MAX_AGE_SECONDS are removed as new requests come in.
+
+Budget per request, checked before any work (``omnitalker.limits``; each a Space variable): the text length
+(OMNITALKER_MAX_TEXT_LENGTH, default 1,000 characters), the length of uploads (OMNITALKER_MAX_SECONDS, 60 s;
+speech to lip-sync OMNITALKER_MAX_AUDIO_SECONDS, 30 s), file size (OMNITALKER_MAX_FILE_MB, 25 MB, also
+gradio's upload limit), photo / frame pixels (OMNITALKER_MAX_PIXELS) and the output size (OMNITALKER_MAX_SIDE,
+longer side 1024 px). The video is rendered, watermarked and encoded a chunk at a time (the pipeline's
+``stream_frames``), so memory does not grow with the text; progress shows the sampling and the rendering.
+
+Results: each request writes into its own folder under ``<output_root>/<session>/`` (by default inside
+gradio's cache, so gradio serves the files where they are instead of copying them). A session keeps only
+its newest RESULTS_PER_SESSION results; its folder is removed when the session ends (the page is closed:
+``end_session``, wired to ``demo.unload``); a failed request leaves nothing behind; results of sessions that
+never ended cleanly are removed after OUTPUT_MAX_AGE_SECONDS.
 
 The reference transcript is optional: when the box is empty the pipeline's speech recognizer (the bundled
 offline Whisper tiny.en, English) transcribes the reference, and ``talk`` returns the transcript it used so
@@ -31,38 +42,31 @@ import gradio as gr
 import numpy as np
 import torch
 
+from omnitalker.limits import InputLimits, check_max_side, max_side_from_env
+
 logger = logging.getLogger(__name__)
+_FROM_ENV = object()  # DemoHandlers(max_side=...) default: read OMNITALKER_MAX_SIDE
 
 MAX_UPLOAD_SECONDS = 60.0  # longer uploads are refused before any work (the reference uses only 1-10 s)
 MAX_DRIVING_SECONDS = 30.0  # lip-sync speech; each second costs generation time on a shared demo
-OUTPUT_MAX_AGE_SECONDS = 3600
+MAX_UPLOAD_MB = 25.0  # also gradio's own upload limit (omnitalker.app.launch)
+MAX_TEXT_LENGTH = 1000  # characters, about a minute of speech
+RESULTS_PER_SESSION = 2  # the page shows the newest; the one before may still be downloading
+OUTPUT_MAX_AGE_SECONDS = 3600  # results of sessions that never ended cleanly
+RESULTS_FOLDER = "omnitalker-results"  # inside gradio's cache unless an output_root is given
+LOCAL_SESSION = "local"  # calls without a gradio request (direct calls, tests)
 GENERIC_ERROR = "Something went wrong while generating. Please try again; the details are in the server log."
+SESSION_NAME = re.compile(r"[^A-Za-z0-9_-]")  # characters of a session hash kept in its folder name
+MAX_SESSION_NAME = 64
 SERVER_PATH = re.compile(r"(?:/[^/\s'\"]+)+/([^/\s'\"]+)")  # an absolute path on the server -> its file name
 NO_WEIGHTS = ("The demo weights are not available ({source}). Build or download them (see weights/README.md) "
               "or start the demo with a pipeline folder or Hub id.")
 
 
-def media_seconds(path: str | os.PathLike) -> float | None:
-    """Duration of an audio/video file from its container, or None if it cannot be read (the pipeline then
-    reports the problem with its own message)."""
-    import av
-
-    try:
-        with av.open(os.fspath(path)) as container:
-            if container.duration is not None:
-                return container.duration / av.time_base
-            stream = (container.streams.audio or container.streams.video or [None])[0]
-            if stream is not None and stream.duration is not None:
-                return float(stream.duration * stream.time_base)
-    except (av.FFmpegError, OSError, ValueError):
-        return None
-    return None
-
-
-def check_seconds(path: str | None, what: str, limit: float) -> None:
-    seconds = None if path is None else media_seconds(path)
-    if seconds is not None and seconds > limit:
-        raise gr.Error(f"The {what} is {seconds:.0f} s long; upload at most {limit:g} s.")
+def app_limits(environ: dict | None = None) -> InputLimits:
+    """The demo's budget: its defaults above, each overridden by its OMNITALKER_* variable (``omnitalker.limits``)."""
+    return InputLimits.from_env(environ, max_seconds=MAX_UPLOAD_SECONDS, max_audio_seconds=MAX_DRIVING_SECONDS,
+                                max_file_mb=MAX_UPLOAD_MB, max_text_length=MAX_TEXT_LENGTH)
 
 
 class DemoHandlers:
@@ -70,14 +74,25 @@ class DemoHandlers:
 
     Args:
         pipeline: an ``OmniTalkerPipeline``, or a local folder / Hub repo id to load lazily.
-        output_root: where per-request output folders go (default: a folder in the system temp dir).
+        output_root: where the per-session result folders go (default: ``RESULTS_FOLDER`` in gradio's cache).
+        limits: the inputs' budget (default: ``app_limits()``, from the environment).
+        max_side: longer side of the output video (default: OMNITALKER_MAX_SIDE or 1024).
     """
 
-    def __init__(self, pipeline, output_root: str | os.PathLike | None = None):
+    def __init__(self, pipeline, output_root: str | os.PathLike | None = None, limits: InputLimits | None = None,
+                 max_side: int | None = _FROM_ENV):
         self._pipeline = None if isinstance(pipeline, (str, os.PathLike)) else pipeline
         self._source = pipeline if isinstance(pipeline, (str, os.PathLike)) else None
         self._load_lock = threading.Lock()
-        self.output_root = Path(output_root or Path(tempfile.gettempdir()) / "omnitalker-demo")
+        self._results_lock = threading.Lock()
+        if output_root is None:  # gradio's cache: files there are served in place, not copied
+            from gradio.utils import get_upload_folder
+
+            output_root = Path(get_upload_folder()) / RESULTS_FOLDER
+        self.output_root = Path(output_root)
+        self.limits = app_limits() if limits is None else limits
+        self.max_side = max_side_from_env() if max_side is _FROM_ENV else max_side
+        check_max_side(self.max_side)
 
     @property
     def pipeline(self):
@@ -96,47 +111,69 @@ class DemoHandlers:
 
     def talk(self, reference_video, reference_image, reference_audio, reference_text, text,
              num_inference_steps=16, guidance_text=2.0, guidance_audio=0.5, guidance_visual=0.5, speed=1.0,
-             seed=0, progress=gr.Progress(track_tqdm=True)):
+             seed=0, progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
         pose plot, mel plot, the reference transcript used)."""
         progress(0, desc="Reading the reference")
-        check_seconds(reference_video, "reference video", MAX_UPLOAD_SECONDS)
-        check_seconds(reference_audio, "voice sample", MAX_UPLOAD_SECONDS)
         with _friendly_errors():
+            self._check_budget(text=text, reference_text=reference_text, reference_video=reference_video,
+                               reference_image=reference_image, reference_audio=reference_audio)
             pipe = self.pipeline
             reference = self._prepare_reference(pipe, reference_video, reference_image, reference_audio,
                                                 reference_text, need_voice=True)
             progress(0.05, desc="Generating speech and motion")
             out = pipe(text, reference=reference, num_inference_steps=_int(num_inference_steps, "steps"),
                        guidance_text=float(guidance_text), guidance_audio=float(guidance_audio),
-                       guidance_visual=float(guidance_visual), speed=float(speed), generator=_generator(seed))
-            progress(0.95, desc="Encoding the video")
-            folder = self._request_folder()
-            video = self._write_video(out, folder)
-            audio = folder / "speech.wav"
-            _write_wav(audio, out.audio[0], out.sample_rate)
+                       guidance_visual=float(guidance_visual), speed=float(speed), generator=_generator(seed),
+                       max_side=self.max_side, stream_frames=True, limits=self.limits)
+            with self._result_folder(request) as folder:
+                video = self._write_video(out, folder)  # renders + watermarks chunk by chunk (progress bar)
+                audio = folder / "speech.wav"
+                _write_wav(audio, out.audio[0], out.sample_rate)
             return (str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
                     out.reference_text or "")
 
     def lipsync(self, reference_image, reference_video, audio, num_inference_steps=16, seed=0,
-                progress=gr.Progress(track_tqdm=True)):
+                progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """A photo or a clip + driving speech -> mp4 of the face speaking it (audio-driven mode)."""
         progress(0, desc="Reading the inputs")
-        check_seconds(reference_video, "reference video", MAX_UPLOAD_SECONDS)
         if audio is None:
             raise gr.Error("Add the speech to lip-sync (upload or record it).")
-        check_seconds(audio, "driving speech", MAX_DRIVING_SECONDS)
         with _friendly_errors():
+            self._check_budget(reference_video=reference_video, reference_image=reference_image, audio=audio)
             pipe = self.pipeline
             reference = self._prepare_reference(pipe, reference_video, reference_image, None, None,
                                                 need_voice=False)
             progress(0.05, desc="Generating motion")
             out = pipe(reference=reference, audio=audio, num_inference_steps=_int(num_inference_steps, "steps"),
-                       generator=_generator(seed))
-            progress(0.95, desc="Encoding the video")
-            return str(self._write_video(out, self._request_folder()))
+                       generator=_generator(seed), max_side=self.max_side, stream_frames=True, limits=self.limits)
+            with self._result_folder(request) as folder:
+                return str(self._write_video(out, folder))
+
+    def end_session(self, request: gr.Request = None) -> None:
+        """Remove a session's results (``demo.unload``: the page was closed)."""
+        root = self.output_root
+        with self._results_lock:
+            shutil.rmtree(root / _session_name(request), ignore_errors=True)
+            _prune(root, OUTPUT_MAX_AGE_SECONDS)
 
     # ------------------------------------------------------------------------------------------ helpers
+
+    def _check_budget(self, text=None, reference_text=None, reference_video=None, reference_image=None,
+                      reference_audio=None, audio=None) -> None:
+        """Every input against the demo's limits, from headers only (nothing is decoded); ValueError names the
+        limit and its Space variable."""
+        if isinstance(text, str):
+            self.limits.check_text(text, "The text")
+        if isinstance(reference_text, str):
+            self.limits.check_text(reference_text, "The reference transcript")
+        for source, what in ((reference_video, "The reference video"), (reference_audio, "The voice sample")):
+            if source is not None:
+                self.limits.check_media(source, what)
+        if reference_image is not None:
+            self.limits.check_image(reference_image, "The photo")
+        if audio is not None:
+            self.limits.check_media(audio, "The speech to lip-sync", "max_audio_seconds")
 
     @staticmethod
     def _prepare_reference(pipe, video, image, voice, transcript, need_voice: bool):
@@ -156,10 +193,25 @@ class DemoHandlers:
                 gr.Warning(str(warning.message))
         return reference
 
-    def _request_folder(self) -> Path:
-        self.output_root.mkdir(parents=True, exist_ok=True)
-        _prune(self.output_root, OUTPUT_MAX_AGE_SECONDS)
-        return Path(tempfile.mkdtemp(prefix="request-", dir=self.output_root))
+    @contextmanager
+    def _result_folder(self, request):
+        """A fresh folder for one request's files in its session's folder; removed if writing fails, else the
+        session's older results beyond RESULTS_PER_SESSION are removed."""
+        root = self.output_root
+        session = root / _session_name(request)
+        with self._results_lock:
+            session.mkdir(parents=True, exist_ok=True)
+            folder = Path(tempfile.mkdtemp(prefix=f"request-{time.time_ns()}-", dir=session))
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        with self._results_lock:
+            results = sorted(session.glob("request-*"), key=lambda path: path.name)
+            for old in results[: max(0, len(results) - RESULTS_PER_SESSION)]:
+                shutil.rmtree(old, ignore_errors=True)
+            _prune(root, OUTPUT_MAX_AGE_SECONDS)
 
     @staticmethod
     def _write_video(out, folder: Path) -> Path:
@@ -202,13 +254,26 @@ def _write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
     os.replace(partial, path)
 
 
+def _session_name(request) -> str:
+    """A folder name for the request's gradio session (LOCAL_SESSION without one)."""
+    session = getattr(request, "session_hash", None) if request is not None else None
+    return SESSION_NAME.sub("_", session)[:MAX_SESSION_NAME] if session else LOCAL_SESSION
+
+
 def _prune(root: Path, max_age: float) -> None:
+    """Remove result folders older than `max_age` seconds, and session folders left empty."""
     cutoff = time.time() - max_age
-    for folder in root.glob("request-*"):
+    for folder in (*root.glob("request-*"), *root.glob("*/request-*")):
         try:
             if folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
         except OSError:  # removed by a concurrent request
+            pass
+    for session in root.glob("*"):
+        try:
+            if session.is_dir() and not session.name.startswith("request-") and not any(session.iterdir()):
+                session.rmdir()
+        except OSError:  # a request is writing into it right now
             pass
 
 
