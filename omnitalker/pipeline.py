@@ -63,6 +63,7 @@ from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_ma
 
 # diffusers resolves saved components by importing their module by name; import the model modules here so
 # `OmniTalkerPipeline.from_pretrained(...)` works in a fresh process (model_index.json names these paths).
+from omnitalker.models import duration_predictor as _duration_predictor_module  # noqa: F401
 from omnitalker.models import transformer as _transformer_module  # noqa: F401
 from omnitalker.models import vocoder as _vocoder_module  # noqa: F401
 from omnitalker.reference import (
