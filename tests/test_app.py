@@ -3,13 +3,18 @@
     python -m pytest tests/test_app.py -q
 
 A tiny random pipeline (tests/pipeline_fixtures.py) and 2 sampling steps keep it fast; nothing touches the
-network. The real-browser test is tests/test_app_browser.py.
+network. The real-browser test is tests/test_app_browser.py. Under load (issue 14): the per-request budget and its
+messages, three sessions at once each getting their own result, and no files left behind (a failed request,
+a session's older results, a closed page; 100 requests: slow).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,8 +28,16 @@ gr = pytest.importorskip("gradio")
 from omnitalker import toy_flow  # noqa: E402
 from omnitalker.app import DEFAULT_EXAMPLES, build_demo  # noqa: E402
 from omnitalker.io.video import read_video  # noqa: E402
+from omnitalker.limits import InputLimits  # noqa: E402
 from omnitalker.pipeline import OmniTalkerPipeline  # noqa: E402
-from omnitalker.ui.handlers import GENERIC_ERROR, DemoHandlers  # noqa: E402
+from omnitalker.ui.handlers import (  # noqa: E402
+    GENERIC_ERROR,
+    LOCAL_SESSION,
+    RESULTS_FOLDER,
+    RESULTS_PER_SESSION,
+    DemoHandlers,
+    app_limits,
+)
 from tests.pipeline_fixtures import (  # noqa: E402
     REFERENCE_TEXT,
     astronaut_face,
@@ -177,12 +190,63 @@ def test_long_reference_truncation_is_shown_as_warning(handlers, media, tmp_path
     assert any("longer than 10 s" in message for message in shown)
 
 
-def test_upload_seconds_limit(handlers, media, monkeypatch):
-    from omnitalker.ui import handlers as handlers_module
-
-    monkeypatch.setattr(handlers_module, "MAX_UPLOAD_SECONDS", 1.0)
-    with pytest.raises(gr.Error, match="upload at most 1 s"):
+def test_upload_seconds_limit_names_the_space_variable(pipe, media, tmp_path):
+    handlers = DemoHandlers(pipe, output_root=tmp_path, limits=InputLimits(max_seconds=1.0, audience="space"))
+    with pytest.raises(gr.Error, match="more than the limit of 1 seconds") as caught:
         handlers.talk(**talk_args(media))
+    assert "OMNITALKER_MAX_SECONDS" in str(caught.value) and not any(tmp_path.iterdir())  # refused before work
+
+
+def test_text_length_limit_is_refused_before_any_work(pipe, media, tmp_path, monkeypatch):
+    handlers = DemoHandlers(pipe, output_root=tmp_path, limits=app_limits({"OMNITALKER_MAX_TEXT_LENGTH": "40"}))
+    monkeypatch.setattr(pipe, "prepare_reference", lambda *args, **kwargs: pytest.fail("the reference was analysed"))
+    with pytest.raises(gr.Error) as caught:
+        handlers.talk(**talk_args(media, text="A sentence that is a good deal longer than forty characters."))
+    assert "The text is 60 characters long" in str(caught.value) and "OMNITALKER_MAX_TEXT_LENGTH" in str(caught.value)
+
+
+def test_photo_and_speech_limits_name_their_variables(pipe, media, tmp_path):
+    handlers = DemoHandlers(pipe, output_root=tmp_path, limits=InputLimits(max_pixels=100 * 100, audience="space"))
+    with pytest.raises(gr.Error, match="The photo is 192x192.*OMNITALKER_MAX_PIXELS"):
+        handlers.talk(**talk_args(media, reference_video=None, reference_image=media["photo"],
+                                  reference_audio=media["voice"]))
+    handlers = DemoHandlers(pipe, output_root=tmp_path, limits=InputLimits(max_audio_seconds=1.0, audience="space"))
+    with pytest.raises(gr.Error, match="The speech to lip-sync is 1.5 s long.*OMNITALKER_MAX_AUDIO_SECONDS"):
+        handlers.lipsync(media["photo"], None, media["voice"], num_inference_steps=STEPS)
+
+
+def test_app_limits_come_from_the_space_variables():
+    limits = app_limits({})
+    assert (limits.max_text_length, limits.max_seconds, limits.max_audio_seconds, limits.max_file_mb) == (1000, 60, 30, 25)
+    limits = app_limits({"OMNITALKER_MAX_TEXT_LENGTH": "2000", "OMNITALKER_MAX_FILE_MB": "50"})
+    assert (limits.max_text_length, limits.max_file_mb, limits.audience) == (2000, 50.0, "space")
+    demo = build_demo(examples_dir=None, limits=limits)
+    assert demo.omnitalker_limits is limits  # launch() passes max_file_size from it to gradio
+
+
+def test_a_failed_request_leaves_no_files(pipe, media, tmp_path, monkeypatch):
+    handlers = DemoHandlers(pipe, output_root=tmp_path)
+
+    def broken(out, folder):
+        (folder / "omnitalker.mp4").write_bytes(b"half a video")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(handlers, "_write_video", broken)
+    with pytest.raises(gr.Error):
+        handlers.lipsync(media["photo"], None, media["voice"], num_inference_steps=1)
+    assert not list(tmp_path.rglob("*.mp4"))
+
+
+def test_a_session_keeps_its_newest_results_until_it_ends(pipe, media, tmp_path):
+    handlers = DemoHandlers(pipe, output_root=tmp_path)
+    session = SimpleNamespace(session_hash="abc-123")
+    videos = [handlers.lipsync(media["photo"], None, media["voice"], num_inference_steps=1, seed=seed,
+                               request=session) for seed in range(RESULTS_PER_SESSION + 2)]
+    kept = sorted(str(path) for path in (tmp_path / "abc-123").rglob("*.mp4"))
+    assert kept == sorted(videos[-RESULTS_PER_SESSION:])  # the newest, the older ones gone
+    handlers.lipsync(media["photo"], None, media["voice"], num_inference_steps=1)  # another session (no request)
+    handlers.end_session(session)  # the page was closed
+    assert not (tmp_path / "abc-123").exists() and len(list((tmp_path / LOCAL_SESSION).rglob("*.mp4"))) == 1
 
 
 def test_lipsync_photo_follows_the_audio_length(handlers, media):
@@ -232,17 +296,29 @@ def test_learn_handler_returns_figure_and_summary():
 
 
 @pytest.fixture(scope="module")
-def client(pipe, tmp_path_factory):
-    from gradio_client import Client
-
-    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
-    demo = build_demo(pipe, output_root=tmp_path_factory.mktemp("served"))
+def server(pipe, tmp_path_factory):
+    """The demo launched locally; results go to gradio's cache (its default), served in place."""
+    gradio_dir = tmp_path_factory.mktemp("gradio")
+    os.environ["GRADIO_TEMP_DIR"] = str(gradio_dir)
+    demo = build_demo(pipe)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
                             max_file_size="5mb")
-    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    yield SimpleNamespace(url=url, gradio_dir=gradio_dir, results=gradio_dir / RESULTS_FOLDER,
+                          downloads=tmp_path_factory.mktemp("downloads"))
+    demo.close()
+
+
+def new_client(server):
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=str(server.downloads))
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    client = new_client(server)
     yield client
     client.close()
-    demo.close()
 
 
 def test_client_lists_the_endpoints(client):
@@ -278,6 +354,62 @@ def test_client_sees_the_friendly_error(client, media):
     with pytest.raises(Exception, match="a photo needs a voice sample"):
         client.predict(None, handle_file(media["photo"]), None, REFERENCE_TEXT, "Hello.", STEPS, 2.0, 0.5, 0.5, 1.0,
                        0, api_name="/talk")
+
+
+def test_three_sessions_at_once_each_get_their_own_result(server, media):
+    """One request running, two browsers submitting at once: the queue holds, nothing mixes."""
+    from gradio_client import handle_file
+    from gradio_client.utils import Status
+
+    texts = {"first": "Hi.", "second": "Hello there, nice to see you.",
+             "third": "Hello there, it is really very nice to see you all here again today."}
+    clients = {name: new_client(server) for name in texts}
+    try:
+        def submit(name):
+            return clients[name].submit(handle_file(media["video"]), None, None, f"Transcript of the {name}.",
+                                        texts[name], STEPS, 2.0, 0.5, 0.5, 1.0, 0, api_name="/talk")
+
+        jobs = {"first": submit("first")}
+        deadline = time.time() + 60
+        while jobs["first"].status().code not in (Status.PROCESSING, Status.FINISHED) and time.time() < deadline:
+            time.sleep(0.05)
+        jobs.update({name: submit(name) for name in ("second", "third")})
+        durations = {}
+        for name, job in jobs.items():
+            video, _, _, _, transcript = job.result(timeout=180)
+            assert transcript == f"Transcript of the {name}."  # each gets its own result back
+            durations[name] = read_video(video["video"] if isinstance(video, dict) else video).duration
+        assert durations["first"] < durations["second"] < durations["third"]  # the text each one typed
+        for client in clients.values():  # one folder per session, with that session's result only
+            assert len(list((server.results / client.session_hash).rglob("*.mp4"))) == 1
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def _files(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+@pytest.mark.slow  # 100 requests through the queue (~1 s each)
+def test_no_files_left_after_100_requests(server, media):
+    from gradio_client import handle_file
+
+    client = new_client(server)
+    counts = []
+    for index in range(100):
+        client.predict(handle_file(media["photo"]), None, handle_file(media["voice"]), 1, index, api_name="/lipsync")
+        if index in (9, 99):
+            counts.append(len(_files(server.gradio_dir)))
+    session = server.results / client.session_hash
+    assert counts[0] == counts[1]  # files on the server do not grow with the requests
+    assert len(list(session.glob("request-*"))) == RESULTS_PER_SESSION
+    assert not [path for path in _files(server.gradio_dir) if path.name.endswith(".part")]  # no half-written file
+    client.close()  # the page is closed: its results go (demo.unload)
+    deadline = time.time() + 30
+    while time.time() < deadline and session.exists():
+        time.sleep(0.2)
+    assert not session.exists()
 
 
 def test_demo_builds_without_a_pipeline_and_ships_examples():

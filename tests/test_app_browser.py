@@ -4,7 +4,8 @@
 
 Upload a reference clip, type the texts, press Generate, wait for a <video> whose duration is > 0; leave the
 transcript box empty (photo + an espeak voice sample) and see the recognised transcript appear in it; and a
-bad request (a photo without a voice sample, a text file named .mp4) shows the friendly error in the page.
+bad request (a photo without a voice sample, a text file named .mp4, a text over the length limit) shows the
+friendly error in the page.
 Screenshots go to the test's tmp dir. Skipped only when playwright or /usr/bin/chromium is missing.
 """
 
@@ -137,3 +138,15 @@ def test_text_file_named_mp4_shows_the_friendly_error(page, media, tmp_path):
     page.screenshot(path=str(tmp_path / "bad-upload.png"), full_page=True)
     assert "Traceback" not in page.content()
 
+
+
+def test_a_too_long_text_shows_the_limit(page, media, tmp_path):
+    from omnitalker.ui.handlers import MAX_TEXT_LENGTH
+
+    page.locator("#reference-video input[type=file]").set_input_files(str(media["video"]))
+    page.locator("#reference-video video").wait_for()
+    fill_texts(page, REFERENCE_TEXT, "Hello there. " * (MAX_TEXT_LENGTH // 10))
+    page.locator("#generate").click()
+    page.get_by_text("OMNITALKER_MAX_TEXT_LENGTH").first.wait_for()  # refused before any work, with the variable
+    page.screenshot(path=str(tmp_path / "too-long.png"), full_page=True)
+    assert page.locator("#output-video video").count() == 0
