@@ -88,7 +88,7 @@ DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s pro
 DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
 DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks
 OUTPUT_TYPES = ("np", "pt", "latent")
-FRAME_CHUNK = 50  # frames rendered (and watermarked) at a time by a streamed output (stream_frames=True)
+FRAME_CHUNK_PIXELS = 50 * 512 * 512  # a streamed output (stream_frames=True) renders this many pixels at a time
 SPACE_ID = 0  # the tokenizer's space token: the "no text" input when no transcript exists
 _ASR_FROM_CONFIG = object()  # OmniTalkerPipeline._asr before its first use: load config.asr then
 
@@ -490,7 +490,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
     def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int):
         """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio, at the output
         size (the call's `max_side`, ``_render_source``). With `stream_frames` a ``FrameStream`` that renders
-        ``FRAME_CHUNK`` frames at a time as it is read (memory flat in the length), else an array."""
+        ``FRAME_CHUNK_PIXELS`` at a time (50 frames at 512 px) as it is read (memory flat in the length and in
+        the frame size), else an array."""
         from omnitalker.face.codes import decode_codes
         from omnitalker.io.frames import FrameStream
 
@@ -506,7 +507,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
         if getattr(self, "_stream_frames", False):
             width, height = source.size
-            return FrameStream(len(codes_video), height, width, render, chunk_frames=FRAME_CHUNK,
+            return FrameStream(len(codes_video), height, width, render,
+                               chunk_frames=max(1, FRAME_CHUNK_PIXELS // (height * width)),
                                progress=self._frame_progress())
         return render(0, len(codes_video))
 
@@ -597,8 +599,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 at that working size, so the renderer, watermarks and encoder never see a larger frame; the face
                 crop the renderer draws keeps its configured size (`omnitalker.limits`).
             stream_frames (`bool`, defaults to False): return each video as an `omnitalker.io.frames.FrameStream`
-                that renders and watermarks 50 frames at a time as it is read (`export_to_video` streams it), so
-                memory does not grow with the length of the text; `np.asarray` gives the whole array.
+                that renders and watermarks a few frames at a time (`FRAME_CHUNK_PIXELS`) as it is read
+                (`export_to_video` streams it), so memory does not grow with the length of the text; `np.asarray`
+                gives the whole array.
             limits (`InputLimits` or `dict`, *optional*): what the inputs may be (file size, pixels, seconds, text
                 length), checked before any decoding; None: `omnitalker.limits`' defaults.
             return_dict (`bool`): return an `OmniTalkerPipelineOutput` (else a tuple of its fields).

@@ -47,7 +47,7 @@ FRAME_WATERMARK_CHANNEL = 1  # U of OpenCV's YUV, the channel imwatermark's dwtD
 FRAME_DETECTION_THRESHOLD = 0.875  # >= 28 of 32 bits right; random bits get there with p ~ 1e-5
 FRAME_MIN_REPEATS = 8  # every payload bit must land in at least this many blocks per frame
 SVD_POWER_ITERATIONS = 8  # power-iteration steps for the top singular value of each block
-FRAME_CHUNK = 16  # frames transformed at once (bounds memory at 512x512)
+FRAME_CHUNK_PIXELS = 16 * 512 * 512  # pixels transformed at once (16 frames at 512x512): memory flat in frame size
 
 # ---------------------------------------------------------------- invisible audio mark
 AUDIO_WATERMARK_KEY = 20250402  # default secret; any int works, detection needs the same one
@@ -160,6 +160,11 @@ def _dct_matrix(size: int) -> np.ndarray:
 
 
 _DCT = _dct_matrix(FRAME_WATERMARK_BLOCK)
+_DCT2 = np.kron(_DCT, _DCT)  # D B D^T of a block B, as one matrix on its flattened 16 values (one GEMM for all)
+
+
+def _frames_per_chunk(height: int, width: int) -> int:
+    return max(1, FRAME_CHUNK_PIXELS // (height * width))
 
 
 def _check_frame_size(height: int, width: int, num_bits: int) -> None:
@@ -173,24 +178,33 @@ def _check_frame_size(height: int, width: int, num_bits: int) -> None:
 
 
 def _chroma(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RGB uint8 (t h w 3) -> OpenCV YUV uint8 and its U plane as float, cropped to a whole number of
-    8x8 pixel blocks (exactly the pixels imwatermark reads)."""
+    """RGB uint8 (t h w 3) -> OpenCV YUV uint8 and a view of its U plane (uint8), cropped to a whole number
+    of 8x8 pixel blocks (exactly the pixels imwatermark reads)."""
     t, height, width, _ = frames.shape
     yuv = cv2.cvtColor(frames.reshape(t * height, width, 3), cv2.COLOR_RGB2YUV).reshape(frames.shape)
     step = 2 * FRAME_WATERMARK_BLOCK
     crop_h, crop_w = height // step * step, width // step * step
-    return yuv, yuv[:, :crop_h, :crop_w, FRAME_WATERMARK_CHANNEL].astype(np.float64)
+    return yuv, yuv[:, :crop_h, :crop_w, FRAME_WATERMARK_CHANNEL]
 
 
-def _dct_blocks(chroma: np.ndarray) -> np.ndarray:
-    """U planes (t h w) -> DCT of the 4x4 blocks of their Haar LL band, (t, rows, cols, 4, 4).
+def _haar_low(chroma: np.ndarray) -> np.ndarray:
+    """U planes (t h w) uint8 -> their Haar LL band (t h/2 w/2) float64: the orthonormal Haar LL coefficient of
+    a 2x2 pixel square is half its sum (pywt.dwt2's cA); the sum is exact in integers."""
+    total = chroma[:, 0::2, 0::2].astype(np.uint16)
+    for row, column in _HAAR_PHASES[1:]:
+        total += chroma[:, row::2, column::2]
+    return total / 2.0
 
-    The orthonormal Haar LL coefficient of a 2x2 pixel square is half its sum (pywt.dwt2's cA)."""
-    t, height, width = chroma.shape
+
+_HAAR_PHASES = ((0, 0), (1, 0), (0, 1), (1, 1))  # the four pixels of each 2x2 square
+
+
+def _dct_blocks(low: np.ndarray) -> np.ndarray:
+    """Haar LL bands (t h/2 w/2) -> DCT of their 4x4 blocks, (t, rows, cols, 4, 4)."""
+    t, height, width = low.shape
     b = FRAME_WATERMARK_BLOCK
-    low = chroma.reshape(t, height // 2, 2, width // 2, 2).sum(axis=(2, 4)) / 2.0  # t h/2 w/2
-    blocks = low.reshape(t, height // (2 * b), b, width // (2 * b), b).transpose(0, 1, 3, 2, 4)
-    return _DCT @ blocks @ _DCT.T  # t rows cols b b
+    blocks = low.reshape(t, height // b, b, width // b, b).transpose(0, 1, 3, 2, 4)  # t rows cols b b
+    return (blocks.reshape(-1, b * b) @ _DCT2.T).reshape(t, height // b, width // b, b, b)
 
 
 def _top_singular(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,22 +239,24 @@ def embed_frame_watermark(
     _check_frame_size(height, width, len(bits))
     b = FRAME_WATERMARK_BLOCK
     out = np.empty_like(frames)
-    for start in range(0, len(frames), FRAME_CHUNK):
-        chunk = frames[start : start + FRAME_CHUNK]
+    step = _frames_per_chunk(height, width)
+    for start in range(0, len(frames), step):
+        chunk = frames[start : start + step]
         t = len(chunk)
         yuv, chroma = _chroma(chunk)
-        coefficients = _dct_blocks(chroma)  # t rows cols b b
+        coefficients = _dct_blocks(_haar_low(chroma))  # t rows cols b b
         rows, cols = coefficients.shape[1:3]
         value, left, right = _top_singular(coefficients)  # t rows cols
         block_bits = bits[np.arange(rows * cols) % len(bits)].reshape(rows, cols)
         target = (np.floor(value / scale) + 0.25 + 0.5 * block_bits) * scale
         change = (target - value)[..., None, None] * (left @ np.swapaxes(right, -1, -2))  # t rows cols b b
-        low_change = (_DCT.T @ change @ _DCT).transpose(0, 1, 3, 2, 4).reshape(t, rows * b, cols * b)
+        low_change = (change.reshape(-1, b * b) @ _DCT2).reshape(t, rows, cols, b, b)  # inverse DCT: D^T C D
+        low_change = low_change.transpose(0, 1, 3, 2, 4).reshape(t, rows * b, cols * b)
         # inverse orthonormal Haar: an LL change of d moves each pixel of its 2x2 square by d / 2
-        pixel_change = np.repeat(np.repeat(low_change / 2.0, 2, axis=1), 2, axis=2)
-        crop_h, crop_w = chroma.shape[1:]
-        marked = np.clip(np.round(chroma + pixel_change), 0, 255).astype(np.uint8)
-        yuv[:, :crop_h, :crop_w, FRAME_WATERMARK_CHANNEL] = marked
+        pixel_change = low_change / 2.0
+        for row, column in _HAAR_PHASES:  # each pixel of the squares in turn (disjoint: chroma is a view of yuv)
+            pixels = chroma[:, row::2, column::2]
+            pixels[...] = np.clip(np.round(pixels + pixel_change), 0, 255).astype(np.uint8)
         out[start : start + t] = cv2.cvtColor(yuv.reshape(t * height, width, 3), cv2.COLOR_YUV2RGB).reshape(chunk.shape)
     return out[0] if single else out
 
@@ -252,9 +268,10 @@ def frame_watermark_bit_scores(
     frames, _ = _stack_frames(frames)
     _check_frame_size(frames.shape[1], frames.shape[2], num_bits)
     scores = []
-    for start in range(0, len(frames), FRAME_CHUNK):
-        _, chroma = _chroma(frames[start : start + FRAME_CHUNK])
-        value, _, _ = _top_singular(_dct_blocks(chroma))  # t rows cols
+    step = _frames_per_chunk(*frames.shape[1:3])
+    for start in range(0, len(frames), step):
+        _, chroma = _chroma(frames[start : start + step])
+        value, _, _ = _top_singular(_dct_blocks(_haar_low(chroma)))  # t rows cols
         ones = (np.mod(value, scale) > 0.5 * scale).reshape(len(chroma), -1)  # t blocks
         position = np.arange(ones.shape[1]) % num_bits
         scores.append(np.stack([ones[:, position == bit].mean(axis=1) for bit in range(num_bits)], axis=1))

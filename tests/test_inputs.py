@@ -232,8 +232,11 @@ def _peak_bytes(pipe, reference, text: str, stream: bool, path: Path) -> int:
 
 
 @pytest.mark.slow  # four generations of up to 11 s under tracemalloc (~30 s)
-def test_memory_is_flat_in_the_text_length_when_streamed(pipe, tmp_path):
+def test_memory_is_flat_in_the_text_length_when_streamed(pipe, tmp_path, monkeypatch):
     """A 3x longer text (chunked: 3 s per chunk) costs the same peak memory when the frames are streamed."""
+    from omnitalker import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "FRAME_CHUNK_PIXELS", 50 * 192 * 192)  # 50 frames a chunk at this size
     reference = pipe.prepare_reference(reference_video=make_reference_video(tmp_path / "ref.mp4", 1.5, size=192),
                                        reference_text=REFERENCE_TEXT)
     pipe("Hi.", reference=reference, num_inference_steps=STEPS, stream_frames=True)  # warm up (lazy imports)
