@@ -226,11 +226,14 @@ class FasterWhisperRecognizer:
 
     # ------------------------------------------------------------------------------------------ recognition
 
-    def recognize(self, wave: torch.Tensor | np.ndarray, sample_rate: int, language: str | None = None) -> Transcription:
+    def recognize(self, wave: torch.Tensor | np.ndarray, sample_rate: int, language: str | None = None,
+                  confident_only: bool = True) -> Transcription:
         """Transcript, words with times (seconds from the start of `wave`), language and confidence.
 
         Raises ``NoSpeechError`` when no words are heard and ``UnsupportedLanguageError`` when the speech is
-        in a language this model cannot transcribe (never a guess in the wrong language).
+        in a language this model cannot transcribe (never a guess in the wrong language). A judge of
+        generated speech passes ``confident_only=False`` to get what it heard even when unsure (unclear
+        speech must score its word errors, not be refused).
         """
         language = _language_code(language) or self.language
         wave16 = _as_mono_16k(wave, sample_rate)
@@ -246,6 +249,8 @@ class FasterWhisperRecognizer:
         )
         kept = [s for s in segments if s.text.strip()
                 and not (s.no_speech_prob > NO_SPEECH_THRESHOLD and _unreliable(s))]
+        if not confident_only:  # a judge: a repetition loop is Whisper's hallucination, not what was said
+            kept = [s for s in kept if not _looping(s)]
         if not kept:
             raise NoSpeechError(
                 "no words were recognised in the audio (silence or noise): give a clip with clear speech, or type "
@@ -255,7 +260,7 @@ class FasterWhisperRecognizer:
         weights = [max(s.end - s.start, 1e-3) for s in kept]
         avg_logprob = float(np.average([s.avg_logprob for s in kept], weights=weights))
         looping = any(_looping(s) for s in kept)
-        if avg_logprob < MIN_AVG_LOGPROB or looping:
+        if confident_only and (avg_logprob < MIN_AVG_LOGPROB or looping):
             why = (f"its output repeats itself (compression ratio above {COMPRESSION_RATIO_LIMIT})" if looping else
                    f"mean log-probability {avg_logprob:.2f} < {MIN_AVG_LOGPROB}")
             if self.english_only:
@@ -283,9 +288,10 @@ class FasterWhisperRecognizer:
         return Transcription(text=text, words=words, language=info.language or language or "en",
                              avg_logprob=avg_logprob)
 
-    def transcribe(self, wave: torch.Tensor | np.ndarray, sample_rate: int, language: str | None = None) -> str:
+    def transcribe(self, wave: torch.Tensor | np.ndarray, sample_rate: int, language: str | None = None,
+                   confident_only: bool = True) -> str:
         """The ``SpeechRecognizer`` protocol: (nw,) wave at `sample_rate` -> transcript (ValueError if none)."""
-        return self.recognize(wave, sample_rate, language).text
+        return self.recognize(wave, sample_rate, language, confident_only).text
 
     def transcribe_words(self, wave: torch.Tensor | np.ndarray, sample_rate: int,
                          language: str | None = None) -> list[Word]:

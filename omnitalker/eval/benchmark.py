@@ -258,9 +258,13 @@ def _mean(values) -> float:
 
 def whisper_wer_item(asr, wave: np.ndarray, sample_rate: int, text: str) -> dict:
     """Whisper's transcript of one vocoded item, its word edits and reference words (normalised)."""
+    import inspect
+
+    # what the judge heard even when unsure: unclear speech scores its word errors instead of being refused
+    lenient = {"confident_only": False} if "confident_only" in inspect.signature(asr.transcribe).parameters else {}
     try:
-        transcript = asr.transcribe(wave, sample_rate)
-    except ValueError:  # no words / not English: unintelligible, every reference word deleted
+        transcript = asr.transcribe(wave, sample_rate, **lenient)
+    except ValueError:  # no words at all: unintelligible, every reference word deleted
         transcript = ""
     edits, words = word_edits(text, transcript)
     return {"whisper_transcript": transcript, "wer": edits / max(words, 1), "wer_edits": edits, "wer_words": words}
@@ -282,7 +286,8 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
         for item, output, hypothesis in zip(items, system_outputs, hypotheses, strict=True):
             output.metrics.update(
                 transcript=hypothesis,
-                cer=character_error_rate(hypothesis, item.clip.text),
+                # the CTC recognizer reads English letters: Mandarin items get no CER
+                cer=character_error_rate(hypothesis, item.clip.text) if item.clip.lang == "en" else None,
                 dur_err=abs(len(output.mel) - len(item.clip.mel)) / len(item.clip.mel),
                 lipsync=lipsync_score(output.codes, output.mel),
                 expert_sync=sync_expert_score(output.codes, output.mel, expert),
@@ -304,11 +309,13 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
                 speakers[items[i].clip.speaker].append(system_outputs[i].codes)
             sync: LipSyncScore = pooled_lipsync([o.metrics["lipsync"] for o in chosen])
             expert_sync: LipSyncScore = pooled_lipsync([o.metrics["expert_sync"] for o in chosen])
-            edits = sum(o.metrics["cer"] * len(normalize_for_cer(items[i].clip.text)) for i, o in zip(rows, chosen, strict=True))
+            english = [(i, o) for i, o in zip(rows, chosen, strict=True) if o.metrics["cer"] is not None]
+            edits = sum(o.metrics["cer"] * len(normalize_for_cer(items[i].clip.text)) for i, o in english)
+            letters = sum(len(normalize_for_cer(items[i].clip.text)) for i, _ in english)
             wer_words = sum(o.metrics.get("wer_words", 0) for o in chosen)
             results[split][system] = {
                 "items": len(chosen),
-                "cer": edits / sum(len(normalize_for_cer(items[i].clip.text)) for i in rows),
+                "cer": edits / letters if letters else None,
                 "wer": sum(o.metrics.get("wer_edits", 0) for o in chosen) / wer_words if wer_words else None,
                 "sync_corr": sync.correlation,
                 "sync_lag": sync.lag_frames,
@@ -354,7 +361,9 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
     wrong_sentence = {}
     if "ground_truth" in outputs:  # chance level: the transcript of one clip scored against the next clip's text
         for split in table:
-            rows = [i for i, item in enumerate(items) if item.split == split]
+            rows = [i for i, item in enumerate(items) if item.split == split and item.clip.lang == "en"]
+            if not rows:
+                continue
             pairs = [(outputs["ground_truth"][a].metrics["transcript"], items[b].clip.text)
                      for a, b in zip(rows, rows[1:] + rows[:1], strict=True)]
             lengths = [len(normalize_for_cer(text)) for _, text in pairs]
