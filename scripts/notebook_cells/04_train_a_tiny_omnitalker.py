@@ -7,7 +7,10 @@
 #
 # 1. make a mini **synthetic talking corpus** (espeak-ng speech + phoneme-driven facial motion, in WebDataset shards);
 # 2. train the audio-visual DiT with the project's trainer (`omnitalker.training`: Accelerate, the flow-matching loss
-#    of notebook 01 with 70–100 % infilling spans, logit-normal times, condition dropout for guidance, EMA weights);
+#    of notebook 01 with 70–100 % infilling spans, logit-normal times, condition dropout for guidance, EMA weights)
+#    on espeak-ng **phonemes laid out by their durations** (`text_layout: durations`, Voicebox-style: every frame is
+#    told which sound it carries, so a small model does not have to discover the alignment), and the small
+#    **duration predictor** that gives the frames per phoneme at inference;
 # 3. watch the loss fall and the samples of a held-out speaker improve;
 # 4. save the result as a diffusers pipeline and load it back.
 #
@@ -63,7 +66,7 @@ from omnitalker.training import config_from_dict, train
 
 run_dir = WORKDIR / "run"
 raw_config = {
-    "model": {"config": "tiny"},
+    "model": {"config": "tiny", "overrides": {"text_layout": "durations", "text_num_embeds": 862}},
     "data": {"dir": str(corpus_dir), "val_split": "val_speakers", "frames_per_batch": 1500,
              "max_samples_per_batch": 8},
     "optimizer": {"lr": 2e-3, "warmup_steps": 10, "schedule": "constant"},
@@ -86,10 +89,13 @@ raw_config = {
 from omnitalker.eval.fid import p_fid
 from omnitalker.flow import GuidanceConfig, OmniTalkerFlowMatchScheduler, sample
 from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.text import OmniTalkerTokenizer
+from omnitalker.phonemes import PhonemeTokenizer
 from omnitalker.training import ShardDataset
 
-held_out = ShardDataset(corpus_dir, "val_speakers", OmniTalkerTokenizer.default())[0]
+phonemes = PhonemeTokenizer.default()  # 862 espeak-ng phoneme tokens (+ pauses, word boundaries, Mandarin tones)
+held_out = ShardDataset(corpus_dir, "val_speakers", phonemes)[0]
+print("held-out clip as the model sees its text (token: frames):",
+      " ".join(f"{t}:{int(d)}" for t, d in zip(phonemes.decode(held_out.text_ids).split(" "), held_out.text_durations)))
 prompt_frames = int(0.3 * len(held_out.mel))
 prompt_mask = torch.zeros(1, len(held_out.mel), dtype=torch.bool)
 prompt_mask[:, :prompt_frames] = True
@@ -100,7 +106,7 @@ def infill_held_out(transformer):
     """In-fill the held-out clip after its 30 % prompt; returns (mel n 100, codes n 58)."""
     out = sample(transformer.eval(), scheduler, text_ids=held_out.text_ids[None], audio_cond=held_out.mel[None],
                  visual_cond=held_out.codes[None], cond_mask=prompt_mask, guidance=GuidanceConfig(),
-                 generator=torch.Generator().manual_seed(0))
+                 generator=torch.Generator().manual_seed(0), text_durations=held_out.text_durations[None])
     return out.audio[0], out.visual[0]
 
 
@@ -166,23 +172,44 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 4. Save and reload as a pipeline
+# ## 4. The duration predictor
 #
-# The trained transformer plus a scheduler, tokenizer, vocoder and renderer make an `OmniTalkerPipeline`;
+# At inference nobody hands us the frames per phoneme of new text: a small convolutional regressor predicts them from
+# the phonemes and the reference's pace (`omnitalker.models.duration_predictor`). Same trainer, its own config kind;
+# it reports its error on held-out clips next to a constant-rate baseline (every phoneme gets the mean length).
+
+# %%
+duration_config = config_from_dict({
+    "model": {"kind": "duration_predictor", "overrides": {"dim": 64, "num_layers": 2}},
+    "data": {"dir": str(corpus_dir), "val_split": "val_speakers"},
+    "optimizer": {"lr": 3e-3},
+    "training": {"output_dir": str(WORKDIR / "durations"), "max_steps": 100 if QUICK else 600},
+    "logging": {"log_every": 1000, "validate_every": 100 if QUICK else 600},
+})
+duration_result = train(duration_config)
+print(pd.DataFrame({name: duration_result["history"][-1][name] for name in ("model", "constant_rate")}).T)
+
+# %% [markdown]
+# ## 5. Save and reload as a pipeline
+#
+# The trained transformer and duration predictor plus a scheduler, the phoneme tokenizer, a vocoder and a renderer
+# make an `OmniTalkerPipeline`;
 # `save_pretrained` writes the diffusers layout (`model_index.json` + one folder per component) that
 # `from_pretrained` — and notebooks 02/03 — load. Griffin-Lim stands in for a Vocos vocoder here: it has no weights.
 
 # %%
 from omnitalker import OmniTalkerPipeline
-from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
+from omnitalker.components import OmniTalkerPhonemeProcessor, WarpRendererComponent
+from omnitalker.models.duration_predictor import DurationPredictor
 from omnitalker.models.vocoder import GriffinLimVocoder
 
 pipe = OmniTalkerPipeline(
     transformer=transformer,
     scheduler=OmniTalkerFlowMatchScheduler(num_inference_steps=16),
-    tokenizer=OmniTalkerTextProcessor.default(),
+    tokenizer=OmniTalkerPhonemeProcessor.default(),
     vocoder=GriffinLimVocoder(),
     renderer=WarpRendererComponent(output_size=256),
+    duration_predictor=DurationPredictor.from_pretrained(WORKDIR / "durations" / "duration_predictor"),
 )
 save_dir = WORKDIR / "tiny-omnitalker"
 pipe.save_pretrained(save_dir)
