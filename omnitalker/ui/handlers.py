@@ -175,8 +175,7 @@ class DemoHandlers:
         if audio is not None:
             self.limits.check_media(audio, "The speech to lip-sync", "max_audio_seconds")
 
-    @staticmethod
-    def _prepare_reference(pipe, video, image, voice, transcript, need_voice: bool):
+    def _prepare_reference(self, pipe, video, image, voice, transcript, need_voice: bool):
         if video is not None and image is not None:
             raise gr.Error("Use either the reference video or the photo, not both: clear one of them.")
         if image is not None and voice is None and need_voice:
@@ -187,7 +186,8 @@ class DemoHandlers:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             reference = pipe.prepare_reference(reference_video=video, reference_image=image,
-                                               reference_audio=voice, reference_text=transcript)
+                                               reference_audio=voice, reference_text=transcript,
+                                               max_side=self.max_side, limits=self.limits)
         for warning in caught:  # e.g. "longer than 10 s: only its first 9.87 s are used"
             if issubclass(warning.category, UserWarning):
                 gr.Warning(str(warning.message))
