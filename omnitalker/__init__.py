@@ -29,6 +29,8 @@ _LAZY = {
     "WarpRendererComponent": "omnitalker.components",
     "FaceAnalyzer": "omnitalker.face",
     "export_to_video": "omnitalker.io.video",
+    "FrameStream": "omnitalker.io.frames",
+    "InputLimits": "omnitalker.limits",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
