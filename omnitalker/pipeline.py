@@ -66,6 +66,7 @@ from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_ma
 from omnitalker.models import duration_predictor as _duration_predictor_module  # noqa: F401
 from omnitalker.models import transformer as _transformer_module  # noqa: F401
 from omnitalker.models import vocoder as _vocoder_module  # noqa: F401
+from omnitalker.phonemes import PAUSE_ID
 from omnitalker.reference import (
     MAX_REFERENCE_SECONDS,
     MIN_REFERENCE_SECONDS,
@@ -75,9 +76,15 @@ from omnitalker.reference import (
     retime,
     video_frame_count,
 )
-from omnitalker.phonemes import PAUSE_ID
 from omnitalker.text import normalize_text, prepare_reference_text, text_length
-from omnitalker.text_layout import ReferenceTiming, TextLayout, prompt_layout, speech_span, target_layout, time_reference
+from omnitalker.text_layout import (
+    ReferenceTiming,
+    TextLayout,
+    prompt_layout,
+    speech_span,
+    target_layout,
+    time_reference,
+)
 
 logger = logging.get_logger(__name__)
 

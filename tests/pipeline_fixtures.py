@@ -92,7 +92,11 @@ def make_reference_video(
 def get_dummy_components(seed: int = 0, render_size: int = 64, text_layout: str = "filler") -> dict:
     """Tiny random components for OmniTalkerPipeline(**components): fast, deterministic, offline.
     ``text_layout="durations"`` gives the phoneme tokenizer and a tiny duration predictor too."""
-    from omnitalker.components import OmniTalkerPhonemeProcessor, OmniTalkerTextProcessor, WarpRendererComponent
+    from omnitalker.components import (
+        OmniTalkerPhonemeProcessor,
+        OmniTalkerTextProcessor,
+        WarpRendererComponent,
+    )
     from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
     from omnitalker.models.duration_predictor import DurationPredictor
     from omnitalker.models.transformer import OmniTalkerTransformer

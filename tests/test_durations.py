@@ -41,8 +41,8 @@ def test_phonemize_round_trip(tokenizer, text):
     ids = tokenizer.convert_tokens_to_ids(seq.tokens)  # every token is in the vocabulary
     assert tokenizer.decode(ids).split(" ") == seq.tokens
     assert seq.tokens[0] == PAUSE and seq.tokens[-1] == PAUSE  # edge silences
-    assert all(a <= b for a, b in zip(seq.starts, seq.starts[1:]))
-    assert all(s <= e for s, e in zip(seq.starts, seq.ends))
+    assert all(a <= b for a, b in zip(seq.starts, seq.starts[1:], strict=False))
+    assert all(s <= e for s, e in zip(seq.starts, seq.ends, strict=True))
     assert WORD_BOUNDARY in seq.tokens
 
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 
-
 def test_english_audio_and_phoneme_timeline():
     from omnitalker.data.espeak import synthesize
 

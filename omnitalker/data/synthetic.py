@@ -35,8 +35,8 @@ import torch
 
 from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
 from ..face.codes import CODE_FPS
-from .espeak import EspeakUtterance, synthesize_many
 from ..phonemes import espeak_text
+from .espeak import EspeakUtterance, synthesize_many
 from .motion import SpeakerStyle, random_speaker, synthesize_codes
 from .sentences import SentenceGrammar
 

@@ -94,8 +94,9 @@ from omnitalker.training import ShardDataset
 
 phonemes = PhonemeTokenizer.default()  # 862 espeak-ng phoneme tokens (+ pauses, word boundaries, Mandarin tones)
 held_out = ShardDataset(corpus_dir, "val_speakers", phonemes)[0]
+tokens = phonemes.decode(held_out.text_ids).split(" ")
 print("held-out clip as the model sees its text (token: frames):",
-      " ".join(f"{t}:{int(d)}" for t, d in zip(phonemes.decode(held_out.text_ids).split(" "), held_out.text_durations)))
+      " ".join(f"{t}:{int(d)}" for t, d in zip(tokens, held_out.text_durations.tolist(), strict=True)))
 prompt_frames = int(0.3 * len(held_out.mel))
 prompt_mask = torch.zeros(1, len(held_out.mel), dtype=torch.bool)
 prompt_mask[:, :prompt_frames] = True
