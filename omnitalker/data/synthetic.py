@@ -27,7 +27,7 @@ import argparse
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ class Sample:
     mel: np.ndarray  # float16 (n, 100)
     codes: np.ndarray  # float32 (T, 58)
     phonemes: list[dict]
-    word_starts: list[float]
+    word_starts: list[float] = field(default_factory=list)  # seconds, espeak's word events
 
 
 TEXT_SOURCES = ("mixed", "faker", "grammar")
