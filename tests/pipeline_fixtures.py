@@ -133,3 +133,17 @@ def _randomize_zero_init(model: torch.nn.Module, seed: int) -> None:
         for parameter in model.parameters():
             if parameter.abs().max() == 0:
                 parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    """A CPU generator at ``seed``: reproducible pipeline calls."""
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def dummy_pipeline(**kwargs):
+    """``OmniTalkerPipeline(**get_dummy_components(**kwargs))`` with its progress bar off."""
+    from omnitalker.pipeline import OmniTalkerPipeline
+
+    pipeline = OmniTalkerPipeline(**get_dummy_components(**kwargs))
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline

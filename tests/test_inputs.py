@@ -19,7 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from omnitalker.audio import SAMPLE_RATE
 from omnitalker.io.frames import FrameStream
@@ -31,9 +30,10 @@ from tests.pipeline_fixtures import (
     REFERENCE_TEXT,
     animate_face,
     astronaut_face,
-    get_dummy_components,
+    dummy_pipeline,
     make_reference_video,
     make_voice,
+    seeded,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,15 +43,12 @@ MAX_STREAMED_GROWTH = 1.10  # peak memory of a 3x longer text, streamed, relativ
 MIN_UNSTREAMED_GROWTH = 1.6  # ... and held as one array (measured 2.1x): the test can tell the two apart
 
 
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator("cpu").manual_seed(seed)
+generator = seeded
 
 
 @pytest.fixture(scope="module")
 def pipe() -> OmniTalkerPipeline:
-    pipeline = OmniTalkerPipeline(**get_dummy_components())
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+    return dummy_pipeline()
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,11 @@ from omnitalker.pipeline import OmniTalkerPipeline, OmniTalkerPipelineOutput
 from tests.pipeline_fixtures import (
     REFERENCE_TEXT,
     astronaut_face,
+    dummy_pipeline,
     get_dummy_components,
     make_reference_video,
     make_voice,
+    seeded,
 )
 
 STEPS = 2
@@ -28,15 +30,12 @@ TEXT = "Hello there, nice to meet you."
 VIDEO_FPS = 25
 
 
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator("cpu").manual_seed(seed)
+generator = seeded
 
 
 @pytest.fixture(scope="module")
 def pipe() -> OmniTalkerPipeline:
-    pipeline = OmniTalkerPipeline(**get_dummy_components())
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+    return dummy_pipeline()
 
 
 @pytest.fixture(scope="module")
