@@ -170,6 +170,23 @@ def test_config_errors(corpus, tmp_path):
     assert train_main(["--config", str(tmp_path / "missing.yaml")]) == 2
 
 
+def test_lr_schedules(corpus):
+    from omnitalker.training.trainer import lr_lambda
+
+    base = [f"data.dir={corpus}", "optimizer.warmup_steps=10", "training.max_steps=110"]
+    linear = lr_lambda(load_config(TINY_CONFIG, [*base, "optimizer.schedule=linear"]))
+    assert linear(0) == pytest.approx(0.1) and linear(10) == 1.0 and linear(60) == 0.5 and linear(110) == 0.0
+    constant = lr_lambda(load_config(TINY_CONFIG, [*base, "optimizer.schedule=constant"]))
+    assert constant(9) == 1.0 and constant(109) == 1.0 and constant(500) == 1.0
+    # warmup-stable-decay: flat until max_steps - decay_steps, then linear to 0
+    wsd = lr_lambda(load_config(TINY_CONFIG, [*base, "optimizer.schedule=constant", "optimizer.decay_steps=40"]))
+    assert wsd(69) == 1.0 and wsd(70) == 1.0 and wsd(90) == 0.5 and wsd(110) == 0.0
+    with pytest.raises(ValueError, match="decay_steps .* only used with schedule: constant"):
+        load_config(TINY_CONFIG, [*base, "optimizer.schedule=linear", "optimizer.decay_steps=40"])
+    with pytest.raises(ValueError, match="decay_steps .* longer than the steps after warmup"):
+        load_config(TINY_CONFIG, [*base, "optimizer.schedule=constant", "optimizer.decay_steps=101"])
+
+
 # ----------------------------------------------------------------------------------------------- training
 
 

@@ -49,6 +49,9 @@ class OptimizerSection:
     weight_decay: float = 0.01
     warmup_steps: int = 100  # linear warmup from lr / warmup_steps to lr
     schedule: str = "linear"  # after warmup: "linear" decay to 0 at max_steps (F5-TTS) or "constant"
+    # "constant" only: decay linearly to 0 over the last decay_steps updates before max_steps (warmup-stable-decay).
+    # The LR is a function of the step alone, so a run can be resumed with a new max_steps / decay_steps.
+    decay_steps: int = 0
     max_grad_norm: float = 1.0  # gradient clipping; 0 disables clipping (the norm is still logged)
 
 
@@ -194,6 +197,11 @@ def check_config(config: TrainConfig, source: str = "config") -> None:
         raise ValueError(f"training.mixed_precision in {source} must be no, bf16, fp16 or auto")
     if config.optimizer.schedule not in ("linear", "constant"):
         raise ValueError(f"optimizer.schedule in {source} must be linear or constant")
+    if config.optimizer.decay_steps < 0 or (config.optimizer.decay_steps and config.optimizer.schedule != "constant"):
+        raise ValueError(f"optimizer.decay_steps in {source} must be >= 0 and is only used with schedule: constant")
+    if config.optimizer.decay_steps > training.max_steps - config.optimizer.warmup_steps:
+        raise ValueError(f"optimizer.decay_steps in {source} is longer than the steps after warmup "
+                         f"({training.max_steps} - {config.optimizer.warmup_steps})")
     if config.optimizer.warmup_steps < 0 or config.logging.log_every < 1:
         raise ValueError(f"optimizer.warmup_steps must be >= 0 and logging.log_every >= 1 in {source}")
 

@@ -118,16 +118,17 @@ def build_model(
 
 
 def lr_lambda(config: TrainConfig):
-    """Multiplier of the peak LR after ``step`` updates: linear warmup, then linear decay to 0 (or constant)."""
+    """Multiplier of the peak LR after ``step`` updates: linear warmup, then linear decay to 0 at max_steps, or
+    constant (with ``decay_steps``: constant, then linear decay to 0 over the last decay_steps updates)."""
     warmup, total = config.optimizer.warmup_steps, config.training.max_steps
-    linear = config.optimizer.schedule == "linear"
+    decay_start = warmup if config.optimizer.schedule == "linear" else total - config.optimizer.decay_steps
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        if not linear:
+        if step < decay_start or decay_start == total:
             return 1.0
-        return max(0.0, (total - step) / max(1, total - warmup))
+        return max(0.0, (total - step) / max(1, total - decay_start))
 
     return factor
 
