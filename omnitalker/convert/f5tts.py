@@ -196,8 +196,10 @@ def resolve_f5tts_version(
 
 
 def omnitalker_config_for_f5tts(state: Mapping, flags: Mapping, **overrides) -> dict:
-    """Full OmniTalkerTransformer kwargs: the "base" visual stream + the F5 audio side + the version flags."""
-    config = {**load_named_config(VISUAL_TEMPLATE_CONFIG), **infer_f5tts_config(state), **flags}
+    """Full OmniTalkerTransformer kwargs: the "base" visual stream + the F5 audio side + the version flags.
+    ``visual_stream=False`` (an override) leaves the visual stream out: an audio-only model, F5-TTS's size."""
+    config = {**load_named_config(VISUAL_TEMPLATE_CONFIG), "visual_stream": True, **infer_f5tts_config(state),
+              **flags}
     unknown = sorted(set(overrides) - set(config))
     if unknown:
         raise ValueError(f"Unknown config overrides {unknown}; valid keys: {sorted(config)}.")
@@ -233,7 +235,8 @@ def convert_f5tts_checkpoint(
 
     ``state_dict``: the loaded checkpoint in any released layout. ``version``: "v0" | "v1" (or give ``arch``,
     the F5 model config, or ``checkpoint_path`` with a released folder name). ``overrides``: any other
-    OmniTalkerTransformer kwargs (e.g. ``num_audio_layers``, ``visual_dim``, ``fusion``).
+    OmniTalkerTransformer kwargs (e.g. ``num_audio_layers``, ``visual_dim``, ``fusion``; ``visual_stream=False``
+    for an audio-only model without the untrained visual parameters).
     """
     state = extract_f5tts_state_dict(state_dict, use_ema=use_ema)
     flags = resolve_f5tts_version(version, arch, checkpoint_path)

@@ -48,11 +48,19 @@ Stream = torch.Tensor | None
 class FusionBlock(nn.Module, abc.ABC):
     """Base class: one DiTBlock per modality; subclasses implement ``fuse`` for the two-stream case."""
 
+    VISUAL_MODULES = ("visual",)  # what remove_visual drops (subclasses add their exchange layers)
+
     def __init__(self, dim, num_heads, head_dim, ff_mult=2, dropout=0.1, qk_norm=None, pe_attn_head=None):
         super().__init__()
         block_args = (dim, num_heads, head_dim, ff_mult, dropout, qk_norm, pe_attn_head)
         self.audio = DiTBlock(*block_args)
         self.visual = DiTBlock(*block_args)
+
+    def remove_visual(self) -> None:
+        """Drop the visual DiTBlock and the exchange layers: an audio-only block (an F5-TTS DiT block), with no
+        visual parameters in its state dict. ``forward`` then accepts only ``visual=None``."""
+        for name in self.VISUAL_MODULES:
+            setattr(self, name, None)
 
     def forward(
         self,
@@ -120,6 +128,8 @@ class CrossAttention(nn.Module):
 class CrossAttentionFusionBlock(FusionBlock):
     """Self-attention per stream, then cross-attention to the other stream, then the FFN."""
 
+    VISUAL_MODULES = ("visual", "audio_cross", "visual_cross")
+
     def __init__(self, dim, num_heads, head_dim, ff_mult=2, dropout=0.1, qk_norm=None, pe_attn_head=None):
         super().__init__(dim, num_heads, head_dim, ff_mult, dropout, qk_norm, pe_attn_head)
         self.audio_cross = CrossAttention(dim, num_heads, head_dim, dropout, qk_norm, pe_attn_head)
@@ -147,6 +157,8 @@ class AddFusionBlock(FusionBlock):
 
 class LinearFusionBlock(FusionBlock):
     """Each stream adds a learned linear map of the other stream's self-attention output."""
+
+    VISUAL_MODULES = ("visual", "audio_fuse", "visual_fuse")
 
     def __init__(self, dim, num_heads, head_dim, ff_mult=2, dropout=0.1, qk_norm=None, pe_attn_head=None):
         super().__init__(dim, num_heads, head_dim, ff_mult, dropout, qk_norm, pe_attn_head)

@@ -20,7 +20,8 @@ print(m(audio=x, audio_cond=x, text_ids=torch.tensor([[1, 2, 3]]), timestep=0.5)
 
 Parameter counts (exact, ``num_parameters()`` on the meta device; test_transformer.py checks them):
 ``base`` 784,644,766; ``demo`` 16,752,798; ``small`` 4,649,374; ``tiny`` 161,918 (default vocab, 2308 tokens).
-A converted F5-TTS Base (vocab 2545, 22 fusion + 4 + 4 blocks) has 784,766,110.
+A converted F5-TTS Base (vocab 2545, 22 fusion + 4 + 4 blocks) has 784,766,110; without the visual stream and
+the extra audio blocks (``visual_stream=False, num_audio_layers=0``) 337,096,804, exactly F5-TTS Base.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         conv_pos_kernel / conv_pos_groups: the convolutional position embedding of each stream.
         max_text_positions: longest supported sequence in frames (8192 = 87 s at 93.75 fps).
         qk_norm: None or "rms_norm" on queries and keys.
+        visual_stream: False builds the audio branch only (no visual embedding, visual halves of the fusion
+            blocks, visual blocks or head: e.g. a converted F5-TTS for TTS, ``omnitalker.convert.pipeline``);
+            ``forward`` then refuses ``visual``. The config keeps ``visual_dim`` for the pipeline's code layout.
         visual_mean / visual_std: per-dimension statistics of the training visual codes (``visual_dim``
             floats each). The model works on normalised codes ``(codes - mean) / std``: raw codes are
             radians and face-size fractions (std ~0.01-0.1), far below the unit noise of flow matching, so
@@ -118,6 +122,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         qk_norm: str | None = None,
         visual_mean: list[float] | None = None,
         visual_std: list[float] | None = None,
+        visual_stream: bool = True,
     ):
         super().__init__()
         if (visual_mean is None) != (visual_std is None):
@@ -160,6 +165,10 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         self.audio_proj_out = nn.Linear(dim, mel_dim)
         self.visual_norm_out = AdaLayerNormFinal(dim)
         self.visual_proj_out = nn.Linear(dim, visual_dim)
+        if not visual_stream:  # audio branch only: no visual parameters at all
+            self.visual_embed = self.visual_blocks = self.visual_norm_out = self.visual_proj_out = None
+            for block in self.fusion_blocks:
+                block.remove_visual()
 
         self.gradient_checkpointing = False
         self.initialize_weights()
@@ -170,8 +179,8 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
             if isinstance(module, DiTBlock):
                 nn.init.zeros_(module.attn_norm.linear.weight)
                 nn.init.zeros_(module.attn_norm.linear.bias)
-        for layer in (self.audio_norm_out.linear, self.audio_proj_out, self.visual_norm_out.linear,
-                      self.visual_proj_out):
+        heads = (self.audio_norm_out, self.audio_proj_out, self.visual_norm_out, self.visual_proj_out)
+        for layer in (getattr(head, "linear", head) for head in heads if head is not None):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -222,6 +231,10 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         cfg = self.config
         if audio is None and visual is None:
             raise ValueError("Both streams are absent: pass `audio` (noisy mel) and/or `visual` (noisy codes).")
+        if visual is not None and not cfg.get("visual_stream", True):
+            raise ValueError("This transformer has no visual stream (visual_stream=False: an audio-only model such "
+                             "as a converted F5-TTS): call it without `visual`, or animate the face with a model "
+                             "that has a trained visual branch (OmniTalkerPipeline mode='cascade').")
         shapes = {}
         for name, stream, cond, channels in (("audio", audio, audio_cond, cfg.mel_dim),
                                              ("visual", visual, visual_cond, cfg.visual_dim)):
