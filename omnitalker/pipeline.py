@@ -17,6 +17,12 @@ come from the same sampler:
   ``crossfade_seconds`` of each chunk are generated again by the next one and the two versions are
   cross-faded (audio samples) and blended (visual codes).
 
+Which weights do what (``omnitalker.modes``): ``mode="joint"`` (above, the default when the transformer has a
+trained visual branch), ``mode="audio"`` (speech only, the visual stream absent; a voice sample is a reference
+enough) and ``mode="cascade"`` (the default for a pipeline with only an audio branch, e.g. a converted F5-TTS
+from ``python -m omnitalker.convert.pipeline``: speech from this pipeline, then the face lip-synced to it by a
+second pipeline's visual branch, ``visual_pipeline``, default the bundled demo; section "cascade" below).
+
 Reference handling (truncation to 1-10 s, silence trimming, loudness, face tracking, rate changes) is
 in ``omnitalker.reference``; text chunking and the duration rule in ``omnitalker.chunking``.
 
@@ -66,6 +72,15 @@ from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_ma
 from omnitalker.models import duration_predictor as _duration_predictor_module  # noqa: F401
 from omnitalker.models import transformer as _transformer_module  # noqa: F401
 from omnitalker.models import vocoder as _vocoder_module  # noqa: F401
+from omnitalker.modes import (
+    GUIDANCE_KEYS,
+    branches_of,
+    build_voice_reference,
+    check_guidance_defaults,
+    check_trained_branches,
+    load_visual_pipeline,
+    resolve_mode,
+)
 from omnitalker.phonemes import PAUSE_ID
 from omnitalker.reference import (
     MAX_REFERENCE_SECONDS,
@@ -122,6 +137,7 @@ class OmniTalkerPipelineOutput(BaseOutput):
     mel: (100, n) generated log-mel at 93.75 frames/s (the vocoder's input; the prompt not included).
     visual_codes: (T30, 58) generated visual codes at ``visual_codes_fps`` (30) frames/s.
     reference_text: the reference transcript the generation used (typed, or recognised by the pipeline's ASR).
+    mode: the mode that ran. With mode="audio", frames and visual_codes are None.
     Arrays are numpy for output_type "np" and "latent", torch tensors for "pt".
     """
 
@@ -133,6 +149,7 @@ class OmniTalkerPipelineOutput(BaseOutput):
     visual_codes: list
     visual_codes_fps: float = CODE_FPS
     reference_text: str | None = None
+    mode: str | None = None  # "joint", "audio" or "cascade" (omnitalker.modes)
 
 
 @dataclass
@@ -183,6 +200,12 @@ class OmniTalkerPipeline(DiffusionPipeline):
         asr (`str`, *optional*, defaults to "default"): the speech recognizer for references given without a
             transcript (``omnitalker.asr.load_recognizer``: "default" = the bundled offline Whisper tiny.en, a
             faster-whisper size, a folder, or "none"); stored in model_index.json, loaded on first use.
+        trained_branches (`list[str]`, *optional*): which of "audio" / "visual" the weights have trained (None =
+            both); a converted F5-TTS has ["audio"] and runs the cascade (``omnitalker.modes``).
+        visual_pipeline (`str`, *optional*): folder or Hub id of the cascade's visual pipeline (None = the bundled
+            demo); loaded on first use, replaceable with ``set_visual_pipeline``.
+        guidance (`dict`, *optional*): default CFG strengths of calls ("text", "audio", "visual", "joint"), e.g.
+            F5-TTS's ``{"text": 0, "audio": 0, "visual": 0, "joint": 2}``; None = the module defaults.
 
     The vocoder and renderer may be None for output_type="latent". The face analyzer is built on first use.
     """
@@ -202,8 +225,13 @@ class OmniTalkerPipeline(DiffusionPipeline):
         video_fps: int = DEFAULT_VIDEO_FPS,
         face_analyzer_config: dict | None = None,
         asr: str | None = "default",
+        trained_branches: list[str] | None = None,
+        visual_pipeline: str | None = None,
+        guidance: dict | None = None,
     ):
         super().__init__()
+        check_trained_branches(trained_branches)
+        check_guidance_defaults(guidance)
         self.register_modules(
             transformer=transformer,
             scheduler=scheduler,
@@ -212,7 +240,10 @@ class OmniTalkerPipeline(DiffusionPipeline):
             renderer=as_pipeline_renderer(renderer),
             duration_predictor=duration_predictor,
         )
-        self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config, asr=asr)
+        self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config, asr=asr,
+                                trained_branches=None if trained_branches is None else list(trained_branches),
+                                visual_pipeline=visual_pipeline, guidance=guidance)
+        self._visual_pipeline = None  # the cascade's second pipeline, loaded on first use
         self._face_analyzer = None
         self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
         self._interrupt = False
@@ -305,13 +336,20 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
         Give `reference_video` (its own audio, or `reference_audio` when it has none), or
         `reference_image` with `reference_audio` (a voice sample). A photo alone is accepted for
-        audio-driven generation: its prompt is then a moment of silence.
+        audio-driven generation: its prompt is then a moment of silence; a voice sample alone (`reference_audio`)
+        for speech only (mode="audio").
         `max_side`: frames are decoded at a working size with the longer side at most this (the output size
         policy, ``omnitalker.limits``; None: full size). `limits`: file size, pixels and seconds checked on the
         headers first (``InputLimits``; None: the defaults).
         """
         from omnitalker.reference import build_reference
 
+        if reference_video is None and reference_image is None and reference_audio is not None:
+            if reference_text is not None and not normalize_text(reference_text):
+                raise ValueError("reference_text is empty: pass the transcript of the voice sample, or leave it None")
+            reference = build_voice_reference(reference_audio, reference_text, self.transformer.config.visual_dim,
+                                              as_limits(limits))  # no face: for mode="audio" (speech only)
+            return self._transcribe_reference(reference)
         self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
         reference = build_reference(
             self.face_analyzer,
@@ -324,6 +362,10 @@ class OmniTalkerPipeline(DiffusionPipeline):
             max_side=max_side,
             limits=as_limits(limits),
         )
+        return self._transcribe_reference(reference)
+
+    def _transcribe_reference(self, reference: OmniTalkerReference) -> OmniTalkerReference:
+        """Fill in a missing transcript with the pipeline's speech recognizer (failures are kept for check_inputs)."""
         if reference.text is None and reference.wave.abs().max() > 0:
             try:
                 recognizer = self.speech_recognizer
@@ -363,6 +405,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs,
         limits: InputLimits | dict | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
+        mode: str = "joint",
     ) -> None:
         limits = as_limits(limits)
         check_max_side(max_side)
@@ -386,6 +429,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 )
         elif texts is not None and len(texts) != 1:
             raise ValueError("audio-driven generation takes one recording; pass text as one string (its transcript)")
+        if mode != "audio" and reference is not None and reference.identity is None:
+            raise ValueError("this reference has no face (a voice sample only): pass reference_video or "
+                             "reference_image for a talking head, or mode='audio' for speech only")
         if audio is None and self.uses_durations and getattr(self, "duration_predictor", None) is None:
             raise ValueError("this pipeline's transformer lays phonemes out by duration but it has no "
                              "duration_predictor: load one (DurationPredictor.from_pretrained(...)) and pass it")
@@ -399,8 +445,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
             raise ValueError(f"max_chunk_seconds must exceed {2 * DEFAULT_MOTION_SECONDS:g} s, got {max_chunk_seconds}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if output_type != "latent":
-            missing = [name for name in ("vocoder", "renderer") if getattr(self, name, None) is None]
+        if output_type != "latent" or mode == "cascade":  # the cascade drives the face with the waveform
+            needed = ("vocoder",) if mode in ("audio", "cascade") else ("vocoder", "renderer")
+            missing = [name for name in needed if getattr(self, name, None) is None]
             if missing:
                 raise ValueError(
                     f"this pipeline has no {' and no '.join(missing)}: load one (e.g. vocoder=GriffinLimVocoder()) "
@@ -419,6 +466,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
                  on_step: Callable) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """In-fill a batch of segments; returns per segment (mel (g, 100), codes (g, 58)) of the target."""
         device, dtype = self._execution_device, self.transformer.dtype
+        audio_only = getattr(self, "_audio_only", False)  # mode="audio": the visual stream is absent
         text_durations = None
         if self.uses_durations:
             text_ids, text_durations, totals = _layout_batch(segments)  # b nt, b nt
@@ -464,9 +512,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 text_ids=text_ids.to(device),
                 num_frames=num_frames,
                 audio_cond=audio_cond.to(device, dtype),
-                visual_cond=visual_cond.to(device, dtype),
+                visual_cond=None if audio_only else visual_cond.to(device, dtype),
                 audio_cond_mask=audio_mask.to(device),
-                visual_cond_mask=visual_mask.to(device),
+                visual_cond_mask=None if audio_only else visual_mask.to(device),
                 attention_mask=attention_mask,
                 guidance=guidance,
                 num_inference_steps=num_inference_steps,
@@ -478,12 +526,14 @@ class OmniTalkerPipeline(DiffusionPipeline):
             restored = {
                 name: torch.where(mask.to(device)[..., None], cond.to(device, dtype), stop.latents[name])
                 for name, mask, cond in (("audio", audio_mask, audio_cond), ("visual", visual_mask, visual_cond))
+                if stop.latents.get(name) is not None
             }
-            out = FlowSampleOutput(**restored)
+            out = FlowSampleOutput(audio=restored.get("audio"), visual=restored.get("visual"))
         results = []
         for row, segment in enumerate(segments):
             span = slice(len(segment.prompt_mel), len(segment.prompt_mel) + segment.num_frames)
-            results.append((out.audio[row, span].float().cpu(), out.visual[row, span].float().cpu()))
+            codes = torch.zeros(segment.num_frames, 0) if out.visual is None else out.visual[row, span].float().cpu()
+            results.append((out.audio[row, span].float().cpu(), codes))
         return results
 
     # ------------------------------------------------------------------------------------------ decoding
@@ -560,9 +610,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
         audio=None,
         reference: OmniTalkerReference | None = None,
         num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
-        guidance_text: float = DEFAULT_TEXT_STRENGTH,
-        guidance_audio: float = DEFAULT_AUDIO_STRENGTH,
-        guidance_visual: float = DEFAULT_VISUAL_STRENGTH,
+        guidance_text: float | None = None,
+        guidance_audio: float | None = None,
+        guidance_visual: float | None = None,
         guidance_anneal: str = "constant",
         speed: float = 1.0,
         duration: float | None = None,
@@ -576,6 +626,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("audio_latents", "visual_latents"),
+        mode: str | None = None,
+        visual_pipeline=None,
+        guidance_joint: float | None = None,
     ):
         r"""Generate talking audio + video.
 
@@ -594,6 +647,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
             num_inference_steps (`int`, defaults to 16): ODE steps (paper: 16).
             guidance_text / guidance_audio / guidance_visual (`float`): multi-condition CFG strength per
                 condition (0 disables a condition's extra pass); guidance_anneal: "constant" | "linear" | "cosine".
+                None: the pipeline's `guidance` config, else 2 / 0.5 / 0.5.
+            guidance_joint (`float`, *optional*): F5-style strength against every condition dropped at once (the
+                guidance F5-TTS weights were trained for); None: the pipeline's `guidance` config, else 0.
             speed (`float`, defaults to 1.0): speaking pace relative to the reference (2.0 = twice as fast).
             duration (`float`, *optional*): seconds of generated output (prompt excluded); overrides the
                 text-length estimate (`omnitalker.chunking`).
@@ -616,6 +672,12 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 solver step; `callback_kwargs` holds the tensors named in `callback_on_step_end_tensor_inputs`
                 ("audio_latents" b n 100, "visual_latents" b n 58, prompt frames included) and returned
                 tensors replace them. With chunking the step counter runs on across chunks.
+            mode (`str`, *optional*): "joint" (speech and motion by one transformer), "audio" (speech only; frames
+                and visual_codes are None; a `reference_audio` voice sample alone is enough) or "cascade" (speech
+                from this pipeline, the face lip-synced to it by `visual_pipeline`). None: "joint" when the weights
+                have a trained visual branch, else "cascade" (``omnitalker.modes``).
+            visual_pipeline (*optional*): the cascade's visual pipeline for this call (an `OmniTalkerPipeline`, a
+                folder or a Hub id); None: `set_visual_pipeline`'s, the config's, or the bundled demo.
 
         Examples:
         """
@@ -624,7 +686,16 @@ class OmniTalkerPipeline(DiffusionPipeline):
         if text is not None and not isinstance(text, (str, list, tuple)):
             raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}")
         texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
-        if reference is None:
+        mode = resolve_mode(self.branches, mode, lipsync=audio is not None)
+        visual_guidance_given = guidance_visual  # the cascade's visual pipeline keeps its own default otherwise
+        guidance_text, guidance_audio, guidance_visual, guidance_joint = self._guidance_strengths(
+            guidance_text, guidance_audio, guidance_visual, guidance_joint)
+        voice_only = mode == "audio" and reference_video is None and reference_image is None
+        if reference is None and voice_only:
+            if reference_audio is None:
+                raise ValueError("no reference: pass reference_audio='voice.wav' (a voice sample is enough for "
+                                 "mode='audio'), or reference_video='ref.mp4'")
+        elif reference is None:
             self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
             if reference_image is not None and reference_audio is None and audio is None:
                 raise ValueError(
@@ -635,7 +706,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             raise ValueError("pass either reference= (a prepared reference) or the reference_* arguments, not both")
         limits = as_limits(limits)
         self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
-                          output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side)
+                          output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side, mode=mode)
         if stream_frames and output_type != "np":
             raise ValueError(f"stream_frames=True returns frames as a FrameStream of numpy chunks: use "
                              f"output_type='np', not {output_type!r}")
@@ -644,17 +715,34 @@ class OmniTalkerPipeline(DiffusionPipeline):
                             reference_audio=reference_audio, audio=audio)
         if reference_text is not None:
             limits.check_text(reference_text, "reference_text")
+        if mode == "cascade":
+            return self._cascade(
+                texts, audio, reference, (reference_video, reference_image, reference_audio, reference_text),
+                visual_pipeline, output_type=output_type, return_dict=return_dict, limits=limits, max_side=max_side,
+                generator=generator,
+                speech=dict(num_inference_steps=num_inference_steps, guidance_text=guidance_text,
+                            guidance_audio=guidance_audio, guidance_visual=guidance_visual,
+                            guidance_joint=guidance_joint, guidance_anneal=guidance_anneal, speed=speed,
+                            duration=duration, max_chunk_seconds=max_chunk_seconds,
+                            callback_on_step_end=callback_on_step_end,
+                            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs),
+                motion=dict(num_inference_steps=num_inference_steps, guidance_visual=visual_guidance_given,
+                            guidance_anneal=guidance_anneal, max_chunk_seconds=max_chunk_seconds,
+                            watermark=watermark, stream_frames=stream_frames,
+                            callback_on_step_end=callback_on_step_end,
+                            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs))
         self._max_side, self._stream_frames = max_side, bool(stream_frames)
+        self._audio_only = mode == "audio"
         if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
             driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
         if reference is None:
             reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text,
                                                max_side=max_side, limits=limits)
             self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
-                              output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side)
+                              output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side, mode=mode)
         self._interrupt = False
         guidance = GuidanceConfig(text=guidance_text, audio=guidance_audio, visual=guidance_visual,
-                                  anneal=guidance_anneal)
+                                  joint=guidance_joint, anneal=guidance_anneal)
         generators = generator if isinstance(generator, list) else [generator] * (len(texts) if texts else 1)
         max_chunk_frames = round(max_chunk_seconds * MEL_FRAME_RATE)
 
@@ -712,26 +800,31 @@ class OmniTalkerPipeline(DiffusionPipeline):
             audio_out, frames_out = [], []
             for index, (mel, codes) in enumerate(zip(mel_items, code_items, strict=True)):
                 wave = wave_items[index] if wave_items is not None else self._vocode(mel, reference.gain)
-                frames = self._render(reference, codes, len(wave))
+                frames = None if self._audio_only else self._render(reference, codes, len(wave))
                 wave = wave.numpy()
                 if watermark:
                     frames, wave = _watermark(frames, wave)
                 audio_out.append(wave)
                 frames_out.append(frames)
         for index, codes in enumerate(code_items):
+            if self._audio_only:  # speech only: no motion was generated
+                frames_out, codes_out = None, None
+                break
             seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
             codes_out.append(retime(codes, MEL_FRAME_RATE, CODE_FPS, max(1, round(seconds * CODE_FPS))).numpy())
         mel_out = [mel.T.contiguous().numpy() for mel in mel_items]  # 100 g
 
         if output_type == "pt":
             audio_out = [torch.from_numpy(np.ascontiguousarray(wave)) for wave in audio_out]
-            frames_out = [torch.from_numpy(np.ascontiguousarray(frames)) for frames in frames_out]
+            if frames_out is not None:
+                frames_out = [torch.from_numpy(np.ascontiguousarray(frames)) for frames in frames_out]
             mel_out = [torch.from_numpy(mel) for mel in mel_out]
-            codes_out = [torch.from_numpy(codes) for codes in codes_out]
+            if codes_out is not None:
+                codes_out = [torch.from_numpy(codes) for codes in codes_out]
         self.maybe_free_model_hooks()
         output = OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out,
                                           fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out,
-                                          reference_text=reference.text)
+                                          reference_text=reference.text, mode=mode)
         if not return_dict:
             return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
         return output
@@ -848,6 +941,81 @@ class OmniTalkerPipeline(DiffusionPipeline):
             codes_total = codes if codes_total is None else crossfade(codes_total, codes, regenerate)
         return [driving_mel], [codes_total], [driving.float().clamp(-1.0, 1.0)]
 
+    # ------------------------------------------------------------------------------------------ cascade
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The trained branches of these weights: ("audio", "visual"), or ("audio",) for a converted F5-TTS."""
+        return branches_of(self)
+
+    def set_visual_pipeline(self, pipeline) -> None:
+        """The cascade's visual pipeline: an ``OmniTalkerPipeline`` with a trained visual branch, or a folder / Hub
+        id (loaded now and saved in model_index.json)."""
+        import os
+
+        self._visual_pipeline = load_visual_pipeline(pipeline, self.device)
+        if isinstance(pipeline, (str, os.PathLike)):
+            self.register_to_config(visual_pipeline=os.fspath(pipeline))
+
+    def get_visual_pipeline(self, override=None):
+        """The pipeline whose visual branch animates the face in cascade mode: `override` (a pipeline, folder or
+        Hub id), else the one set or configured (loaded once), else the bundled demo."""
+        if override is not None:
+            return load_visual_pipeline(override, self.device)
+        if self._visual_pipeline is None:
+            self._visual_pipeline = load_visual_pipeline(self.config.get("visual_pipeline"), self.device)
+        return self._visual_pipeline
+
+    def _guidance_strengths(self, text, audio, visual, joint) -> tuple[float, float, float, float]:
+        """Each strength as given, else the pipeline's `guidance` config, else the module default."""
+        defaults = {"text": DEFAULT_TEXT_STRENGTH, "audio": DEFAULT_AUDIO_STRENGTH, "visual": DEFAULT_VISUAL_STRENGTH,
+                    "joint": 0.0, **(self.config.get("guidance") or {})}
+        given = dict(zip(GUIDANCE_KEYS, (text, audio, visual, joint), strict=True))
+        return tuple(float(defaults[key] if given[key] is None else given[key]) for key in GUIDANCE_KEYS)
+
+    def _cascade(self, texts, audio, reference, reference_args, visual_pipeline, *, output_type, return_dict, limits,
+                 max_side, generator, speech: dict, motion: dict):
+        """The paper's cascade baseline: (a) this pipeline speaks each text with its audio branch (mode="audio"),
+        (b) the visual pipeline lip-syncs the reference face to that speech with its audio-driven visual branch
+        (``_lipsync`` of that pipeline; it also watermarks). With `audio` given, only (b) runs on it."""
+        visual = self.get_visual_pipeline(visual_pipeline)
+        if getattr(self, "_progress_bar_config", None) is not None:
+            visual.set_progress_bar_config(**self._progress_bar_config)
+        if reference is None:
+            reference = self.prepare_reference(*reference_args, max_side=max_side, limits=limits)
+            self.check_inputs(texts, audio, reference, speech["num_inference_steps"], speech["speed"],
+                              speech["duration"], speech["max_chunk_seconds"], output_type, generator,
+                              speech["callback_on_step_end_tensor_inputs"], limits, max_side, mode="cascade")
+        items = len(texts) if audio is None else 1
+        generators = generator if isinstance(generator, list) else [generator] * items
+        if audio is None:
+            spoken = self(texts, reference=reference, mode="audio", generator=generator, output_type="np",
+                          watermark=False, limits=limits, **speech)  # marked once, with the frames, in (b)
+            drivings, mels = [(SAMPLE_RATE, wave) for wave in spoken.audio], spoken.mel
+            limits = dataclasses.replace(limits, max_audio_seconds=None)  # our own speech: the text was checked
+        else:
+            drivings, mels = [audio], None
+        outputs = []
+        for index, driving in enumerate(drivings):
+            if self._interrupt:
+                break
+            outputs.append(visual(None if texts is None else texts[index], audio=driving, reference=reference,
+                                  mode="joint", generator=generators[index], output_type=output_type,
+                                  max_side=max_side, limits=limits, **motion))
+        if mels is None:
+            mels = [out.mel[0] for out in outputs]
+        elif output_type == "pt":
+            mels = [torch.from_numpy(mel) for mel in mels]
+        media = output_type != "latent"
+        output = OmniTalkerPipelineOutput(
+            audio=[out.audio[0] for out in outputs] if media else None, sample_rate=SAMPLE_RATE,
+            frames=[out.frames[0] for out in outputs] if media else None, fps=float(visual.config.video_fps),
+            mel=mels[: len(outputs)], visual_codes=[out.visual_codes[0] for out in outputs],
+            reference_text=reference.text, mode="cascade")
+        if not return_dict:
+            return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
+        return output
+
 
 def _layout_batch(segments: list[_Segment]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Phoneme ids and frames per token (b nt, padded -1 / 0) of segments for a "durations" model, and each
@@ -873,6 +1041,8 @@ def _watermark(frames, wave: np.ndarray) -> tuple:
     from omnitalker.io.frames import FrameStream
     from omnitalker.watermark import apply_watermarks, embed_audio_watermark
 
+    if frames is None:  # speech only (mode="audio")
+        return None, np.asarray(embed_audio_watermark(wave, SAMPLE_RATE), dtype=np.float32)
     if isinstance(frames, FrameStream):
         marked = frames.map(lambda chunk: apply_watermarks(chunk)[0])
         return marked, np.asarray(embed_audio_watermark(wave, SAMPLE_RATE), dtype=np.float32)

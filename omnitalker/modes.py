@@ -1,0 +1,116 @@
+"""Which branches a pipeline's weights have, and what each generation mode needs (issue 15).
+
+An ``OmniTalkerPipeline`` runs in one of three modes:
+
+- ``joint``: one transformer generates speech and motion together (the paper); needs a trained audio *and*
+  visual branch (the bundled demo, or a jointly trained full-size model);
+- ``audio``: speech only, the visual stream absent (F5-TTS-style TTS); needs the audio branch;
+- ``cascade``: the paper's cascade baseline: speech from this pipeline's audio branch, then the face
+  animated from that speech by the audio-driven visual branch of a second pipeline (``visual_pipeline``;
+  default the bundled demo). A converted F5-TTS pipeline (``python -m omnitalker.convert.pipeline``) has
+  only an audio branch, so this is its default whenever a reference face is given.
+
+A pipeline says what it has in its config: ``trained_branches`` (model_index.json; None = both, the
+default of pipelines saved before this existed), and a transformer built with ``visual_stream=False`` has
+no visual branch at all. Lip-sync (``audio=``) needs a visual branch: the pipeline's own, or in cascade
+mode the visual pipeline's.
+
+    from omnitalker.modes import branches_of
+    branches_of(pipe)                      # ("audio",) for a converted F5-TTS, ("audio", "visual") for the demo
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BRANCHES = ("audio", "visual")
+MODES = ("joint", "audio", "cascade")
+BUNDLED_DEMO_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
+GUIDANCE_KEYS = ("text", "audio", "visual", "joint")
+
+
+def check_trained_branches(trained_branches) -> None:
+    if trained_branches is None:
+        return
+    if isinstance(trained_branches, str) or not set(trained_branches) <= set(BRANCHES) or not trained_branches:
+        raise ValueError(f"trained_branches must be a non-empty list drawn from {list(BRANCHES)} (or None for "
+                         f"both), got {trained_branches!r}")
+
+
+def check_guidance_defaults(guidance) -> None:
+    if guidance is None:
+        return
+    if not isinstance(guidance, dict) or not set(guidance) <= set(GUIDANCE_KEYS):
+        raise ValueError(f"guidance must be a dict with keys from {list(GUIDANCE_KEYS)} (the default strengths "
+                         f"of this pipeline's calls), got {guidance!r}")
+
+
+def branches_of(pipe) -> tuple[str, ...]:
+    """The trained branches of a pipeline: its config's ``trained_branches`` (None = both), less the visual
+    branch when its transformer has no visual stream."""
+    trained = pipe.config.get("trained_branches") or BRANCHES
+    has_visual_stream = pipe.transformer.config.get("visual_stream", True)
+    return tuple(name for name in BRANCHES if name in trained and (name != "visual" or has_visual_stream))
+
+
+def resolve_mode(branches: tuple[str, ...], mode: str | None, lipsync: bool) -> str:
+    """The mode a call runs in (module docstring); ValueError naming the fix when the weights lack a branch."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES} (or None: 'joint' when the pipeline has a trained visual "
+                         f"branch, else 'cascade'), got {mode!r}")
+    if mode is None:
+        mode = "joint" if "visual" in branches else "cascade"
+    what = f"this pipeline's weights have only the {' and '.join(branches)} branch (config trained_branches)"
+    if mode == "audio" and lipsync:
+        raise ValueError("mode='audio' speaks text; audio=... lip-syncs a recording: drop one of them")
+    if mode == "joint" and "visual" not in branches:
+        raise ValueError(
+            f"mode='joint' needs a trained visual branch, and {what}: use mode='cascade' (speech from this pipeline, "
+            "the face from visual_pipeline=..., default the bundled demo) or mode='audio' (speech only)")
+    if mode in ("audio", "cascade") and "audio" not in branches and not (mode == "cascade" and lipsync):
+        raise ValueError(f"mode={mode!r} speaks with the audio branch, and {what}: use mode='joint'")
+    return mode
+
+
+def load_visual_pipeline(source, device=None):
+    """The cascade's visual pipeline: an ``OmniTalkerPipeline``, or a folder / Hub id to load (None = the
+    bundled demo). ValueError when it is missing or has no trained visual branch."""
+    from omnitalker.pipeline import OmniTalkerPipeline
+
+    if source is None:
+        source = BUNDLED_DEMO_PIPELINE
+        if not (source / "model_index.json").is_file():
+            raise ValueError(f"the cascade animates the face with a second pipeline's visual branch, and the default, "
+                             f"the bundled demo ({source}), is not there: pass visual_pipeline='folder or Hub id' "
+                             "(or pipe.set_visual_pipeline(...))")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        local = path.exists() or os.fspath(source).startswith((".", "/", "~")) or os.fspath(source).count("/") != 1
+        if local and not (path / "model_index.json").is_file():
+            raise ValueError(f"visual_pipeline {os.fspath(source)!r} is not a pipeline folder (no model_index.json)")
+        source = OmniTalkerPipeline.from_pretrained(os.fspath(source))
+        if device is not None:
+            source = source.to(device)
+    if not isinstance(source, OmniTalkerPipeline):
+        raise ValueError(f"visual_pipeline must be an OmniTalkerPipeline or a folder / Hub id, got "
+                         f"{type(source).__name__}")
+    if "visual" not in branches_of(source):
+        raise ValueError("the visual pipeline has no trained visual branch itself: pass one that does (e.g. the "
+                         "bundled demo, weights/omnitalker-demo)")
+    return source
+
+
+def build_voice_reference(audio, text=None, visual_dim: int = 58, limits=None):
+    """A voice-only reference for ``mode='audio'`` (no face: speech only): the voice sample's trimmed,
+    loudness-normalised wave, its log-mel, zero visual codes (never used: the visual stream is absent)."""
+    import torch
+
+    from omnitalker.limits import as_limits
+    from omnitalker.reference import OmniTalkerReference, load_voice, reference_mel
+
+    as_limits(limits).check_inputs(reference_audio=audio)
+    wave, _, gain = load_voice(audio, "reference_audio")
+    mel = reference_mel(wave)  # n 100
+    return OmniTalkerReference(wave=wave, mel=mel, codes=torch.zeros(len(mel), visual_dim), text=text,
+                               identity=None, image=None, landmarks=None, gain=gain, static=True)
