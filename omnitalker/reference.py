@@ -261,8 +261,10 @@ def _decode_window(path: Path, start: float, end: float | None, max_side: int | 
     import av
 
     from omnitalker.face.video import rotate_upright
+    from omnitalker.io.video import RGBConverter
     from omnitalker.limits import fit_within
 
+    converter = RGBConverter()
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise ValueError(f"reference_video: {path} has no video stream (audio only?); a video of the speaker "
@@ -297,9 +299,7 @@ def _decode_window(path: Path, start: float, end: float | None, max_side: int | 
                     continue
                 if size is None:
                     size = fit_within(frame.width, frame.height, max_side)
-                if size != (frame.width, frame.height):
-                    frame = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
-                pixels = frame.to_ndarray(format="rgb24")
+                pixels = converter.to_rgb(frame, size, interpolation="AREA")
                 rotation = int(getattr(frame, "rotation", 0) or 0)
                 frames.append(rotate_upright(pixels, rotation) if rotation % 360 else pixels)
                 times.append(time)

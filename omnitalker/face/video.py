@@ -107,6 +107,8 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> VideoFrame
     """
     import av
 
+    from omnitalker.io.video import RGBConverter
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"video file {path} does not exist")
@@ -123,6 +125,7 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> VideoFrame
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         frames, times, rotation = [], [], 0
+        converter = RGBConverter()
         try:
             for frame in container.decode(stream):
                 time = frame.time if frame.time is not None else len(frames) / float(stream.average_rate or 1)
@@ -130,7 +133,7 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> VideoFrame
                     break
                 if not frames:
                     rotation = int(frame.rotation or 0) if hasattr(frame, "rotation") else 0
-                pixels = frame.to_ndarray(format="rgb24")
+                pixels = converter.to_rgb(frame)
                 frames.append(rotate_upright(pixels, rotation) if rotation % 360 else pixels)
                 times.append(float(time))
         except av.error.FFmpegError as error:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...face.video import rotate_upright
+from ...io.video import RGBConverter
 
 
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -38,6 +39,7 @@ def iter_frames(path: str | Path, max_side: int, notes: list[str]) -> Iterator[t
         stream.thread_type = "AUTO"
         size = scaled_size(stream.codec_context.width or max_side, stream.codec_context.height or max_side, max_side)
         first_time, last_time, count = None, None, 0
+        converter = RGBConverter()
         try:
             for frame in container.decode(stream):
                 time = frame.time if frame.time is not None else count / float(stream.average_rate or 1)
@@ -49,7 +51,7 @@ def iter_frames(path: str | Path, max_side: int, notes: list[str]) -> Iterator[t
                 if last_time is not None and time <= last_time:
                     continue
                 last_time = time
-                pixels = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+                pixels = converter.to_rgb(frame, size)
                 if rotation % 360:
                     pixels = rotate_upright(pixels, rotation)
                 count += 1
