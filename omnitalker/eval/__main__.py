@@ -57,9 +57,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt-layout", default="estimated", choices=PROMPT_LAYOUTS,
                         help="durations models: the prompt's phoneme timings as the pipeline estimates them, or the "
                              "corpus's true ones (oracle)")
+    parser.add_argument("--guidance", default="", help="CFG of the model systems, e.g. 'text=2,audio=0,visual=0,"
+                        "interval=0:0.5' (unnamed fields keep the defaults: omnitalker/flow/guidance.py)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
+    from omnitalker.flow.guidance import GuidanceConfig
+
+    try:
+        guidance = GuidanceConfig.parse(args.guidance)
+    except ValueError as error:
+        raise SystemExit(f"error: --guidance: {error}") from error
     data_dir = Path(args.data_dir)
     if not (data_dir / "index.json").is_file():
         raise SystemExit(f"error: no corpus at {data_dir} (index.json missing). Generate it with:\n  "
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("recognizer CER on held-out ground truth (all clips): "
               + ", ".join(f"{s} {info[f'cer_{s}']:.3f}" for s in EVAL_SPLITS if f"cer_{s}" in info))
     result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity,
-                      asr=asr, prompt_layout=args.prompt_layout)
+                      asr=asr, prompt_layout=args.prompt_layout, guidance=guidance)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
                             wer_asr=None if asr is None else args.asr)
     print(markdown_table(result))

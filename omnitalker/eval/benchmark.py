@@ -16,7 +16,7 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
                     the same style: the upper bound and the sanity check of every metric;
   ``reference``     the learned model, joint generation in-filling [prompt mel + codes | target] with
                     text = prompt transcript + target text (the pipeline's layout and its duration rule:
-                    the prompt's frames per text byte), the pipeline's default guidance, ``--steps``;
+                    the prompt's frames per text byte), the default guidance (``--guidance`` to change it), ``--steps``;
   ``no_reference``  the same model, same text target and number of frames, with no audio or visual
                     prompt (the text alone; audio/visual guidance off since there is nothing to drop):
                     the model's unconditional style. The in-context claim is reference < no_reference
@@ -51,6 +51,7 @@ Per-item values and the configuration go to ``--out`` (JSON); a markdown table i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict
@@ -182,8 +183,9 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
 
 
 def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, seed: int,
-              prompt_layout: str = "estimated") -> list[SystemOutput]:
-    """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item)."""
+              prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None) -> list[SystemOutput]:
+    """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item).
+    ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
     from omnitalker.pipeline import _layout_batch, _Segment
     from omnitalker.reference import retime
 
@@ -192,7 +194,9 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
     layouts = duration_layouts(pipe, items, with_reference, prompt_layout) if pipe.uses_durations else None
     transformer = pipe.transformer
     device, dtype = transformer.device, transformer.dtype
-    guidance = GuidanceConfig() if with_reference else GuidanceConfig(audio=0.0, visual=0.0)
+    guidance = guidance if guidance is not None else GuidanceConfig()
+    if not with_reference:
+        guidance = dataclasses.replace(guidance, audio=0.0, visual=0.0)
     outputs = []
     for start in range(0, len(items), GENERATION_BATCH):
         batch = items[start : start + GENERATION_BATCH]
@@ -334,8 +338,9 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
 
 def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
              systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None,
-             prompt_layout: str = "estimated") -> dict:
-    """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER)."""
+             prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None) -> dict:
+    """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER;
+    `guidance`: None = the defaults)."""
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         raise ValueError(f"unknown systems {unknown}: choose from {SYSTEMS}")
@@ -351,7 +356,8 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         elif system == "cascade":
             outputs[system] = run_cascade(items, data_dir, seed)
         else:
-            outputs[system] = run_model(pipe, items, system == "reference", steps, seed, prompt_layout)
+            outputs[system] = run_model(pipe, items, system == "reference", steps, seed, prompt_layout,
+                                        guidance)
         seconds[system] = round(time.perf_counter() - start, 1)
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
@@ -382,7 +388,8 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
     ]
     return {"config": {"data_dir": str(data_dir), "splits": splits, "max_samples": max_samples, "steps": steps,
                        "seed": seed, "systems": list(systems), "generation_seconds": seconds,
-                       "prompt_layout": prompt_layout if getattr(pipe, "uses_durations", False) else None},
+                       "prompt_layout": prompt_layout if getattr(pipe, "uses_durations", False) else None,
+                       "guidance": dataclasses.asdict(guidance if guidance is not None else GuidanceConfig())},
             "results": table, "wrong_sentence_cer": wrong_sentence, "items": per_item}
 
 

@@ -99,6 +99,34 @@ class GuidanceConfig:
         """F5-TTS's single guidance: ``v + s (v - v_null)`` with every condition dropped in ``v_null``."""
         return cls(text=0.0, audio=0.0, visual=0.0, joint=cfg_strength)
 
+    @classmethod
+    def parse(cls, spec: str) -> GuidanceConfig:
+        """From the command-line form ``"text=2,audio=0.5,interval=0:0.5,anneal=cosine"``: the named fields
+        replace the defaults (an empty string gives the defaults)."""
+        fields = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            try:
+                if not sep:
+                    raise ValueError
+                if name in (*CONDITIONS, "joint", "anneal_min_scale"):
+                    fields[name] = float(value)
+                elif name == "anneal":
+                    fields[name] = value.strip()
+                elif name == "interval":
+                    start, end = value.split(":")
+                    fields[name] = (float(start), float(end))
+                else:
+                    raise KeyError(name)
+            except KeyError:
+                raise ValueError(f"unknown guidance field {name!r} in {spec!r}: use text, audio, visual, joint, "
+                                 "anneal, anneal_min_scale, interval") from None
+            except ValueError:
+                raise ValueError(f"cannot read {part!r} in guidance {spec!r}: write name=value, e.g. text=2 or "
+                                 "interval=0:0.5") from None
+        return cls(**fields)
+
     def scale(self, t: float) -> float:
         """Annealing factor a(t): in [anneal_min_scale, 1] inside ``interval``, 0 outside."""
         t = min(max(float(t), 0.0), 1.0)
