@@ -2,6 +2,11 @@
 
     python app.py                                   # http://0.0.0.0:7860
     python app.py --pipeline path/or/hub-id --port 7861 --device cuda
+    python app.py --pipeline f5tts-v1 --visual-pipeline weights/omnitalker-demo   # cascade: F5 voice + demo face
+    OMNITALKER_PIPELINE=f5tts-v1 OMNITALKER_VISUAL_PIPELINE=... python app.py     # the same, as in the Space
+
+A pipeline with only an audio branch (``python -m omnitalker.convert.pipeline``) runs in cascade mode; the page
+says which mode runs.
 
 The demo itself is omnitalker/app.py (build_demo); this file only loads the pipeline and launches.
 """
@@ -9,6 +14,7 @@ The demo itself is omnitalker/app.py (build_demo); this file only loads the pipe
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,8 +23,11 @@ DEFAULT_PIPELINE = Path(__file__).resolve().parent / "weights" / "omnitalker-dem
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="OmniTalker Gradio demo")
-    parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE),
-                        help="pipeline folder or Hub repo id (default: the bundled demo weights)")
+    parser.add_argument("--pipeline", default=os.environ.get("OMNITALKER_PIPELINE") or str(DEFAULT_PIPELINE),
+                        help="pipeline folder or Hub repo id (default: OMNITALKER_PIPELINE, else the bundled demo)")
+    parser.add_argument("--visual-pipeline", default=os.environ.get("OMNITALKER_VISUAL_PIPELINE") or None,
+                        help="cascade mode: the pipeline that animates the face for an audio-only --pipeline "
+                             "(default: OMNITALKER_VISUAL_PIPELINE, else its configured one, else the bundled demo)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--host", default=None, help="server name (default GRADIO_SERVER_NAME or 0.0.0.0)")
     parser.add_argument("--port", type=int, default=None, help="port (default GRADIO_SERVER_PORT or 7860)")
@@ -36,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from omnitalker.pipeline import OmniTalkerPipeline
 
     pipe = OmniTalkerPipeline.from_pretrained(args.pipeline).to(args.device)
-    launch(build_demo(pipe), server_name=args.host, server_port=args.port)
+    launch(build_demo(pipe, visual_pipeline=args.visual_pipeline), server_name=args.host, server_port=args.port)
     return 0
 
 

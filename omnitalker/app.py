@@ -12,6 +12,9 @@ Tabs:
   text -> the mp4, the speech alone, and plots (reference vs generated head pose, log-mels);
 - Lip-sync: a photo or a clip + a recording -> the face speaking it (the pipeline's audio-driven mode);
 - Learn flow matching: the same sampler on a 2-D toy (omnitalker/ui/learn.py).
+Under the intro a line says which mode runs (``omnitalker.modes``): "joint" (one transformer speaks and moves) or,
+for a pipeline with only an audio branch such as a converted F5-TTS, "cascade" (its speech, then the face lip-synced
+to it by ``visual_pipeline``, default the bundled demo).
 Handlers are in omnitalker/ui/handlers.py (errors -> gr.Error, the per-request budget, per-session result
 folders removed when the page closes).
 
@@ -74,6 +77,7 @@ def build_demo(
     output_root: str | os.PathLike | None = None,
     limits=None,
     max_side=None,
+    visual_pipeline=None,
 ) -> gr.Blocks:
     """The showcase as a gr.Blocks (not launched).
 
@@ -86,10 +90,12 @@ def build_demo(
         limits: the per-request budget, an ``omnitalker.limits.InputLimits`` (default: ``app_limits()``, the
             demo's defaults with the OMNITALKER_* variables applied).
         max_side: longer side of the output video (default: OMNITALKER_MAX_SIDE or 1024).
+        visual_pipeline: for a pipeline with only an audio branch (cascade mode), the pipeline / folder / Hub id
+            whose visual branch animates the face (None: the pipeline's configured one, else the bundled demo).
     """
     options = {} if max_side is None else {"max_side": max_side}
     handlers = DemoHandlers(DEFAULT_PIPELINE if pipeline is None else pipeline, output_root=output_root,
-                            limits=limits, **options)
+                            limits=limits, visual_pipeline=visual_pipeline, **options)
     talk, lipsync = handlers.talk, handlers.lipsync
     if gpu is not None:
         talk, lipsync = gpu(talk), gpu(lipsync)
@@ -97,9 +103,10 @@ def build_demo(
 
     with gr.Blocks(title="OmniTalker", delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
+        gr.Markdown(handlers.mode_notice(), elem_id="mode")
         with gr.Tabs():
             with gr.Tab("Talk", id="talk"):
-                _talk_tab(talk, examples, handlers.limits)
+                _talk_tab(talk, examples, handlers.limits, handlers.guidance_defaults())
             with gr.Tab("Lip-sync", id="lipsync"):
                 _lipsync_tab(lipsync, examples, handlers.limits)
             with gr.Tab("Learn flow matching", id="learn"):
@@ -114,7 +121,8 @@ def _seconds(limit) -> str:
     return "" if limit is None else f"; at most {limit:g} s"
 
 
-def _talk_tab(talk: Callable, examples: dict, limits) -> None:
+def _talk_tab(talk: Callable, examples: dict, limits,
+              guidance=(DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH)) -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tabs():
@@ -134,10 +142,9 @@ def _talk_tab(talk: Callable, examples: dict, limits) -> None:
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps",
                                   elem_id="steps")
                 with gr.Row():
-                    guidance_text = gr.Slider(0, 5, value=DEFAULT_TEXT_STRENGTH, step=0.1, label="Guidance: text")
-                    guidance_audio = gr.Slider(0, 5, value=DEFAULT_AUDIO_STRENGTH, step=0.1, label="Guidance: voice")
-                    guidance_visual = gr.Slider(0, 5, value=DEFAULT_VISUAL_STRENGTH, step=0.1,
-                                                label="Guidance: motion")
+                    guidance_text = gr.Slider(0, 5, value=guidance[0], step=0.1, label="Guidance: text")
+                    guidance_audio = gr.Slider(0, 5, value=guidance[1], step=0.1, label="Guidance: voice")
+                    guidance_visual = gr.Slider(0, 5, value=guidance[2], step=0.1, label="Guidance: motion")
                 speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed (1 = the reference's pace)")
                 seed = gr.Number(0, precision=0, label="Seed")
                 gr.Markdown(WATERMARK_NOTICE)

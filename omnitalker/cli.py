@@ -3,6 +3,8 @@
     omnitalker generate --text "Nice to meet you." --reference ref.mp4 --out out.mp4   # transcript by ASR
     omnitalker generate --text "..." --image face.png --voice sample.wav --reference-text "..." --out out.mp4
     omnitalker lipsync --image face.png --audio speech.wav --out out.mp4
+    omnitalker generate --pipeline f5tts-v1 --text "..." --reference ref.mp4 --out out.mp4     # cascade
+    omnitalker generate --pipeline f5tts-v1 --mode audio --text "..." --voice v.wav --out out.wav  # speech only
     python -m omnitalker generate ...          # the same
 
 Output size: frames are scaled so their longer side is at most ``--max-side`` pixels (default 1024, never
@@ -15,6 +17,12 @@ bars show the sampling (all chunks) and the rendering.
 ``--pipeline`` takes a local pipeline folder (``save_pretrained`` layout) or a Hub repo id; it defaults
 to the bundled demo weights (``weights/omnitalker-demo`` next to the package). Every output carries the
 visible "AI-generated" label and the invisible frame and audio watermarks.
+
+Modes (``--mode``, ``omnitalker.modes``): ``joint`` (one model speaks and moves; the default for pipelines with a
+trained visual branch), ``cascade`` (speech from ``--pipeline``, the face lip-synced to it by
+``--visual-pipeline``, default the bundled demo; the default for an audio-only pipeline such as a converted
+F5-TTS, ``python -m omnitalker.convert.pipeline``) and ``audio`` (speech only, written as a .wav; ``--voice``
+alone is a reference enough). The mode that runs is printed.
 
 Without ``--reference-text`` the reference speech is transcribed by the pipeline's speech recognizer (the
 bundled offline Whisper tiny.en unless the pipeline or ``--asr`` names another: a faster-whisper size such
@@ -29,9 +37,12 @@ import sys
 from pathlib import Path
 
 from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
+from omnitalker.modes import default_mode, describe_mode
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")
+AUDIO_SUFFIXES = (".wav", ".flac")
+MODES = ("joint", "audio", "cascade")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"largest file accepted, in MB (default {limits.max_file_mb:g})")
     common.add_argument("--max-text-length", type=int, default=limits.max_text_length,
                         help=f"longest text accepted, in characters (default {limits.max_text_length:,})")
+    common.add_argument("--visual-pipeline", help="cascade mode: the pipeline whose visual branch animates the face "
+                        "(folder or Hub id; default: --pipeline's configured one, else the bundled demo)")
     common.add_argument("--asr", help="speech recognizer for a missing --reference-text: 'default' (bundled "
                         "tiny.en, English), a faster-whisper size such as 'small', a folder, or 'none' "
                         "(default: the pipeline's own)")
@@ -71,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--reference-text", help="transcript of the reference speech (default: recognised by --asr)")
     generate.add_argument("--speed", type=float, default=1.0, help="pace relative to the reference (default 1)")
     generate.add_argument("--duration", type=float, help="seconds to generate (default: from the text length)")
+    generate.add_argument("--mode", choices=MODES, help="joint | cascade | audio (default: joint when the pipeline "
+                          "has a trained visual branch, else cascade)")
 
     lipsync = commands.add_parser("lipsync", parents=[common], help="a recording -> talking video in sync")
     lipsync.add_argument("--audio", required=True, help="the speech to lip-sync (audio or video file)")
@@ -81,12 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    if (args.reference is None) == (args.image is None):
+    speech_only = getattr(args, "mode", None) == "audio"
+    if speech_only and args.reference is None and args.image is None and args.voice is None:
+        raise ValueError("--mode audio needs a voice: give --voice sample.wav (or --reference ref.mp4)")
+    if (args.reference is None) == (args.image is None) and not (speech_only and args.voice is not None):
         raise ValueError("give exactly one of --reference ref.mp4 or --image face.png")
     if args.command == "generate" and args.image is not None and args.voice is None:
         raise ValueError("--image needs a voice sample: add --voice sample.wav (or use --reference ref.mp4)")
-    if Path(args.out).suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f"--out must be a video file ending in {', '.join(VIDEO_SUFFIXES)}, got {args.out!r}")
+    suffixes = AUDIO_SUFFIXES if speech_only else VIDEO_SUFFIXES
+    if Path(args.out).suffix.lower() not in suffixes:
+        kind = "an audio file (--mode audio)" if speech_only else "a video file"
+        raise ValueError(f"--out must be {kind} ending in {', '.join(suffixes)}, got {args.out!r}")
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     check_max_side(max_side(args), "--max-side")
@@ -138,12 +158,16 @@ def run(args: argparse.Namespace) -> Path:
     pipe = load_pipeline(args.pipeline, args.device)
     if args.asr:
         pipe.set_asr(args.asr)
+    mode = getattr(args, "mode", None) or default_mode(pipe)
+    if mode == "cascade" and args.visual_pipeline:
+        pipe.set_visual_pipeline(args.visual_pipeline)
+    print(f"mode: {mode} ({describe_mode(pipe, mode)})")
     reference = pipe.prepare_reference(reference_video=args.reference, reference_image=args.image,
                                        reference_audio=args.voice, reference_text=args.reference_text,
                                        max_side=max_side(args), limits=limits)
     generator = torch.Generator("cpu").manual_seed(args.seed)
     common = dict(reference=reference, num_inference_steps=args.steps, generator=generator, max_side=max_side(args),
-                  stream_frames=True, limits=limits)
+                  stream_frames=mode != "audio", limits=limits, mode=mode)
     if args.command == "generate":
         out = pipe(args.text, speed=args.speed, duration=args.duration, **common)
     else:
@@ -152,6 +176,11 @@ def run(args: argparse.Namespace) -> Path:
         print(f"reference transcript (speech recognition): {out.reference_text}")
     target = Path(args.out)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "audio":
+        import soundfile
+
+        soundfile.write(str(target), out.audio[0], out.sample_rate)
+        return target
     export_to_video(out.frames[0], str(target), fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)
     return target
 

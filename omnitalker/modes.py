@@ -28,6 +28,9 @@ BRANCHES = ("audio", "visual")
 MODES = ("joint", "audio", "cascade")
 BUNDLED_DEMO_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
 GUIDANCE_KEYS = ("text", "audio", "visual", "joint")
+MODE_TEXT = {"joint": "speech and motion generated together by one transformer",
+             "audio": "speech only, by this pipeline's audio branch",
+             "cascade": "speech by this pipeline's audio branch, then the face lip-synced to it by"}
 
 
 def check_trained_branches(trained_branches) -> None:
@@ -99,6 +102,37 @@ def load_visual_pipeline(source, device=None):
         raise ValueError("the visual pipeline has no trained visual branch itself: pass one that does (e.g. the "
                          "bundled demo, weights/omnitalker-demo)")
     return source
+
+
+def default_mode(pipe) -> str:
+    """The mode a call without ``mode=`` runs in: "joint" with a trained visual branch, else "cascade"."""
+    return "joint" if "visual" in branches_of(pipe) else "cascade"
+
+
+def folder_default_mode(folder) -> str | None:
+    """The default mode of a saved pipeline folder, read from its json files without loading anything (None when
+    it is not a local folder, e.g. a Hub id)."""
+    import json
+
+    folder = Path(folder)
+    if not (folder / "model_index.json").is_file():
+        return None
+    trained = json.loads((folder / "model_index.json").read_text()).get("trained_branches") or BRANCHES
+    config = folder / "transformer" / "config.json"
+    visual_stream = json.loads(config.read_text()).get("visual_stream", True) if config.is_file() else True
+    return "joint" if "visual" in trained and visual_stream else "cascade"
+
+
+def describe_mode(pipe, mode: str | None = None) -> str:
+    """Which weights speak and which move, in a few words (printed by the CLI, shown by the app)."""
+    mode = mode or default_mode(pipe)
+    if mode != "cascade":
+        return MODE_TEXT[mode]
+    visual = getattr(pipe, "_visual_pipeline", None)
+    source = pipe.config.get("visual_pipeline") or "the bundled demo"
+    if visual is not None:
+        source = getattr(visual, "name_or_path", None) or source
+    return f"{MODE_TEXT['cascade']} {source}"
 
 
 def build_voice_reference(audio, text=None, visual_dim: int = 58, limits=None):

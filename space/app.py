@@ -3,9 +3,13 @@
 Which pipeline: the Hub repo id or folder in the OMNITALKER_PIPELINE variable (Space settings) when set,
 else the bundled demo weights, weights/omnitalker-demo next to this file (or in the repository checkout).
 Without either it exits with a message: the demo never runs on random weights.
+A pipeline with only an audio branch (a converted F5-TTS, ``python -m omnitalker.convert.pipeline``) runs in cascade
+mode: its speech, then the face lip-synced by the pipeline in OMNITALKER_VISUAL_PIPELINE (Hub id or folder; default
+the pipeline's configured one, else the bundled demo). The page shows which mode runs.
 On ZeroGPU the generating handlers run under spaces.GPU; the decorator is used only when `spaces` is installed.
 
     OMNITALKER_PIPELINE=org/omnitalker python space/app.py     # locally, from a checkout
+    OMNITALKER_PIPELINE=org/f5tts-omnitalker OMNITALKER_VISUAL_PIPELINE=org/omnitalker python space/app.py  # cascade
 """
 
 from __future__ import annotations
@@ -54,7 +58,11 @@ from omnitalker.pipeline import OmniTalkerPipeline  # noqa: E402
 # ZeroGPU wants the model on "cuda" at import time (the spaces package emulates the device until a call)
 device = "cuda" if spaces is not None or torch.cuda.is_available() else "cpu"
 pipe = OmniTalkerPipeline.from_pretrained(pipeline_source()).to(device)
-demo = build_demo(pipe, examples_dir=examples_folder(),
+visual_source = os.environ.get("OMNITALKER_VISUAL_PIPELINE") or None
+visual = OmniTalkerPipeline.from_pretrained(visual_source).to(device) if visual_source else None
+if visual is None and "visual" not in pipe.branches:
+    visual = pipe.get_visual_pipeline()  # configured, else the bundled demo: loaded now, on the model's device
+demo = build_demo(pipe, examples_dir=examples_folder(), visual_pipeline=visual,
                   gpu=spaces.GPU(duration=GPU_SECONDS) if spaces is not None else None)
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ converted) speaks, and a second pipeline's audio-driven visual branch animates t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -158,3 +160,55 @@ def test_cascade_with_the_bundled_demo(speech_pipe, reference, tmp_path):
     fresh.set_progress_bar_config(disable=True)
     out = fresh(TEXT, reference=reference, num_inference_steps=STEPS, generator=seeded())
     assert out.mode == "cascade" and out.frames[0].shape[0] > 0 and out.audio[0].shape[0] > 0
+
+
+# ------------------------------------------------------------------------------------------- CLI and app
+
+
+@pytest.fixture(scope="module")
+def saved(speech_pipe, motion_pipe, tmp_path_factory):
+    import soundfile
+
+    folder = tmp_path_factory.mktemp("saved")
+    speech_pipe.save_pretrained(folder / "speech")
+    motion_pipe.save_pretrained(folder / "motion")
+    soundfile.write(folder / "voice.wav", make_voice(1.5), 24000)
+    return folder
+
+
+def test_cli_runs_the_cascade_and_speech_only(saved, reference_video, capsys):
+    from omnitalker.cli import main
+
+    out = saved / "out.mp4"
+    assert main(["generate", "--pipeline", str(saved / "speech"), "--visual-pipeline", str(saved / "motion"),
+                 "--text", TEXT, "--reference", reference_video, "--reference-text", REFERENCE_TEXT,
+                 "--steps", str(STEPS), "--out", str(out)]) == 0
+    assert "mode: cascade (speech by this pipeline's audio branch" in capsys.readouterr().out
+    assert stream_kinds(out) == {"video", "audio"}
+    wav = saved / "speech.wav"
+    assert main(["generate", "--pipeline", str(saved / "speech"), "--mode", "audio", "--text", TEXT, "--voice",
+                 str(saved / "voice.wav"), "--reference-text", REFERENCE_TEXT, "--steps", str(STEPS),
+                 "--out", str(wav)]) == 0
+    assert "mode: audio" in capsys.readouterr().out and wav.stat().st_size > 1000
+    assert main(["generate", "--pipeline", str(saved / "speech"), "--mode", "joint", "--text", TEXT, "--reference",
+                 reference_video, "--reference-text", REFERENCE_TEXT, "--out", str(saved / "x.mp4")]) == 2
+    assert "mode='joint' needs a trained visual branch" in capsys.readouterr().err
+
+
+def test_app_shows_the_mode_and_talks_in_cascade(speech_pipe, motion_pipe, saved, reference_video, tmp_path):
+    from omnitalker.app import build_demo
+    from omnitalker.ui.handlers import DemoHandlers
+
+    lazy = DemoHandlers(str(saved / "speech"), output_root=tmp_path, visual_pipeline=str(saved / "motion"))
+    assert lazy.mode_notice().startswith("**Mode: cascade**") and str(saved / "motion") in lazy.mode_notice()
+    assert DemoHandlers(str(saved / "motion"), output_root=tmp_path).mode_notice().startswith("**Mode: joint**")
+    handlers = DemoHandlers(speech_pipe, output_root=tmp_path, visual_pipeline=motion_pipe)
+    assert "**Mode: cascade**" in handlers.mode_notice()
+    assert handlers.guidance_defaults() == (0.0, 0.0, 0.5)  # F5's own (joint 2 from the config), the demo's motion
+    video, audio, *_ = handlers.talk(reference_video, None, None, REFERENCE_TEXT, TEXT,
+                                     num_inference_steps=STEPS, guidance_text=0.0, guidance_audio=0.0,
+                                     guidance_visual=0.5)
+    assert stream_kinds(video) == {"video", "audio"} and Path(audio).is_file()
+    demo = build_demo(speech_pipe, examples_dir=None, output_root=tmp_path, visual_pipeline=motion_pipe)
+    notices = [block.value for block in demo.blocks.values() if getattr(block, "elem_id", None) == "mode"]
+    assert notices and "cascade" in notices[0]

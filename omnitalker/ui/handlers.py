@@ -20,6 +20,11 @@ its newest RESULTS_PER_SESSION results; its folder is removed when the session e
 ``end_session``, wired to ``demo.unload``); a failed request leaves nothing behind; results of sessions that
 never ended cleanly are removed after OUTPUT_MAX_AGE_SECONDS.
 
+Modes (``omnitalker.modes``): a pipeline with a trained visual branch generates speech and motion jointly; one
+with only an audio branch (a converted F5-TTS) runs the cascade: its speech, then the face lip-synced by the
+``visual_pipeline`` (OMNITALKER_VISUAL_PIPELINE in the Space; default the bundled demo). ``mode_notice`` is the
+line the page shows about it; the guidance sliders start at the pipelines' own defaults (``guidance_defaults``).
+
 The reference transcript is optional: when the box is empty the pipeline's speech recognizer (the bundled
 offline Whisper tiny.en, English) transcribes the reference, and ``talk`` returns the transcript it used so
 the page can show it in the box, editable for the next run.
@@ -42,7 +47,9 @@ import gradio as gr
 import numpy as np
 import torch
 
+from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
 from omnitalker.limits import InputLimits, check_max_side, max_side_from_env
+from omnitalker.modes import MODE_TEXT, default_mode, describe_mode, folder_default_mode
 
 logger = logging.getLogger(__name__)
 _FROM_ENV = object()  # DemoHandlers(max_side=...) default: read OMNITALKER_MAX_SIDE
@@ -77,12 +84,17 @@ class DemoHandlers:
         output_root: where the per-session result folders go (default: ``RESULTS_FOLDER`` in gradio's cache).
         limits: the inputs' budget (default: ``app_limits()``, from the environment).
         max_side: longer side of the output video (default: OMNITALKER_MAX_SIDE or 1024).
+        visual_pipeline: for a pipeline with only an audio branch, the pipeline (or folder / Hub id) whose visual
+            branch animates the face (cascade); None: the pipeline's configured one, else the bundled demo.
     """
 
     def __init__(self, pipeline, output_root: str | os.PathLike | None = None, limits: InputLimits | None = None,
-                 max_side: int | None = _FROM_ENV):
+                 max_side: int | None = _FROM_ENV, visual_pipeline=None):
         self._pipeline = None if isinstance(pipeline, (str, os.PathLike)) else pipeline
         self._source = pipeline if isinstance(pipeline, (str, os.PathLike)) else None
+        self._visual_source = visual_pipeline
+        if self._pipeline is not None:
+            self._attach_visual(self._pipeline)
         self._load_lock = threading.Lock()
         self._results_lock = threading.Lock()
         if output_root is None:  # gradio's cache: files there are served in place, not copied
@@ -104,16 +116,45 @@ class DemoHandlers:
                 if source.is_absolute() or source.exists() or os.fspath(self._source).count("/") != 1:
                     if not (source / "model_index.json").is_file():
                         raise gr.Error(NO_WEIGHTS.format(source=self._source))
-                self._pipeline = OmniTalkerPipeline.from_pretrained(os.fspath(self._source))
+                self._pipeline = self._attach_visual(OmniTalkerPipeline.from_pretrained(os.fspath(self._source)))
             return self._pipeline
+
+    def _attach_visual(self, pipe):
+        """Give an audio-only pipeline the visual pipeline named at construction (cascade mode)."""
+        if self._visual_source is not None and default_mode(pipe) == "cascade":
+            pipe.set_visual_pipeline(self._visual_source)
+        return pipe
+
+    def mode_notice(self) -> str:
+        """The page's line about which mode runs (read from the folder's json files while nothing is loaded)."""
+        if self._pipeline is None:
+            mode = folder_default_mode(self._source)
+            if mode is None:
+                return "**Mode:** decided when the pipeline loads (first request)."
+            if mode == "joint":
+                return f"**Mode: joint** ({MODE_TEXT['joint']})."
+            visual = self._visual_source or "the configured visual pipeline, else the bundled demo"
+            return f"**Mode: cascade** ({MODE_TEXT['cascade']} {visual})."
+        mode = default_mode(self._pipeline)
+        return f"**Mode: {mode}** ({describe_mode(self._pipeline, mode)})."
+
+    def guidance_defaults(self) -> tuple[float, float, float]:
+        """Start values of the text / voice / motion sliders: the pipeline's own defaults (F5-TTS weights: 0 and
+        their joint strength), motion from the visual pipeline in cascade mode; module defaults while unloaded."""
+        if self._pipeline is None:
+            return DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH
+        text, audio, visual, _ = self._pipeline._guidance_strengths(None, None, None, None)
+        if default_mode(self._pipeline) == "cascade" and self._pipeline._visual_pipeline is not None:
+            visual = self._pipeline._visual_pipeline._guidance_strengths(None, None, None, None)[2]
+        return text, audio, visual
 
     # ------------------------------------------------------------------------------------------ tabs
 
     def talk(self, reference_video, reference_image, reference_audio, reference_text, text,
-             num_inference_steps=16, guidance_text=2.0, guidance_audio=0.5, guidance_visual=0.5, speed=1.0,
+             num_inference_steps=16, guidance_text=None, guidance_audio=None, guidance_visual=None, speed=1.0,
              seed=0, progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
-        pose plot, mel plot, the reference transcript used)."""
+        pose plot, mel plot, the reference transcript used). Guidance None: the pipeline's defaults."""
         progress(0, desc="Reading the reference")
         with _friendly_errors():
             self._check_budget(text=text, reference_text=reference_text, reference_video=reference_video,
@@ -123,8 +164,8 @@ class DemoHandlers:
                                                 reference_text, need_voice=True)
             progress(0.05, desc="Generating speech and motion")
             out = pipe(text, reference=reference, num_inference_steps=_int(num_inference_steps, "steps"),
-                       guidance_text=float(guidance_text), guidance_audio=float(guidance_audio),
-                       guidance_visual=float(guidance_visual), speed=float(speed), generator=_generator(seed),
+                       guidance_text=_float(guidance_text), guidance_audio=_float(guidance_audio),
+                       guidance_visual=_float(guidance_visual), speed=float(speed), generator=_generator(seed),
                        max_side=self.max_side, stream_frames=True, limits=self.limits)
             with self._result_folder(request) as folder:
                 video = self._write_video(out, folder)  # renders + watermarks chunk by chunk (progress bar)
@@ -240,6 +281,10 @@ def _int(value, name: str) -> int:
     if value is None or float(value) != int(float(value)):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(float(value))
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _generator(seed) -> torch.Generator:
