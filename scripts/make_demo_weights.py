@@ -29,6 +29,11 @@ from omnitalker.models.vocoder import GriffinLimVocoder
 from omnitalker.pipeline import OmniTalkerPipeline
 
 RENDER_SIZE = 256  # face crop size: real time on a laptop CPU (bench/renderer.py)
+LICENCE_SECTION = """Apache-2.0 (ours): trained here from scratch on the synthetic espeak-ng corpus; no third-party weights
+inside (the vocoder is parameter-free Griffin-Lim). Weights you may combine it with carry their own licences:
+the released F5-TTS weights are **CC-BY-NC-4.0** (non-commercial) — so is a pipeline converted from them
+(`python -m omnitalker.convert.pipeline`), which uses this checkpoint as the default visual branch of its
+cascade — and the Vocos vocoder `charactr/vocos-mel-24khz` is MIT."""
 MAX_FOLDER_MB = 100  # issue 5: the bundled checkpoint stays under 100 MB
 
 
@@ -60,6 +65,7 @@ def model_card(transformer: OmniTalkerTransformer, train_rows: list[dict], val_r
     return f"""---
 library_name: diffusers
 pipeline_tag: text-to-video
+license: apache-2.0
 tags: [omnitalker, talking-head, text-to-speech, flow-matching]
 ---
 
@@ -88,6 +94,9 @@ Last validation (unseen sentences, training speakers): {json.dumps(val)}
 
 ## Evaluation
 {evaluation}
+
+## Licence
+{LICENCE_SECTION}
 
 ## Limits — read before judging the output
 - Trained for a short time on CPU: speech is speech-like in the reference's voice timbre and the
