@@ -25,8 +25,8 @@ Annealing is a function of the flow time t (not of the step index), so it means 
 number of steps.
 
 Cost: every non-zero strength adds one pass to the batched forward, and on a CPU the time is close to linear in
-the batch, so the default (text, audio, visual) guidance costs 4 passes per step and ``f5(s)`` (one joint drop)
-2 passes. Measured with bench's ``small`` config, 938 frames, 1 thread, one forward (process CPU time, shared
+the batch, so (text, audio, visual) guidance costs 4 passes per step, and the default (text only) and ``f5(s)``
+(one joint drop) 2 passes. Measured with bench's ``small`` config, 938 frames, 1 thread, one forward (process CPU time, shared
 2-core machine): 4 passes min 0.68 s, 2 passes min 0.37 s (x0.54). Per-condition control is what the extra
 passes buy; ``interval=(0, 0.5)`` keeps it where it matters most at roughly 5/8 of the cost.
 
@@ -48,12 +48,14 @@ import torch.nn as nn
 
 CONDITIONS = ("text", "audio", "visual")
 ANNEAL_SCHEDULES = ("constant", "linear", "cosine")
-# Starting points, not tuned values: the paper's per-condition strengths are not legible in our copy.
-# F5-TTS samples with cfg_strength 2 on text+audio; we put the bulk on text (content) and a milder push
-# on each prompt (style).
+# The paper's per-condition strengths are not legible in our copy. Defaults: text guidance only (2 passes per
+# step), chosen for CPU speed on the demo model (BENCHMARKS.md, "Default guidance"): on held-out sentences it
+# matched text 2 + audio 0.5 + visual 0.5 (4 passes) on Whisper WER, CER and lip-sync at half the DiT time;
+# the prompt guidance bought slightly lower E-FID. Guidance only in an interval (t < 0.3 or 0.5) lost
+# intelligibility. Raise audio / visual for a stronger pull towards the reference's style.
 DEFAULT_TEXT_STRENGTH = 2.0
-DEFAULT_AUDIO_STRENGTH = 0.5
-DEFAULT_VISUAL_STRENGTH = 0.5
+DEFAULT_AUDIO_STRENGTH = 0.0
+DEFAULT_VISUAL_STRENGTH = 0.0
 
 
 @dataclass
