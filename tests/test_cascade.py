@@ -15,6 +15,7 @@ import torch
 
 from omnitalker import modes
 from omnitalker.convert.pipeline import build_pipeline
+from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
 from omnitalker.models.transformer import OmniTalkerTransformer
 from omnitalker.pipeline import OmniTalkerPipeline
 from tests.pipeline_fixtures import REFERENCE_TEXT, dummy_pipeline, make_reference_video, make_voice, seeded
@@ -144,7 +145,8 @@ def test_visual_pipeline_and_guidance_are_saved(speech_pipe, motion_pipe, tmp_pa
     assert isinstance(again.get_visual_pipeline(), OmniTalkerPipeline)
     assert again._guidance_strengths(None, None, None, None) == (0.0, 0.0, 0.0, 2.0)  # F5's cfg 2
     assert again._guidance_strengths(1.0, None, None, 0.0) == (1.0, 0.0, 0.0, 0.0)
-    assert motion_pipe._guidance_strengths(None, None, None, None) == (2.0, 0.5, 0.5, 0.0)  # module defaults
+    assert motion_pipe._guidance_strengths(None, None, None, None) == (  # module defaults
+        DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH, 0.0)
 
 
 def test_joint_transformer_without_visual_stream_config_key_still_has_it():
@@ -204,10 +206,11 @@ def test_app_shows_the_mode_and_talks_in_cascade(speech_pipe, motion_pipe, saved
     assert DemoHandlers(str(saved / "motion"), output_root=tmp_path).mode_notice().startswith("**Mode: joint**")
     handlers = DemoHandlers(speech_pipe, output_root=tmp_path, visual_pipeline=motion_pipe)
     assert "**Mode: cascade**" in handlers.mode_notice()
-    assert handlers.guidance_defaults() == (0.0, 0.0, 0.5)  # F5's own (joint 2 from the config), the demo's motion
+    # F5's own (0, 0; joint 2 from its config), motion from the visual pipeline's defaults
+    assert handlers.guidance_defaults() == (0.0, 0.0, DEFAULT_VISUAL_STRENGTH)
     video, audio, *_ = handlers.talk(reference_video, None, None, REFERENCE_TEXT, TEXT,
                                      num_inference_steps=STEPS, guidance_text=0.0, guidance_audio=0.0,
-                                     guidance_visual=0.5)
+                                     guidance_visual=DEFAULT_VISUAL_STRENGTH)
     assert stream_kinds(video) == {"video", "audio"} and Path(audio).is_file()
     demo = build_demo(speech_pipe, examples_dir=None, output_root=tmp_path, visual_pipeline=motion_pipe)
     notices = [block.value for block in demo.blocks.values() if getattr(block, "elem_id", None) == "mode"]
