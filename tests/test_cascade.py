@@ -83,6 +83,16 @@ def test_cascade_speaks_what_the_audio_mode_speaks(speech_pipe, motion_pipe, ref
     np.testing.assert_array_equal(out.mel[0], speech.mel[0])
 
 
+def test_cascade_batch_latent_and_tuple_outputs(speech_pipe, motion_pipe, reference):
+    out = speech_pipe([TEXT, "Good night."], reference=reference, visual_pipeline=motion_pipe,
+                      num_inference_steps=STEPS, generator=[seeded(0), seeded(1)], output_type="latent")
+    assert out.mode == "cascade" and out.audio is None and out.frames is None
+    assert len(out.mel) == len(out.visual_codes) == 2 and out.visual_codes[1].shape[1] == 58
+    audio, rate, frames, fps, mel, codes = speech_pipe(TEXT, reference=reference, visual_pipeline=motion_pipe,
+                                                       num_inference_steps=STEPS, output_type="pt", return_dict=False)
+    assert isinstance(frames[0], torch.Tensor) and isinstance(mel[0], torch.Tensor) and rate == 24000
+
+
 def test_audio_mode_from_a_voice_sample_alone(speech_pipe, motion_pipe):
     voice = (24000, make_voice(1.5))
     out = speech_pipe(TEXT, reference_audio=voice, reference_text=REFERENCE_TEXT, mode="audio",
