@@ -131,16 +131,31 @@ def test_release_names_resolve_to_hub_files(data_dir, tmp_path, monkeypatch):
     assert F5_RELEASES["F5TTS_Base"].version == "v0"
 
 
+def test_nothing_is_fetched_unless_named(data_dir, tmp_path, monkeypatch):
+    """Local sources never touch the Hub; --vocos has no Hub default (a run without it is refused, not fetched)."""
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("hf_hub_download called for local files")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    convert(data_dir, tmp_path / "local", "v0")
+    with pytest.raises(SystemExit):
+        main(["--f5tts", str(data_dir / "f5tts_v0_tiny.safetensors"), "--vocab", str(data_dir / "f5tts_vocab.txt"),
+              "--version", "v0", "--out", str(tmp_path / "no-vocos")])
+
+
 def test_bad_sources_are_refused(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--f5tts", str(data_dir / "f5tts_v1_tiny.safetensors"), "--vocos", str(data_dir / "vocos_tiny"),
               "--out", str(tmp_path / "x")])
     assert "--vocab is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--f5tts", "F5TTS_v1_Base", "--version", "v0", "--out", str(tmp_path / "x")])
+        main(["--f5tts", "F5TTS_v1_Base", "--version", "v0", "--vocos", "x/y", "--out", str(tmp_path / "x")])
     assert "F5TTS_v1_Base is F5-TTS v1, not v0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--f5tts", str(tmp_path / "missing.safetensors"), "--vocab", "v.txt", "--out", str(tmp_path / "x")])
+        main(["--f5tts", str(tmp_path / "missing.safetensors"), "--vocab", "v.txt", "--vocos", "x/y",
+              "--out", str(tmp_path / "x")])
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 

@@ -23,8 +23,8 @@ The folder (``save_pretrained`` layout, safetensors) holds:
 
 Sources: a local file / folder, or a Hub reference ``hf://owner/repo/path/in/repo`` (a Vocos repo id such as
 ``charactr/vocos-mel-24khz`` works as it is), or a release name: ``F5TTS_v1_Base`` / ``F5TTS_Base`` (checkpoint,
-vocab and version). Hub files are fetched with ``huggingface_hub.hf_hub_download`` only when named here;
-nothing downloads at import or by default.
+vocab and version). Hub files are fetched with ``huggingface_hub.hf_hub_download`` only when named on the
+command line (``--vocos`` has no default for that reason); nothing downloads at import or by default.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from omnitalker.models.vocoder import VOCOS_CONFIG_NAME, VOCOS_WEIGHTS_NAME, Voc
 
 HUB_PREFIX = "hf://"
 F5_REPO = "SWivid/F5-TTS"
-DEFAULT_VOCOS = "charactr/vocos-mel-24khz"
+DEFAULT_VOCOS = "charactr/vocos-mel-24khz"  # named in the help; never fetched unless the user passes it
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ Converted with `python -m omnitalker.convert.pipeline` from: {", ".join(f"{k} `{
 """
 
 
-def convert_pipeline(f5tts: str, out: str | Path, *, vocab: str | None = None, vocos: str = DEFAULT_VOCOS,
+def convert_pipeline(f5tts: str, out: str | Path, *, vocos: str, vocab: str | None = None,
                      version: str | None = None, config: str | Path | None = None, use_ema: bool = True,
                      with_visual_stream: bool = False, visual_pipeline: str | None = None,
                      vocos_config: str | Path | None = None, verify: bool = True):
@@ -251,9 +251,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
                         help=f"F5-TTS checkpoint: a file, {HUB_PREFIX}owner/repo/path, or a release name "
                              f"({', '.join(F5_RELEASES)}: checkpoint, vocab and version from the Hub)")
     parser.add_argument("--vocab", help="the checkpoint's vocab.txt (file or Hub file; implied by a release name)")
-    parser.add_argument("--vocos", default=DEFAULT_VOCOS,
-                        help=f"Vocos folder (config.yaml + pytorch_model.bin), .bin, or Hub repo id (default "
-                             f"{DEFAULT_VOCOS}: needs network)")
+    parser.add_argument("--vocos", required=True,
+                        help=f"Vocos folder (config.yaml + pytorch_model.bin), .bin, or Hub repo id (the released one: "
+                             f"{DEFAULT_VOCOS}; needs network)")
     parser.add_argument("--vocos-config", help="Vocos config.yaml, if not next to the .bin")
     parser.add_argument("--out", required=True, help="output pipeline folder")
     parser.add_argument("--version", choices=sorted(F5_VERSIONS),
