@@ -56,7 +56,7 @@ def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, cap
     eval_main(args + ([] if HAS_RESEMBLYZER else ["--no-sim-a"]))
     printed = capsys.readouterr().out
     assert "| val_texts | reference |" in printed and "| val_speakers | no_reference |" in printed
-    assert "| CER | WER |" in printed
+    assert "| CER | CER zh | WER |" in printed
 
     result = json.loads(out.read_text())
     assert result["config"]["steps"] == 1 and result["config"]["systems"] == list(SYSTEMS)
@@ -144,3 +144,64 @@ def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt
     assert result["config"]["prompt_layout"] == prompt_layout
     for metrics in result["results"]["val_speakers"].values():
         assert metrics["items"] == 1 and metrics["dur_err"] >= 0
+
+
+# ------------------------------------------------------------------------------------------- Mandarin judge
+
+# all Mandarin, 144 s: train 16 clips (69 s, enough for the sync expert), val_texts 7, val_speakers 11
+ZH_CORPUS = dict(hours=0.04, speakers=3, seed=0, langs=("zh",), val_text_fraction=0.25)
+
+
+@pytest.fixture(scope="module")
+def zh_corpus(tmp_path_factory):
+    from omnitalker.data.synthetic import build_corpus
+
+    folder = tmp_path_factory.mktemp("zh_corpus")
+    build_corpus(folder, progress=False, workers=1, **ZH_CORPUS)
+    assert read_split(folder, "val_texts") and read_split(folder, "val_speakers")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def zh_recognizer_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rec_zh")
+    torch.manual_seed(0)
+    CTCRecognizer(dim=16, num_conv_blocks=1, hidden_dim=8, lang="zh").save_pretrained(folder)
+    return folder
+
+
+def test_train_recognizer_zh(zh_corpus, corpus, tmp_path):
+    """--lang zh trains on Mandarin clips with pinyin transcripts, saves lang=zh, keeps held-out sentences out."""
+    results = train_main(["--lang", "zh", "--data-dir", str(zh_corpus), "--extra-data-dir", str(zh_corpus),
+                          "--held-out-data-dir", str(zh_corpus), "--out", str(tmp_path / "rec"), "--steps", "2",
+                          "--log-every", "1"])
+    assert results["lang"] == "zh" and results["steps"] == 2
+    # the extra corpus adds its train clips again but none of its val_texts / val_speakers sentences
+    assert results["train_clips"] == 2 * len(read_split(zh_corpus, "train"))
+    assert 0.0 <= results["cer_val_texts"] and 0.0 <= results[f"cer_{zh_corpus.name}_val_speakers"]
+    assert CTCRecognizer.from_pretrained(tmp_path / "rec").config.lang == "zh"
+    with pytest.raises(ValueError, match="--langs zh"):  # an English corpus has no Mandarin clips
+        train_main(["--lang", "zh", "--data-dir", str(corpus), "--out", str(tmp_path / "x"), "--steps", "1"])
+
+
+def test_eval_gives_mandarin_items_a_pinyin_cer(zh_corpus, pipeline_dir, recognizer_dir, zh_recognizer_dir, tmp_path,
+                                                capsys):
+    args = ["--pipeline", str(pipeline_dir), "--data-dir", str(zh_corpus), "--recognizer", str(recognizer_dir),
+            "--split", "val", "--max-samples", "2", "--systems", "ground_truth", "--no-sim-a", "--no-wer"]
+    result = eval_main(args + ["--recognizer-zh", str(zh_recognizer_dir)])
+    assert "| CER | CER zh |" in capsys.readouterr().out
+    assert result["config"]["recognizer_zh"] == str(zh_recognizer_dir)
+    for split, systems in result["results"].items():
+        metrics = systems["ground_truth"]
+        assert metrics["cer"] is None and 0.0 <= metrics["cer_zh"] <= 10.0
+        # one item per split: the wrong-sentence chance level pairs it with itself
+        assert result["wrong_sentence_cer_zh"][split] == pytest.approx(metrics["cer_zh"])
+    for item in result["items"]:
+        assert item["lang"] == "zh" and isinstance(item["ground_truth"]["transcript"], str)
+
+    without = eval_main(args + ["--recognizer-zh", str(tmp_path / "missing")])
+    assert "no Mandarin recognizer" in capsys.readouterr().out
+    assert all(systems["ground_truth"]["cer_zh"] is None for systems in without["results"].values())
+    assert without["wrong_sentence_cer_zh"] == {}
+    with pytest.raises(SystemExit, match="--lang zh"):  # an English recognizer cannot judge Mandarin
+        eval_main(args + ["--recognizer-zh", str(recognizer_dir)])

@@ -22,10 +22,12 @@ from omnitalker.eval.lipsync import (
 )
 from omnitalker.eval.recognizer import (
     BLANK_ID,
+    DEFAULT_ALPHABET,
     CTCRecognizer,
     character_error_rate,
     edit_distance,
     normalize_for_cer,
+    pinyin_transcript,
 )
 from omnitalker.eval.speaker_similarity import cosine
 from omnitalker.face.codes import CODE_FPS, EXP_SLICE, EXPRESSION_POINTS, MEL_FPS, VISUAL_CODE_DIM
@@ -102,6 +104,28 @@ def test_recognizer_shapes_lengths_and_round_trip(tmp_path):
     loaded = CTCRecognizer.from_pretrained(tmp_path / "rec").eval()
     assert torch.allclose(loaded(mel, lengths)[0], log_probs)
     assert len(loaded.transcribe([mel[0], mel[1, :17]])) == 2
+
+
+def test_pinyin_transcript_is_toned_pinyin_in_the_alphabet():
+    assert pinyin_transcript("你好吗？") == "ni2 hao3 ma5"  # neutral tone 5, punctuation dropped
+    assert pinyin_transcript("女儿去旅游。") == "nv3 er2 qu4 lv3 you2"  # ü spelled v
+    assert pinyin_transcript("一个") == "yi2 ge4"  # tone sandhi, as espeak reads the corpus
+    assert set(pinyin_transcript("我们想弹钢琴，然后看新闻。")) <= set(DEFAULT_ALPHABET)
+
+
+def test_recognizer_language_scores_pinyin_and_defaults_to_english(tmp_path):
+    torch.manual_seed(0)
+    zh = CTCRecognizer(dim=16, num_conv_blocks=1, hidden_dim=8, lang="zh")
+    assert zh.reference_text("你好吗") == "ni2 hao3 ma5"
+    assert tiny_recognizer().reference_text("Hello!") == "Hello!"
+    zh.save_pretrained(tmp_path / "zh")
+    assert CTCRecognizer.from_pretrained(tmp_path / "zh").config.lang == "zh"
+    # a recognizer saved before the language existed (no "lang" in config.json) loads as English
+    config = tmp_path / "zh" / "config.json"
+    config.write_text(config.read_text().replace('"lang": "zh"', '"lang_removed": 0'))
+    assert CTCRecognizer.from_pretrained(tmp_path / "zh").config.lang == "en"
+    with pytest.raises(ValueError, match="lang"):
+        CTCRecognizer(lang="fr")
 
 
 def test_recognizer_rejects_bad_mels():

@@ -5,6 +5,9 @@
 
 Prints the recognizer's CER on the held-out ground truth first (what a CER can mean here), then a
 markdown table per split and system; the JSON holds the configuration, the table and per-item values.
+English items get a CER from ``--recognizer`` (letters), Mandarin items from ``--recognizer-zh`` (a
+``train_recognizer --lang zh`` model; CER over the toned pinyin transcript, column "CER zh"); without
+that folder Mandarin CER stays empty and a note says so.
 The WER column is Whisper's (the bundled offline tiny.en, ``--asr`` for another; Whisper's English
 normalisation) on the vocoded audio of every system; ``--no-wer`` skips it.
 The default run (24 items, 16 steps) of weights/omnitalker-demo took 5 min wall on one thread of the
@@ -24,10 +27,20 @@ from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, evaluate, markdown_
 
 DEFAULT_DATA_DIR = "data/synth-en"
 DEFAULT_RECOGNIZER = "weights/ctc-recognizer"
+DEFAULT_RECOGNIZER_ZH = "weights/ctc-recognizer-zh"
 DEFAULT_MAX_SAMPLES = 24
 DEFAULT_SEED = 0
 GENERATE_COMMAND = "python -m omnitalker.data.synthetic --out {dir} --hours 0.6 --speakers 24 --langs en --seed 0"
 TRAIN_RECOGNIZER_COMMAND = "python -m omnitalker.eval.train_recognizer --data-dir {data} --out {out}"
+
+
+def _print_judge_cer(name: str, recognizer_dir: Path) -> None:
+    """The recognizer's CER on its held-out ground truth, from its training_results.json (when saved)."""
+    training = recognizer_dir / "training_results.json"
+    if training.is_file():
+        info = json.loads(training.read_text())
+        print(f"{name} CER on held-out ground truth (all clips): "
+              + ", ".join(f"{key[4:]} {value:.3f}" for key, value in info.items() if key.startswith("cer_")))
 
 
 def _json_safe(value):
@@ -45,7 +58,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pipeline", required=True, help="pipeline folder (save_pretrained layout)")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="corpus folder with index.json")
     parser.add_argument("--split", default="val", choices=("val", *EVAL_SPLITS), help='"val" = both held-out splits')
-    parser.add_argument("--recognizer", default=DEFAULT_RECOGNIZER, help="CTC recognizer folder")
+    parser.add_argument("--recognizer", default=DEFAULT_RECOGNIZER, help="CTC recognizer folder (English CER)")
+    parser.add_argument("--recognizer-zh", default=DEFAULT_RECOGNIZER_ZH,
+                        help="Mandarin CTC recognizer folder (train_recognizer --lang zh; CER over toned pinyin); "
+                             "missing = no Mandarin CER")
     parser.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES, help="items in all, shared by the splits")
     parser.add_argument("--steps", type=int, default=None, help="ODE steps (default: the pipeline's, 16)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -98,23 +114,38 @@ def main(argv: list[str] | None = None) -> dict:
         except ValueError as error:
             raise SystemExit(f"error: {error} (or pass --no-wer)") from error
     recognizer = CTCRecognizer.from_pretrained(recognizer_dir).eval()
+    if recognizer.config.lang != "en":
+        raise SystemExit(f"error: --recognizer {recognizer_dir} reads {recognizer.config.lang!r}, not English "
+                         "(pass a Mandarin one as --recognizer-zh)")
+    recognizer_zh_dir = Path(args.recognizer_zh)
+    recognizer_zh = None
+    if (recognizer_zh_dir / "config.json").is_file():
+        recognizer_zh = CTCRecognizer.from_pretrained(recognizer_zh_dir).eval()
+        if recognizer_zh.config.lang != "zh":
+            raise SystemExit(f"error: --recognizer-zh {recognizer_zh_dir} reads {recognizer_zh.config.lang!r}: "
+                             "train one with python -m omnitalker.eval.train_recognizer --lang zh")
+    else:
+        print(f"note: no Mandarin recognizer at {recognizer_zh_dir}: Mandarin items get no CER (train one with "
+              f"python -m omnitalker.eval.train_recognizer --lang zh --data-dir {data_dir} --out {recognizer_zh_dir})")
     similarity = None if args.no_sim_a else SpeakerSimilarity()
     steps = args.steps if args.steps is not None else pipe.scheduler.config.num_inference_steps
     splits = list(EVAL_SPLITS) if args.split == "val" else [args.split]
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
-    training = recognizer_dir / "training_results.json"
-    if training.is_file():
-        info = json.loads(training.read_text())
-        print("recognizer CER on held-out ground truth (all clips): "
-              + ", ".join(f"{s} {info[f'cer_{s}']:.3f}" for s in EVAL_SPLITS if f"cer_{s}" in info))
+    _print_judge_cer("recognizer", recognizer_dir)
+    if recognizer_zh is not None:
+        _print_judge_cer("Mandarin recognizer (pinyin)", recognizer_zh_dir)
     result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity,
-                      asr=asr, prompt_layout=args.prompt_layout, guidance=guidance)
+                      asr=asr, prompt_layout=args.prompt_layout, guidance=guidance, recognizer_zh=recognizer_zh)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
+                            recognizer_zh=None if recognizer_zh is None else str(recognizer_zh_dir),
                             wer_asr=None if asr is None else args.asr)
     print(markdown_table(result))
     if result["wrong_sentence_cer"]:
         print("chance level, CER of fluent speech of the wrong sentence: "
               + ", ".join(f"{split} {cer:.3f}" for split, cer in result["wrong_sentence_cer"].items()))
+    if result["wrong_sentence_cer_zh"]:
+        print("Mandarin chance level (pinyin CER of the wrong sentence): "
+              + ", ".join(f"{split} {cer:.3f}" for split, cer in result["wrong_sentence_cer_zh"].items()))
     if args.out:
         Path(args.out).write_text(json.dumps(_json_safe(result), indent=1, ensure_ascii=False))
         print(f"wrote {args.out}")

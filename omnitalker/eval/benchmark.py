@@ -24,9 +24,14 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
 - metrics, per item and aggregated per split and system:
   ``cer``        character error rate of the CTC recognizer (``omnitalker.eval.recognizer``, trained on
                  the corpus's ground-truth mels) on the system's log-mel directly (not re-analysed
-                 vocoded audio). The ground-truth row is the recognizer's own CER on these held-out items;
-                 ``wrong_sentence_cer`` is chance level: the ground-truth transcript of each item scored
-                 against the next item's text (fluent speech of the wrong sentence);
+                 vocoded audio), English items only. The ground-truth row is the recognizer's own CER on
+                 these held-out items; ``wrong_sentence_cer`` is chance level: the ground-truth transcript of
+                 each item scored against the next item's text (fluent speech of the wrong sentence);
+  ``cer_zh``     the same for the Mandarin items with the Mandarin recognizer (``--recognizer-zh``, trained
+                 with ``train_recognizer --lang zh``): character error rate over the toned pinyin transcript
+                 (``recognizer.pinyin_transcript``: letters, tone digits and spaces, so a wrong tone is one
+                 edit), not over Chinese characters; chance level in ``wrong_sentence_cer_zh``. None without
+                 a Mandarin recognizer;
   ``wer``        Whisper word error rate (``omnitalker.asr``, the bundled tiny.en: a recognizer no one here
                  trained) of the system's mel vocoded by the pipeline's vocoder and resampled to 16 kHz, after
                  Whisper's English normalisation (``omnitalker.eval.wer``); English items only. Speech the
@@ -69,7 +74,7 @@ from omnitalker.text import normalize_text, prepare_reference_text
 
 from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
-from .recognizer import character_error_rate, normalize_for_cer
+from .recognizer import character_error_rate, normalize_for_cer, pinyin_transcript
 from .train_recognizer import CorpusClip, read_split
 from .wer import word_edits
 
@@ -79,7 +84,7 @@ PROMPT_SECONDS = 3.0  # prompts closest to this length: enough voice and motion,
 POOL_CLIPS = 20  # ground-truth clips per speaker for the FID reference distribution
 GENERATION_BATCH = 4  # items sampled together (their CFG passes are batched inside the sampler too)
 PROMPT_LAYOUTS = ("estimated", "oracle")  # durations models: how the prompt's phonemes are laid over its frames
-METRICS = ("cer", "wer", "sync_corr", "sync_lag", "p_fid", "e_fid", "sim_a", "dur_err")
+METRICS = ("cer", "cer_zh", "wer", "sync_corr", "sync_lag", "p_fid", "e_fid", "sim_a", "dur_err")
 
 
 @dataclass
@@ -274,9 +279,38 @@ def whisper_wer_item(asr, wave: np.ndarray, sample_rate: int, text: str) -> dict
     return {"whisper_transcript": transcript, "wer": edits / max(words, 1), "wer_edits": edits, "wer_words": words}
 
 
+CER_KEYS = {"en": "cer", "zh": "cer_zh"}  # per-item and aggregated CER key of each language's judge
+
+
+def judged_reference(clip: CorpusClip) -> str:
+    """The normalised transcript a clip's CER is counted over: its text (English), its toned pinyin (Mandarin)."""
+    return normalize_for_cer(pinyin_transcript(clip.text) if clip.lang == "zh" else clip.text)
+
+
+def transcribe_by_lang(judges: dict, items: list[EvalItem], system_outputs: list[SystemOutput]) -> list[str | None]:
+    """Each item's transcript by the recognizer of its language (``judges``: lang -> recognizer or None);
+    None where that language has no recognizer."""
+    transcripts: list[str | None] = [None] * len(items)
+    for lang, judge in judges.items():
+        rows = [i for i, item in enumerate(items) if item.clip.lang == lang]
+        if judge is None or not rows:
+            continue
+        texts = judge.transcribe([torch.from_numpy(system_outputs[i].mel) for i in rows])
+        for i, text in zip(rows, texts, strict=True):
+            transcripts[i] = text
+    return transcripts
+
+
+def _pooled_cer(pairs: list[tuple[float, int]]) -> float | None:
+    """Corpus CER from per-item (CER, reference characters): total edits / total characters."""
+    letters = sum(n for _, n in pairs)
+    return sum(cer * n for cer, n in pairs) / letters if letters else None
+
+
 def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe, similarity, pools,
-                expert: AudioToMouthRegressor, asr=None) -> dict:
-    """Fill per-item metrics and return {split: {system: aggregated metrics}}; `asr` (omnitalker.asr) adds WER."""
+                expert: AudioToMouthRegressor, asr=None, recognizer_zh=None) -> dict:
+    """Fill per-item metrics and return {split: {system: aggregated metrics}}; `asr` (omnitalker.asr) adds WER,
+    `recognizer_zh` (a ``lang="zh"`` CTCRecognizer) the Mandarin items' pinyin CER."""
     sample_rate = pipe.vocoder.config.sample_rate
     prompt_embeddings = {}
     if similarity is not None:
@@ -286,12 +320,13 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
                                                                      sample_rate)
     results = {}
     for system_outputs in outputs.values():
-        hypotheses = recognizer.transcribe([torch.from_numpy(o.mel) for o in system_outputs])
+        hypotheses = transcribe_by_lang({"en": recognizer, "zh": recognizer_zh}, items, system_outputs)
         for item, output, hypothesis in zip(items, system_outputs, hypotheses, strict=True):
+            cer = None if hypothesis is None else character_error_rate(hypothesis, judged_reference(item.clip))
             output.metrics.update(
-                transcript=hypothesis,
-                # the CTC recognizer reads English letters: Mandarin items get no CER
-                cer=character_error_rate(hypothesis, item.clip.text) if item.clip.lang == "en" else None,
+                transcript=hypothesis,  # by the item's language's recognizer (pinyin for Mandarin)
+                cer=cer if item.clip.lang == "en" else None,
+                cer_zh=cer if item.clip.lang == "zh" else None,
                 dur_err=abs(len(output.mel) - len(item.clip.mel)) / len(item.clip.mel),
                 lipsync=lipsync_score(output.codes, output.mel),
                 expert_sync=sync_expert_score(output.codes, output.mel, expert),
@@ -313,13 +348,13 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
                 speakers[items[i].clip.speaker].append(system_outputs[i].codes)
             sync: LipSyncScore = pooled_lipsync([o.metrics["lipsync"] for o in chosen])
             expert_sync: LipSyncScore = pooled_lipsync([o.metrics["expert_sync"] for o in chosen])
-            english = [(i, o) for i, o in zip(rows, chosen, strict=True) if o.metrics["cer"] is not None]
-            edits = sum(o.metrics["cer"] * len(normalize_for_cer(items[i].clip.text)) for i, o in english)
-            letters = sum(len(normalize_for_cer(items[i].clip.text)) for i, _ in english)
+            cers = {key: _pooled_cer([(o.metrics[key], len(judged_reference(items[i].clip)))
+                                      for i, o in zip(rows, chosen, strict=True) if o.metrics[key] is not None])
+                    for key in CER_KEYS.values()}
             wer_words = sum(o.metrics.get("wer_words", 0) for o in chosen)
             results[split][system] = {
                 "items": len(chosen),
-                "cer": edits / letters if letters else None,
+                **cers,
                 "wer": sum(o.metrics.get("wer_edits", 0) for o in chosen) / wer_words if wer_words else None,
                 "sync_corr": sync.correlation,
                 "sync_lag": sync.lag_frames,
@@ -338,9 +373,12 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
 
 def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
              systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None,
-             prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None) -> dict:
+             prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None, recognizer_zh=None) -> dict:
     """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER;
-    `guidance`: None = the defaults)."""
+    `guidance`: None = the defaults; `recognizer_zh`: the Mandarin CER judge, None = no Mandarin CER)."""
+    if recognizer_zh is not None and recognizer_zh.config.lang != "zh":
+        raise ValueError(f"recognizer_zh reads {recognizer_zh.config.lang!r}: pass one trained with "
+                         "python -m omnitalker.eval.train_recognizer --lang zh")
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         raise ValueError(f"unknown systems {unknown}: choose from {SYSTEMS}")
@@ -362,22 +400,24 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
     start = time.perf_counter()
-    table = score_items(items, outputs, recognizer, pipe, similarity, pools, expert, asr=asr)
+    table = score_items(items, outputs, recognizer, pipe, similarity, pools, expert, asr=asr,
+                        recognizer_zh=recognizer_zh)
     seconds["scoring"] = round(time.perf_counter() - start, 1)
-    wrong_sentence = {}
+    wrong_sentence = {lang: {} for lang in CER_KEYS}
     if "ground_truth" in outputs:  # chance level: the transcript of one clip scored against the next clip's text
         for split in table:
-            rows = [i for i, item in enumerate(items) if item.split == split and item.clip.lang == "en"]
-            if not rows:
-                continue
-            pairs = [(outputs["ground_truth"][a].metrics["transcript"], items[b].clip.text)
-                     for a, b in zip(rows, rows[1:] + rows[:1], strict=True)]
-            lengths = [len(normalize_for_cer(text)) for _, text in pairs]
-            edits = sum(character_error_rate(hyp, text) * n for (hyp, text), n in zip(pairs, lengths, strict=True))
-            wrong_sentence[split] = edits / max(sum(lengths), 1)
+            for lang in CER_KEYS:
+                rows = [i for i, item in enumerate(items) if item.split == split and item.clip.lang == lang
+                        and outputs["ground_truth"][i].metrics["transcript"] is not None]
+                if not rows:
+                    continue
+                pairs = [(outputs["ground_truth"][a].metrics["transcript"], judged_reference(items[b].clip))
+                         for a, b in zip(rows, rows[1:] + rows[:1], strict=True)]
+                wrong_sentence[lang][split] = _pooled_cer([(character_error_rate(hyp, text), len(text))
+                                                           for hyp, text in pairs])
     per_item = [
-        {"split": item.split, "key": item.clip.key, "speaker": item.clip.speaker, "text": item.clip.text,
-         "prompt": item.prompt.key,
+        {"split": item.split, "key": item.clip.key, "lang": item.clip.lang, "speaker": item.clip.speaker,
+         "text": item.clip.text, "prompt": item.prompt.key,
          **{system: {**{k: v for k, v in outputs[system][index].metrics.items() if k not in ("lipsync", "expert_sync")},
                      "sync_corr": outputs[system][index].metrics["lipsync"].correlation,
                      "sync_lag": outputs[system][index].metrics["lipsync"].lag_frames,
@@ -390,7 +430,8 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
                        "seed": seed, "systems": list(systems), "generation_seconds": seconds,
                        "prompt_layout": prompt_layout if getattr(pipe, "uses_durations", False) else None,
                        "guidance": dataclasses.asdict(guidance if guidance is not None else GuidanceConfig())},
-            "results": table, "wrong_sentence_cer": wrong_sentence, "items": per_item}
+            "results": table, "wrong_sentence_cer": wrong_sentence["en"],
+            "wrong_sentence_cer_zh": wrong_sentence["zh"], "items": per_item}
 
 
 def _format(value, spec: str) -> str:
@@ -400,13 +441,15 @@ def _format(value, spec: str) -> str:
 
 
 def markdown_table(result: dict) -> str:
-    """The per-split, per-system table of :func:`evaluate`'s result."""
-    lines = ["| split | system | items | CER | WER | sync corr | sync lag | expert corr | expert lag | P-FID | E-FID | "
-             "SIM-A | dur err |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """The per-split, per-system table of :func:`evaluate`'s result (CER: English items' letters; CER zh:
+    Mandarin items' toned pinyin)."""
+    lines = ["| split | system | items | CER | CER zh | WER | sync corr | sync lag | expert corr | expert lag | P-FID | "
+             "E-FID | SIM-A | dur err |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for split, systems in result["results"].items():
         for system, m in systems.items():
             lines.append(
-                f"| {split} | {system} | {m['items']} | {_format(m['cer'], '.3f')} | {_format(m.get('wer'), '.3f')} | "
+                f"| {split} | {system} | {m['items']} | {_format(m['cer'], '.3f')} | {_format(m.get('cer_zh'), '.3f')} | "
+                f"{_format(m.get('wer'), '.3f')} | "
                 f"{_format(m['sync_corr'], '.2f')} | "
                 f"{m['sync_lag']:+d} | {_format(m['expert_corr'], '.2f')} | {m['expert_lag']:+d} | {_format(m['p_fid'], '.3g')} | {_format(m['e_fid'], '.3g')} | "
                 f"{_format(m['sim_a'], '.3f')} | {_format(m['dur_err'], '.3f')} |"

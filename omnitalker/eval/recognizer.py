@@ -17,6 +17,12 @@ the characters plus the CTC blank. Decoding is greedy (best path, repeats merged
 CER = character edit distance (Levenshtein: insertions, deletions, substitutions, each cost 1) summed
 over utterances / reference characters summed, on texts normalised by :func:`normalize_for_cer`
 (lower case, only letters, digits, apostrophes and single spaces) — the same counting as jiwer.cer.
+
+Mandarin: a recognizer saved with ``lang="zh"`` (``train_recognizer --lang zh``) reads toned pinyin, not
+characters: its reference transcript is :func:`pinyin_transcript` ("你好吗" -> "ni2 hao3 ma5"), so for it
+CER is the character error rate over the pinyin letters, tone digits and spaces (a wrong tone is one
+edit, a wrong syllable a few), not over Chinese characters. :meth:`CTCRecognizer.reference_text` picks
+the transcript of a text for the recognizer's language; training and evaluation both use it.
 """
 
 from __future__ import annotations
@@ -36,11 +42,24 @@ DEFAULT_ALPHABET = " '" + string.ascii_lowercase + string.digits
 NORMALIZE_EPS = 1e-5  # floor of the per-bin standard deviation in the mel normalisation
 _DROP = re.compile(r"[^a-z0-9' ]+")
 _SPACES = re.compile(r"\s+")
+LANGS = ("en", "zh")  # what a recognizer reads: English letters, or Mandarin as toned pinyin
 
 
 def normalize_for_cer(text: str) -> str:
     """Lower case; punctuation and other symbols become spaces; runs of spaces collapse; strip."""
     return _SPACES.sub(" ", _DROP.sub(" ", text.lower())).strip()
+
+
+def pinyin_transcript(text: str) -> str:
+    """Chinese text -> toned pinyin syllables separated by spaces, normalised ("你好吗" -> "ni2 hao3 ma5").
+
+    pypinyin TONE3 with tone sandhi (what the synthetic corpus's espeak voice reads), neutral tone 5,
+    ü spelled "v"; punctuation is dropped, so the transcript fits :data:`DEFAULT_ALPHABET`.
+    """
+    from pypinyin import Style, lazy_pinyin
+
+    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
+    return normalize_for_cer(" ".join(syllables))
 
 
 def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
@@ -97,6 +116,8 @@ class CTCRecognizer(ModelMixin, ConfigMixin):
         kernel_size: depthwise kernel of the blocks (odd).
         hidden_dim: hidden size per direction of the bidirectional GRU on top.
         dropout: before the GRU and the output layer (training only).
+        lang: the language it reads: "en" (letters of the text) or "zh" (the text's toned pinyin,
+            :func:`pinyin_transcript`); the evaluation scores it against :meth:`reference_text`.
     """
 
     @register_to_config
@@ -110,8 +131,11 @@ class CTCRecognizer(ModelMixin, ConfigMixin):
         kernel_size: int = 9,
         hidden_dim: int = 128,
         dropout: float = 0.1,
+        lang: str = "en",
     ):
         super().__init__()
+        if lang not in LANGS:
+            raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
         if kernel_size % 2 != 1 or stride < 1:
             raise ValueError(f"kernel_size must be odd and stride >= 1, got {kernel_size} and {stride}")
         if len(set(alphabet)) != len(alphabet) or not alphabet:
@@ -132,6 +156,10 @@ class CTCRecognizer(ModelMixin, ConfigMixin):
         """Frames after the strided convolution (kernel 2s+1, padding s: ceil(n / s))."""
         stride = self.config.stride
         return torch.div(lengths + stride - 1, stride, rounding_mode="floor")
+
+    def reference_text(self, text: str) -> str:
+        """What this recognizer should transcribe for a sentence: its toned pinyin for "zh", the text otherwise."""
+        return pinyin_transcript(text) if self.config.lang == "zh" else text
 
     def encode_text(self, text: str) -> list[int]:
         """Character ids of the normalised text (characters outside the alphabet are dropped)."""

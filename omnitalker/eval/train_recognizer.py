@@ -2,12 +2,21 @@
 
     OMP_NUM_THREADS=1 python -m omnitalker.eval.train_recognizer --data-dir /work/data/synth-en \
         --extra-data-dir /work/data/synth-en-asr --out weights/ctc-recognizer
+    OMP_NUM_THREADS=1 python -m omnitalker.eval.train_recognizer --lang zh --data-dir data/synth-demo \
+        --extra-data-dir data/synth-zh-asr --held-out-data-dir data/synth-eval --out weights/ctc-recognizer-zh
 
 Training data: the ``train`` split of ``--data-dir`` plus every split of each ``--extra-data-dir``
 (recognizer-only corpora, e.g. ``python -m omnitalker.data.synthetic --seed 1 ...``) minus any clip
-whose sentence appears in the held-out splits of ``--data-dir``. Held out: ``val_texts`` (unseen
-sentences, training speakers) and ``val_speakers`` (unseen speakers); the final CER on both is printed
-and written into the output folder's README.md.
+whose sentence appears in the held-out splits of ``--data-dir`` or of any ``--held-out-data-dir`` (e.g.
+the evaluation corpus, when it is not ``--data-dir``). Held out: ``val_texts`` (unseen sentences,
+training speakers) and ``val_speakers`` (unseen speakers) of those corpora; the final CER on each is
+printed and written to ``training_results.json`` (``cer_<split>`` for ``--data-dir``,
+``cer_<corpus folder>_<split>`` for the others).
+
+``--lang`` picks the clips and the transcript: ``en`` (default) trains on the English clips' letters,
+``zh`` on the Mandarin clips (``lang == "zh"``) with their toned pinyin as the transcript
+(``recognizer.pinyin_transcript``: "ni2 hao3 ma5"; CER then counts pinyin letters, tone digits and
+spaces). The language is saved in the recognizer's config (``lang``) so the evaluation knows how to score.
 
 Augmentation (SpecAugment style, on the log-mel): time stretch by resampling the frames (x0.85-1.15,
 speaking-rate variety), two frequency masks and time masks proportional to the length, filled with
@@ -33,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .recognizer import CTCRecognizer, character_error_rate, normalize_for_cer
+from .recognizer import LANGS, CTCRecognizer, character_error_rate, normalize_for_cer
 
 HELD_OUT_SPLITS = ("val_texts", "val_speakers")
 FRAMES_PER_BATCH = 6_000  # padded mel frames per batch
@@ -132,27 +141,44 @@ def evaluate(model: CTCRecognizer, clips: list[CorpusClip]) -> tuple[float, list
     for start in range(0, len(clips), EVAL_BATCH):
         chunk = clips[start : start + EVAL_BATCH]
         hypotheses += model.transcribe([torch.from_numpy(c.mel.astype(np.float32)) for c in chunk])
-    return character_error_rate(hypotheses, [c.text for c in clips]), hypotheses
+    return character_error_rate(hypotheses, [model.reference_text(c.text) for c in clips]), hypotheses
+
+
+def read_held_out(data_dir: str | Path, lang: str) -> dict[str, list[CorpusClip]]:
+    """The ``lang`` clips of a corpus's held-out splits (those it has), by split."""
+    return {split: [c for c in read_split(data_dir, split) if c.lang == lang]
+            for split in HELD_OUT_SPLITS if split in corpus_splits(data_dir)}
 
 
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    held_out = {split: read_split(args.data_dir, split) for split in HELD_OUT_SPLITS
-                if split in corpus_splits(args.data_dir)}
-    held_texts = {normalize_for_cer(c.text) for clips in held_out.values() for c in clips}
+    model = CTCRecognizer(lang=args.lang)
+    held_out = read_held_out(args.data_dir, args.lang)  # reported as cer_<split>
+    for corpus in args.held_out_data_dir:  # reported as cer_<corpus folder>_<split>
+        held_out.update({f"{Path(corpus).name}_{split}": clips
+                         for split, clips in read_held_out(corpus, args.lang).items()})
+    held_out = {name: clips for name, clips in held_out.items() if clips}
+
+    def sentence(text: str) -> str:
+        """A sentence's identity: its transcript (pinyin for Mandarin, whose characters normalise away)."""
+        return normalize_for_cer(model.reference_text(text))
+
+    held_texts = {sentence(c.text) for clips in held_out.values() for c in clips}
     clips = read_split(args.data_dir, "train")
     for extra in args.extra_data_dir:
         for split in corpus_splits(extra):
-            clips += [c for c in read_split(extra, split) if normalize_for_cer(c.text) not in held_texts]
-    clips = [c for c in clips if normalize_for_cer(c.text) not in held_texts]
+            clips += read_split(extra, split)
+    clips = [c for c in clips if c.lang == args.lang and sentence(c.text) not in held_texts]
+    if not clips:
+        raise ValueError(f"no {args.lang!r} training clips in {args.data_dir} (train) or --extra-data-dir: "
+                         f"generate a corpus with --langs {args.lang}")
     print(f"training clips: {len(clips)} ({sum(len(c.mel) for c in clips) / MEL_FPS / 3600:.2f} h); "
           + ", ".join(f"{split}: {len(v)}" for split, v in held_out.items()))
 
-    model = CTCRecognizer()
     print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
     mels = [torch.from_numpy(c.mel.astype(np.float32)) for c in clips]
-    targets = [torch.tensor(model.encode_text(c.text)) for c in clips]
+    targets = [torch.tensor(model.encode_text(model.reference_text(c.text))) for c in clips]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     budget_seconds = args.max_minutes * 60
 
@@ -182,19 +208,21 @@ def train(args: argparse.Namespace) -> dict:
             step += 1
             if step % args.log_every == 0:
                 message = f"step {step} epoch {epoch} loss {loss.item():.3f} {(time.time() - start) / 60:.1f} min"
-                if "val_texts" in held_out:
-                    message += f" | val_texts CER {evaluate(model, held_out['val_texts'])[0]:.3f}"
+                if held_out:
+                    split, held = next(iter(held_out.items()))
+                    message += f" | {split} CER {evaluate(model, held)[0]:.3f}"
                 print(message, flush=True)
             if step >= args.steps or time.time() - start >= budget_seconds:
                 break
         epoch += 1
 
-    results = {"steps": step, "epochs": epoch, "minutes": round((time.time() - start) / 60, 1),
+    results = {"lang": args.lang, "steps": step, "epochs": epoch, "minutes": round((time.time() - start) / 60, 1),
                "train_clips": len(clips), "train_hours": round(sum(len(m) for m in mels) / MEL_FPS / 3600, 2)}
     for split, held in held_out.items():
         cer, hypotheses = evaluate(model, held)
         results[f"cer_{split}"] = round(cer, 4)
-        print(f"{split}: CER {cer:.3f} over {len(held)} clips; e.g. {held[0].text!r} -> {hypotheses[0]!r}")
+        print(f"{split}: CER {cer:.3f} over {len(held)} clips; e.g. {model.reference_text(held[0].text)!r} "
+              f"-> {hypotheses[0]!r}")
     out = Path(args.out)
     model.save_pretrained(out)
     (out / "training_results.json").write_text(json.dumps(results, indent=1))
@@ -206,6 +234,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", required=True, help="corpus with train / val_texts / val_speakers splits")
     parser.add_argument("--extra-data-dir", action="append", default=[],
                         help="recognizer-only corpus (all its splits are used for training); repeatable")
+    parser.add_argument("--held-out-data-dir", action="append", default=[],
+                        help="another corpus whose val_texts / val_speakers sentences are kept out of training "
+                             "and reported (e.g. the evaluation corpus); repeatable")
+    parser.add_argument("--lang", default="en", choices=LANGS,
+                        help="en: English clips, letters; zh: Mandarin clips, toned pinyin transcripts")
     parser.add_argument("--out", required=True, help="output folder (save_pretrained layout)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--max-minutes", type=float, default=20.0)
