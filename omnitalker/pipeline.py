@@ -64,7 +64,7 @@ from omnitalker.flow.guidance import (
     DEFAULT_VISUAL_STRENGTH,
     GuidanceConfig,
 )
-from omnitalker.flow.sampling import FlowSampleOutput, sample
+from omnitalker.flow.sampling import sample
 from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side, fit_within
 
 # diffusers resolves saved components by importing their module by name; import the model modules here so
@@ -162,12 +162,26 @@ class _RenderSource:
     renderer_id: int
 
 
-class _Interrupted(Exception):
-    """Raised by the step hook once ``pipe._interrupt`` is set; carries the latents reached so far."""
+class _StepHook:
+    """Called by the sampler after every solver step of a pipeline call: counts steps across chunks, advances
+    the progress bar and runs the user's ``callback_on_step_end`` with diffusers' tensor names."""
 
-    def __init__(self, latents: dict):
-        super().__init__("interrupted")
-        self.latents = latents
+    LATENT_NAMES = {"audio_latents": "audio", "visual_latents": "visual"}
+
+    def __init__(self, pipeline, progress_bar, callback: Callable | None, tensor_inputs: list[str]):
+        self.pipeline, self.progress_bar = pipeline, progress_bar
+        self.callback, self.tensor_inputs = callback, tensor_inputs
+        self.steps_done = 0
+
+    def __call__(self, step: int, timestep, latents: dict) -> dict:
+        returned = {}
+        if self.callback is not None:
+            kwargs = {name: latents[self.LATENT_NAMES[name]] for name in self.tensor_inputs}
+            outputs = self.callback(self.pipeline, self.steps_done, timestep, kwargs) or {}
+            returned = {self.LATENT_NAMES[name]: value for name, value in outputs.items() if name in self.LATENT_NAMES}
+        self.steps_done += 1
+        self.progress_bar.update()
+        return returned
 
 
 @dataclass
@@ -312,6 +326,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
     @property
     def num_timesteps(self) -> int:
         return self._num_timesteps
+
+    def _should_stop(self) -> bool:
+        return self._interrupt
 
     @property
     def interrupt(self) -> bool:
@@ -505,30 +522,23 @@ class OmniTalkerPipeline(DiffusionPipeline):
         if len(set(totals)) > 1:  # only pad-mask when lengths differ: a mask-free batch is the fast path
             attention_mask = (torch.arange(num_frames)[None] < lengths[:, None]).to(device)  # b n
 
-        try:
-            out = sample(
-                self.transformer,
-                self.scheduler,
-                text_ids=text_ids.to(device),
-                num_frames=num_frames,
-                audio_cond=audio_cond.to(device, dtype),
-                visual_cond=None if audio_only else visual_cond.to(device, dtype),
-                audio_cond_mask=audio_mask.to(device),
-                visual_cond_mask=None if audio_only else visual_mask.to(device),
-                attention_mask=attention_mask,
-                guidance=guidance,
-                num_inference_steps=num_inference_steps,
-                generator=generators if len(generators) > 1 else generators[0],
-                callback_on_step_end=on_step,
-                text_durations=None if text_durations is None else text_durations.to(device),
-            )
-        except _Interrupted as stop:  # early stop (diffusers' `pipe._interrupt`): keep what was reached
-            restored = {
-                name: torch.where(mask.to(device)[..., None], cond.to(device, dtype), stop.latents[name])
-                for name, mask, cond in (("audio", audio_mask, audio_cond), ("visual", visual_mask, visual_cond))
-                if stop.latents.get(name) is not None
-            }
-            out = FlowSampleOutput(audio=restored.get("audio"), visual=restored.get("visual"))
+        out = sample(
+            self.transformer,
+            self.scheduler,
+            text_ids=text_ids.to(device),
+            num_frames=num_frames,
+            audio_cond=audio_cond.to(device, dtype),
+            visual_cond=None if audio_only else visual_cond.to(device, dtype),
+            audio_cond_mask=audio_mask.to(device),
+            visual_cond_mask=None if audio_only else visual_mask.to(device),
+            attention_mask=attention_mask,
+            guidance=guidance,
+            num_inference_steps=num_inference_steps,
+            generator=generators if len(generators) > 1 else generators[0],
+            callback_on_step_end=on_step,
+            text_durations=None if text_durations is None else text_durations.to(device),
+            should_stop=self._should_stop,  # diffusers' `pipe._interrupt`: keep what was reached
+        )
         results = []
         for row, segment in enumerate(segments):
             span = slice(len(segment.prompt_mel), len(segment.prompt_mel) + segment.num_frames)
@@ -757,23 +767,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps)
         evaluations_per_call = len(self.scheduler.timesteps)
         self._num_timesteps = evaluations_per_call
-        step_counter = [0]
 
         with self.progress_bar(total=solver_calls * evaluations_per_call) as progress_bar:
-
-            def on_step(step, timestep, latents):
-                returned = {}
-                if callback_on_step_end is not None:
-                    names = {"audio_latents": "audio", "visual_latents": "visual"}
-                    kwargs = {name: latents[names[name]] for name in callback_on_step_end_tensor_inputs}
-                    outputs = callback_on_step_end(self, step_counter[0], timestep, kwargs) or {}
-                    returned = {names[name]: value for name, value in outputs.items() if name in names}
-                step_counter[0] += 1
-                progress_bar.update()
-                if self._interrupt:
-                    raise _Interrupted({**latents, **returned})
-                return returned
-
+            on_step = _StepHook(self, progress_bar, callback_on_step_end, callback_on_step_end_tensor_inputs)
             if audio is not None:
                 mel_items, code_items, wave_items = self._lipsync(reference, driving, driving_mel, transcript,
                                                                   plans[0], generators[0], guidance,

@@ -199,6 +199,30 @@ def test_interrupt_stops_sampling_early(pipe, reference):
     assert again.mel[0].shape == out.mel[0].shape  # the flag is reset by the next call
 
 
+def test_interrupt_ends_like_a_finished_run(reference_video):
+    """An interrupted run ends through the sampler's normal ending: stopping at the last step gives exactly the
+    finished run's output, visual codes back in raw units (weights that carry visual statistics)."""
+    from omnitalker.models.transformer import OmniTalkerTransformer
+
+    pipe = dummy_pipeline()
+    dim = pipe.transformer.config.visual_dim
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    pipe.transformer = OmniTalkerTransformer.from_named_config(
+        "tiny", visual_mean=rng.normal(0, 1, dim).tolist(), visual_std=rng.uniform(0.5, 2, dim).tolist()).eval()
+    reference = pipe.prepare_reference(reference_video=reference_video, reference_text=REFERENCE_TEXT)
+    kwargs = dict(reference=reference, num_inference_steps=3, output_type="latent")
+    finished = pipe(TEXT, generator=generator(), **kwargs)
+
+    def stop_at_last_step(pipeline, step, timestep, tensors):
+        pipeline._interrupt = step == 2
+        return {}
+
+    stopped = pipe(TEXT, generator=generator(), callback_on_step_end=stop_at_last_step, **kwargs)
+    np.testing.assert_array_equal(stopped.visual_codes[0], finished.visual_codes[0])
+    np.testing.assert_array_equal(stopped.mel[0], finished.mel[0])
+
+
 def test_save_and_load_round_trip(pipe, reference, tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())

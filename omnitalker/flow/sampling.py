@@ -108,6 +108,7 @@ def sample(
     callback_on_step_end: Callable[[int, torch.Tensor, dict], dict | None] | None = None,
     progress: bool = False,
     text_durations: torch.Tensor | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FlowSampleOutput:
     """Integrate the flow ODE from noise (t = 0) to data (t = 1), in-filling the non-prompt frames.
 
@@ -131,6 +132,9 @@ def sample(
         progress: show a tqdm bar.
         text_durations: b nt frames per token, summing to each sample's valid frames (prompt + target);
             required by a transformer with the "durations" text layout, refused by the others.
+        should_stop: asked after every step (after the callback); True ends the integration there, and the
+            result is formed from the state reached exactly as at the last step (prompt restored, visual codes
+            back in raw units), so an interrupted run and a finished one end through the same code.
     """
     conds = {"audio": audio_cond, "visual": visual_cond}
     masks = {"audio": audio_cond_mask if audio_cond_mask is not None else cond_mask,
@@ -200,6 +204,8 @@ def sample(
         if callback_on_step_end is not None:
             returned = callback_on_step_end(step, t, dict(x)) or {}
             x.update({name: returned[name] for name in present if name in returned})
+        if should_stop is not None and should_stop():
+            break
 
     out = {}
     denormalize = getattr(transformer, "denormalize_visual", None)
