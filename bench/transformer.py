@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from omnitalker.audio import FRAME_RATE
 from omnitalker.flow import GuidanceConfig, OmniTalkerFlowMatchScheduler, sample
 from omnitalker.models.transformer import OmniTalkerTransformer
 
 RESULTS_DIR = Path(__file__).parent / "results"
-FRAME_RATE = 24000 / 256  # mel frames per second (93.75)
 CHARS_PER_SECOND = 14  # typical read English speech, characters incl. spaces
 TEXT_VOCAB_SAMPLE = 60  # token ids drawn from [0, 60): any ids cost the same
 NUM_STEPS = 16  # the paper's step count

@@ -33,13 +33,14 @@ from pathlib import Path
 import gradio as gr
 
 from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
+from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PIPELINE = REPO_ROOT / "weights" / "omnitalker-demo"
 DEFAULT_EXAMPLES = REPO_ROOT / "examples"
-DEFAULT_STEPS = 16  # the paper's
+DEFAULT_STEPS = DEFAULT_NUM_INFERENCE_STEPS  # the paper's 16
 MAX_STEPS = 64
 QUEUE_SIZE = 16  # waiting requests beyond this are turned away with "queue full"
 CONCURRENCY = 1  # one generation at a time: a CPU (or one GPU) is saturated by one request

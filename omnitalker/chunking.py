@@ -25,6 +25,7 @@ import re
 
 import torch
 
+from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.text import normalize_text, text_length
 
 # F5-TTS: a driving text under 10 bytes gives a too-short estimate from the linear rule; it forces speed 0.3.
@@ -41,7 +42,7 @@ def estimate_num_frames(
     reference_text: str,
     text: str,
     speed: float = 1.0,
-    frame_rate: float = 93.75,
+    frame_rate: float = MEL_FRAME_RATE,
 ) -> int:
     """Frames to generate for `text`, spoken at the reference's rate (module docstring); at least 1."""
     if speed <= 0 or not math.isfinite(speed):

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.text import is_chinese, normalize_text
+from omnitalker.text import PAD_ID, is_chinese, normalize_text
 
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
@@ -48,7 +48,6 @@ PAUSE = "_"  # id 0: silences, espeak's pauses
 WORD_BOUNDARY = "|"  # zero-frame word boundary
 SPECIAL_TOKENS = (PAUSE, WORD_BOUNDARY)  # ids 0 and 1 of every phoneme vocabulary
 PAUSE_ID = 0
-PAD_ID = -1  # batch padding (the transformer maps it to its filler row)
 ENGLISH_VOICE = "en-us"
 CHINESE_VOICE = "cmn-latn-pinyin"
 _SYLLABLE_BREAK = "_|"  # espeak's syllable separator in the cmn voice

@@ -58,6 +58,7 @@ from omnitalker.chunking import (
     tail_text,
 )
 from omnitalker.components import as_pipeline_renderer, as_pipeline_tokenizer
+from omnitalker.face.codes import CODE_FPS, VIDEO_FPS
 from omnitalker.flow.guidance import (
     DEFAULT_AUDIO_STRENGTH,
     DEFAULT_TEXT_STRENGTH,
@@ -65,6 +66,7 @@ from omnitalker.flow.guidance import (
     GuidanceConfig,
 )
 from omnitalker.flow.sampling import sample
+from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side, fit_within
 
 # diffusers resolves saved components by importing their module by name; import the model modules here so
@@ -103,9 +105,7 @@ from omnitalker.text_layout import (
 
 logger = logging.get_logger(__name__)
 
-CODE_FPS = 30.0  # visual codes in the output, the paper's rate
-DEFAULT_VIDEO_FPS = 25
-DEFAULT_NUM_INFERENCE_STEPS = 16  # paper §4.1
+DEFAULT_VIDEO_FPS = int(VIDEO_FPS)
 DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s prompt F5's ~22 s budget
 DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
 DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks

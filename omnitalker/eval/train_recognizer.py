@@ -42,6 +42,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from omnitalker.audio import FRAME_RATE as MEL_FPS
+
 from .recognizer import LANGS, CTCRecognizer, character_error_rate, normalize_for_cer
 
 HELD_OUT_SPLITS = ("val_texts", "val_speakers")
@@ -50,7 +52,6 @@ WARMUP_STEPS = 200
 STRETCH_RANGE = (0.85, 1.15)
 FREQ_MASKS, FREQ_MASK_BINS = 2, 12
 TIME_MASKS_PER_SECOND, TIME_MASK_FRAMES = 0.5, 12
-MEL_FPS = 24_000 / 256
 GRAD_CLIP = 5.0
 EVAL_BATCH = 32
 

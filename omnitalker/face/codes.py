@@ -44,6 +44,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, sosfiltfilt
 
+from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.io.video import DEFAULT_FPS as DEFAULT_VIDEO_FPS
+
 from .template import (
     EXPRESSION_POINTS,
     LEFT_EYE,
@@ -68,8 +71,8 @@ ROTATION_SLICE = slice(0, 3)  # yaw, pitch, roll inside the pose
 
 # ----------------------------------------------------------------------------- frame rates
 CODE_FPS = 30.0  # visual codes, as in the paper
-MEL_FPS = 24_000 / 256  # 93.75 mel frames per second (24 kHz, hop 256)
-VIDEO_FPS = 25.0  # rendered video
+MEL_FPS = MEL_FRAME_RATE  # 93.75 mel frames per second (24 kHz, hop 256): omnitalker/audio.py owns it
+VIDEO_FPS = float(DEFAULT_VIDEO_FPS)  # rendered video, 25: omnitalker/io/video.py owns it
 
 # Default low-pass cutoffs of smooth_codes (Hz): head motion is slow, lids and lips are fast.
 SMOOTHING_CUTOFF_HZ = {"pose": 4.0, "exp": 8.0, "eye": 6.0}

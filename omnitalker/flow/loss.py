@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+# the visual code layout (58 dims: head pose | expression offsets | eye gaze) is owned by omnitalker/face/codes.py
+from ..face.codes import EXP_SLICE, EYE_SLICE, POSE_SLICE
 from .masking import (
     DEFAULT_LOGIT_MEAN,
     DEFAULT_LOGIT_STD,
@@ -35,10 +37,6 @@ from .masking import (
     span_mask,
 )
 
-# Visual code layout (58 dims, see omnitalker.face): head pose, expression offsets, eye gaze.
-POSE_SLICE = slice(0, 6)  # yaw, pitch, roll, tx, ty, log_scale
-EXP_SLICE = slice(6, 54)  # 16 semantic landmarks x 3D canonical offsets
-EYE_SLICE = slice(54, 58)  # left/right iris (x, y)
 # Paper §4.1 gives one lambda per stream; their values are not legible in our copy, so all start at 1.
 DEFAULT_STREAM_WEIGHT = 1.0
 # Paper appendix: text, audio and video conditions are each dropped with probability 0.2.

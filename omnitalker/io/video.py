@@ -32,7 +32,7 @@ from av.video.reformatter import Colorspace, VideoReformatter
 
 from omnitalker.audio import as_mono_array
 
-DEFAULT_FPS = 25
+DEFAULT_FPS = 25  # the rendered video's frame rate (the pipeline's video_fps default)
 DEFAULT_SAMPLE_RATE = 24000
 DEFAULT_CRF = 18  # libx264 constant-quality factor: 0 lossless, 18 visually lossless, 23 x264's default
 DEFAULT_PRESET = "medium"

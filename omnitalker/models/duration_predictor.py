@@ -24,7 +24,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-PAD_ID = -1
+from omnitalker.text import PAD_ID
+
 KERNEL_SIZE = 5
 
 

@@ -47,8 +47,7 @@ from omnitalker.models.modules import (
     TimestepEmbedding,
     masked_fill_rows,
 )
-
-TEXT_PAD_ID = -1  # batch padding of text_ids (F5 convention); shifted to the filler row 0 inside
+from omnitalker.text import PAD_ID
 
 
 @dataclass
@@ -217,7 +216,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
                 or tuple(text_durations.shape) != tuple(text_ids.shape):
             raise ValueError(f"`text_durations` must be an integer tensor of shape {tuple(text_ids.shape)} "
                              f"(frames per token), got {_describe(text_durations)}.")
-        if bool((text_durations < 0).any()) or bool(((text_ids == TEXT_PAD_ID) & (text_durations != 0)).any()):
+        if bool((text_durations < 0).any()) or bool(((text_ids == PAD_ID) & (text_durations != 0)).any()):
             raise ValueError("`text_durations` must be >= 0, and 0 on padding tokens (text_ids == -1).")
         totals = text_durations.sum(dim=1)  # b
         valid = attention_mask.sum(dim=1) if attention_mask is not None else torch.full_like(totals, frames)
@@ -267,9 +266,9 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
             raise ValueError(f"`text_ids` must be an integer (long) tensor of token ids, got {_describe(text_ids)}.")
         if text_ids.ndim != 2 or text_ids.shape[0] != batch:
             raise ValueError(f"`text_ids` must have shape ({batch}, text_len), got {tuple(text_ids.shape)}.")
-        if text_ids.shape[1] == 0 or bool((text_ids == TEXT_PAD_ID).all(dim=1).any()):
+        if text_ids.shape[1] == 0 or bool((text_ids == PAD_ID).all(dim=1).any()):
             raise ValueError("Empty text: every sample needs at least one token (text_ids are all padding -1).")
-        if bool(((text_ids < TEXT_PAD_ID) | (text_ids >= cfg.text_num_embeds)).any()):
+        if bool(((text_ids < PAD_ID) | (text_ids >= cfg.text_num_embeds)).any()):
             raise ValueError(f"`text_ids` must lie in [0, {cfg.text_num_embeds - 1}] (or -1 for padding), got values "
                              f"in [{int(text_ids.min())}, {int(text_ids.max())}]; is the tokenizer's vocab the model's?")
 

@@ -31,10 +31,9 @@ from torch.utils.data import Dataset, Sampler
 
 from ..face.codes import CODE_FPS, MEL_FPS, VISUAL_CODE_DIM, resample_codes
 from ..phonemes import PhonemeTokenizer, events_to_sequence, frame_durations, pinyin_tones
-from ..text import OmniTalkerTokenizer
+from ..text import PAD_ID, OmniTalkerTokenizer
 
 MEL_DIM = 100
-TEXT_PAD_ID = -1  # text batch padding (the transformer maps it to its filler row)
 # Codes upsampled to the mel rate may differ from the mel length by rounding; more means broken alignment.
 DEFAULT_MAX_MISMATCH_FRAMES = 3
 SAMPLE_MEMBERS = ("json", "mel.npy", "codes.npy")
@@ -243,7 +242,7 @@ def collate(samples: list[TrainingSample]) -> Batch:
     frames, tokens = int(lengths.max()), max(len(sample.text_ids) for sample in samples)
     mel = torch.zeros(len(samples), frames, MEL_DIM)  # b n 100
     codes = torch.zeros(len(samples), frames, VISUAL_CODE_DIM)  # b n 58
-    text_ids = torch.full((len(samples), tokens), TEXT_PAD_ID, dtype=torch.long)  # b nt
+    text_ids = torch.full((len(samples), tokens), PAD_ID, dtype=torch.long)  # b nt
     with_durations = [sample.text_durations is not None for sample in samples]
     if any(with_durations) and not all(with_durations):
         raise ValueError("a batch mixes clips with and without text durations: use one tokenizer for all")

@@ -23,10 +23,10 @@ import torch
 
 from ..models.duration_predictor import DurationPredictor
 from ..phonemes import WORD_BOUNDARY, PhonemeTokenizer
+from ..text import PAD_ID
 from .config import TrainConfig
 from .data import ShardDataset
 
-PAD_ID = -1
 BATCH_CLIPS = 32
 VAL_SEED = 1234
 

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
+from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.limits import InputLimits, check_max_side, max_side_from_env
 from omnitalker.modes import MODE_TEXT, default_mode, describe_mode, folder_default_mode
 
@@ -151,7 +152,7 @@ class DemoHandlers:
     # ------------------------------------------------------------------------------------------ tabs
 
     def talk(self, reference_video, reference_image, reference_audio, reference_text, text,
-             num_inference_steps=16, guidance_text=None, guidance_audio=None, guidance_visual=None, speed=1.0,
+             num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_text=None, guidance_audio=None, guidance_visual=None, speed=1.0,
              seed=0, progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
         pose plot, mel plot, the reference transcript used). Guidance None: the pipeline's defaults."""
@@ -174,7 +175,7 @@ class DemoHandlers:
             return (str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
                     out.reference_text or "")
 
-    def lipsync(self, reference_image, reference_video, audio, num_inference_steps=16, seed=0,
+    def lipsync(self, reference_image, reference_video, audio, num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, seed=0,
                 progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """A photo or a clip + driving speech -> mp4 of the face speaking it (audio-driven mode)."""
         progress(0, desc="Reading the inputs")
