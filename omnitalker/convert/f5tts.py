@@ -1,4 +1,4 @@
-"""Convert an F5-TTS checkpoint into an OmniTalkerTransformer whose audio branch *is* F5-TTS (DESIGN D2).
+"""Convert an F5-TTS checkpoint into an OmniTalkerTransformer whose audio branch *is* F5-TTS.
 
     python -m omnitalker.convert.f5tts --checkpoint F5TTS_v1_Base/model_1250000.safetensors \
         --vocab F5TTS_v1_Base/vocab.txt --out f5tts-v1-omnitalker --version v1

@@ -1,6 +1,6 @@
 """espeak-ng through its C library: speech audio *and* phoneme events with their timings.
 
-The synthetic talking corpus (DESIGN §3) needs, for every utterance, the waveform and the
+The synthetic talking corpus needs, for every utterance, the waveform and the
 phoneme timeline that produced it, so that mouth motion can be driven by the same phonemes.
 The `espeak-ng` command line prints phonemes (`-x`) but not their times; the C library reports
 `espeakEVENT_PHONEME` events with the audio position of each phoneme, so we call it with ctypes.

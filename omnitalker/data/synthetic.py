@@ -1,6 +1,6 @@
 """Synthetic talking corpus: espeak-ng speech + rule-driven visual codes, as WebDataset shards.
 
-There is no talking-head dataset on the project machines, so we make one, reproducibly (DESIGN §3):
+There is no talking-head dataset on the project machines, so we make one, reproducibly:
 every utterance is spoken by espeak-ng (audio + timed phonemes) and its mouth, head, lids, brows and
 gaze are driven by the same phoneme timeline in a per-speaker style (:mod:`omnitalker.data.motion`).
 

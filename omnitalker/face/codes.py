@@ -1,4 +1,4 @@
-"""Visual codes (DESIGN D4): per-frame pose, expression and gaze from 478 face landmarks, and back.
+"""Visual codes: per-frame pose, expression and gaze from 478 face landmarks, and back.
 
 Layout of one 58-dim code frame (``CODE_NAMES`` names every dimension):
 

@@ -50,7 +50,7 @@ LEFT_EYE = (263, 362, 386, 374)
 # Outer eye corners: their distance in the template defines one canonical unit.
 FACE_SIZE_POINTS = (33, 263)
 
-# The 16 expression points of the visual code (DESIGN D4), each (name, MediaPipe index).
+# The 16 expression points of the visual code, each (name, MediaPipe index).
 # "left"/"right" are the subject's. Every point contributes an (x, y, z) canonical offset.
 EXPRESSION_POINTS: tuple[tuple[str, int], ...] = (
     ("upper_lip_outer", 0),  # top of the upper lip (vermilion border, midline)

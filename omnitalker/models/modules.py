@@ -1,6 +1,6 @@
 """Building blocks of the OmniTalker DiT, shared by both branches.
 
-The audio side is laid out so that released F5-TTS checkpoints load into it (DESIGN D2): the module and
+The audio side is laid out so that released F5-TTS checkpoints load into it: the module and
 parameter names, the initialisation and the arithmetic follow F5-TTS (reference/f5tts_vocos.md §1).
 
 ein notation:

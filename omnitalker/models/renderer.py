@@ -1,6 +1,6 @@
 """Training-free face renderer: a reference image + driven 478-point landmarks -> video frames.
 
-`WarpRenderer` is the pipeline's default renderer (DESIGN.md D5). It has no weights: it warps the
+`WarpRenderer` is the pipeline's default renderer. It has no weights: it warps the
 reference image so that its MediaPipe Face Mesh landmarks land on the driven ones, and fills in what
 a warp alone cannot show (the inside of an opening mouth, eyelids closing over the eyeball, irises
 that move inside the eye opening). The pipeline composes it with `omnitalker.face.decode_codes`:

@@ -2,7 +2,7 @@
 
 The module names and parameter names mirror `charactr/vocos-mel-24khz` exactly (``backbone.embed``,
 ``backbone.convnext.{i}.dwconv`` ..., ``head.out``, ``head.istft.window``), so the released state dict
-loads with ``load_state_dict`` and no renaming. No torchaudio, no ``vocos`` package (DESIGN D3).
+loads with ``load_state_dict`` and no renaming. No torchaudio, no ``vocos`` package.
 
     backbone: mel (b, n_mels, t) -> Conv1d(k=7) -> LayerNorm -> N x ConvNeXtBlock -> LayerNorm -> (b, t, dim)
     head:     (b, t, dim) -> Linear(dim, n_fft + 2) -> log-magnitude | phase -> complex STFT -> ISTFT -> (b, samples)
