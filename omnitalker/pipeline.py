@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -154,7 +155,7 @@ class OmniTalkerPipelineOutput(BaseOutput):
 
 @dataclass
 class _RenderSource:
-    """The renderer's prepared source at one output size (cached on the reference as its render_state)."""
+    """The renderer's prepared source at one output size (cached by the pipeline per reference and size)."""
 
     size: tuple[int, int]  # (width, height) of the output frames
     scale: tuple[float, float]  # output px per reference px, (x, y)
@@ -261,6 +262,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
         self._face_analyzer = None
         self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
         self._interrupt = False
+        # the renderer's prepared source of the last reference rendered, per output size: {(id(reference),
+        # size, id(renderer)): (weakref to the reference, _RenderSource)}; the caller's reference is not touched
+        self._render_sources: dict = {}
 
     # ------------------------------------------------------------------------------------------ setup
 
@@ -480,10 +484,10 @@ class OmniTalkerPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------ sampling
 
     def _denoise(self, segments: list[_Segment], generators: list, guidance: GuidanceConfig, num_inference_steps: int,
-                 on_step: Callable) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """In-fill a batch of segments; returns per segment (mel (g, 100), codes (g, 58)) of the target."""
+                 on_step: Callable, audio_only: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """In-fill a batch of segments; returns per segment (mel (g, 100), codes (g, 58)) of the target
+        (`audio_only`: the visual stream is absent; codes are then (g, 0))."""
         device, dtype = self._execution_device, self.transformer.dtype
-        audio_only = getattr(self, "_audio_only", False)  # mode="audio": the visual stream is absent
         text_durations = None
         if self.uses_durations:
             text_ids, text_durations, totals = _layout_batch(segments)  # b nt, b nt
@@ -500,8 +504,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             # every text token needs a frame (F5-TTS: duration >= tokens + 1)
             totals = [max(len(s.prompt_mel) + s.num_frames, int(n) + 1)
                       for s, n in zip(segments, text_tokens, strict=True)]
-        for segment, total in zip(segments, totals, strict=True):
-            segment.num_frames = total - len(segment.prompt_mel)
+        targets = [total - len(segment.prompt_mel) for segment, total in zip(segments, totals, strict=True)]
         num_frames = max(totals)
         batch = len(segments)
         audio_cond = torch.zeros(batch, num_frames, self.transformer.config.mel_dim)  # b n 100
@@ -514,7 +517,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             visual_cond[row, :prompt] = segment.prompt_codes
             audio_mask[row, :prompt] = visual_mask[row, :prompt] = True
             if segment.known_mel is not None:
-                known = segment.known_mel[: segment.num_frames]
+                known = segment.known_mel[: targets[row]]
                 audio_cond[row, prompt : prompt + len(known)] = known
                 audio_mask[row, prompt : prompt + len(known)] = True
         lengths = torch.tensor(totals)
@@ -540,9 +543,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
             should_stop=self._should_stop,  # diffusers' `pipe._interrupt`: keep what was reached
         )
         results = []
-        for row, segment in enumerate(segments):
-            span = slice(len(segment.prompt_mel), len(segment.prompt_mel) + segment.num_frames)
-            codes = torch.zeros(segment.num_frames, 0) if out.visual is None else out.visual[row, span].float().cpu()
+        for row, (segment, target) in enumerate(zip(segments, targets, strict=True)):
+            span = slice(len(segment.prompt_mel), len(segment.prompt_mel) + target)
+            codes = torch.zeros(target, 0) if out.visual is None else out.visual[row, span].float().cpu()
             results.append((out.audio[row, span].float().cpu(), codes))
         return results
 
@@ -581,13 +584,15 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
     def _render_source(self, reference: OmniTalkerReference, max_side: int | None) -> _RenderSource:
         """The renderer's prepared source frame at the output size: the reference frame scaled so its longer
-        side is at most `max_side` (never up; None keeps it). Cached on the reference per size."""
+        side is at most `max_side` (never up; None keeps it). Cached per reference and size (the last
+        reference only: one reference at a time is the common case, and memory stays flat)."""
         import cv2
 
         height, width = reference.image.shape[:2]
         size = fit_within(width, height, max_side)
-        cached = reference.render_state
-        if isinstance(cached, _RenderSource) and cached.size == size and cached.renderer_id == id(self.renderer):
+        key = (id(reference), size, id(self.renderer))
+        owner, cached = self._render_sources.get(key, (None, None))
+        if owner is not None and owner() is reference:  # the same object, not a new one at a reused address
             return cached
         image, landmarks, scale = reference.image, reference.landmarks, (1.0, 1.0)
         if size != (width, height):
@@ -595,7 +600,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
             scale = (size[0] / width, size[1] / height)
             landmarks = reference.landmarks * np.array([*scale, scale[0]], np.float32)
         source = _RenderSource(size, scale, self.renderer.prepare(image, landmarks), id(self.renderer))
-        reference.render_state = source
+        self._render_sources = {k: v for k, v in self._render_sources.items() if v[0]() is reference}
+        self._render_sources[key] = (weakref.ref(reference), source)
         return source
 
     def _frame_progress(self) -> Callable | None:
@@ -742,7 +748,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
                             callback_on_step_end=callback_on_step_end,
                             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs))
         self._max_side, self._stream_frames = max_side, bool(stream_frames)
-        self._audio_only = mode == "audio"
+        audio_only = mode == "audio"  # speech only: the visual stream is absent
         if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
             driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
         if reference is None:
@@ -776,7 +782,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
                                                                   num_inference_steps, on_step)
             elif solver_calls == 1:  # every text fits in one chunk: one batched solve
                 segments = [self._joint_segment(reference, plan[0], None) for plan in plans]
-                results = self._denoise(segments, generators, guidance, num_inference_steps, on_step)
+                results = self._denoise(segments, generators, guidance, num_inference_steps, on_step,
+                                       audio_only=audio_only)
                 mel_items = [mel for mel, _ in results]
                 code_items = [codes for _, codes in results]
                 wave_items = None
@@ -785,7 +792,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 for plan, item_generator in zip(plans, generators, strict=True):
                     mel, codes, wave = self._joint_chunked(reference, plan, item_generator, guidance,
                                                            num_inference_steps, on_step,
-                                                           decode=output_type != "latent")
+                                                           decode=output_type != "latent", audio_only=audio_only)
                     mel_items.append(mel)
                     code_items.append(codes)
                     wave_items.append(wave)
@@ -796,14 +803,14 @@ class OmniTalkerPipeline(DiffusionPipeline):
             audio_out, frames_out = [], []
             for index, (mel, codes) in enumerate(zip(mel_items, code_items, strict=True)):
                 wave = wave_items[index] if wave_items is not None else self._vocode(mel, reference.gain)
-                frames = None if self._audio_only else self._render(reference, codes, len(wave))
+                frames = None if audio_only else self._render(reference, codes, len(wave))
                 wave = wave.numpy()
                 if watermark:
                     frames, wave = _watermark(frames, wave)
                 audio_out.append(wave)
                 frames_out.append(frames)
         for index, codes in enumerate(code_items):
-            if self._audio_only:  # speech only: no motion was generated
+            if audio_only:  # speech only: no motion was generated
                 frames_out, codes_out = None, None
                 break
             seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
@@ -876,7 +883,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
         return _Segment(prompt_mel, prompt_codes, prompt_text + text, frames,
                         layout=None if layout is None else prompt + layout)
 
-    def _joint_chunked(self, reference, plan, generator, guidance, num_inference_steps, on_step, decode: bool):
+    def _joint_chunked(self, reference, plan, generator, guidance, num_inference_steps, on_step, decode: bool,
+                       audio_only: bool = False):
         """Generate the chunks of one text in turn (module docstring); returns (mel, codes, wave | None)."""
         overlap = round(DEFAULT_CROSSFADE_SECONDS * MEL_FRAME_RATE)
         motion = round(DEFAULT_MOTION_SECONDS * MEL_FRAME_RATE)
@@ -903,7 +911,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
                     layout = prev_layout.slice_frames(given.stop, len(prev_mel)) + layout
                 tail = (prev_mel[given], prev_codes[given], transcript, tail_layout)
             segment = self._joint_segment(reference, (text, frames + regenerate, layout), tail)
-            ((mel, codes),) = self._denoise([segment], [generator], guidance, num_inference_steps, on_step)
+            ((mel, codes),) = self._denoise([segment], [generator], guidance, num_inference_steps, on_step,
+                                            audio_only=audio_only)
             mel_total = mel if mel_total is None else crossfade(mel_total, mel, regenerate)
             codes_total = codes if codes_total is None else crossfade(codes_total, codes, regenerate)
             if decode:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +76,7 @@ class OmniTalkerReference:
     mel: (n, 100) its log-mel (93.75 frames per second). codes: (n, 58) visual codes on the same frames.
     text: the transcript of `wave` (None if unknown). gain: loudness gain applied to `wave` (>= 1).
     identity: the face's ``FaceIdentity``; image (H, W, 3) uint8 and landmarks (478, 3) px: the frame
-    the renderer warps. static: True for a photo reference. render_state: the renderer's prepared
-    source (filled by the pipeline the first time it renders with this reference).
+    the renderer warps. static: True for a photo reference.
     """
 
     wave: torch.Tensor
@@ -89,7 +88,6 @@ class OmniTalkerReference:
     landmarks: np.ndarray
     gain: float = 1.0
     static: bool = False
-    render_state: Any = field(default=None, repr=False)
 
     @property
     def num_frames(self) -> int:
