@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.text import PAD_ID, is_chinese, normalize_text
+from omnitalker.text import PAD_ID, Vocabulary, is_chinese, normalize_text
 
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
@@ -168,7 +168,7 @@ def read_vocab(path: str | Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
-class PhonemeTokenizer:
+class PhonemeTokenizer(Vocabulary):
     """espeak-ng phoneme tokens <-> ids, and text -> timed phoneme sequences.
 
     Args:
@@ -181,10 +181,7 @@ class PhonemeTokenizer:
         vocab = list(vocab)
         if vocab[: len(SPECIAL_TOKENS)] != list(SPECIAL_TOKENS):
             raise ValueError(f"a phoneme vocab starts with {list(SPECIAL_TOKENS)}, got {vocab[:2]}")
-        if len(set(vocab)) != len(vocab):
-            raise ValueError("the phoneme vocab lists a token more than once")
-        self.vocab = vocab
-        self.token_to_id = {token: index for index, token in enumerate(vocab)}
+        super().__init__(vocab)
 
     @classmethod
     def default(cls) -> PhonemeTokenizer:
@@ -206,16 +203,6 @@ class PhonemeTokenizer:
                   "vocab_size": self.vocab_size, "pad_token_id": PAD_ID,
                   "voices": {"en": ENGLISH_VOICE, "zh": CHINESE_VOICE}}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def __len__(self) -> int:
-        return self.vocab_size
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
     # ------------------------------------------------------------------------------------------ text
 

@@ -176,7 +176,30 @@ def read_vocab(path: str | Path) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-class OmniTalkerTokenizer:
+class Vocabulary:
+    """Tokens <-> ids (token i has id i): what the character and the phoneme tokenizers share."""
+
+    def __init__(self, vocab: Sequence[str]):
+        vocab = list(vocab)
+        duplicates = sorted(token for token, count in Counter(vocab).items() if count > 1)
+        if duplicates:
+            raise ValueError(f"the vocab lists these tokens more than once: {duplicates[:10]}")
+        self.vocab = vocab
+        self.token_to_id = {token: index for index, token in enumerate(vocab)}
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens; the model's text embedding has vocab_size + 1 rows (row 0 = filler)."""
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+class OmniTalkerTokenizer(Vocabulary):
     """Text -> token ids for the OmniTalker text encoder, compatible with F5-TTS vocab files.
 
     Args:
@@ -189,13 +212,9 @@ class OmniTalkerTokenizer:
             raise ValueError(
                 "the vocab must start with a space token (id 0, also used for unknown characters)"
             )
-        duplicates = sorted(token for token, count in Counter(vocab).items() if count > 1)
-        if duplicates:
-            raise ValueError(f"the vocab lists these tokens more than once: {duplicates[:10]}")
         if any(token == "" or "\n" in token for token in vocab):
             raise ValueError("vocab tokens must be non-empty and contain no newline")
-        self.vocab = vocab
-        self.token_to_id = {token: index for index, token in enumerate(vocab)}
+        super().__init__(vocab)
 
     # ----------------------------------------------------------------------------------- construction
 
@@ -260,17 +279,6 @@ class OmniTalkerTokenizer:
         )
 
     # ----------------------------------------------------------------------------------- use
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of tokens; the model's text embedding has vocab_size + 1 rows (row 0 = filler)."""
-        return len(self.vocab)
-
-    def __len__(self) -> int:
-        return self.vocab_size
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
     @staticmethod
     def text_length(text: str) -> int:

@@ -76,7 +76,19 @@ def _check_mel(mel: torch.Tensor, num_mels: int) -> None:
         raise ValueError(f"mel must be a floating-point log-mel spectrogram, got dtype {mel.dtype}")
 
 
-class VocosVocoder(ModelMixin, ConfigMixin):
+class _MelVocoderRates:
+    """``sample_rate`` and ``hop_length`` of a mel vocoder, read from its config (both vocoders share them)."""
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+
+class VocosVocoder(_MelVocoderRates, ModelMixin, ConfigMixin):
     """Vocos (Siuzdak 2023): mel -> ConvNeXt backbone -> per-frame STFT magnitude and phase -> ISTFT.
 
     Parameter names equal those of `charactr/vocos-mel-24khz`, so its state dict loads as is; the
@@ -103,14 +115,6 @@ class VocosVocoder(ModelMixin, ConfigMixin):
         self.backbone = VocosBackbone(num_mels, dim, intermediate_dim, num_layers, layer_scale_init_value)
         self.head = ISTFTHead(dim, n_fft, hop_length, padding)
         self.register_load_state_dict_pre_hook(_drop_vocos_feature_extractor)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def hop_length(self) -> int:
-        return self.config.hop_length
 
     def decode(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (b, num_mels, frames) natural-log magnitude mel -> wave (b, (frames - 1) * hop) float32
@@ -254,7 +258,7 @@ def _drop_vocos_feature_extractor(
             )
 
 
-class GriffinLimVocoder(ModelMixin, ConfigMixin):
+class GriffinLimVocoder(_MelVocoderRates, ModelMixin, ConfigMixin):
     """Training-free vocoder: log-mel -> linear magnitude (NNLS) -> phase by fast Griffin-Lim -> ISTFT.
 
     1. magnitude: exp of the log-mel, then non-negative least squares `mel = filterbank^T @ magnitude`
@@ -294,14 +298,6 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         # Derived from the config, so not saved: the model has no state of its own.
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.register_buffer("filterbank", filterbank.clone(), persistent=False)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def hop_length(self) -> int:
-        return self.config.hop_length
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """diffusers' save_pretrained, plus an empty weights file: diffusers writes none for a model without
