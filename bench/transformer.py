@@ -2,7 +2,8 @@
 
 For each config (random weights: speed does not depend on them) and a sequence of ``--ref-seconds`` of
 reference prompt + ``--target-seconds`` of target at the mel frame rate (93.75 fps), it measures
-  - one unguided forward, batch 1 (the baseline every other row is compared with),
+  - one unguided forward, batch 1 (the baseline every other row is compared with), and the same without the
+    value checks that read tensors (host syncs on a GPU; the sampler runs them on its first step only),
   - the batched CFG forward (full + text/audio/visual dropped = batch 4) and the same 4 passes run one by one,
   - full sampling with omnitalker.flow.sample: Euler 16 steps without CFG, with CFG, and midpoint with the
     same number of model evaluations (8 intervals), giving the real-time factor RTF = compute s / target s,
@@ -154,6 +155,10 @@ def bench_config(name: str, args, device, dtype) -> list[dict]:
         full_frames = round((args.ref_seconds + args.target_seconds) * FRAME_RATE)
         row("forward, batch 1 (baseline)", base_s, 1,  # exact FLOPs of the full-length CFG sampling, for scale
             sampling_tflop_full_length_cfg=flops_at(coefficients, full_frames) * 4 * NUM_STEPS / 1e12)
+        # the value checks (token ids, timestep range, mask rows) read tensors: a host sync on a GPU; the sampler
+        # runs them on its first step only (check_values=False afterwards)
+        row("forward, batch 1, value checks off", timed(lambda: model(**single, check_values=False), device,
+                                                        args.repeats), 1, baseline=base_s)
         if latency_only:  # a batch-4 forward of 0.8 B parameters is minutes on a CPU
             return rows
         cfg = make_inputs(frames, 4, device, dtype)

@@ -339,6 +339,39 @@ def test_bad_inputs_raise_value_error(case):
         model(**{**inputs(), **change})
 
 
+VALUE_CHECKS = {"all pad text", "out of vocab", "below pad", "empty mask row"}  # a float timestep is checked: no sync
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_check_values_off_keeps_shape_checks(case):
+    """check_values=False (the sampler after its first step) skips exactly the checks that read values."""
+    model = OmniTalkerTransformer.from_named_config("tiny")
+    change, message = BAD_INPUTS[case]
+    if case in ("out of vocab", "below pad"):  # not checked: the embedding lookup itself fails
+        with pytest.raises(IndexError):
+            model(**{**inputs(), **change}, check_values=False)
+    elif case in VALUE_CHECKS:
+        model(**{**inputs(), **change}, check_values=False)  # not read: no host sync
+    else:
+        with pytest.raises(ValueError, match=message):
+            model(**{**inputs(), **change}, check_values=False)
+
+
+def test_sampling_checks_values_once():
+    from omnitalker.flow import OmniTalkerFlowMatchScheduler, sample
+
+    model = OmniTalkerTransformer.from_named_config("tiny").eval()
+    seen = []
+    original = model.check_inputs
+    model.check_inputs = lambda *args: seen.append(args[-1]) or original(*args)
+    sample(model, OmniTalkerFlowMatchScheduler(num_inference_steps=3), text_ids=torch.tensor([[1, 2, 3]]),
+           audio_cond=torch.randn(1, 8, MEL), cond_mask=torch.zeros(1, 8, dtype=torch.bool))
+    assert seen == [True, False, False]
+    with pytest.raises(ValueError, match="vocab"):  # a bad id is still caught, on the first step
+        sample(model, OmniTalkerFlowMatchScheduler(num_inference_steps=3), text_ids=torch.tensor([[1, 5000]]),
+               audio_cond=torch.randn(1, 8, MEL), cond_mask=torch.zeros(1, 8, dtype=torch.bool))
+
+
 def test_too_many_frames_raises():
     model = OmniTalkerTransformer.from_named_config("tiny", max_text_positions=16)
     with pytest.raises(ValueError, match="max_text_positions"):

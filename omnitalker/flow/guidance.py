@@ -187,7 +187,8 @@ def guided_velocity(
 
     ``text_cache``: a dict shared by the calls of ONE sampling run (same text_ids, frames and attention_mask).
     When the transformer has ``embed_text``, the text features of each pass layout are computed once, stored
-    there and passed back as ``text_embeds``, so the text encoder runs once per run instead of once per step.
+    there and passed back as ``text_embeds``, so the text encoder runs once per run instead of once per step,
+    and the transformer checks the input values (host syncs) on the run's first call only.
     """
     guidance = GuidanceConfig.none() if guidance is None else guidance
     ref = audio if audio is not None else visual
@@ -213,10 +214,13 @@ def guided_velocity(
     durations = {} if text_durations is None else {"text_durations": _repeat(text_durations, num_passes)}
     if text_cache is not None and hasattr(transformer, "embed_text"):
         key = (tuple(name in ("text", "joint") for name in passes), batch, ref.shape[1])
+        first_call = not text_cache
         if key not in text_cache:
             text_cache[key] = transformer.embed_text(_repeat(text_ids, num_passes), ref.shape[1], text_drop,
                                                      _repeat(attention_mask, num_passes), **durations)
-        text_drop, cached = False, {"text_embeds": text_cache[key]}  # (passes b) n dt
+        # the value checks (token ids, timestep range, mask) need host syncs: once per run is enough, the
+        # later calls of the run share its text, mask and (scheduler-made) timesteps
+        text_drop, cached = False, {"text_embeds": text_cache[key], "check_values": first_call}  # (passes b) n dt
     else:
         cached = durations
     out = transformer(

@@ -225,8 +225,10 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
                              f"{totals.tolist()} for {valid.tolist()} frames.")
 
     def check_inputs(self, audio, audio_cond, visual, visual_cond, text_ids, timestep, attention_mask,
-                     drop_flags: dict) -> tuple[int, int]:
-        """Validate the forward inputs; returns (batch, frames). Raises ValueError naming the problem."""
+                     drop_flags: dict, check_values: bool = True) -> tuple[int, int]:
+        """Validate the forward inputs; returns (batch, frames). Raises ValueError naming the problem.
+        ``check_values=False`` keeps the shape and type checks and skips those that read tensor values (token
+        id range, empty texts, timestep range, empty mask rows): they synchronise with the device."""
         cfg = self.config
         if audio is None and visual is None:
             raise ValueError("Both streams are absent: pass `audio` (noisy mel) and/or `visual` (noisy codes).")
@@ -266,18 +268,17 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
             raise ValueError(f"`text_ids` must be an integer (long) tensor of token ids, got {_describe(text_ids)}.")
         if text_ids.ndim != 2 or text_ids.shape[0] != batch:
             raise ValueError(f"`text_ids` must have shape ({batch}, text_len), got {tuple(text_ids.shape)}.")
-        if text_ids.shape[1] == 0 or bool((text_ids == PAD_ID).all(dim=1).any()):
-            raise ValueError("Empty text: every sample needs at least one token (text_ids are all padding -1).")
-        if bool(((text_ids < PAD_ID) | (text_ids >= cfg.text_num_embeds)).any()):
-            raise ValueError(f"`text_ids` must lie in [0, {cfg.text_num_embeds - 1}] (or -1 for padding), got values "
-                             f"in [{int(text_ids.min())}, {int(text_ids.max())}]; is the tokenizer's vocab the model's?")
+        if text_ids.shape[1] == 0:
+            raise ValueError("Empty text: every sample needs at least one token (text_ids has no columns).")
+        if check_values:
+            self._check_text_id_values(text_ids)
 
         if isinstance(timestep, torch.Tensor):
             if not timestep.is_floating_point() or timestep.ndim > 1 or (timestep.ndim == 1 and
                                                                        timestep.shape[0] != batch):
                 raise ValueError(f"`timestep` must be a float scalar or a ({batch},) float tensor, "
                                  f"got {_describe(timestep)}.")
-            low, high = float(timestep.min()), float(timestep.max())
+            low, high = (float(timestep.min()), float(timestep.max())) if check_values else (0.0, 0.0)
         elif isinstance(timestep, (int, float)) and not isinstance(timestep, bool):
             low = high = float(timestep)
         else:
@@ -292,7 +293,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
             if tuple(attention_mask.shape) != (batch, frames):
                 raise ValueError(f"`attention_mask` must have shape ({batch}, {frames}), got "
                                  f"{tuple(attention_mask.shape)}.")
-            if not bool(attention_mask.any(dim=1).all()):
+            if check_values and not bool(attention_mask.any(dim=1).all()):
                 raise ValueError("`attention_mask` has a sample with no valid frame.")
 
         for name, flag in drop_flags.items():
@@ -301,6 +302,15 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
             if not isinstance(flag, torch.Tensor) or flag.dtype != torch.bool or tuple(flag.shape) != (batch,):
                 raise ValueError(f"`{name}` must be a bool or a ({batch},) bool tensor, got {_describe(flag)}.")
         return batch, frames
+
+    def _check_text_id_values(self, text_ids: torch.Tensor) -> None:
+        """Token ids in the model's vocabulary, and no sample made only of padding (reads the values)."""
+        if bool((text_ids == PAD_ID).all(dim=1).any()):
+            raise ValueError("Empty text: every sample needs at least one token (text_ids are all padding -1).")
+        num_embeds = self.config.text_num_embeds
+        if bool(((text_ids < PAD_ID) | (text_ids >= num_embeds)).any()):
+            raise ValueError(f"`text_ids` must lie in [0, {num_embeds - 1}] (or -1 for padding), got values "
+                             f"in [{int(text_ids.min())}, {int(text_ids.max())}]; is the tokenizer's vocab the model's?")
 
     def _check_text_embeds(self, text_embeds, batch: int, frames: int, drop_text) -> None:
         expected = (batch, frames, self.config.text_dim)
@@ -328,6 +338,7 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
                                                  or tuple(drop_text.shape) != (text_ids.shape[0],)):
             raise ValueError(f"`drop_text` must be a bool or a ({text_ids.shape[0]},) bool tensor, got "
                              f"{_describe(drop_text)}.")
+        self._check_text_id_values(text_ids)  # once per sampling run: the embedding lookup needs valid ids
         self.check_text_durations(text_ids, text_durations, num_frames, attention_mask)
         flag = _per_sample(drop_text, text_ids.shape[0], text_ids.device)
         return self.text_embed(text_ids, num_frames, flag, attention_mask, text_durations)  # b n dt
@@ -374,13 +385,14 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
         return_dict: bool = True,
         text_embeds: torch.Tensor | None = None,  # b n dt from embed_text(); skips the text encoder
         text_durations: torch.Tensor | None = None,  # b nt long, frames per token ("durations" layout)
+        check_values: bool = True,  # False: shape/type checks only, no host syncs (sampling after its first step)
     ) -> OmniTalkerTransformerOutput | tuple:
         """Predict the velocities. ``text_embeds`` (optional) is ``embed_text(text_ids, n, drop_text,
         attention_mask)`` computed once and reused across ODE steps (the text branch does not depend on t);
         the CFG text drop is then already in it, so ``drop_text`` must stay False."""
         drops = {"drop_text": drop_text, "drop_audio_cond": drop_audio_cond, "drop_visual_cond": drop_visual_cond}
         batch, frames = self.check_inputs(audio, audio_cond, visual, visual_cond, text_ids, timestep,
-                                          attention_mask, drops)
+                                          attention_mask, drops, check_values)
         device, dtype = text_ids.device, self.audio_proj_out.weight.dtype
         drop_text, drop_audio_cond, drop_visual_cond = (_per_sample(flag, batch, device) for flag in drops.values())
 
