@@ -557,7 +557,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
         wave = self.vocoder.decode(mel.T[None].to(self._execution_device, vocoder_dtype))[0]  # nw
         return (wave.float().cpu() / gain).clamp(-1.0, 1.0)
 
-    def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int):
+    def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int,
+                max_side: int | None = DEFAULT_MAX_SIDE, stream_frames: bool = False):
         """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio, at the output
         size (the call's `max_side`, ``_render_source``). With `stream_frames` a ``FrameStream`` that renders
         ``FRAME_CHUNK_PIXELS`` at a time (50 frames at 512 px) as it is read (memory flat in the length and in
@@ -567,7 +568,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
         fps = self.config.video_fps
         codes_video = retime(codes, MEL_FRAME_RATE, fps, video_frame_count(num_samples, fps)).numpy()  # T 58
-        source = self._render_source(reference, getattr(self, "_max_side", DEFAULT_MAX_SIDE))
+        source = self._render_source(reference, max_side)
 
         def render(start: int, stop: int) -> np.ndarray:
             landmarks = decode_codes(codes_video[start:stop], reference.identity)  # t 478 3, reference px
@@ -575,7 +576,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
                 landmarks = landmarks * np.array([*source.scale, source.scale[0]], np.float32)  # z scales with x
             return np.asarray(self.renderer.render(source.state, landmarks))
 
-        if getattr(self, "_stream_frames", False):
+        if stream_frames:
             width, height = source.size
             return FrameStream(len(codes_video), height, width, render,
                                chunk_frames=max(1, FRAME_CHUNK_PIXELS // (height * width)),
@@ -663,7 +664,8 @@ class OmniTalkerPipeline(DiffusionPipeline):
             num_inference_steps (`int`, defaults to 16): ODE steps (paper: 16).
             guidance_text / guidance_audio / guidance_visual (`float`): multi-condition CFG strength per
                 condition (0 disables a condition's extra pass); guidance_anneal: "constant" | "linear" | "cosine".
-                None: the pipeline's `guidance` config, else 2 / 0.5 / 0.5.
+                None: the pipeline's `guidance` config, else the defaults of `omnitalker.flow.guidance` (text 2,
+                audio 0, visual 0: two passes per step).
             guidance_joint (`float`, *optional*): F5-style strength against every condition dropped at once (the
                 guidance F5-TTS weights were trained for); None: the pipeline's `guidance` config, else 0.
             speed (`float`, defaults to 1.0): speaking pace relative to the reference (2.0 = twice as fast).
@@ -697,6 +699,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
 
         Examples:
         """
+        # 1. check inputs (the files against the limits from their headers, before anything is decoded)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         if text is not None and not isinstance(text, (str, list, tuple)):
@@ -747,10 +750,12 @@ class OmniTalkerPipeline(DiffusionPipeline):
                             watermark=watermark, stream_frames=stream_frames,
                             callback_on_step_end=callback_on_step_end,
                             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs))
-        self._max_side, self._stream_frames = max_side, bool(stream_frames)
         audio_only = mode == "audio"  # speech only: the visual stream is absent
+        driving = None
         if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
             driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
+
+        # 2. prepare the reference (analysed once; a prepared one is reused as it is)
         if reference is None:
             reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text,
                                                max_side=max_side, limits=limits)
@@ -760,63 +765,96 @@ class OmniTalkerPipeline(DiffusionPipeline):
         guidance = GuidanceConfig(text=guidance_text, audio=guidance_audio, visual=guidance_visual,
                                   joint=guidance_joint, anneal=guidance_anneal)
         generators = generator if isinstance(generator, list) else [generator] * (len(texts) if texts else 1)
-        max_chunk_frames = round(max_chunk_seconds * MEL_FRAME_RATE)
 
-        # ---- plan: every item as a list of chunks
-        if audio is not None:
+        # 3. plan: every item as a list of chunks
+        max_chunk_frames = round(max_chunk_seconds * MEL_FRAME_RATE)
+        driving_mel = transcript = None
+        if driving is not None:
             driving_mel = reference_mel(rms_normalize(driving)[0])  # n 100, loudness-normalised like a prompt
             transcript = None if texts is None else normalize_text(texts[0])
             plans = [frame_windows(len(driving_mel), max_chunk_frames)]
         else:
             plans = [self._text_chunks(t, reference, speed, duration, max_chunk_frames) for t in texts]
-        solver_calls = sum(len(plan) for plan in plans) if any(len(p) > 1 for p in plans) or audio is not None else 1
+
+        # 4. sample mel + visual codes (chunked items are vocoded chunk by chunk, to cross-fade them)
+        mel_items, code_items, wave_items = self._sample_items(
+            reference, plans, generators, guidance, num_inference_steps, callback_on_step_end,
+            callback_on_step_end_tensor_inputs, driving=driving, driving_mel=driving_mel, transcript=transcript,
+            decode=output_type != "latent", audio_only=audio_only)
+
+        # 5. decode (vocoder, renderer) and 6. watermark
+        audio_out = frames_out = None
+        if output_type != "latent":
+            audio_out, frames_out = self._decode_items(reference, mel_items, code_items, wave_items, max_side,
+                                                       stream_frames, watermark, audio_only)
+
+        # 7. format the output
+        self.maybe_free_model_hooks()
+        output = self._format_output(mel_items, code_items, audio_out, frames_out, output_type, audio_only,
+                                     reference.text, mode)
+        if not return_dict:
+            return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
+        return output
+
+    def _sample_items(self, reference, plans, generators, guidance, num_inference_steps, callback_on_step_end,
+                      tensor_inputs, *, driving, driving_mel, transcript, decode: bool, audio_only: bool):
+        """Step 4 of ``__call__``: (mel items (g, 100), code items (g, 58), waves or None) for the planned items:
+        one batched solve when every item fits one chunk, chunk by chunk otherwise, or lip-sync windows."""
+        solver_calls = 1
+        if driving is not None or any(len(plan) > 1 for plan in plans):
+            solver_calls = sum(len(plan) for plan in plans)
         self.scheduler.set_timesteps(num_inference_steps)
         evaluations_per_call = len(self.scheduler.timesteps)
-        self._num_timesteps = evaluations_per_call
-
+        self._num_timesteps = evaluations_per_call  # diffusers' `num_timesteps` property
         with self.progress_bar(total=solver_calls * evaluations_per_call) as progress_bar:
-            on_step = _StepHook(self, progress_bar, callback_on_step_end, callback_on_step_end_tensor_inputs)
-            if audio is not None:
-                mel_items, code_items, wave_items = self._lipsync(reference, driving, driving_mel, transcript,
-                                                                  plans[0], generators[0], guidance,
-                                                                  num_inference_steps, on_step)
-            elif solver_calls == 1:  # every text fits in one chunk: one batched solve
+            on_step = _StepHook(self, progress_bar, callback_on_step_end, tensor_inputs)
+            if driving is not None:
+                return self._lipsync(reference, driving, driving_mel, transcript, plans[0], generators[0],
+                                     guidance, num_inference_steps, on_step)
+            if solver_calls == 1:  # every text fits in one chunk: one batched solve
                 segments = [self._joint_segment(reference, plan[0], None) for plan in plans]
                 results = self._denoise(segments, generators, guidance, num_inference_steps, on_step,
-                                       audio_only=audio_only)
-                mel_items = [mel for mel, _ in results]
-                code_items = [codes for _, codes in results]
-                wave_items = None
-            else:
-                mel_items, code_items, wave_items = [], [], []
-                for plan, item_generator in zip(plans, generators, strict=True):
-                    mel, codes, wave = self._joint_chunked(reference, plan, item_generator, guidance,
-                                                           num_inference_steps, on_step,
-                                                           decode=output_type != "latent", audio_only=audio_only)
-                    mel_items.append(mel)
-                    code_items.append(codes)
-                    wave_items.append(wave)
+                                        audio_only=audio_only)
+                return [mel for mel, _ in results], [codes for _, codes in results], None
+            mel_items, code_items, wave_items = [], [], []
+            for plan, item_generator in zip(plans, generators, strict=True):
+                mel, codes, wave = self._joint_chunked(reference, plan, item_generator, guidance, num_inference_steps,
+                                                       on_step, decode=decode, audio_only=audio_only)
+                mel_items.append(mel)
+                code_items.append(codes)
+                wave_items.append(wave)
+            return mel_items, code_items, wave_items
 
-        # ---- decode
-        audio_out, frames_out, codes_out = None, None, []
-        if output_type != "latent":
-            audio_out, frames_out = [], []
-            for index, (mel, codes) in enumerate(zip(mel_items, code_items, strict=True)):
-                wave = wave_items[index] if wave_items is not None else self._vocode(mel, reference.gain)
-                frames = None if audio_only else self._render(reference, codes, len(wave))
-                wave = wave.numpy()
-                if watermark:
-                    frames, wave = _watermark(frames, wave)
-                audio_out.append(wave)
-                frames_out.append(frames)
-        for index, codes in enumerate(code_items):
-            if audio_only:  # speech only: no motion was generated
-                frames_out, codes_out = None, None
-                break
-            seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
-            codes_out.append(retime(codes, MEL_FRAME_RATE, CODE_FPS, max(1, round(seconds * CODE_FPS))).numpy())
+    def _decode_items(self, reference, mel_items, code_items, wave_items, max_side, stream_frames: bool,
+                      watermark: bool, audio_only: bool) -> tuple[list, list]:
+        """Steps 5-6 of ``__call__``: waves (vocoder, unless chunking already made them) and frames (renderer,
+        none for speech only), watermarked when asked."""
+        audio_out, frames_out = [], []
+        for index, (mel, codes) in enumerate(zip(mel_items, code_items, strict=True)):
+            wave = wave_items[index] if wave_items is not None else self._vocode(mel, reference.gain)
+            frames = None
+            if not audio_only:
+                frames = self._render(reference, codes, len(wave), max_side=max_side, stream_frames=stream_frames)
+            wave = wave.numpy()
+            if watermark:
+                frames, wave = _watermark(frames, wave)
+            audio_out.append(wave)
+            frames_out.append(frames)
+        return audio_out, frames_out
+
+    def _format_output(self, mel_items, code_items, audio_out, frames_out, output_type: str, audio_only: bool,
+                       reference_text: str | None, mode: str) -> OmniTalkerPipelineOutput:
+        """Step 7 of ``__call__``: codes at their own rate (30 fps) over the output's length, mels (100, g),
+        numpy or torch as asked."""
+        codes_out = None
+        if not audio_only:  # speech only: no motion was generated
+            codes_out = []
+            for index, codes in enumerate(code_items):
+                seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
+                codes_out.append(retime(codes, MEL_FRAME_RATE, CODE_FPS, max(1, round(seconds * CODE_FPS))).numpy())
+        else:
+            frames_out = None
         mel_out = [mel.T.contiguous().numpy() for mel in mel_items]  # 100 g
-
         if output_type == "pt":
             audio_out = [torch.from_numpy(np.ascontiguousarray(wave)) for wave in audio_out]
             if frames_out is not None:
@@ -824,13 +862,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
             mel_out = [torch.from_numpy(mel) for mel in mel_out]
             if codes_out is not None:
                 codes_out = [torch.from_numpy(codes) for codes in codes_out]
-        self.maybe_free_model_hooks()
-        output = OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out,
-                                          fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out,
-                                          reference_text=reference.text, mode=mode)
-        if not return_dict:
-            return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
-        return output
+        return OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out,
+                                        fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out,
+                                        reference_text=reference_text, mode=mode)
 
     # ------------------------------------------------------------------------------------------ modes
 
