@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SAMPLE_RATE = 24000
-VIDEO_FPS = 25
+from omnitalker.audio import SAMPLE_RATE  # the package's rates, not copies
+from omnitalker.io.video import DEFAULT_FPS as VIDEO_FPS
+
 REFERENCE_TEXT = "The quick brown fox jumps."
 FACE_CROP = (10, 120, 250, 360)  # (top, left, bottom, right) of the astronaut's head in the 512 px photo
 HEAD_SWAY_DEGREES = 3.0
@@ -120,19 +121,27 @@ def get_dummy_components(seed: int = 0, render_size: int = 64, text_layout: str 
     else:
         transformer = OmniTalkerTransformer.from_named_config("tiny", text_layout=text_layout).eval()
         components["tokenizer"] = OmniTalkerTextProcessor.default()
-    _randomize_zero_init(transformer, seed)
+    perturbed(transformer, seed, scale=0.02)  # small: long pipeline sequences stay well-conditioned
     components["transformer"] = transformer
     return components
 
 
-def _randomize_zero_init(model: torch.nn.Module, seed: int) -> None:
-    """adaLN-Zero makes a fresh model output exactly 0; give every parameter small random values instead so
-    the tests see outputs that depend on the inputs (noise, text, prompt)."""
+def perturbed(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+    """``model`` (in eval mode) with ``scale`` x N(0, 1) added to every parameter: adaLN-Zero makes a fresh
+    model output exactly 0, which would hide every path and make CFG, masking and pipeline tests vacuous."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():
-            if parameter.abs().max() == 0:
-                parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+    return model.eval()
+
+
+def tiny_transformer(seed: int = 0, scale: float = 0.1, **overrides):
+    """The "tiny" OmniTalkerTransformer config (``overrides`` on top), every weight perturbed (``perturbed``)."""
+    from omnitalker.models.transformer import OmniTalkerTransformer
+
+    torch.manual_seed(seed)
+    return perturbed(OmniTalkerTransformer.from_named_config("tiny", **overrides), seed, scale)
 
 
 def seeded(seed: int = 0) -> torch.Generator:

@@ -17,6 +17,7 @@ from omnitalker.phonemes import (
     frame_durations,
 )
 from omnitalker.text_layout import TextLayout, prompt_layout, speech_span
+from tests.pipeline_fixtures import tiny_transformer
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +25,6 @@ def tokenizer():
     return PhonemeTokenizer.default()
 
 
-def _randomized(model, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
-    return model.eval()
 
 
 # ------------------------------------------------------------------------------------------- tokenizer
@@ -119,7 +114,7 @@ def test_layout_slicing_keeps_frames():
 
 
 def test_durations_layout_puts_token_k_on_its_frames():
-    model = _randomized(OmniTalkerTransformer.from_named_config("tiny", text_layout="durations"))
+    model = tiny_transformer(text_layout="durations")
     ids = torch.tensor([[3, 1, 7, 9]])
     durations = torch.tensor([[4, 0, 6, 2]])
     features = model.embed_text(ids, 12, text_durations=durations)[0]  # 12 dt
@@ -133,7 +128,7 @@ def test_durations_layout_puts_token_k_on_its_frames():
 
 
 def test_durations_padded_batch_equals_items_alone():
-    model = _randomized(OmniTalkerTransformer.from_named_config("tiny", text_layout="durations"))
+    model = tiny_transformer(text_layout="durations")
     x = torch.randn(2, 30, 100)
     v = torch.randn(2, 30, 58)
     ids = torch.tensor([[3, 5, -1], [2, 4, 6]])

@@ -19,8 +19,7 @@ from skimage.data import astronaut
 
 from omnitalker.face import FaceAnalyzer, load_image, read_video
 from omnitalker.face.landmarks import MIN_IMAGE_SIDE, box_iou, fill_gaps, landmark_box
-
-FACE_CROP = (slice(20, 276), slice(100, 356))  # 256 x 256 around the astronaut's face
+from tests.pipeline_fixtures import astronaut_face
 
 
 def write_video(path, frames, fps: float, codec: str = "libx264", timestamps=None) -> None:
@@ -41,7 +40,7 @@ def write_video(path, frames, fps: float, codec: str = "libx264", timestamps=Non
 
 @pytest.fixture(scope="module")
 def face() -> np.ndarray:
-    return np.ascontiguousarray(astronaut()[FACE_CROP])
+    return astronaut_face(256)  # the tests' one astronaut face box (tests/pipeline_fixtures.py), 256 x 256
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from omnitalker.flow.scheduler import (
     velocity_to_diffusers,
 )
 from omnitalker.models.transformer import OmniTalkerTransformer
+from tests.pipeline_fixtures import tiny_transformer
 
 MEL_DIM, VISUAL_DIM = 100, 58
 
@@ -40,14 +41,7 @@ def seeded(seed: int) -> torch.Generator:
 
 
 def random_tiny_transformer(seed: int = 0) -> OmniTalkerTransformer:
-    """The tiny config with every weight perturbed: adaLN-Zero init outputs exactly 0, which would make CFG
-    and masking tests vacuous."""
-    torch.manual_seed(seed)
-    model = OmniTalkerTransformer.from_named_config("tiny").eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.2 * torch.randn_like(param))
-    return model
+    return tiny_transformer(seed, scale=0.2)
 
 
 def batch(b: int = 2, n: int = 24, nt: int = 8, seed: int = 0):

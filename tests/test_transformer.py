@@ -11,24 +11,14 @@ import torch
 from omnitalker.models.fusion import FUSION_BLOCKS
 from omnitalker.models.modules import apply_rotary
 from omnitalker.models.transformer import OmniTalkerTransformer, OmniTalkerTransformerOutput
+from tests.pipeline_fixtures import tiny_transformer
 
 MEL, VIS = 100, 58
 BASE_PARAMS = 784_644_766  # exact count of the "base" config with the default 2308-token vocab
 NAMED_PARAMS = {"demo": 16_752_798, "small": 4_649_374, "tiny": 161_918}
 
 
-def randomized(model: OmniTalkerTransformer, seed: int = 0) -> OmniTalkerTransformer:
-    """Perturb every parameter so adaLN-Zero's zero gates and outputs do not hide any path."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.1 * torch.randn(param.shape, generator=generator))
-    return model.eval()
-
-
-def tiny(seed: int = 0, **overrides) -> OmniTalkerTransformer:
-    torch.manual_seed(seed)
-    return randomized(OmniTalkerTransformer.from_named_config("tiny", **overrides), seed)
+tiny = tiny_transformer
 
 
 def inputs(batch=2, frames=24, seed=0, audio=True, visual=True):
