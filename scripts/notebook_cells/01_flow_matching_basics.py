@@ -65,7 +65,7 @@ print(f"quick mode: {QUICK}; {TRAIN_STEPS} training steps per model")
 #
 # is all we need (OmniTalker uses the L1 norm instead of the squared L2, paper §3.3).
 #
-# Convention used everywhere in `omnitalker` (DESIGN D1): **$t = 0$ is noise, $t = 1$ is data.**
+# Convention used everywhere in `omnitalker` (`omnitalker/flow/scheduler.py`): **$t = 0$ is noise, $t = 1$ is data.**
 # (diffusers' flow schedulers count the other way, $\sigma = 1 - t$.)
 #
 # Our data: two interleaved half-moons.
