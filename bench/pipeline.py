@@ -8,7 +8,7 @@ are far less sensitive to other load than wall time. Each configuration runs in 
 peak RSS is its own.
 
 Baseline measured in the same run: the same call without CFG (guidance 0: one transformer pass per step
-instead of four), which shows what the guidance costs.
+instead of the default guidance's passes, omnitalker/flow/guidance.py), which shows what the guidance costs.
 
 Components: the transformer config "demo" (random weights: speed does not depend on their values), a
 Vocos vocoder of the released size (random weights), the warp renderer at --render-size, 16 steps.
@@ -86,6 +86,14 @@ def build_pipeline(render_size: int, path: str | None = None):
     return pipe
 
 
+def default_passes(pipe) -> int:
+    """Transformer passes per step of the pipeline's default guidance (1 + one per non-zero strength)."""
+    from omnitalker.flow.guidance import GuidanceConfig
+
+    text, audio, visual, joint = pipe._guidance_strengths(None, None, None, None)
+    return 1 + len(GuidanceConfig(text=text, audio=audio, visual=visual, joint=joint).strengths(0.0))
+
+
 def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workdir: Path,
              path: str | None = None) -> dict:
     """One measured generation of `seconds` of output; returns stage times, RTF and peak RSS."""
@@ -123,6 +131,7 @@ def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workd
         "video_frames": len(out.frames[0]),
         "frame_size": list(out.frames[0].shape[1:3]),
         "guidance": guidance,
+        "cfg_passes": default_passes(pipe) if guidance else 1,
         "total_seconds": round(total, 3),
         "rtf": round(total / output_seconds, 3),
         "cpu_seconds": round(total_cpu, 3),
@@ -179,7 +188,7 @@ def main() -> None:
     print("|" + "---|" * (header.count("|") - 1))
     for run in runs:
         stages = " | ".join(f"{run['stages'][name]:.2f}" for name in STAGES)
-        print(f"| {run['output_seconds']:.1f} s | {'4 passes' if run['guidance'] else 'none'} | {run['rtf']:.2f} | "
+        print(f"| {run['output_seconds']:.1f} s | {str(run.get('cfg_passes', 4)) + ' passes' if run['guidance'] else 'none'} | {run['rtf']:.2f} | "
               f"{run['total_seconds']:.1f} | {run['cpu_seconds']:.1f} | {stages} | {run['other_seconds']:.2f} | {run['peak_rss_mb']:.0f} |")
     by_key = {(run["output_seconds"] > 10, run["guidance"]): run for run in runs}
     for long in (False, True):
