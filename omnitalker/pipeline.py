@@ -664,7 +664,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             num_inference_steps (`int`, defaults to 16): ODE steps (paper: 16).
             guidance_text / guidance_audio / guidance_visual (`float`): multi-condition CFG strength per
                 condition (0 disables a condition's extra pass); guidance_anneal: "constant" | "linear" | "cosine".
-                None: the pipeline's `guidance` config, else the defaults of `omnitalker.flow.guidance` (text 2,
+                None: the pipeline's `guidance` config, else the defaults of `omnitalker.flow.guidance` (text 3,
                 audio 0, visual 0: two passes per step).
             guidance_joint (`float`, *optional*): F5-style strength against every condition dropped at once (the
                 guidance F5-TTS weights were trained for); None: the pipeline's `guidance` config, else 0.

@@ -263,5 +263,5 @@ analyzer.close()
 # %% [markdown]
 # With trained weights, moderate strengths pull the output towards the reference (lower FID, higher similarity) and
 # very large ones overshoot, exactly like the guidance sweep on the toy of notebook 01. The pipeline's defaults are
-# `guidance_text=2.0`, `guidance_audio=0.0`, `guidance_visual=0.0` (two passes per step, for CPU speed: the prompt
+# `guidance_text=3.0`, `guidance_audio=0.0`, `guidance_visual=0.0` (two passes per step, for CPU speed: the prompt
 # already carries the style in context); raise the other two for a stronger pull towards the reference.
