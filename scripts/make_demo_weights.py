@@ -99,11 +99,9 @@ Last validation (unseen sentences, training speakers): {json.dumps(val)}
 {LICENCE_SECTION}
 
 ## Limits — read before judging the output
-- Trained for a short time on CPU: speech is speech-like in the reference's voice timbre and the
-  visual codes move in the reference's style, but the words are not intelligible and the lips do not
-  follow the sound (see Evaluation: compare CER and the sync columns with the ground-truth rows). It
-  demonstrates the machinery, not the paper's quality. Retrain with `configs/train/demo.yaml` on a GPU.
-- English only (the tokenizer covers Chinese pinyin; the demo model never saw Chinese).
+- Trained for a short time: judge intelligibility, lip-sync and style by the Evaluation table (compare each
+  row with the ground-truth rows: the same audio through the same vocoder), not by this text. A GPU run of
+  `configs/train/demo.yaml` is the way to the paper's quality.
 - Synthetic espeak-ng voices only: real human references are out of distribution.
 - Every output carries a visible "AI-generated" label and invisible audio and frame watermarks.
 """
