@@ -90,7 +90,7 @@ def default_passes(pipe) -> int:
     """Transformer passes per step of the pipeline's default guidance (1 + one per non-zero strength)."""
     from omnitalker.flow.guidance import GuidanceConfig
 
-    text, audio, visual, joint = pipe._guidance_strengths(None, None, None, None)
+    text, audio, visual, joint = pipe.guidance_strengths()
     return 1 + len(GuidanceConfig(text=text, audio=audio, visual=visual, joint=joint).strengths(0.0))
 
 

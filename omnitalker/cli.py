@@ -37,12 +37,11 @@ import sys
 from pathlib import Path
 
 from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
-from omnitalker.modes import default_mode, describe_mode
+from omnitalker.modes import MODES, default_mode, describe_mode
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")
 AUDIO_SUFFIXES = (".wav", ".flac")
-MODES = ("joint", "audio", "cascade")
 
 
 def build_parser() -> argparse.ArgumentParser:

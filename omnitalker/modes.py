@@ -24,10 +24,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from omnitalker.flow.guidance import STRENGTHS
+
 BRANCHES = ("audio", "visual")
 MODES = ("joint", "audio", "cascade")
 BUNDLED_DEMO_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
-GUIDANCE_KEYS = ("text", "audio", "visual", "joint")
+GUIDANCE_KEYS = STRENGTHS  # the keys of a pipeline's `guidance` config: GuidanceConfig's strengths
 MODE_TEXT = {"joint": "speech and motion generated together by one transformer",
              "audio": "speech only, by this pipeline's audio branch",
              "cascade": "speech by this pipeline's audio branch, then the face lip-synced to it by"}
@@ -57,13 +59,18 @@ def branches_of(pipe) -> tuple[str, ...]:
     return tuple(name for name in BRANCHES if name in trained and (name != "visual" or has_visual_stream))
 
 
+def mode_for(branches) -> str:
+    """The mode a call without ``mode=`` runs in: "joint" with a trained visual branch, else "cascade"."""
+    return "joint" if "visual" in branches else "cascade"
+
+
 def resolve_mode(branches: tuple[str, ...], mode: str | None, lipsync: bool) -> str:
     """The mode a call runs in (module docstring); ValueError naming the fix when the weights lack a branch."""
     if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} (or None: 'joint' when the pipeline has a trained visual "
                          f"branch, else 'cascade'), got {mode!r}")
     if mode is None:
-        mode = "joint" if "visual" in branches else "cascade"
+        mode = mode_for(branches)
     what = f"this pipeline's weights have only the {' and '.join(branches)} branch (config trained_branches)"
     if mode == "audio" and lipsync:
         raise ValueError("mode='audio' speaks text; audio=... lip-syncs a recording: drop one of them")
@@ -105,8 +112,8 @@ def load_visual_pipeline(source, device=None):
 
 
 def default_mode(pipe) -> str:
-    """The mode a call without ``mode=`` runs in: "joint" with a trained visual branch, else "cascade"."""
-    return "joint" if "visual" in branches_of(pipe) else "cascade"
+    """The mode a call to ``pipe`` without ``mode=`` runs in (``mode_for``)."""
+    return mode_for(branches_of(pipe))
 
 
 def folder_default_mode(folder) -> str | None:
@@ -120,7 +127,7 @@ def folder_default_mode(folder) -> str | None:
     trained = json.loads((folder / "model_index.json").read_text()).get("trained_branches") or BRANCHES
     config = folder / "transformer" / "config.json"
     visual_stream = json.loads(config.read_text()).get("visual_stream", True) if config.is_file() else True
-    return "joint" if "visual" in trained and visual_stream else "cascade"
+    return mode_for([name for name in trained if name != "visual" or visual_stream])
 
 
 def describe_mode(pipe, mode: str | None = None) -> str:

@@ -74,21 +74,24 @@ def is_pause(token: str) -> bool:
     return token.startswith(PAUSE)
 
 
-def pinyin_tones(text: str) -> list[str]:
-    """Chinese text -> the tone digit of each pinyin syllable espeak reads (TONE3, tone sandhi, neutral = 5)."""
+def pinyin_syllables(text: str) -> list[str]:
+    """Chinese text -> the pinyin syllables espeak reads: TONE3 with tone sandhi, neutral tone 5, ü as "v"
+    (non-Chinese runs such as punctuation pass through as they are)."""
     from pypinyin import Style, lazy_pinyin
 
-    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
-    return [match.group(1) for match in map(_TONE.match, syllables) if match]
+    return lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
+
+
+def pinyin_tones(text: str) -> list[str]:
+    """Chinese text -> the tone digit of each pinyin syllable espeak reads (``pinyin_syllables``)."""
+    return [match.group(1) for match in map(_TONE.match, pinyin_syllables(text)) if match]
 
 
 def espeak_text(text: str, lang: str) -> str:
     """The text espeak-ng reads: pinyin syllables for Chinese (``cmn-latn-pinyin`` voice), the text otherwise."""
     if lang != "zh":
         return text
-    from pypinyin import Style, lazy_pinyin
-
-    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
+    syllables = pinyin_syllables(text)
     return " ".join(s.replace("，", ",").replace("。", ".").replace("、", ",") for s in syllables)
 
 

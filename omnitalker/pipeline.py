@@ -61,9 +61,6 @@ from omnitalker.chunking import (
 from omnitalker.components import as_pipeline_renderer, as_pipeline_tokenizer
 from omnitalker.face.codes import CODE_FPS, VIDEO_FPS
 from omnitalker.flow.guidance import (
-    DEFAULT_AUDIO_STRENGTH,
-    DEFAULT_TEXT_STRENGTH,
-    DEFAULT_VISUAL_STRENGTH,
     GuidanceConfig,
 )
 from omnitalker.flow.sampling import sample
@@ -160,7 +157,6 @@ class _RenderSource:
     size: tuple[int, int]  # (width, height) of the output frames
     scale: tuple[float, float]  # output px per reference px, (x, y)
     state: object  # what renderer.prepare returned
-    renderer_id: int
 
 
 class _StepHook:
@@ -600,7 +596,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
             image = cv2.resize(reference.image, size, interpolation=cv2.INTER_AREA)
             scale = (size[0] / width, size[1] / height)
             landmarks = reference.landmarks * np.array([*scale, scale[0]], np.float32)
-        source = _RenderSource(size, scale, self.renderer.prepare(image, landmarks), id(self.renderer))
+        source = _RenderSource(size, scale, self.renderer.prepare(image, landmarks))
         self._render_sources = {k: v for k, v in self._render_sources.items() if v[0]() is reference}
         self._render_sources[key] = (weakref.ref(reference), source)
         return source
@@ -707,7 +703,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
         mode = resolve_mode(self.branches, mode, lipsync=audio is not None)
         visual_guidance_given = guidance_visual  # the cascade's visual pipeline keeps its own default otherwise
-        guidance_text, guidance_audio, guidance_visual, guidance_joint = self._guidance_strengths(
+        guidance_text, guidance_audio, guidance_visual, guidance_joint = self.guidance_strengths(
             guidance_text, guidance_audio, guidance_visual, guidance_joint)
         voice_only = mode == "audio" and reference_video is None and reference_image is None
         if reference is None and voice_only:
@@ -735,9 +731,9 @@ class OmniTalkerPipeline(DiffusionPipeline):
         if reference_text is not None:
             limits.check_text(reference_text, "reference_text")
         if mode == "cascade":
-            return self._cascade(
+            return _returned(self._cascade(
                 texts, audio, reference, (reference_video, reference_image, reference_audio, reference_text),
-                visual_pipeline, output_type=output_type, return_dict=return_dict, limits=limits, max_side=max_side,
+                visual_pipeline, output_type=output_type, limits=limits, max_side=max_side,
                 generator=generator,
                 speech=dict(num_inference_steps=num_inference_steps, guidance_text=guidance_text,
                             guidance_audio=guidance_audio, guidance_visual=guidance_visual,
@@ -749,7 +745,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
                             guidance_anneal=guidance_anneal, max_chunk_seconds=max_chunk_seconds,
                             watermark=watermark, stream_frames=stream_frames,
                             callback_on_step_end=callback_on_step_end,
-                            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs))
+                            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs)), return_dict)
         audio_only = mode == "audio"  # speech only: the visual stream is absent
         driving = None
         if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
@@ -792,9 +788,7 @@ class OmniTalkerPipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         output = self._format_output(mel_items, code_items, audio_out, frames_out, output_type, audio_only,
                                      reference.text, mode)
-        if not return_dict:
-            return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
-        return output
+        return _returned(output, return_dict)
 
     def _sample_items(self, reference, plans, generators, guidance, num_inference_steps, callback_on_step_end,
                       tensor_inputs, *, driving, driving_mel, transcript, decode: bool, audio_only: bool):
@@ -1005,15 +999,16 @@ class OmniTalkerPipeline(DiffusionPipeline):
             self._visual_pipeline = load_visual_pipeline(self.config.get("visual_pipeline"), self.device)
         return self._visual_pipeline
 
-    def _guidance_strengths(self, text, audio, visual, joint) -> tuple[float, float, float, float]:
-        """Each strength as given, else the pipeline's `guidance` config, else the module default."""
-        defaults = {"text": DEFAULT_TEXT_STRENGTH, "audio": DEFAULT_AUDIO_STRENGTH, "visual": DEFAULT_VISUAL_STRENGTH,
-                    "joint": 0.0, **(self.config.get("guidance") or {})}
+    def guidance_strengths(self, text=None, audio=None, visual=None, joint=None) -> tuple[float, float, float, float]:
+        """The (text, audio, visual, joint) CFG strengths of a call: each as given, else the pipeline's `guidance`
+        config, else the module default (``omnitalker.flow.guidance``)."""
+        module_defaults = GuidanceConfig()
+        defaults = {**{key: getattr(module_defaults, key) for key in GUIDANCE_KEYS}, **(self.config.get("guidance") or {})}
         given = dict(zip(GUIDANCE_KEYS, (text, audio, visual, joint), strict=True))
         return tuple(float(defaults[key] if given[key] is None else given[key]) for key in GUIDANCE_KEYS)
 
-    def _cascade(self, texts, audio, reference, reference_args, visual_pipeline, *, output_type, return_dict, limits,
-                 max_side, generator, speech: dict, motion: dict):
+    def _cascade(self, texts, audio, reference, reference_args, visual_pipeline, *, output_type, limits, max_side,
+                 generator, speech: dict, motion: dict) -> OmniTalkerPipelineOutput:
         """The paper's cascade baseline: (a) this pipeline speaks each text with its audio branch (mode="audio"),
         (b) the visual pipeline lip-syncs the reference face to that speech with its audio-driven visual branch
         (``_lipsync`` of that pipeline; it also watermarks). With `audio` given, only (b) runs on it."""
@@ -1051,9 +1046,14 @@ class OmniTalkerPipeline(DiffusionPipeline):
             frames=[out.frames[0] for out in outputs] if media else None, fps=float(visual.config.video_fps),
             mel=mels[: len(outputs)], visual_codes=[out.visual_codes[0] for out in outputs],
             reference_text=reference.text, mode="cascade")
-        if not return_dict:
-            return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
         return output
+
+
+def _returned(output: OmniTalkerPipelineOutput, return_dict: bool):
+    """What ``__call__`` returns: the output dataclass, or (diffusers' ``return_dict=False``) a tuple of its fields."""
+    if return_dict:
+        return output
+    return (output.audio, output.sample_rate, output.frames, output.fps, output.mel, output.visual_codes)
 
 
 def _layout_batch(segments: list[_Segment]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:

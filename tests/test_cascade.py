@@ -153,9 +153,9 @@ def test_visual_pipeline_and_guidance_are_saved(speech_pipe, motion_pipe, tmp_pa
     again = OmniTalkerPipeline.from_pretrained(tmp_path / "speech2")
     assert again.config.visual_pipeline == str(tmp_path / "motion")
     assert isinstance(again.get_visual_pipeline(), OmniTalkerPipeline)
-    assert again._guidance_strengths(None, None, None, None) == (0.0, 0.0, 0.0, 2.0)  # F5's cfg 2
-    assert again._guidance_strengths(1.0, None, None, 0.0) == (1.0, 0.0, 0.0, 0.0)
-    assert motion_pipe._guidance_strengths(None, None, None, None) == (  # module defaults
+    assert again.guidance_strengths(None, None, None, None) == (0.0, 0.0, 0.0, 2.0)  # F5's cfg 2
+    assert again.guidance_strengths(1.0, None, None, 0.0) == (1.0, 0.0, 0.0, 0.0)
+    assert motion_pipe.guidance_strengths(None, None, None, None) == (  # module defaults
         DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH, 0.0)
 
 

@@ -45,6 +45,7 @@ from omnitalker.convert.f5tts import (
     load_f5tts_checkpoint,
     read_arch,
 )
+from omnitalker.flow.guidance import STRENGTHS, GuidanceConfig
 from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
 from omnitalker.models.vocoder import VOCOS_CONFIG_NAME, VOCOS_WEIGHTS_NAME, VocosVocoder
 
@@ -62,14 +63,15 @@ class F5Release:
     version: str
 
 
-# The released vocab (2,545 tokens) is one file shared by both releases (reference/f5tts_vocos.md §2.5).
+# The released vocab (2,545 tokens) is one file, in the v1 folder, shared by both releases.
 F5_RELEASES = {
     "F5TTS_v1_Base": F5Release(f"{HUB_PREFIX}{F5_REPO}/F5TTS_v1_Base/model_1250000.safetensors",
                                f"{HUB_PREFIX}{F5_REPO}/F5TTS_v1_Base/vocab.txt", "v1"),
     "F5TTS_Base": F5Release(f"{HUB_PREFIX}{F5_REPO}/F5TTS_Base/model_1200000.safetensors",
                             f"{HUB_PREFIX}{F5_REPO}/F5TTS_v1_Base/vocab.txt", "v0"),
 }
-F5_GUIDANCE = {"text": 0.0, "audio": 0.0, "visual": 0.0, "joint": 2.0}  # F5-TTS's cfg_strength 2
+F5_CFG_STRENGTH = 2.0  # F5-TTS samples with cfg_strength 2 (every condition dropped at once)
+F5_GUIDANCE = {key: getattr(GuidanceConfig.f5(F5_CFG_STRENGTH), key) for key in STRENGTHS}
 RENDER_SIZE = 512  # the paper's output size; the cascade renders with the visual pipeline's renderer
 LICENCES = {
     "transformer": ("F5-TTS weights", "CC-BY-NC-4.0 (non-commercial; trained on Emilia)",

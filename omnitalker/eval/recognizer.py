@@ -51,15 +51,13 @@ def normalize_for_cer(text: str) -> str:
 
 
 def pinyin_transcript(text: str) -> str:
-    """Chinese text -> toned pinyin syllables separated by spaces, normalised ("你好吗" -> "ni2 hao3 ma5").
-
-    pypinyin TONE3 with tone sandhi (what the synthetic corpus's espeak voice reads), neutral tone 5,
-    ü spelled "v"; punctuation is dropped, so the transcript fits :data:`DEFAULT_ALPHABET`.
+    """Chinese text -> toned pinyin syllables separated by spaces, normalised ("你好吗" -> "ni2 hao3 ma5"): what the
+    synthetic corpus's espeak voice reads (``omnitalker.phonemes.pinyin_syllables``); punctuation is dropped, so
+    the transcript fits :data:`DEFAULT_ALPHABET`.
     """
-    from pypinyin import Style, lazy_pinyin
+    from omnitalker.phonemes import pinyin_syllables
 
-    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
-    return normalize_for_cer(" ".join(syllables))
+    return normalize_for_cer(" ".join(pinyin_syllables(text)))
 
 
 def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:

@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 
 CONDITIONS = ("text", "audio", "visual")
+STRENGTHS = (*CONDITIONS, "joint")  # the strength fields of GuidanceConfig
 ANNEAL_SCHEDULES = ("constant", "linear", "cosine")
 # The paper's per-condition strengths are not legible in our copy. Defaults: text guidance only (2 passes per
 # step), chosen on the demo model (BENCHMARKS.md, "Default guidance"): on held-out sentences, text alone matched
@@ -80,7 +81,7 @@ class GuidanceConfig:
     interval: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self):
-        for name in (*CONDITIONS, "joint"):
+        for name in STRENGTHS:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"guidance strength {name} must be a finite number >= 0, got {value}")
@@ -113,7 +114,7 @@ class GuidanceConfig:
             try:
                 if not sep:
                     raise ValueError
-                if name in (*CONDITIONS, "joint", "anneal_min_scale"):
+                if name in (*STRENGTHS, "anneal_min_scale"):
                     fields[name] = float(value)
                 elif name == "anneal":
                     fields[name] = value.strip()

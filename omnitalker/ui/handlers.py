@@ -144,9 +144,9 @@ class DemoHandlers:
         their joint strength), motion from the visual pipeline in cascade mode; module defaults while unloaded."""
         if self._pipeline is None:
             return DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH
-        text, audio, visual, _ = self._pipeline._guidance_strengths(None, None, None, None)
+        text, audio, visual, _ = self._pipeline.guidance_strengths()
         if default_mode(self._pipeline) == "cascade" and self._pipeline._visual_pipeline is not None:
-            visual = self._pipeline._visual_pipeline._guidance_strengths(None, None, None, None)[2]
+            visual = self._pipeline._visual_pipeline.guidance_strengths()[2]
         return text, audio, visual
 
     # ------------------------------------------------------------------------------------------ tabs
