@@ -328,10 +328,12 @@ def test_batched_guidance_equals_separate_passes():
         expected = getattr(full, stream) + sum(
             getattr(guidance, name) * (getattr(full, stream) - getattr(out, stream)) for name, out in dropped.items()
         )
-        torch.testing.assert_close(getattr(guided, stream), expected, atol=1e-5, rtol=1e-5)
+        # batched and separate passes take different BLAS blockings (1e-5 held on an AVX-512 CPU, an AVX2 one
+        # differs by 5e-5 after the strengths' x5.4 amplification)
+        torch.testing.assert_close(getattr(guided, stream), expected, atol=2e-4, rtol=1e-4)
     # F5's single CFG: drop text and every prompt together
     f5 = guided_velocity(model, **inputs, timestep=0.3, guidance=GuidanceConfig.f5(2.0))
-    torch.testing.assert_close(f5.audio, full.audio + 2.0 * (full.audio - dropped["joint"].audio), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(f5.audio, full.audio + 2.0 * (full.audio - dropped["joint"].audio), atol=2e-4, rtol=1e-4)
 
 
 @torch.no_grad()

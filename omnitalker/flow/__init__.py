@@ -1,9 +1,9 @@
 """Flow matching for OmniTalker: training loss, ODE scheduler, multi-condition CFG and the infilling sampler.
 
-Convention (D1): t = 0 noise, t = 1 data, x_t = (1 - t) x0 + t x1, velocity target x1 - x0.
+Convention (one for the whole package, scheduler.py): t = 0 noise, t = 1 data, x_t = (1 - t) x0 + t x1, velocity target x1 - x0.
 """
 
-from .guidance import GuidanceConfig, GuidedVelocity, guided_velocity
+from .guidance import GuidanceConfig, GuidanceTerm, GuidedVelocity, guided_velocity
 from .loss import FlowMatchingLoss, FlowMatchingLossOutput, interpolate, velocity_target
 from .masking import lengths_to_mask, sample_drop, sample_timesteps, span_mask
 from .sampling import FlowSampleOutput, sample
@@ -21,6 +21,7 @@ __all__ = [
     "FlowMatchingLossOutput",
     "FlowSampleOutput",
     "GuidanceConfig",
+    "GuidanceTerm",
     "GuidedVelocity",
     "OmniTalkerFlowMatchScheduler",
     "diffusers_sigmas",

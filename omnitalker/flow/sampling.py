@@ -182,7 +182,9 @@ def sample(
     scheduler.set_timesteps(num_inference_steps, device=device)
     dims = [x[name].shape[-1] for name in present]
     text_cache = {}  # text features per CFG pass layout: the text encoder runs once per run, not per step
+    term = None  # the last computed guidance term, reused between refreshes (GuidanceConfig.refresh_every)
     for step, t in enumerate(tqdm(scheduler.timesteps, disable=not progress, desc="sampling")):
+        refresh = guidance is None or term is None or guidance.refreshes(step)
         velocity = guided_velocity(
             transformer,
             audio=x.get("audio"),
@@ -195,7 +197,10 @@ def sample(
             guidance=guidance,
             text_cache=text_cache,
             text_durations=text_durations,
+            reuse_term=None if refresh else term,
         )
+        if velocity.term is not None:
+            term = velocity.term
         # one scheduler state for all streams: step their concatenation
         joint_v = torch.cat([getattr(velocity, name) for name in present], dim=-1)  # b n (d_a + d_v)
         joint_x = torch.cat([x[name] for name in present], dim=-1)  # b n (d_a + d_v)
