@@ -290,3 +290,15 @@ def test_two_process_cpu_run(corpus, tmp_path):
     columns = rows[0].split(",")
     assert len(rows) == 3 and all(np.isfinite(float(r.split(",")[columns.index("loss")])) for r in rows[1:])
     assert (out / "transformer" / "config.json").is_file()
+
+
+def test_auto_precision_uses_bf16_on_a_cpu_only_where_it_is_native(monkeypatch, capsys):
+    from omnitalker.training import trainer
+
+    monkeypatch.setattr(trainer.torch.cuda, "is_available", lambda: False)
+    for native, expected in ((True, "bf16"), (False, "no")):
+        monkeypatch.setattr(trainer, "cpu_has_fast_bf16", lambda native=native: native)
+        assert trainer.resolve_mixed_precision("auto", cpu=True) == expected
+    assert trainer.resolve_mixed_precision("no", cpu=True) == "no"
+    assert trainer.resolve_mixed_precision("bf16", cpu=True) == "bf16"  # an explicit choice is kept ...
+    assert "emulated" in capsys.readouterr().out  # ... with a warning that names the fix

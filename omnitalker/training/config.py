@@ -84,7 +84,7 @@ class TrainingSection:
     seed: int = 0
     max_steps: int = 10000  # optimizer updates (the LR schedule ends here)
     grad_accumulation: int = 1  # batches per optimizer update
-    mixed_precision: str = "auto"  # "no", "bf16", "fp16" or "auto" (bf16 on GPU, "no" on CPU)
+    mixed_precision: str = "auto"  # "no", "bf16", "fp16" or "auto" (bf16 on GPU and on CPUs with native bf16)
     cpu: bool = False  # force CPU (also makes torchrun runs on CPU use all processes)
     find_unused_parameters: bool = False  # DDP option; needed only if some parameters get no gradient
     save_every: int = 1000  # checkpoint interval in steps (and at the end)

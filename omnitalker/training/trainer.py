@@ -133,9 +133,24 @@ def lr_lambda(config: TrainConfig):
     return factor
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's own test: AVX-512 BF16 / AMX). Without it bf16 autocast
+    is emulated: the demo_cpu recipe ran at 223 frames/s in bf16 against 1,240 in fp32 on an AVX2 EPYC."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def resolve_mixed_precision(setting: str, cpu: bool) -> str:
+    """The accelerate precision for ``training.mixed_precision``: "auto" is bf16 on a GPU and on a CPU with native
+    bf16, fp32 ("no") elsewhere. An explicit setting is kept, with a warning when bf16 would be emulated."""
+    on_cpu = cpu or not torch.cuda.is_available()
     if setting == "auto":
-        return "bf16" if torch.cuda.is_available() and not cpu else "no"
+        return "bf16" if not on_cpu or cpu_has_fast_bf16() else "no"
+    if setting == "bf16" and on_cpu and not cpu_has_fast_bf16():
+        print("warning: training.mixed_precision=bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX) is emulated "
+              "and several times slower than fp32: set training.mixed_precision=auto or no", flush=True)
     return setting
 
 
