@@ -7,12 +7,15 @@
 
 ``OmniTalkerPipeline(..., stream_frames=True)`` returns its frames this way: the renderer and the watermarks
 run per chunk as the encoder pulls them, so memory does not grow with the length of the text. Each chunk is
-made again when iterated again (nothing is cached).
+made again when iterated again (nothing is cached). While the consumer uses one chunk, the next is made on a
+worker thread (``prefetch``): rendering and watermarking overlap the encoder (numpy, OpenCV, torch and PyAV
+release the GIL in their heavy calls), and at most two chunks are in memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,6 +31,8 @@ class FrameStream:
         chunk_frames: frames made per call.
         progress: a ``tqdm``-like class (e.g. ``tqdm.auto.tqdm``) for a bar while iterating, or None.
         description: the bar's label.
+        prefetch: make the next chunk on a worker thread while the current one is used (chunks are still made
+            one at a time and in order, so ``make_chunk`` needs no locking).
     """
 
     dtype = np.dtype(np.uint8)
@@ -35,7 +40,7 @@ class FrameStream:
 
     def __init__(self, num_frames: int, height: int, width: int, make_chunk: Callable[[int, int], np.ndarray],
                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: Callable | None = None,
-                 description: str = "Rendering frames"):
+                 description: str = "Rendering frames", prefetch: bool = True):
         if num_frames < 1 or height < 1 or width < 1:
             raise ValueError(f"a FrameStream needs at least one frame of at least 1x1 px, got {num_frames} frames "
                              f"of {width}x{height}")
@@ -46,6 +51,7 @@ class FrameStream:
         self.chunk_frames = int(chunk_frames)
         self.progress = progress
         self.description = description
+        self.prefetch = prefetch
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -62,14 +68,24 @@ class FrameStream:
 
     def chunks(self) -> Iterator[np.ndarray]:
         """The frames as consecutive (n, H, W, 3) arrays, n <= chunk_frames."""
+        ranges = [(start, min(start + self.chunk_frames, len(self))) for start in range(0, len(self), self.chunk_frames)]
         bar = None if self.progress is None else self.progress(total=len(self), desc=self.description, unit="frame")
+        worker = ThreadPoolExecutor(1, thread_name_prefix="frames") if self.prefetch and len(ranges) > 1 else None
         try:
-            for start in range(0, len(self), self.chunk_frames):
-                stop = min(start + self.chunk_frames, len(self))
-                yield self._chunk(start, stop)
+            upcoming = None  # the future of the next chunk, made while the caller uses this one
+            for index, (start, stop) in enumerate(ranges):
+                if worker is None:
+                    chunk = self._chunk(start, stop)
+                else:
+                    chunk = (upcoming or worker.submit(self._chunk, start, stop)).result()
+                    upcoming = worker.submit(self._chunk, *ranges[index + 1]) if index + 1 < len(ranges) else None
+                yield chunk
+                del chunk
                 if bar is not None:
                     bar.update(stop - start)
         finally:
+            if worker is not None:  # a consumer that stops early: let the chunk in progress finish, drop the rest
+                worker.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
 
@@ -99,7 +115,7 @@ class FrameStream:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = np.empty(self.shape, np.uint8)
         start = 0
-        for chunk in FrameStream(len(self), *self.shape[1:3], self._make_chunk, self.chunk_frames).chunks():
+        for chunk in FrameStream(len(self), *self.shape[1:3], self._make_chunk, self.chunk_frames, prefetch=False).chunks():
             whole[start : start + len(chunk)] = chunk
             start += len(chunk)
         return whole if dtype is None else whole.astype(dtype)
@@ -108,4 +124,4 @@ class FrameStream:
         """A stream whose chunks are ``function(chunk)`` (same shape), e.g. watermarking."""
         make_chunk = self._make_chunk
         return FrameStream(len(self), *self.shape[1:3], lambda start, stop: function(make_chunk(start, stop)),
-                           self.chunk_frames, self.progress, description or self.description)
+                           self.chunk_frames, self.progress, description or self.description, self.prefetch)
