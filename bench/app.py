@@ -54,7 +54,7 @@ def direct_baseline(pipe, example: dict, steps: int) -> tuple[float, float]:
     """Seconds for the same generation without the UI (reference analysis + pipeline + mp4), output seconds."""
     import torch
 
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     start = time.perf_counter()
     out = pipe(TEXT, reference_video=example["video"], reference_text=example["reference_text"],

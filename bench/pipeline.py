@@ -101,7 +101,7 @@ def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workd
 
     sys.path.insert(0, str(ROOT))
     from omnitalker import pipeline as pipeline_module
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
     from tests.pipeline_fixtures import REFERENCE_TEXT, make_reference_video
 
     reference_video = make_reference_video(workdir / "ref.mp4", seconds=REFERENCE_SECONDS, size=REFERENCE_SIZE)

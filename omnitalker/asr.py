@@ -104,7 +104,7 @@ def bundled_model_path() -> Path:
 
 
 def _as_mono_16k(wave: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
-    from omnitalker.audio import resample
+    from omnitalker.io.audio import resample
 
     wave = wave.detach().cpu().float().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, np.float32)
     if wave.ndim != 1:
@@ -428,7 +428,8 @@ class WhisperRecognizer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from omnitalker.audio import SAMPLE_RATE, load_audio
+    from omnitalker.audio import SAMPLE_RATE
+    from omnitalker.io.audio import load_audio
 
     parser = argparse.ArgumentParser(prog="python -m omnitalker.asr", description="Transcribe an audio or video file.")
     parser.add_argument("audio", help="audio or video file")

@@ -145,7 +145,7 @@ def load_pipeline(name: str, device: str):
 def run(args: argparse.Namespace) -> Path:
     import torch
 
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     check_args(args)
     limits = input_limits(args)

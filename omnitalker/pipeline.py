@@ -1,7 +1,7 @@
 """OmniTalkerPipeline: text + a style reference -> speech and a talking-head video, the diffusers way.
 
     from omnitalker import OmniTalkerPipeline
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
     pipe = OmniTalkerPipeline.from_pretrained("weights/omnitalker-demo")
     out = pipe("Nice to meet you.", reference_video="ref.mp4", reference_text="Hello, I am Ann.")
     export_to_video(out.frames[0], "out.mp4", fps=out.fps, audio=out.audio[0], sample_rate=out.sample_rate)
@@ -59,13 +59,14 @@ from omnitalker.chunking import (
     tail_text,
 )
 from omnitalker.components import as_pipeline_renderer, as_pipeline_tokenizer
-from omnitalker.face.codes import CODE_FPS, VIDEO_FPS
+from omnitalker.face.codes import CODE_FPS, VIDEO_FPS, retime, video_frame_count
 from omnitalker.flow.guidance import (
     GuidanceConfig,
 )
 from omnitalker.flow.sampling import sample
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
-from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side, fit_within
+from omnitalker.io.image import fit_within
+from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side
 
 # diffusers resolves saved components by importing their module by name; import the model modules here so
 # `OmniTalkerPipeline.from_pretrained(...)` works in a fresh process (model_index.json names these paths).
@@ -88,8 +89,6 @@ from omnitalker.reference import (
     OmniTalkerReference,
     load_media_audio,
     reference_mel,
-    retime,
-    video_frame_count,
 )
 from omnitalker.text import normalize_text, prepare_reference_text, text_length
 from omnitalker.text_layout import (

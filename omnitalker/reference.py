@@ -18,23 +18,21 @@ Steps, in order:
    the quietest 20 ms frame of its last second before the limit, with a warning (paper: 1-10 s);
 4. quiet audio is scaled up to RMS ``TARGET_RMS`` (F5-TTS); the gain is kept so the output can be
    scaled back to the reference's loudness;
-5. frames: only the kept window of a video is decoded (seek, stop at its end), each frame scaled at once to
-   the working size (longer side <= ``max_side``; a JPEG photo is decoded at a reduced scale by libjpeg);
+5. frames: only the kept window of a video is decoded (``omnitalker.io.video.read_video_window``: seek, stop
+   at its end), each frame scaled at once to the working size (longer side <= ``max_side``; a JPEG photo is
+   decoded at a reduced scale by libjpeg, ``omnitalker.io.image.load_image``);
    faces: every frame of the kept window is tracked (MediaPipe, 478 points); the identity (neutral
    shape and framing) and the visual codes come from ``omnitalker.face`` (encoded, smoothed and
    resampled to 30 fps by ``track_to_codes``); a photo gives one code frame, repeated (the paper's
    static visual prompt);
-6. codes are resampled from 30 fps to the mel frame count with
-   ``omnitalker.face.codes.resample_codes`` (linear, anti-aliased, angle-unwrapped). Every rate change
-   of the pipeline (video fps -> 93.75 mel fps -> 30 fps codes / 25 fps output video) goes through
-   ``retime`` below, which fixes the frame count exactly;
+6. codes are resampled from 30 fps to the mel frame count with ``omnitalker.face.codes.retime``
+   (``resample_codes``: linear, anti-aliased, angle-unwrapped, the frame count fixed exactly);
 7. the renderer's source image is the reference frame nearest the neutral face
    (``FaceIdentity.reference_index``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -49,23 +47,19 @@ from omnitalker.audio import (
     SAMPLE_RATE,
     SILENCE_FRAME_SECONDS,
     TARGET_RMS,
-    load_audio,
     log_mel_spectrogram,
     rms_normalize,
     silence_bounds,
 )
+from omnitalker.io.audio import load_audio
+from omnitalker.io.image import IMAGE_SUFFIXES, load_image
+from omnitalker.io.video import read_video_window
 
 MIN_REFERENCE_SECONDS = 1.0  # paper: the reference is 1-10 s
 MAX_REFERENCE_SECONDS = 10.0
 CUT_SEARCH_SECONDS = 1.0  # a too-long clip is cut at the quietest point of this last stretch
 SILENT_RMS = 1e-4  # a clip whose loudest 20 ms frame is below this RMS is silence (-80 dBFS)
 PHOTO_SILENCE_SECONDS = 1.0  # prompt length for a photo with no voice sample (lip-sync): silence
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-JPEG_SUFFIXES = {".jpg", ".jpeg"}
-EXIF_ORIENTATION_TAG = 0x0112
-MAX_REFERENCE_FPS = 60.0  # faster clips (slow motion) are thinned out to this; the codes are 30 fps anyway
-MIN_FRAME_INTERVAL_SHARE = 0.9  # a frame is skipped when closer than this share of 1 / MAX_REFERENCE_FPS
-SEEK_MARGIN_SECONDS = 1.0  # seek this far before the window (to a keyframe at or before it), then decode on
 
 
 @dataclass
@@ -96,36 +90,6 @@ class OmniTalkerReference:
     @property
     def seconds(self) -> float:
         return self.wave.shape[0] / SAMPLE_RATE
-
-
-# ------------------------------------------------------------------------------------------------ rates
-
-
-def retime(sequence: torch.Tensor | np.ndarray, src_fps: float, dst_fps: float, num_frames: int | None = None):
-    """Resample a frame sequence (T, D) from `src_fps` to `dst_fps` with exactly `num_frames` frames.
-
-    Frame k sits at time k / fps (frame starts). Linear interpolation, low-passed first when
-    downsampling, holding the last frame past the end (``omnitalker.face.codes.resample_codes``).
-    Returns the input's type (tensor in -> tensor out, same device and dtype).
-    """
-    from omnitalker.face.codes import resample_codes
-
-    is_tensor = isinstance(sequence, torch.Tensor)
-    array = sequence.detach().cpu().double().numpy() if is_tensor else np.asarray(sequence, np.float64)
-    if num_frames is None:
-        num_frames = max(1, round(len(array) * dst_fps / src_fps))
-    if len(array) == 1:  # one frame (a photo) is constant in time
-        out = np.repeat(array.astype(np.float32), num_frames, axis=0)
-    else:
-        out = resample_codes(array, src_fps, dst_fps, num_frames=num_frames)
-    if is_tensor:
-        return torch.from_numpy(out).to(device=sequence.device, dtype=sequence.dtype)
-    return out
-
-
-def video_frame_count(num_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
-    """Video frames that cover `num_samples` of audio (rounded: durations agree within half a frame)."""
-    return max(1, round(num_samples / sample_rate * fps))
 
 
 # ------------------------------------------------------------------------------------------------ audio
@@ -209,184 +173,27 @@ def reference_mel(wave: torch.Tensor) -> torch.Tensor:
     return log_mel_spectrogram(wave)[0].transpose(0, 1).contiguous()  # n 100
 
 
-# ------------------------------------------------------------------------------------------------ video
+# ------------------------------------------------------------------------------------------------ frames
 
 
-def read_video_window(
-    path: str | os.PathLike, start: float, end: float | None, max_side: int | None = None
-) -> tuple[np.ndarray, float]:
-    """RGB frames (T, H, W, 3) uint8 shown between `start` and `end` seconds, and their frame rate.
-
-    Streamed: the decoder seeks to just before `start` and stops at `end`, each frame is scaled at once so
-    its longer side is at most `max_side` (None: full size; PyAV's area filter) and frames closer together
-    than 1 / ``MAX_REFERENCE_FPS`` are skipped, so a long 4K clip costs what its used seconds cost at the
-    working size. Times count from the video stream's first frame; a rotation in the container's display
-    matrix is applied (as ``omnitalker.face.video.read_video``).
-    """
-    import av
-
-    path = Path(path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        raise ValueError(f"reference_video={str(path)!r} is an image: pass it as reference_image=... with a voice sample")
-    if not path.is_file():
-        raise ValueError(f"reference_video: video file {path} does not exist")
-    try:
-        frames, times, rate = _decode_window(path, start, end, max_side, seek=start > SEEK_MARGIN_SECONDS)
-    except _SeekFailed:  # a container without an index: decode from the start (still streamed and scaled)
-        frames, times, rate = _decode_window(path, start, end, max_side, seek=False)
-    except (av.error.FFmpegError, UnicodeDecodeError) as error:
-        raise ValueError(f"reference_video: could not read {path} as a video ({error}). Use a video file such as "
-                         ".mp4, .mov, .mkv, .webm") from error
-    if not frames:
-        raise ValueError(f"reference_video: {path} has no frames between {start:.2f} s and {end} s")
-    times = np.asarray(times, np.float64)
-    order = np.argsort(times, kind="stable")  # B-frames may come out of presentation order
-    keep = order[np.concatenate([[True], np.diff(times[order]) > 0])]  # drop duplicated timestamps
-    stacked = np.stack([frames[i] for i in keep])
-    if len(keep) > 1:
-        fps = (len(keep) - 1) / float(times[keep[-1]] - times[keep[0]])
-    else:
-        fps = min(rate, MAX_REFERENCE_FPS)
-    return stacked, fps
+def load_reference_video(video, start: float, end: float, max_side: int | None) -> tuple[np.ndarray, float]:
+    """The frames of the kept window (``omnitalker.io.video.read_video_window``), errors naming the argument."""
+    if not isinstance(video, (str, os.PathLike)):
+        raise ValueError(f"reference_video must be a file path, got {type(video).__name__}")
+    if Path(video).suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(f"reference_video={os.fspath(video)!r} is an image: pass it as reference_image=... with a "
+                         "voice sample")
+    return read_video_window(video, start, end, max_side=max_side, what="reference_video")
 
 
-class _SeekFailed(Exception):
-    pass
-
-
-def _decode_window(path: Path, start: float, end: float | None, max_side: int | None, seek: bool):
-    """Frames (list of (H, W, 3) uint8), their times in seconds from the stream's first frame, the stream's rate."""
-    import av
-
-    from omnitalker.face.video import rotate_upright
-    from omnitalker.io.video import RGBConverter
-    from omnitalker.limits import fit_within
-
-    converter = RGBConverter()
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise ValueError(f"reference_video: {path} has no video stream (audio only?); a video of the speaker "
-                             "is needed")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or MAX_REFERENCE_FPS)
-        half_frame = 0.5 / rate
-        origin = None
-        if seek:
-            if stream.start_time is None or stream.time_base is None:
-                raise _SeekFailed
-            origin = float(stream.start_time * stream.time_base)
-            target = int((origin + start - SEEK_MARGIN_SECONDS) / stream.time_base)
-            try:
-                container.seek(target, stream=stream, backward=True, any_frame=False)
-            except av.error.FFmpegError as error:
-                raise _SeekFailed from error
-        frames, times, last_kept = [], [], -math.inf
-        size = None
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                time = float(frame.time) if frame.time is not None else index / rate
-                if origin is None:
-                    origin = time
-                time -= origin
-                if end is not None and time + half_frame >= end:
-                    if time - half_frame > end:
-                        break  # past the window: stop decoding
-                    continue
-                if time + half_frame < start or time - last_kept < MIN_FRAME_INTERVAL_SHARE / MAX_REFERENCE_FPS:
-                    continue
-                if size is None:
-                    size = fit_within(frame.width, frame.height, max_side)
-                pixels = converter.to_rgb(frame, size, interpolation="AREA")
-                rotation = int(getattr(frame, "rotation", 0) or 0)
-                frames.append(rotate_upright(pixels, rotation) if rotation % 360 else pixels)
-                times.append(time)
-                last_kept = time
-        except av.error.FFmpegError as error:
-            if not frames:
-                raise ValueError(f"reference_video: could not decode any frame of {path} ({error})") from error
-            warnings.warn(f"reference_video: decoding stopped with an error ({error}); using the {len(frames)} "
-                          "frames read", stacklevel=4)
-    if seek and not frames:
-        raise _SeekFailed
-    return frames, times, rate
-
-
-def load_image(source: Any, max_side: int | None = None) -> np.ndarray:
-    """A photo as (H, W, 3) uint8 RGB from a path, a PIL image or an array (``omnitalker.face.video``).
-
-    `max_side`: the longer side is scaled down to at most this (never up). A JPEG file is decoded at 1/2,
-    1/4 or 1/8 scale by libjpeg when that still covers `max_side` (a 48 MP photo never exists in memory at
-    full size). A file's EXIF orientation (phone photos) is applied, so the face is upright.
-    """
-    from omnitalker.face.video import load_image as load_face_image
-    from omnitalker.limits import fit_within
-
-    if isinstance(source, (str, os.PathLike)):
-        source = Path(source)
-    elif not (isinstance(source, (np.ndarray, torch.Tensor)) or hasattr(source, "convert")):
+def load_reference_image(source: Any, max_side: int | None) -> np.ndarray:
+    """The photo (``omnitalker.io.image.load_image``: upright, scaled), errors naming the argument."""
+    if not isinstance(source, (str, os.PathLike, np.ndarray, torch.Tensor)) and not hasattr(source, "convert"):
         raise ValueError(f"reference_image must be a path, a PIL image or an RGB array, got {type(source).__name__}")
-    if isinstance(source, torch.Tensor):
-        source = source.detach().cpu().numpy()
     try:
-        pixels = _load_jpeg(source, max_side) if isinstance(source, Path) else None
-        if pixels is None:
-            pixels = load_face_image(source)
+        return load_image(source, max_side=max_side)
     except ValueError as error:
         raise ValueError(f"reference_image: {error}") from error
-    if isinstance(source, Path):
-        pixels = exif_orient(pixels, _exif_orientation(source))
-    width, height = fit_within(pixels.shape[1], pixels.shape[0], max_side)
-    if (width, height) != (pixels.shape[1], pixels.shape[0]):
-        import cv2
-
-        pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(pixels)
-
-
-def _load_jpeg(path: Path, max_side: int | None) -> np.ndarray | None:
-    """An 8-bit JPEG decoded by PIL at the smallest libjpeg scale (1, 1/2, 1/4, 1/8) still covering `max_side`;
-    None for anything else (the general loader takes it)."""
-    from PIL import Image
-
-    from omnitalker.limits import fit_within
-
-    if path.suffix.lower() not in JPEG_SUFFIXES or not path.is_file():
-        return None
-    try:
-        with Image.open(path) as image:
-            if image.format != "JPEG":
-                return None
-            target = fit_within(*image.size, max_side)
-            if target != image.size:
-                image.draft(None, target)
-            return np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError, Image.DecompressionBombError):
-        return None
-
-
-def _exif_orientation(path: Path) -> int:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return 1
-
-
-def exif_orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1-8) to (H, W, C) pixels: what ``PIL.ImageOps.exif_transpose`` does."""
-    steps = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
-        8: lambda a: np.rot90(a, 1),
-    }
-    return np.ascontiguousarray(steps[orientation](pixels)) if orientation in steps else pixels
 
 
 # ------------------------------------------------------------------------------------------------ faces
@@ -411,23 +218,21 @@ def build_reference(
     size); the face is tracked and the renderer's source frame kept at that size. `limits`: an
     ``omnitalker.limits.InputLimits`` checked on the file headers before anything is decoded (None: the defaults).
     """
-    from omnitalker.face.codes import CODE_FPS, FaceIdentity, encode_codes, track_to_codes
+    from omnitalker.face.codes import CODE_FPS, FaceIdentity, encode_codes, retime, track_to_codes
     from omnitalker.limits import as_limits, check_max_side
 
     check_max_side(max_side)
     as_limits(limits).check_inputs(reference_video=video, reference_image=image, reference_audio=audio)
     if video is not None:
-        if not isinstance(video, (str, os.PathLike)):
-            raise ValueError(f"reference_video must be a file path, got {type(video).__name__}")
         wave, start, gain = load_voice(video if audio is None else audio,
                                        "reference_video" if audio is None else "reference_audio",
                                        min_seconds, max_seconds)
         begin = start / SAMPLE_RATE if audio is None else 0.0  # a separate voice is aligned to the video start
-        frames, fps = read_video_window(video, begin, begin + wave.shape[0] / SAMPLE_RATE, max_side=max_side)
+        frames, fps = load_reference_video(video, begin, begin + wave.shape[0] / SAMPLE_RATE, max_side)
         track = _analyze(face_analyzer.analyze_video, frames, fps=fps)
         static = False
     else:
-        pixels = load_image(image, max_side=max_side)
+        pixels = load_reference_image(image, max_side)
         if audio is not None:
             wave, _, gain = load_voice(audio, "reference_audio", min_seconds, max_seconds)
         else:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from omnitalker.audio import as_mono_array
+from omnitalker.io.audio import as_mono_array
 
 # ---------------------------------------------------------------- visible mark
 VISIBLE_TEXT = "AI-generated"

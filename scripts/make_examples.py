@@ -7,7 +7,7 @@ Everything is made by the project itself:
 - the voices are espeak-ng (omnitalker.data.espeak), with the phoneme timeline it reports;
 - the talking reference clip animates the photo: visual codes from the same phonemes and a speaker style
   (omnitalker.data.motion.synthesize_codes) -> landmarks (omnitalker.face.codes.decode_codes) -> the warp
-  renderer -> H.264 + AAC (omnitalker.io.video.export_to_video);
+  renderer -> H.264 + AAC (omnitalker.io.export.export_to_video);
 - a photo + voice pair in English and one in Mandarin (Talk tab) and a driving speech clip (Lip-sync tab).
 
 examples.json lists the files and their transcripts; omnitalker/app.py builds its gr.Examples from it.
@@ -53,8 +53,9 @@ def astronaut_photo() -> np.ndarray:
 
 def speak(text: str, voice: str):
     """espeak-ng speech at 24 kHz (float32) and its phoneme timeline."""
-    from omnitalker.audio import SAMPLE_RATE, resample
+    from omnitalker.audio import SAMPLE_RATE
     from omnitalker.data.espeak import synthesize_many
+    from omnitalker.io.audio import resample
 
     (utterance,) = synthesize_many([{"text": text, "voice": voice}])
     wave = resample(utterance.audio.astype(np.float64), utterance.sample_rate, SAMPLE_RATE).astype(np.float32)
@@ -66,9 +67,8 @@ def talking_clip(photo: np.ndarray, wave: np.ndarray, phonemes, seed: int = SEED
     from omnitalker.audio import SAMPLE_RATE
     from omnitalker.data.motion import random_speaker, synthesize_codes
     from omnitalker.face import FaceAnalyzer
-    from omnitalker.face.codes import CODE_FPS, FaceIdentity, decode_codes
+    from omnitalker.face.codes import CODE_FPS, FaceIdentity, decode_codes, retime, video_frame_count
     from omnitalker.models.renderer import WarpRenderer
-    from omnitalker.reference import retime, video_frame_count
 
     rng = np.random.default_rng(seed)
     style = random_speaker(rng, "astronaut")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     import soundfile
 
     from omnitalker.audio import SAMPLE_RATE
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=EXAMPLES_DIR, help="output folder (default: examples/)")

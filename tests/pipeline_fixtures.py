@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from omnitalker.audio import SAMPLE_RATE  # the package's rates, not copies
-from omnitalker.io.video import DEFAULT_FPS as VIDEO_FPS
+from omnitalker.io.export import DEFAULT_FPS as VIDEO_FPS
 
 REFERENCE_TEXT = "The quick brown fox jumps."
 FACE_CROP = (10, 120, 250, 360)  # (top, left, bottom, right) of the astronaut's head in the 512 px photo
@@ -67,8 +67,8 @@ def synthetic_voice(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 
 
 def make_voice(seconds: float = 1.5, text: str = REFERENCE_TEXT) -> np.ndarray:
     """(nw,) float32 at 24 kHz: espeak-ng saying `text` (cut to `seconds`, padded with a synthetic voice)."""
-    from omnitalker.audio import resample
     from omnitalker.data.espeak import synthesize
+    from omnitalker.io.audio import resample
 
     utterance = synthesize(text, voice="en-us")
     wave = resample(utterance.audio.astype(np.float64), utterance.sample_rate, SAMPLE_RATE).astype(np.float32)
@@ -82,7 +82,7 @@ def make_reference_video(
     path: str | Path, seconds: float = 1.5, size: int = 192, with_audio: bool = True, text: str = REFERENCE_TEXT
 ) -> Path:
     """Write an mp4 of the talking astronaut (H.264 + AAC unless `with_audio` is False)."""
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     frames = animate_face(astronaut_face(size), round(seconds * VIDEO_FPS))
     audio = make_voice(seconds, text) if with_audio else None

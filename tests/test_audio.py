@@ -18,14 +18,13 @@ from omnitalker.audio import (
     N_MELS,
     SAMPLE_RATE,
     MelSpectrogram,
-    load_audio,
     log_mel_spectrogram,
     mel_filterbank,
     num_mel_frames,
     rms_normalize,
-    save_audio,
     trim_silence,
 )
+from omnitalker.io.audio import load_audio, save_audio
 
 TONE_HZ = 440.0
 

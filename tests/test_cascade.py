@@ -54,7 +54,7 @@ def stream_kinds(path) -> set[str]:
 
 def test_cascade_returns_an_mp4_with_both_streams(speech_pipe, motion_pipe, reference_video, tmp_path,
                                                    monkeypatch):
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     lipsync_calls = []
     original = motion_pipe._lipsync

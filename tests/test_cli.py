@@ -8,8 +8,9 @@ import sys
 import cv2
 import pytest
 
-from omnitalker.audio import SAMPLE_RATE, save_audio
+from omnitalker.audio import SAMPLE_RATE
 from omnitalker.cli import main
+from omnitalker.io.audio import save_audio
 from omnitalker.io.video import read_video
 from omnitalker.pipeline import OmniTalkerPipeline
 from tests.pipeline_fixtures import (

@@ -17,8 +17,10 @@ import soundfile
 from skimage.color import rgb2gray
 from skimage.data import astronaut
 
-from omnitalker.face import FaceAnalyzer, load_image, read_video
+from omnitalker.face import FaceAnalyzer
 from omnitalker.face.landmarks import MIN_IMAGE_SIDE, box_iou, fill_gaps, landmark_box
+from omnitalker.io.image import load_image
+from omnitalker.io.video import read_video
 from tests.pipeline_fixtures import astronaut_face
 
 

@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 
 from omnitalker.audio import SAMPLE_RATE
+from omnitalker.io.export import export_to_video
 from omnitalker.io.frames import FrameStream
-from omnitalker.io.video import export_to_video, read_video
-from omnitalker.limits import LIMITS, InputLimits, as_limits, check_max_side, fit_within, max_side_from_env
+from omnitalker.io.image import exif_orient, fit_within, load_image
+from omnitalker.io.video import read_video, read_video_window
+from omnitalker.limits import LIMITS, InputLimits, as_limits, check_max_side, max_side_from_env
 from omnitalker.pipeline import OmniTalkerPipeline
-from omnitalker.reference import exif_orient, load_image, read_video_window
 from tests.pipeline_fixtures import (
     REFERENCE_TEXT,
     animate_face,
@@ -181,7 +182,7 @@ def long_clip(tmp_path_factory):
 
 def _old_window(path, start, end):
     """What read_video_window did before streaming: decode everything up to `end` at full size, then cut."""
-    from omnitalker.face.video import read_video as read_all
+    from omnitalker.io.video import read_video as read_all
 
     video = read_all(path, max_seconds=end + 1.0 / 93.75)
     times = video.timestamps + 0.5 / video.fps

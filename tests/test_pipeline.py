@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from omnitalker.audio import FRAME_RATE, SAMPLE_RATE
-from omnitalker.io.video import export_to_video, read_video
+from omnitalker.io.export import export_to_video
+from omnitalker.io.video import read_video
 from omnitalker.pipeline import OmniTalkerPipeline, OmniTalkerPipelineOutput
 from tests.pipeline_fixtures import (
     REFERENCE_TEXT,

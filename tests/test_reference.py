@@ -10,7 +10,8 @@ import torch
 
 from omnitalker.audio import FRAME_RATE, SAMPLE_RATE, TARGET_RMS
 from omnitalker.chunking import crossfade, estimate_num_frames, pack_sentences, split_sentences, tail_text
-from omnitalker.reference import load_voice, retime, speech_bounds, video_frame_count
+from omnitalker.face.codes import retime, video_frame_count
+from omnitalker.reference import load_voice, speech_bounds
 from omnitalker.text import text_length
 from tests.pipeline_fixtures import synthetic_voice
 

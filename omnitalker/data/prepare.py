@@ -42,13 +42,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
+from ..audio import SAMPLE_RATE, log_mel_spectrogram
 from ..face.codes import CODE_FPS, MEL_FPS, FaceIdentity, encode_codes, resample_codes, smooth_codes
+from ..io.audio import load_audio
+from ..io.video import iter_frames, probe_video
 from .curation.active_speaker import speaker_correlation
 from .curation.filters import DropReason, chars_per_second, failure_before_transcript, first_failure
 from .curation.quality import estimate_snr_db
 from .curation.shots import Shot, ShotBuilder
-from .curation.stream import iter_frames, probe
 from .curation.transcripts import Transcripts
 from .curation.vad import VoiceActivity
 from .synthetic import Sample, ShardWriter
@@ -136,7 +137,7 @@ class Curator:
     def _process(self, path: Path, relative: str, val_fraction: float, result: FileResult) -> None:
         timings = result.timings
         tick = time.perf_counter()
-        info = probe(path)
+        info = probe_video(path)
         if not info["has_audio"]:
             raise ValueError(f"{relative} has no audio track; talking-head clips need the speech")
         wave = load_audio(path).numpy()  # nw at 24 kHz

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
+from omnitalker.io.audio import load_audio
+
+from ..audio import SAMPLE_RATE, log_mel_spectrogram
 from ..face.codes import CODE_FPS
 from ..phonemes import espeak_text
 from .espeak import EspeakUtterance, synthesize_many

@@ -156,7 +156,7 @@ def run_cascade(items: list[EvalItem], data_dir: str | Path, seed: int) -> list[
 
 
 def _to_mel_rate(codes: np.ndarray, num_frames: int) -> torch.Tensor:
-    from omnitalker.reference import retime
+    from omnitalker.face.codes import retime
 
     return torch.as_tensor(retime(codes.astype(np.float32), CODE_FPS, MEL_FPS, num_frames))  # n 58
 
@@ -191,8 +191,8 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
               prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None) -> list[SystemOutput]:
     """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item).
     ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
+    from omnitalker.face.codes import retime
     from omnitalker.pipeline import _layout_batch, _Segment
-    from omnitalker.reference import retime
 
     if prompt_layout not in PROMPT_LAYOUTS:
         raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")

@@ -43,10 +43,10 @@ from omnitalker.face import (
     FaceIdentity,
     decode_codes,
     encode_codes,
-    read_video,
 )
 from omnitalker.face.template import LEFT_EYE, RIGHT_EYE
-from omnitalker.io.video import export_to_video
+from omnitalker.io.export import export_to_video
+from omnitalker.io.video import read_video
 from omnitalker.models.renderer import WarpRenderer
 
 EXPRESSION_INDEX = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}  # point -> row in the exp block

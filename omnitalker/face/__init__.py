@@ -31,7 +31,6 @@ from .codes import (
 )
 from .landmarks import FaceAnalyzer, FaceTrack
 from .template import EXPRESSION_POINTS, NUM_LANDMARKS, FaceTemplate, load_face_template
-from .video import VideoFrames, load_image, read_video, to_rgb_uint8
 
 __all__ = [
     "CODE_FPS",
@@ -48,17 +47,13 @@ __all__ = [
     "FaceIdentity",
     "FaceTemplate",
     "FaceTrack",
-    "VideoFrames",
     "decode_codes",
     "encode_codes",
     "euler_to_rotation",
     "fit_pose",
     "load_face_template",
-    "load_image",
-    "read_video",
     "resample_codes",
     "rotation_to_euler",
     "smooth_codes",
-    "to_rgb_uint8",
     "track_to_codes",
 ]

@@ -12,7 +12,8 @@ attributes `sample_rate` and `hop_length`), both saved and loaded with `save_pre
   squares) and recovers a phase with fast Griffin-Lim, so a pipeline without vocoder weights still
   speaks, with the usual Griffin-Lim "phasiness".
 
-    from omnitalker.audio import load_audio, log_mel_spectrogram
+    from omnitalker.io.audio import load_audio
+    from omnitalker.audio import log_mel_spectrogram
     mel = log_mel_spectrogram(load_audio("voice.wav"))          # (1, 100, frames)
     wave = GriffinLimVocoder().decode(mel)                      # (1, (frames - 1) * 256)
 

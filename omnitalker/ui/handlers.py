@@ -257,7 +257,7 @@ class DemoHandlers:
 
     @staticmethod
     def _write_video(out, folder: Path) -> Path:
-        from omnitalker.io.video import export_to_video
+        from omnitalker.io.export import export_to_video
 
         path = folder / "omnitalker.mp4"
         export_to_video(out.frames[0], path, fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)

@@ -52,11 +52,12 @@ print(f"transformer: {pipe.transformer.num_parameters() / 1e6:.2f} M parameters;
 # %%
 from skimage import data
 
-from omnitalker.audio import SAMPLE_RATE, resample
+from omnitalker.audio import SAMPLE_RATE
 from omnitalker.data.espeak import synthesize
 from omnitalker.data.motion import random_speaker, synthesize_codes
 from omnitalker.face import CODE_FPS, FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
-from omnitalker.io.video import export_to_video
+from omnitalker.io.audio import resample
+from omnitalker.io.export import export_to_video
 from omnitalker.models.renderer import WarpRenderer
 
 photo = data.astronaut()  # 512 x 512 RGB

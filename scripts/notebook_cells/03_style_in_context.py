@@ -54,11 +54,12 @@ MEL_FPS = 24000 / 256  # 93.75 mel frames per second
 # %%
 from skimage import data
 
-from omnitalker.audio import SAMPLE_RATE, resample
+from omnitalker.audio import SAMPLE_RATE
 from omnitalker.data.espeak import synthesize
 from omnitalker.data.motion import random_speaker, synthesize_codes
 from omnitalker.face import FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
-from omnitalker.io.video import export_to_video
+from omnitalker.io.audio import resample
+from omnitalker.io.export import export_to_video
 from omnitalker.models.renderer import WarpRenderer
 
 photo = data.astronaut()
