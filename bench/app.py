@@ -117,7 +117,7 @@ def queued_pair(url: str, example: dict, steps: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from omnitalker.app import _load_examples, build_demo
+    from omnitalker.ui.app import _load_examples, build_demo
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", help="pipeline folder or Hub id (default: weights/omnitalker-demo)")

@@ -12,7 +12,7 @@ import soundfile
 import torch
 from safetensors.torch import load_file
 
-from omnitalker.audio import (
+from omnitalker.frontend.audio import (
     FRAME_RATE,
     HOP_LENGTH,
     N_MELS,

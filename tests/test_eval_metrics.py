@@ -30,7 +30,7 @@ from omnitalker.eval.recognizer import (
     pinyin_transcript,
 )
 from omnitalker.eval.speaker_similarity import cosine
-from omnitalker.face.codes import CODE_FPS, EXP_SLICE, EXPRESSION_POINTS, MEL_FPS, VISUAL_CODE_DIM
+from omnitalker.frontend.face.codes import CODE_FPS, EXP_SLICE, EXPRESSION_POINTS, MEL_FPS, VISUAL_CODE_DIM
 
 # ------------------------------------------------------------------------------------------- CER
 

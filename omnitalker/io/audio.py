@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnitalker.audio import SAMPLE_RATE
+from omnitalker.frontend.audio import SAMPLE_RATE
 
 # A 2-D array is read as (channels, n) or (n, channels): the axis no longer than this is the channel axis.
 MAX_CHANNELS = 16

@@ -1,6 +1,6 @@
 """Input limits and the output size policy: what one request may cost, checked before any heavy work.
 
-    from omnitalker.limits import InputLimits, DEFAULT_MAX_SIDE
+    from omnitalker.pipeline.limits import InputLimits, DEFAULT_MAX_SIDE
     pipe(text, reference_image="photo.jpg", reference_audio="voice.wav",
          limits=InputLimits(max_pixels=200_000_000), max_side=720)
     limits = InputLimits.from_env()          # the app / Space: OMNITALKER_MAX_PIXELS=... etc. override

@@ -45,8 +45,8 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, sosfiltfilt
 
-from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.audio import SAMPLE_RATE
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.audio import SAMPLE_RATE
 from omnitalker.io.export import DEFAULT_FPS as DEFAULT_VIDEO_FPS
 
 from .template import (
@@ -73,7 +73,7 @@ ROTATION_SLICE = slice(0, 3)  # yaw, pitch, roll inside the pose
 
 # ----------------------------------------------------------------------------- frame rates
 CODE_FPS = 30.0  # visual codes, as in the paper
-MEL_FPS = MEL_FRAME_RATE  # 93.75 mel frames per second (24 kHz, hop 256): omnitalker/audio.py owns it
+MEL_FPS = MEL_FRAME_RATE  # 93.75 mel frames per second (24 kHz, hop 256): omnitalker/frontend/audio.py owns it
 VIDEO_FPS = float(DEFAULT_VIDEO_FPS)  # rendered video, 25: omnitalker/io/export.py owns it
 
 # Default low-pass cutoffs of smooth_codes (Hz): head motion is slow, lids and lips are fast.

@@ -1,13 +1,13 @@
 """Face analysis for omnitalker: landmarks, tracking, visual codes, plots.
 
-    from omnitalker.face import FaceAnalyzer, FaceIdentity, encode_codes, decode_codes
+    from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, encode_codes, decode_codes
     track = FaceAnalyzer().analyze_video("reference.mp4")       # 478 MediaPipe points per frame
     identity = FaceIdentity.from_track(track)
     codes = encode_codes(track.landmarks, identity)             # (T, 58) pose | exp | eye
     codes_30 = track_to_codes(track, identity)                   # the same at 30 fps, smoothed
     points = decode_codes(codes, identity)                       # (T, 478, 3) pixels
 
-The code layout is documented in omnitalker/face/codes.py.
+The code layout is documented in omnitalker/frontend/face/codes.py.
 """
 
 from .codes import (

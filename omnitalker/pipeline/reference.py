@@ -1,19 +1,19 @@
 """Reference handling (paper §3.3 and §4.1): turn a clip, or a photo plus a voice sample, into the prompt.
 
-    from omnitalker.face import FaceAnalyzer
-    from omnitalker.reference import build_reference
+    from omnitalker.frontend.face import FaceAnalyzer
+    from omnitalker.pipeline.reference import build_reference
     ref = build_reference(FaceAnalyzer(), video="ref.mp4", text="Hello there.", max_side=1024)
     ref = build_reference(FaceAnalyzer(), image="face.png", audio="voice.wav", text="...")  # static prompt
     ref.mel, ref.codes                                               # (n, 100), (n, 58) at 93.75 fps
     (``OmniTalkerPipeline.prepare_reference`` calls this with the pipeline's face analyzer.)
 
-Before anything is decoded, the files are checked against ``omnitalker.limits.InputLimits`` (size,
+Before anything is decoded, the files are checked against ``omnitalker.pipeline.limits.InputLimits`` (size,
 pixels, seconds, from their headers).
 
 Steps, in order:
 1. audio: the video's own track, or ``audio`` (a file, or ``(sample_rate, array)``), as 24 kHz mono;
 2. edge silence is trimmed (energy below ``SILENCE_THRESHOLD_DB`` under the loudest 20 ms frame, with
-   50 ms kept each side, as ``omnitalker.audio.trim_silence``), the same cut is applied to the video;
+   50 ms kept each side, as ``omnitalker.frontend.audio.trim_silence``), the same cut is applied to the video;
 3. a clip under ``min_seconds`` (1 s) of speech is refused; one over ``max_seconds`` (10 s) is cut at
    the quietest 20 ms frame of its last second before the limit, with a warning (paper: 1-10 s);
 4. quiet audio is scaled up to RMS ``TARGET_RMS`` (F5-TTS); the gain is kept so the output can be
@@ -22,10 +22,10 @@ Steps, in order:
    at its end), each frame scaled at once to the working size (longer side <= ``max_side``; a JPEG photo is
    decoded at a reduced scale by libjpeg, ``omnitalker.io.image.load_image``);
    faces: every frame of the kept window is tracked (MediaPipe, 478 points); the identity (neutral
-   shape and framing) and the visual codes come from ``omnitalker.face`` (encoded, smoothed and
+   shape and framing) and the visual codes come from ``omnitalker.frontend.face`` (encoded, smoothed and
    resampled to 30 fps by ``track_to_codes``); a photo gives one code frame, repeated (the paper's
    static visual prompt);
-6. codes are resampled from 30 fps to the mel frame count with ``omnitalker.face.codes.retime``
+6. codes are resampled from 30 fps to the mel frame count with ``omnitalker.frontend.face.codes.retime``
    (``resample_codes``: linear, anti-aliased, angle-unwrapped, the frame count fixed exactly);
 7. the renderer's source image is the reference frame nearest the neutral face
    (``FaceIdentity.reference_index``).
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.audio import (
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.audio import (
     SAMPLE_RATE,
     SILENCE_FRAME_SECONDS,
     TARGET_RMS,
@@ -98,7 +98,7 @@ class OmniTalkerReference:
 def speech_bounds(wave: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> tuple[int, int] | None:
     """(start, end) samples of the speech in `wave` with the edge silence removed; None if all silent.
 
-    The rule of ``omnitalker.audio.trim_silence``; the offsets are needed to cut the video in step.
+    The rule of ``omnitalker.frontend.audio.trim_silence``; the offsets are needed to cut the video in step.
     """
     return silence_bounds(wave, sample_rate, floor_rms=SILENT_RMS)
 
@@ -210,16 +210,16 @@ def build_reference(
     max_side: int | None = None,
     limits=None,
 ) -> OmniTalkerReference:
-    """The whole reference analysis (module docstring); `face_analyzer` is an ``omnitalker.face.FaceAnalyzer``.
+    """The whole reference analysis (module docstring); `face_analyzer` is an ``omnitalker.frontend.face.FaceAnalyzer``.
 
     `video` with its own audio (or `audio` for a silent video); or `image` with `audio` (a voice sample);
     or `image` alone, whose prompt is then ``PHOTO_SILENCE_SECONDS`` of silence (for audio-driven use).
     `max_side`: the frames are decoded at a working size whose longer side is at most this (None: full
     size); the face is tracked and the renderer's source frame kept at that size. `limits`: an
-    ``omnitalker.limits.InputLimits`` checked on the file headers before anything is decoded (None: the defaults).
+    ``omnitalker.pipeline.limits.InputLimits`` checked on the file headers before anything is decoded (None: the defaults).
     """
-    from omnitalker.face.codes import CODE_FPS, FaceIdentity, encode_codes, retime, track_to_codes
-    from omnitalker.limits import as_limits, check_max_side
+    from omnitalker.frontend.face.codes import CODE_FPS, FaceIdentity, encode_codes, retime, track_to_codes
+    from omnitalker.pipeline.limits import as_limits, check_max_side
 
     check_max_side(max_side)
     as_limits(limits).check_inputs(reference_video=video, reference_image=image, reference_audio=audio)

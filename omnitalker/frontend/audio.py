@@ -4,7 +4,7 @@ Plain torch (no torchaudio: its PyPI build does not load against our torch). Rea
 is ``omnitalker.io.audio`` (``load_audio``, ``save_audio``).
 
     from omnitalker.io import load_audio
-    from omnitalker.audio import log_mel_spectrogram
+    from omnitalker.frontend.audio import log_mel_spectrogram
     wave = load_audio("reference.mp4")            # (nw,) float32 at 24 kHz, the video's audio track
     mel = log_mel_spectrogram(wave)               # (1, 100, frames), 93.75 frames per second
 
