@@ -8,7 +8,7 @@
 A pipeline with only an audio branch (``python -m omnitalker.convert.pipeline``) runs in cascade mode; the page
 says which mode runs.
 
-The demo itself is omnitalker/app.py (build_demo); this file only loads the pipeline and launches.
+The demo itself is omnitalker/ui/app.py (build_demo); this file only loads the pipeline and launches.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
 
-    from omnitalker.app import build_demo, launch
     from omnitalker.pipeline import OmniTalkerPipeline
+    from omnitalker.ui.app import build_demo, launch
 
     pipe = OmniTalkerPipeline.from_pretrained(args.pipeline).to(args.device)
     launch(build_demo(pipe, visual_pipeline=args.visual_pipeline), server_name=args.host, server_port=args.port)

@@ -54,7 +54,7 @@ def direct_baseline(pipe, example: dict, steps: int) -> tuple[float, float]:
     """Seconds for the same generation without the UI (reference analysis + pipeline + mp4), output seconds."""
     import torch
 
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     start = time.perf_counter()
     out = pipe(TEXT, reference_video=example["video"], reference_text=example["reference_text"],
@@ -117,7 +117,7 @@ def queued_pair(url: str, example: dict, steps: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from omnitalker.app import _load_examples, build_demo
+    from omnitalker.ui.app import _load_examples, build_demo
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", help="pipeline folder or Hub id (default: weights/omnitalker-demo)")

@@ -84,7 +84,8 @@ def vocoded(vocoder, wave: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
     """wave -> 24 kHz log-mel -> the vocoder: the path the evaluation's audio takes."""
     import torch
 
-    from omnitalker.audio import SAMPLE_RATE, log_mel_spectrogram, resample
+    from omnitalker.frontend.audio import SAMPLE_RATE, log_mel_spectrogram
+    from omnitalker.io.audio import resample
 
     wave24 = resample(wave.astype(np.float64), rate, SAMPLE_RATE).astype(np.float32)
     mel = log_mel_spectrogram(torch.from_numpy(wave24)[None])  # 1 100 n
@@ -104,9 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from omnitalker.asr import FasterWhisperRecognizer
     from omnitalker.data.espeak import synthesize_many
     from omnitalker.eval.wer import word_edits
+    from omnitalker.frontend.asr import FasterWhisperRecognizer
 
     load_start = os.getloadavg()[0]
     utterances = synthesize_many([dict(text=text, voice=voice) for voice in VOICES for text in SENTENCES])

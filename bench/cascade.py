@@ -88,7 +88,7 @@ def fake_full_size(work: Path) -> tuple[Path, Path]:
 
 def run_mode(label: str, pipe, reference, out: Path, repeats: int, warm_up: bool = True, **kwargs) -> dict:
     """Min / median wall and CPU time of call + file write over `repeats` runs after one warm-up (if `warm_up`)."""
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     walls, cpus, seconds = [], [], None
     for index in range(repeats + int(warm_up)):
@@ -117,7 +117,7 @@ def result_is_video(kwargs: dict) -> bool:
 
 def lipsync_only(demo, speech_pipe, reference, out: Path, repeats: int) -> dict:
     """The cascade's step (b) alone: the demo lip-syncs the speech the converted F5 made."""
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     speech = speech_pipe(TEXT, reference=reference, mode="audio", num_inference_steps=STEPS, duration=OUTPUT_SECONDS,
                          generator=torch.Generator().manual_seed(0), watermark=False)

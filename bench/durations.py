@@ -28,17 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnitalker.audio import FRAME_RATE
 from omnitalker.eval.train_recognizer import read_split
-from omnitalker.models.duration_predictor import DurationPredictor
-from omnitalker.phonemes import (
+from omnitalker.frontend.audio import FRAME_RATE
+from omnitalker.frontend.phonemes import (
     WORD_BOUNDARY,
     PhonemeTokenizer,
     events_to_sequence,
     frame_durations,
     pinyin_tones,
 )
-from omnitalker.text_layout import prompt_layout, reference_pace, speech_span
+from omnitalker.models.duration_predictor import DurationPredictor
+from omnitalker.pipeline.text_layout import prompt_layout, reference_pace, speech_span
 
 METHODS = ("predictor_rule_total", "predictor", "espeak_rule", "constant_rate")
 

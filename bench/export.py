@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from omnitalker.io import export_to_video
-from omnitalker.watermark import (
+from omnitalker.io.watermark import (
     add_visible_watermark,
     detect_frame_watermark,
     embed_audio_watermark,

@@ -79,7 +79,8 @@ def make_clip(path: Path, size: tuple[int, int], seconds: float) -> Path:
     import cv2
     import numpy as np
 
-    from omnitalker.io.video import export_to_video, read_video
+    from omnitalker.io.export import export_to_video
+    from omnitalker.io.video import read_video
 
     if path.is_file():
         return path

@@ -64,11 +64,12 @@ def build_pipeline(render_size: int, path: str | None = None):
     """The "demo"-config pipeline with random weights, or a saved pipeline (e.g. the bundled weights)."""
     import torch
 
-    from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
     from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
+    from omnitalker.frontend.text import OmniTalkerTokenizer
     from omnitalker.models.transformer import OmniTalkerTransformer
     from omnitalker.models.vocoder import VocosVocoder
     from omnitalker.pipeline import OmniTalkerPipeline
+    from omnitalker.render.warp import WarpRenderer
 
     if path is not None:
         pipe = OmniTalkerPipeline.from_pretrained(path)
@@ -78,9 +79,9 @@ def build_pipeline(render_size: int, path: str | None = None):
     pipe = OmniTalkerPipeline(
         transformer=OmniTalkerTransformer.from_named_config("demo").eval(),
         scheduler=OmniTalkerFlowMatchScheduler(),
-        tokenizer=OmniTalkerTextProcessor.default(),
+        tokenizer=OmniTalkerTokenizer.default(),
         vocoder=VocosVocoder().eval(),
-        renderer=WarpRendererComponent(output_size=render_size),
+        renderer=WarpRenderer(output_size=render_size),
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -100,8 +101,8 @@ def run_once(seconds: float, steps: int, render_size: int, guidance: bool, workd
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from omnitalker import pipeline as pipeline_module
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
+    from omnitalker.pipeline import decode as pipeline_module
     from tests.pipeline_fixtures import REFERENCE_TEXT, make_reference_video
 
     reference_video = make_reference_video(workdir / "ref.mp4", seconds=REFERENCE_SECONDS, size=REFERENCE_SIZE)

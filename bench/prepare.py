@@ -75,8 +75,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    from omnitalker.data.curation.stream import iter_frames
     from omnitalker.data.prepare import ANALYSIS_MAX_SIDE, Curator
+    from omnitalker.io.video import iter_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         path, duration = build_clip(Path(tmp), args.seconds)

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from omnitalker.eval.closed_loop import motion_sequence
-from omnitalker.face import FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
-from omnitalker.models.renderer import NUM_LANDMARKS, RenderReference, WarpRenderer, _paste
+from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
+from omnitalker.render.warp import NUM_LANDMARKS, RenderReference, WarpRenderer, _paste
 
 RESULTS = Path(__file__).parent / "results" / "renderer.json"
 SIZES = (256, 512)

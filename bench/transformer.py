@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from omnitalker.audio import FRAME_RATE
 from omnitalker.flow import GuidanceConfig, OmniTalkerFlowMatchScheduler, sample
+from omnitalker.frontend.audio import FRAME_RATE
 from omnitalker.models.transformer import OmniTalkerTransformer
 
 RESULTS_DIR = Path(__file__).parent / "results"

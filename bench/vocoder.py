@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnitalker.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, load_audio, log_mel_spectrogram
 from omnitalker.eval.spectral import mel_distances
+from omnitalker.frontend.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, log_mel_spectrogram
+from omnitalker.io.audio import load_audio
 from omnitalker.models.vocoder import GriffinLimVocoder, VocosVocoder
 
 RESULTS_PATH = Path(__file__).parent / "results" / "vocoder.json"

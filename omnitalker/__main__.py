@@ -1,7 +1,7 @@
-"""``python -m omnitalker ...`` runs the command line (see omnitalker/cli.py)."""
+"""``python -m omnitalker ...`` runs the command line (see omnitalker/ui/cli.py)."""
 
 import sys
 
-from omnitalker.cli import main
+from omnitalker.ui.cli import main
 
 sys.exit(main())

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from omnitalker.flow.loss import FlowMatchingLoss
+from omnitalker.frontend.phonemes import PhonemeTokenizer
+from omnitalker.frontend.text import OmniTalkerTokenizer
 from omnitalker.models.configs import DEFAULT_TEXT_NUM_EMBEDS
 from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.phonemes import PhonemeTokenizer
-from omnitalker.text import OmniTalkerTokenizer
 from omnitalker.training.config import load_config
 from omnitalker.training.data import DynamicBatchSampler, ShardDataset, collate, frame_budget_batches
 from omnitalker.training.trainer import Trainer

@@ -20,13 +20,15 @@ import json
 import shutil
 from pathlib import Path
 
-from omnitalker.components import OmniTalkerPhonemeProcessor, OmniTalkerTextProcessor, WarpRendererComponent
 from omnitalker.eval.benchmark import markdown_table
 from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
+from omnitalker.frontend.phonemes import PhonemeTokenizer
+from omnitalker.frontend.text import OmniTalkerTokenizer
 from omnitalker.models.duration_predictor import DurationPredictor
 from omnitalker.models.transformer import OmniTalkerTransformer
 from omnitalker.models.vocoder import GriffinLimVocoder
 from omnitalker.pipeline import OmniTalkerPipeline
+from omnitalker.render.warp import WarpRenderer
 
 RENDER_SIZE = 256  # face crop size: real time on a laptop CPU (bench/renderer.py)
 LICENCE_SECTION = """Apache-2.0 (ours): trained here from scratch on the synthetic espeak-ng corpus; no third-party weights
@@ -126,9 +128,9 @@ def main() -> None:
     pipe = OmniTalkerPipeline(
         transformer=transformer,
         scheduler=OmniTalkerFlowMatchScheduler(),
-        tokenizer=OmniTalkerPhonemeProcessor.default() if durations else OmniTalkerTextProcessor.default(),
+        tokenizer=PhonemeTokenizer.default() if durations else OmniTalkerTokenizer.default(),
         vocoder=GriffinLimVocoder().eval(),
-        renderer=WarpRendererComponent(output_size=RENDER_SIZE),
+        renderer=WarpRenderer(output_size=RENDER_SIZE),
         duration_predictor=DurationPredictor.from_pretrained(args.duration_predictor).eval() if durations else None,
         asr="default",
     )

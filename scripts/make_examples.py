@@ -6,11 +6,11 @@ Everything is made by the project itself:
 - the face is scikit-image's public-domain astronaut photo, cropped to the head;
 - the voices are espeak-ng (omnitalker.data.espeak), with the phoneme timeline it reports;
 - the talking reference clip animates the photo: visual codes from the same phonemes and a speaker style
-  (omnitalker.data.motion.synthesize_codes) -> landmarks (omnitalker.face.codes.decode_codes) -> the warp
-  renderer -> H.264 + AAC (omnitalker.io.video.export_to_video);
+  (omnitalker.data.motion.synthesize_codes) -> landmarks (omnitalker.frontend.face.codes.decode_codes) -> the warp
+  renderer -> H.264 + AAC (omnitalker.io.export.export_to_video);
 - a photo + voice pair in English and one in Mandarin (Talk tab) and a driving speech clip (Lip-sync tab).
 
-examples.json lists the files and their transcripts; omnitalker/app.py builds its gr.Examples from it.
+examples.json lists the files and their transcripts; omnitalker/ui/app.py builds its gr.Examples from it.
 Each file stays well under 1 MB.
 """
 
@@ -53,8 +53,9 @@ def astronaut_photo() -> np.ndarray:
 
 def speak(text: str, voice: str):
     """espeak-ng speech at 24 kHz (float32) and its phoneme timeline."""
-    from omnitalker.audio import SAMPLE_RATE, resample
     from omnitalker.data.espeak import synthesize_many
+    from omnitalker.frontend.audio import SAMPLE_RATE
+    from omnitalker.io.audio import resample
 
     (utterance,) = synthesize_many([{"text": text, "voice": voice}])
     wave = resample(utterance.audio.astype(np.float64), utterance.sample_rate, SAMPLE_RATE).astype(np.float32)
@@ -63,12 +64,11 @@ def speak(text: str, voice: str):
 
 def talking_clip(photo: np.ndarray, wave: np.ndarray, phonemes, seed: int = SEED) -> np.ndarray:
     """(T, H, W, 3) uint8: the photo speaking `phonemes`, with a calm synthetic speaker style."""
-    from omnitalker.audio import SAMPLE_RATE
     from omnitalker.data.motion import random_speaker, synthesize_codes
-    from omnitalker.face import FaceAnalyzer
-    from omnitalker.face.codes import CODE_FPS, FaceIdentity, decode_codes
-    from omnitalker.models.renderer import WarpRenderer
-    from omnitalker.reference import retime, video_frame_count
+    from omnitalker.frontend.audio import SAMPLE_RATE
+    from omnitalker.frontend.face import FaceAnalyzer
+    from omnitalker.frontend.face.codes import CODE_FPS, FaceIdentity, decode_codes, retime, video_frame_count
+    from omnitalker.render.warp import WarpRenderer
 
     rng = np.random.default_rng(seed)
     style = random_speaker(rng, "astronaut")
@@ -85,8 +85,8 @@ def talking_clip(photo: np.ndarray, wave: np.ndarray, phonemes, seed: int = SEED
 def main(argv: list[str] | None = None) -> None:
     import soundfile
 
-    from omnitalker.audio import SAMPLE_RATE
-    from omnitalker.io.video import export_to_video
+    from omnitalker.frontend.audio import SAMPLE_RATE
+    from omnitalker.io.export import export_to_video
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=EXAMPLES_DIR, help="output folder (default: examples/)")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
 
     voice, _ = speak(VOICE_TEXT, PHOTO_VOICE)
     soundfile.write(args.out / "voice.wav", voice, SAMPLE_RATE, subtype="PCM_16")
-    from omnitalker.phonemes import espeak_text
+    from omnitalker.frontend.phonemes import espeak_text
 
     chinese, _ = speak(espeak_text(CHINESE_VOICE_TEXT, "zh"), CHINESE_VOICE)
     soundfile.write(args.out / "voice_zh.wav", chinese, SAMPLE_RATE, subtype="PCM_16")

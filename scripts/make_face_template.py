@@ -1,6 +1,6 @@
-"""Build omnitalker/face/assets/face_template.npz, the canonical face template of the visual codes.
+"""Build omnitalker/frontend/face/assets/face_template.npz, the canonical face template of the visual codes.
 
-    python scripts/make_face_template.py [--out omnitalker/face/assets/face_template.npz]
+    python scripts/make_face_template.py [--out omnitalker/frontend/face/assets/face_template.npz]
 
 MediaPipe's canonical_face_model.obj is not part of the mediapipe 0.10.21 wheel, so the template is
 measured instead, deterministically, from the public-domain astronaut photo (skimage.data.astronaut):
@@ -33,8 +33,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from omnitalker.face.landmarks import silence_native_logs  # noqa: E402
-from omnitalker.face.template import (  # noqa: E402
+from omnitalker.frontend.face.landmarks import silence_native_logs  # noqa: E402
+from omnitalker.frontend.face.template import (
     EXPRESSION_POINTS,
     FACE_SIZE_POINTS,
     LEFT_IRIS,

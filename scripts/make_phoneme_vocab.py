@@ -1,9 +1,9 @@
-"""Generate the phoneme vocabulary, omnitalker/assets/phonemes.txt (line i = token id i).
+"""Generate the phoneme vocabulary, omnitalker/frontend/assets/phonemes.txt (line i = token id i).
 
     python scripts/make_phoneme_vocab.py            # rewrite the packaged vocab
     python scripts/make_phoneme_vocab.py --check    # exit 1 if it is out of date
 
-The tokens are what ``omnitalker.phonemes.events_to_sequence`` makes of espeak-ng's phoneme events. Two
+The tokens are what ``omnitalker.frontend.phonemes.events_to_sequence`` makes of espeak-ng's phoneme events. Two
 sources, united:
 1. espeak-ng's compiled phoneme tables (``espeak-ng-data/phontab``): every phoneme of the English tables
    (``en*``) and the Mandarin one (``cmn``) and the tables they include; vowels also with espeak's
@@ -21,7 +21,7 @@ import struct
 import sys
 from pathlib import Path
 
-VOCAB_PATH = Path(__file__).resolve().parent.parent / "omnitalker" / "assets" / "phonemes.txt"
+VOCAB_PATH = Path(__file__).resolve().parent.parent / "omnitalker" / "frontend" / "assets" / "phonemes.txt"
 CHUNK_WORDS = 60  # words per espeak utterance
 
 
@@ -103,7 +103,7 @@ def chinese_texts() -> list[str]:
 def collect() -> list[str]:
     from omnitalker.data.espeak import synthesize_many
     from omnitalker.data.motion import CHINESE_VOICES, ENGLISH_VOICES
-    from omnitalker.phonemes import (
+    from omnitalker.frontend.phonemes import (
         ENGLISH_VOICE,
         SPECIAL_TOKENS,
         espeak_text,

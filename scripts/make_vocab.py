@@ -1,4 +1,4 @@
-"""Generate omnitalker's default text vocab, omnitalker/assets/vocab.txt (F5-TTS format: line i = token id i).
+"""Generate omnitalker's default text vocab, omnitalker/frontend/assets/vocab.txt (F5-TTS format: line i = token id i).
 
     python scripts/make_vocab.py                 # rewrite the packaged vocab
     python scripts/make_vocab.py --check         # exit 1 if the packaged vocab is out of date
@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-VOCAB_PATH = Path(__file__).resolve().parent.parent / "omnitalker" / "assets" / "vocab.txt"
+VOCAB_PATH = Path(__file__).resolve().parent.parent / "omnitalker" / "frontend" / "assets" / "vocab.txt"
 TONES = ("", "1", "2", "3", "4")  # neutral (bare), then tones 1-4, as pypinyin TONE3 writes them
 
 PRINTABLE_ASCII = [chr(code) for code in range(0x21, 0x7F)]

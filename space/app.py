@@ -52,8 +52,8 @@ def examples_folder() -> Path | None:
 
 import torch  # noqa: E402
 
-from omnitalker.app import build_demo, launch  # noqa: E402
 from omnitalker.pipeline import OmniTalkerPipeline  # noqa: E402
+from omnitalker.ui.app import build_demo, launch  # noqa: E402
 
 # ZeroGPU wants the model on "cuda" at import time (the spaces package emulates the device until a call)
 device = "cuda" if spaces is not None or torch.cuda.is_available() else "cpu"

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnitalker.audio import SAMPLE_RATE  # the package's rates, not copies
-from omnitalker.io.video import DEFAULT_FPS as VIDEO_FPS
+from omnitalker.frontend.audio import SAMPLE_RATE  # the package's rates, not copies
+from omnitalker.io.export import DEFAULT_FPS as VIDEO_FPS
 
 REFERENCE_TEXT = "The quick brown fox jumps."
 FACE_CROP = (10, 120, 250, 360)  # (top, left, bottom, right) of the astronaut's head in the 512 px photo
@@ -67,8 +67,8 @@ def synthetic_voice(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 
 
 def make_voice(seconds: float = 1.5, text: str = REFERENCE_TEXT) -> np.ndarray:
     """(nw,) float32 at 24 kHz: espeak-ng saying `text` (cut to `seconds`, padded with a synthetic voice)."""
-    from omnitalker.audio import resample
     from omnitalker.data.espeak import synthesize
+    from omnitalker.io.audio import resample
 
     utterance = synthesize(text, voice="en-us")
     wave = resample(utterance.audio.astype(np.float64), utterance.sample_rate, SAMPLE_RATE).astype(np.float32)
@@ -82,7 +82,7 @@ def make_reference_video(
     path: str | Path, seconds: float = 1.5, size: int = 192, with_audio: bool = True, text: str = REFERENCE_TEXT
 ) -> Path:
     """Write an mp4 of the talking astronaut (H.264 + AAC unless `with_audio` is False)."""
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     frames = animate_face(astronaut_face(size), round(seconds * VIDEO_FPS))
     audio = make_voice(seconds, text) if with_audio else None
@@ -93,25 +93,22 @@ def make_reference_video(
 def get_dummy_components(seed: int = 0, render_size: int = 64, text_layout: str = "filler") -> dict:
     """Tiny random components for OmniTalkerPipeline(**components): fast, deterministic, offline.
     ``text_layout="durations"`` gives the phoneme tokenizer and a tiny duration predictor too."""
-    from omnitalker.components import (
-        OmniTalkerPhonemeProcessor,
-        OmniTalkerTextProcessor,
-        WarpRendererComponent,
-    )
     from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
+    from omnitalker.frontend.phonemes import WORD_BOUNDARY, PhonemeTokenizer
+    from omnitalker.frontend.text import OmniTalkerTokenizer
     from omnitalker.models.duration_predictor import DurationPredictor
     from omnitalker.models.transformer import OmniTalkerTransformer
     from omnitalker.models.vocoder import GriffinLimVocoder
-    from omnitalker.phonemes import WORD_BOUNDARY
+    from omnitalker.render.warp import WarpRenderer
 
     torch.manual_seed(seed)
     components = {
         "scheduler": OmniTalkerFlowMatchScheduler(num_inference_steps=2),
         "vocoder": GriffinLimVocoder(n_iter=2, mel_inversion_iters=2).eval(),
-        "renderer": WarpRendererComponent(output_size=render_size),
+        "renderer": WarpRenderer(output_size=render_size),
     }
     if text_layout == "durations":
-        tokenizer = OmniTalkerPhonemeProcessor.default()
+        tokenizer = PhonemeTokenizer.default()
         transformer = OmniTalkerTransformer.from_named_config("tiny", text_layout="durations",
                                                               text_num_embeds=tokenizer.vocab_size).eval()
         components["tokenizer"] = tokenizer
@@ -120,7 +117,7 @@ def get_dummy_components(seed: int = 0, render_size: int = 64, text_layout: str 
             zero_duration_ids=[tokenizer.token_to_id[WORD_BOUNDARY]]).eval()
     else:
         transformer = OmniTalkerTransformer.from_named_config("tiny", text_layout=text_layout).eval()
-        components["tokenizer"] = OmniTalkerTextProcessor.default()
+        components["tokenizer"] = OmniTalkerTokenizer.default()
     perturbed(transformer, seed, scale=0.02)  # small: long pipeline sequences stay well-conditioned
     components["transformer"] = transformer
     return components

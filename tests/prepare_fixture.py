@@ -41,10 +41,10 @@ VFR_SHIFT_SECONDS = 0.01
 
 def _speak(text: str):
     """(audio (n,) float32 at 24 kHz, codes (T, 58) at FPS) of one espeak utterance with matching mouth motion."""
-    from omnitalker.audio import load_audio
     from omnitalker.data.espeak import synthesize
     from omnitalker.data.motion import random_speaker, synthesize_codes
-    from omnitalker.face.codes import CODE_FPS, resample_codes
+    from omnitalker.frontend.face.codes import CODE_FPS, resample_codes
+    from omnitalker.io.audio import load_audio
 
     utterance = synthesize(text, voice="en-us")
     audio = load_audio(utterance.audio, sample_rate=utterance.sample_rate).numpy()
@@ -57,9 +57,9 @@ def _speak(text: str):
 
 
 def _render(face: np.ndarray, codes_list: list[np.ndarray], output_size: int = SIZE) -> list[np.ndarray]:
-    from omnitalker.face.codes import FaceIdentity, decode_codes
-    from omnitalker.face.landmarks import FaceAnalyzer
-    from omnitalker.models.renderer import WarpRenderer
+    from omnitalker.frontend.face.codes import FaceIdentity, decode_codes
+    from omnitalker.frontend.face.landmarks import FaceAnalyzer
+    from omnitalker.render.warp import WarpRenderer
 
     with FaceAnalyzer() as analyzer:
         track = analyzer.analyze_image(face)

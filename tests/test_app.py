@@ -25,11 +25,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 gr = pytest.importorskip("gradio")
 
-from omnitalker import toy_flow  # noqa: E402
-from omnitalker.app import DEFAULT_EXAMPLES, build_demo  # noqa: E402
 from omnitalker.io.video import read_video  # noqa: E402
-from omnitalker.limits import InputLimits  # noqa: E402
 from omnitalker.pipeline import OmniTalkerPipeline  # noqa: E402
+from omnitalker.pipeline.limits import InputLimits  # noqa: E402
+from omnitalker.ui import toy_flow  # noqa: E402
+from omnitalker.ui.app import DEFAULT_EXAMPLES, build_demo  # noqa: E402
 from omnitalker.ui.handlers import (  # noqa: E402
     GENERIC_ERROR,
     LOCAL_SESSION,

@@ -29,8 +29,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 if not Path(CHROMIUM).is_file():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
-from omnitalker.app import build_demo  # noqa: E402
 from omnitalker.pipeline import OmniTalkerPipeline  # noqa: E402
+from omnitalker.ui.app import build_demo  # noqa: E402
 from tests.pipeline_fixtures import REFERENCE_TEXT, astronaut_face, get_dummy_components, make_reference_video  # noqa: E402
 from tests.test_app import MAX_WER, SPOKEN, espeak_voices  # noqa: E402
 

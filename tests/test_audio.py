@@ -12,20 +12,19 @@ import soundfile
 import torch
 from safetensors.torch import load_file
 
-from omnitalker.audio import (
+from omnitalker.frontend.audio import (
     FRAME_RATE,
     HOP_LENGTH,
     N_MELS,
     SAMPLE_RATE,
     MelSpectrogram,
-    load_audio,
     log_mel_spectrogram,
     mel_filterbank,
     num_mel_frames,
     rms_normalize,
-    save_audio,
     trim_silence,
 )
+from omnitalker.io.audio import load_audio, save_audio
 
 TONE_HZ = 440.0
 

@@ -1,4 +1,4 @@
-"""Audio-only and cascade modes (omnitalker.modes): a pipeline with only an audio branch (the tiny golden F5-TTS,
+"""Audio-only and cascade modes (omnitalker.pipeline.modes): a pipeline with only an audio branch (the tiny golden F5-TTS,
 converted) speaks, and a second pipeline's audio-driven visual branch animates the face.
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_cascade.py -q
@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from omnitalker import modes
 from omnitalker.convert.pipeline import build_pipeline
 from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
 from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.pipeline import OmniTalkerPipeline
+from omnitalker.pipeline import OmniTalkerPipeline, modes
 from tests.pipeline_fixtures import REFERENCE_TEXT, dummy_pipeline, make_reference_video, make_voice, seeded
 
 TEXT = "Hello there."
@@ -54,7 +53,7 @@ def stream_kinds(path) -> set[str]:
 
 def test_cascade_returns_an_mp4_with_both_streams(speech_pipe, motion_pipe, reference_video, tmp_path,
                                                    monkeypatch):
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     lipsync_calls = []
     original = motion_pipe._lipsync
@@ -189,7 +188,7 @@ def saved(speech_pipe, motion_pipe, tmp_path_factory):
 
 
 def test_cli_runs_the_cascade_and_speech_only(saved, reference_video, capsys):
-    from omnitalker.cli import main
+    from omnitalker.ui.cli import main
 
     out = saved / "out.mp4"
     assert main(["generate", "--pipeline", str(saved / "speech"), "--visual-pipeline", str(saved / "motion"),
@@ -208,7 +207,7 @@ def test_cli_runs_the_cascade_and_speech_only(saved, reference_video, capsys):
 
 
 def test_app_shows_the_mode_and_talks_in_cascade(speech_pipe, motion_pipe, saved, reference_video, tmp_path):
-    from omnitalker.app import build_demo
+    from omnitalker.ui.app import build_demo
     from omnitalker.ui.handlers import DemoHandlers
 
     lazy = DemoHandlers(str(saved / "speech"), output_root=tmp_path, visual_pipeline=str(saved / "motion"))

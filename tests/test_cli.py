@@ -8,10 +8,11 @@ import sys
 import cv2
 import pytest
 
-from omnitalker.audio import SAMPLE_RATE, save_audio
-from omnitalker.cli import main
+from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.io.audio import save_audio
 from omnitalker.io.video import read_video
 from omnitalker.pipeline import OmniTalkerPipeline
+from omnitalker.ui.cli import main
 from tests.pipeline_fixtures import (
     REFERENCE_TEXT,
     astronaut_face,
@@ -83,7 +84,7 @@ def test_lipsync_a_photo(media):
 )
 def test_errors_say_what_to_do(argv, message, capsys, monkeypatch, tmp_path):
     # the bundled-weights message must show whether or not this checkout ships the weights
-    monkeypatch.setattr("omnitalker.cli.DEFAULT_PIPELINE", (tmp_path / "omnitalker-demo").resolve())
+    monkeypatch.setattr("omnitalker.ui.cli.DEFAULT_PIPELINE", (tmp_path / "omnitalker-demo").resolve())
     if "bundled" in message:
         argv = [*argv[:1], "--pipeline", str(tmp_path / "omnitalker-demo"), *argv[1:]]
     assert main(argv) == 2

@@ -24,7 +24,7 @@ from omnitalker.eval.closed_loop import (  # noqa: E402
     motion_sequence,
     run_closed_loop,
 )
-from omnitalker.face import FaceIdentity, decode_codes  # noqa: E402
+from omnitalker.frontend.face import FaceIdentity, decode_codes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

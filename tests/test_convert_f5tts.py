@@ -170,7 +170,7 @@ def test_bad_checkpoints(data_dir, tmp_path):
 
 
 def test_cli_writes_loadable_folders(data_dir, tmp_path, capsys):
-    from omnitalker.text import OmniTalkerTokenizer
+    from omnitalker.frontend.text import OmniTalkerTokenizer
 
     _, io, _ = golden(data_dir, "v1")
     out = main(["--checkpoint", str(data_dir / "f5tts_v1_tiny.safetensors"), "--vocab",

@@ -31,7 +31,7 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from omnitalker.asr import default_recognizer
+    from omnitalker.frontend.asr import default_recognizer
 
     return default_recognizer()
 

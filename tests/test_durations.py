@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.phonemes import (
+from omnitalker.frontend.phonemes import (
     PAUSE,
     WORD_BOUNDARY,
     PhonemeSequence,
@@ -16,7 +15,8 @@ from omnitalker.phonemes import (
     events_to_sequence,
     frame_durations,
 )
-from omnitalker.text_layout import TextLayout, prompt_layout, speech_span
+from omnitalker.models.transformer import OmniTalkerTransformer
+from omnitalker.pipeline.text_layout import TextLayout, prompt_layout, speech_span
 from tests.pipeline_fixtures import tiny_transformer
 
 
@@ -235,7 +235,7 @@ def test_pipeline_with_durations_saves_loads_and_generates(tmp_path):
     out = pipe("Nice to meet you. 你好。", generator=torch.Generator().manual_seed(0), **kwargs)
     pipe.save_pretrained(tmp_path / "pipe")
     loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
-    assert type(loaded.tokenizer).__name__ == "OmniTalkerPhonemeProcessor"
+    assert type(loaded.tokenizer).__name__ == "PhonemeTokenizer"
     again = loaded("Nice to meet you. 你好。", generator=torch.Generator().manual_seed(0), **kwargs)
     np.testing.assert_array_equal(out.mel[0], again.mel[0])
     fixed = loaded("Nice to meet you.", duration=1.0, **kwargs)

@@ -30,7 +30,7 @@ from omnitalker.eval.recognizer import (
     pinyin_transcript,
 )
 from omnitalker.eval.speaker_similarity import cosine
-from omnitalker.face.codes import CODE_FPS, EXP_SLICE, EXPRESSION_POINTS, MEL_FPS, VISUAL_CODE_DIM
+from omnitalker.frontend.face.codes import CODE_FPS, EXP_SLICE, EXPRESSION_POINTS, MEL_FPS, VISUAL_CODE_DIM
 
 # ------------------------------------------------------------------------------------------- CER
 
@@ -260,9 +260,9 @@ def test_cosine():
 
 def test_sim_a_same_voice_beats_other_voice():
     pytest.importorskip("resemblyzer", reason="resemblyzer is not installed: pip install --no-deps -r requirements-nodeps.txt")
-    from omnitalker.audio import load_audio
     from omnitalker.data.espeak import synthesize_many
     from omnitalker.eval.speaker_similarity import SpeakerSimilarity
+    from omnitalker.io.audio import load_audio
 
     texts = [("Please call the office before noon tomorrow.", "en-us+m3", 35),
              ("Seven green birds sat on the garden wall.", "en-us+m3", 35),

@@ -1,7 +1,7 @@
 """Visual codes: layout, geometry, encode/decode round trips (synthetic and MediaPipe), time ops.
 
 Round-trip errors on real MediaPipe landmarks (512 x 512 frames) are asserted with generous bounds
-here; measured values are in the docstring of omnitalker/face/codes.py.
+here; measured values are in the docstring of omnitalker/frontend/face/codes.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from omnitalker.face import (
+from omnitalker.frontend.face import (
     CODE_NAMES,
     EXP_SLICE,
     EYE_SLICE,
@@ -28,8 +28,8 @@ from omnitalker.face import (
     rotation_to_euler,
     smooth_codes,
 )
-from omnitalker.face.codes import MEL_FPS, fit_similarity
-from omnitalker.face.template import LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
+from omnitalker.frontend.face.codes import MEL_FPS, fit_similarity
+from omnitalker.frontend.face.template import LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
 
 ROTATION_DEGREES = (0.0, 7.0, 12.0, 7.0, 0.0, -7.0, -12.0, -7.0)
 ZOOM = (1.0, 1.04, 1.08, 1.04, 1.0, 0.96, 0.92, 0.96)

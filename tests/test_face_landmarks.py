@@ -17,8 +17,10 @@ import soundfile
 from skimage.color import rgb2gray
 from skimage.data import astronaut
 
-from omnitalker.face import FaceAnalyzer, load_image, read_video
-from omnitalker.face.landmarks import MIN_IMAGE_SIDE, box_iou, fill_gaps, landmark_box
+from omnitalker.frontend.face import FaceAnalyzer
+from omnitalker.frontend.face.landmarks import MIN_IMAGE_SIDE, box_iou, fill_gaps, landmark_box
+from omnitalker.io.image import load_image
+from omnitalker.io.video import read_video
 from tests.pipeline_fixtures import astronaut_face
 
 
@@ -116,7 +118,7 @@ def test_odd_frame_rate_video_is_decoded_and_tracked(tmp_path, face, analyzer):
     np.testing.assert_allclose(decoded.timestamps, np.arange(6) / 22.13, atol=1e-3)
     track = analyzer.analyze_video(path)
     assert track.fps == pytest.approx(22.13, rel=1e-3) and track.detected.all() and track.warnings == []
-    from omnitalker.face import FaceIdentity, encode_codes, track_to_codes
+    from omnitalker.frontend.face import FaceIdentity, encode_codes, track_to_codes
 
     codes = encode_codes(track.landmarks, FaceIdentity.from_track(track))
     np.testing.assert_allclose(np.degrees(codes[:, 2] - codes[0, 2]), -np.array(angles), atol=2.0)

@@ -9,8 +9,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from omnitalker.face.codes import CODE_NAMES, VISUAL_CODE_DIM  # noqa: E402
-from omnitalker.face.plots import (  # noqa: E402
+from omnitalker.frontend.face.codes import CODE_NAMES, VISUAL_CODE_DIM  # noqa: E402
+from omnitalker.frontend.face.plots import (
     plot_code_heatmap,
     plot_gaze_traces,
     plot_motion_heatmap,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from omnitalker.eval.fid import e_fid, fid_from_samples, frechet_distance, p_fid
-from omnitalker.face.codes import EXP_SLICE, POSE_SLICE, VISUAL_CODE_DIM
+from omnitalker.frontend.face.codes import EXP_SLICE, POSE_SLICE, VISUAL_CODE_DIM
 
 
 def test_identical_gaussians_have_zero_distance():

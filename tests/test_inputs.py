@@ -20,12 +20,13 @@ import cv2
 import numpy as np
 import pytest
 
-from omnitalker.audio import SAMPLE_RATE
+from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.io.export import export_to_video
 from omnitalker.io.frames import FrameStream
-from omnitalker.io.video import export_to_video, read_video
-from omnitalker.limits import LIMITS, InputLimits, as_limits, check_max_side, fit_within, max_side_from_env
+from omnitalker.io.image import exif_orient, fit_within, load_image
+from omnitalker.io.video import read_video, read_video_window
 from omnitalker.pipeline import OmniTalkerPipeline
-from omnitalker.reference import exif_orient, load_image, read_video_window
+from omnitalker.pipeline.limits import LIMITS, InputLimits, as_limits, check_max_side, max_side_from_env
 from tests.pipeline_fixtures import (
     REFERENCE_TEXT,
     animate_face,
@@ -150,7 +151,7 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale(tmp_path):
     cv2.imwrite(str(tmp_path / "big.jpg"), photo)
     script = (
         "import resource, json, sys\n"
-        "from omnitalker.reference import load_image\n"
+        "from omnitalker.pipeline.reference import load_image\n"
         "load_image(sys.argv[2], max_side=512)  # warm up: imports, libjpeg\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "image = load_image(sys.argv[1], max_side=int(sys.argv[3]))\n"
@@ -181,7 +182,7 @@ def long_clip(tmp_path_factory):
 
 def _old_window(path, start, end):
     """What read_video_window did before streaming: decode everything up to `end` at full size, then cut."""
-    from omnitalker.face.video import read_video as read_all
+    from omnitalker.io.video import read_video as read_all
 
     video = read_all(path, max_seconds=end + 1.0 / 93.75)
     times = video.timestamps + 0.5 / video.fps
@@ -232,7 +233,7 @@ def _peak_bytes(pipe, reference, text: str, stream: bool, path: Path) -> int:
 @pytest.mark.slow  # four generations of up to 11 s under tracemalloc (~30 s)
 def test_memory_is_flat_in_the_text_length_when_streamed(pipe, tmp_path, monkeypatch):
     """A 3x longer text (chunked: 3 s per chunk) costs the same peak memory when the frames are streamed."""
-    from omnitalker import pipeline as pipeline_module
+    from omnitalker.pipeline import decode as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "FRAME_CHUNK_PIXELS", 50 * 192 * 192)  # 50 frames a chunk at this size
     reference = pipe.prepare_reference(reference_video=make_reference_video(tmp_path / "ref.mp4", 1.5, size=192),
@@ -343,7 +344,7 @@ def test_limits_values_and_the_environment():
 
 
 def test_cli_flags_set_the_limits_and_the_size(media, tmp_path, capsys):
-    from omnitalker.cli import main
+    from omnitalker.ui.cli import main
 
     code = main(["generate", "--text", "x" * 50, "--image", str(media["small"]), "--voice", str(media["voice"]),
                  "--out", str(tmp_path / "o.mp4"), "--max-text-length", "20", "--pipeline", str(tmp_path)])

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from omnitalker.audio import FRAME_RATE, SAMPLE_RATE
-from omnitalker.io.video import export_to_video, read_video
+from omnitalker.frontend.audio import FRAME_RATE, SAMPLE_RATE
+from omnitalker.io.export import export_to_video
+from omnitalker.io.video import read_video
 from omnitalker.pipeline import OmniTalkerPipeline, OmniTalkerPipelineOutput
 from tests.pipeline_fixtures import (
     REFERENCE_TEXT,
@@ -226,8 +227,8 @@ def test_interrupt_ends_like_a_finished_run(reference_video):
 def test_save_and_load_round_trip(pipe, reference, tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
-    assert index["tokenizer"] == ["omnitalker.components", "OmniTalkerTextProcessor"]
-    assert index["renderer"] == ["omnitalker.components", "WarpRendererComponent"]
+    assert index["tokenizer"] == ["omnitalker.frontend.text", "OmniTalkerTokenizer"]
+    assert index["renderer"] == ["omnitalker.render.warp", "WarpRenderer"]
     assert index["transformer"] == ["omnitalker.models.transformer", "OmniTalkerTransformer"]
     loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
@@ -381,4 +382,4 @@ def test_from_pretrained_in_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": root}, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "OmniTalkerTransformer GriffinLimVocoder WarpRendererComponent" in result.stdout
+    assert "OmniTalkerTransformer GriffinLimVocoder WarpRenderer" in result.stdout

@@ -20,7 +20,7 @@ from omnitalker.data import prepare
 from omnitalker.data.curation.filters import MIN_CLIP_SECONDS, DropReason, first_failure
 from omnitalker.data.curation.quality import estimate_snr_db
 from omnitalker.data.curation.transcripts import Transcripts, parse_srt
-from omnitalker.face.codes import CODE_FPS, MEL_FPS
+from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from tests.prepare_fixture import SENTENCE, build_inputs
 
 pytest.importorskip("scenedetect", reason="PySceneDetect is not installed: pip install --no-deps -r requirements-nodeps.txt")

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from omnitalker.audio import FRAME_RATE, SAMPLE_RATE, TARGET_RMS
-from omnitalker.chunking import crossfade, estimate_num_frames, pack_sentences, split_sentences, tail_text
-from omnitalker.reference import load_voice, retime, speech_bounds, video_frame_count
-from omnitalker.text import text_length
+from omnitalker.frontend.audio import FRAME_RATE, SAMPLE_RATE, TARGET_RMS
+from omnitalker.frontend.face.codes import retime, video_frame_count
+from omnitalker.frontend.text import text_length
+from omnitalker.pipeline.chunking import (
+    crossfade,
+    estimate_num_frames,
+    pack_sentences,
+    split_sentences,
+    tail_text,
+)
+from omnitalker.pipeline.reference import load_voice, speech_bounds
 from tests.pipeline_fixtures import synthetic_voice
 
 CODE_FPS, VIDEO_FPS = 30.0, 25.0

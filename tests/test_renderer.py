@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omnitalker.models.renderer import (
+from omnitalker.render.warp import (
     NUM_FACE_TRIANGLES,
     RenderReference,
     WarpRenderer,

@@ -9,8 +9,8 @@ import pytest
 
 from omnitalker.data.espeak import PhonemeEvent
 from omnitalker.data.motion import random_speaker, synthesize_codes, viseme
-from omnitalker.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
-from omnitalker.face.template import EXPRESSION_POINTS
+from omnitalker.frontend.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
+from omnitalker.frontend.face.template import EXPRESSION_POINTS
 
 _POINT = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}
 

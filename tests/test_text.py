@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from omnitalker.text import (
+from omnitalker.frontend.text import (
     DEFAULT_VOCAB_PATH,
     PAD_ID,
     OmniTalkerTokenizer,

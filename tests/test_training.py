@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from omnitalker.data.synthetic import Sample, ShardWriter
-from omnitalker.face.codes import CODE_FPS, MEL_FPS
+from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.train import main as train_main
 from omnitalker.training import (
     DynamicBatchSampler,

@@ -244,7 +244,7 @@ def test_named_config_sizes(name):
 
 
 def test_default_vocab_matches_packaged_tokenizer():
-    from omnitalker.text import OmniTalkerTokenizer
+    from omnitalker.frontend.text import OmniTalkerTokenizer
 
     assert OmniTalkerTransformer.from_named_config("tiny").config.text_num_embeds == OmniTalkerTokenizer.default().vocab_size
 

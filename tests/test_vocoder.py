@@ -17,9 +17,9 @@ import yaml
 from safetensors.torch import load_file
 from scipy.signal import lfilter
 
-from omnitalker.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, log_mel_spectrogram
 from omnitalker.convert.vocos import main as convert_main
 from omnitalker.eval.spectral import mel_distances
+from omnitalker.frontend.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, log_mel_spectrogram
 from omnitalker.models.vocoder import (
     VOCOS_FEATURE_FILTERBANK_KEY,
     VOCOS_FEATURE_WINDOW_KEY,

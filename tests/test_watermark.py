@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from omnitalker.io import export_to_video, read_video
-from omnitalker.watermark import (
+from omnitalker.io.watermark import (
     AUDIO_DETECTION_THRESHOLD,
     FRAME_WATERMARK_PAYLOAD,
     VISIBLE_HEIGHT_FRACTION,

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import torch
 
+from omnitalker.frontend.text import OmniTalkerTokenizer
 from omnitalker.models.configs import load_named_config
 from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.text import OmniTalkerTokenizer
 
 F5_VERSIONS = {
     "v0": {"pe_attn_head": 1, "text_mask_padding": False},

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import torch
 
-from omnitalker.components import OmniTalkerTextProcessor, WarpRendererComponent
 from omnitalker.convert.f5tts import (
     F5_VERSIONS,
     convert_f5tts_checkpoint,
@@ -47,7 +46,9 @@ from omnitalker.convert.f5tts import (
 )
 from omnitalker.flow.guidance import STRENGTHS, GuidanceConfig
 from omnitalker.flow.scheduler import OmniTalkerFlowMatchScheduler
+from omnitalker.frontend.text import OmniTalkerTokenizer
 from omnitalker.models.vocoder import VOCOS_CONFIG_NAME, VOCOS_WEIGHTS_NAME, VocosVocoder
+from omnitalker.render.warp import WarpRenderer
 
 HUB_PREFIX = "hf://"
 F5_REPO = "SWivid/F5-TTS"
@@ -142,7 +143,7 @@ def build_pipeline(f5tts_checkpoint: str | Path, vocab: str | Path, vocos: str |
     overrides = {} if with_visual_stream else {"visual_stream": False, "num_audio_layers": 0}
     transformer = convert_f5tts_checkpoint(load_f5tts_checkpoint(f5tts_checkpoint), version, arch=arch,
                                            checkpoint_path=f5tts_checkpoint, use_ema=use_ema, **overrides)
-    tokenizer = OmniTalkerTextProcessor.from_vocab_file(vocab)
+    tokenizer = OmniTalkerTokenizer.from_vocab_file(vocab)
     if tokenizer.vocab_size != transformer.config.text_num_embeds:
         raise ValueError(f"{vocab} has {tokenizer.vocab_size} tokens but the checkpoint's text table has "
                          f"{transformer.config.text_num_embeds}: pass the vocab the checkpoint was trained with.")
@@ -152,7 +153,7 @@ def build_pipeline(f5tts_checkpoint: str | Path, vocab: str | Path, vocos: str |
         scheduler=OmniTalkerFlowMatchScheduler(),
         tokenizer=tokenizer,
         vocoder=vocoder,
-        renderer=WarpRendererComponent(output_size=RENDER_SIZE),
+        renderer=WarpRenderer(output_size=RENDER_SIZE),
         trained_branches=["audio"],
         visual_pipeline=visual_pipeline,
         guidance=dict(F5_GUIDANCE),

@@ -1,7 +1,7 @@
 """Rule-based facial motion from a phoneme timeline: the visual half of the synthetic corpus.
 
 Given the phonemes espeak-ng spoke (with times) and a speaker's *style*, this makes the 58-dim
-visual codes of :mod:`omnitalker.face.codes` at 30 fps:
+visual codes of :mod:`omnitalker.frontend.face.codes` at 30 fps:
 
 - mouth and jaw: each phoneme maps to a viseme (jaw opening, lip spread, lip rounding, bilabial
   closure, labiodental contact); coarticulation blends neighbouring visemes with exponential
@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
-from ..face.template import EXPRESSION_POINTS
+from omnitalker.frontend.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
+from omnitalker.frontend.face.template import EXPRESSION_POINTS
+
 from .espeak import PhonemeEvent
 
 _POINT = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}

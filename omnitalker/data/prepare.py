@@ -42,18 +42,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
-from ..face.codes import CODE_FPS, MEL_FPS, FaceIdentity, encode_codes, resample_codes, smooth_codes
+from omnitalker.frontend.audio import SAMPLE_RATE, log_mel_spectrogram
+from omnitalker.frontend.face.codes import (
+    CODE_FPS,
+    MEL_FPS,
+    FaceIdentity,
+    encode_codes,
+    resample_codes,
+    smooth_codes,
+)
+
+from ..io.audio import load_audio
+from ..io.video import iter_frames, probe_video
 from .curation.active_speaker import speaker_correlation
 from .curation.filters import DropReason, chars_per_second, failure_before_transcript, first_failure
 from .curation.quality import estimate_snr_db
 from .curation.shots import Shot, ShotBuilder
-from .curation.stream import iter_frames, probe
 from .curation.transcripts import Transcripts
 from .curation.vad import VoiceActivity
 from .synthetic import Sample, ShardWriter
 
-DEFAULT_ASR = "default"  # omnitalker.asr.load_recognizer: the bundled Whisper tiny.en (English); "none": sidecars only
+DEFAULT_ASR = "default"  # omnitalker.frontend.asr.load_recognizer: the bundled Whisper tiny.en (English); "none": sidecars only
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 ANALYSIS_MAX_SIDE = 512  # frames are analysed with the longer side scaled to at most this
@@ -112,7 +121,7 @@ class Curator:
     """Runs stages 1-3 on one video at a time; holds the models (face mesh, VAD, optional ASR)."""
 
     def __init__(self, recognizer=None, lang: str = "en", max_side: int = ANALYSIS_MAX_SIDE):
-        from ..face.landmarks import FaceAnalyzer
+        from omnitalker.frontend.face.landmarks import FaceAnalyzer
 
         self.analyzer = FaceAnalyzer()
         self.vad = VoiceActivity()
@@ -136,7 +145,7 @@ class Curator:
     def _process(self, path: Path, relative: str, val_fraction: float, result: FileResult) -> None:
         timings = result.timings
         tick = time.perf_counter()
-        info = probe(path)
+        info = probe_video(path)
         if not info["has_audio"]:
             raise ValueError(f"{relative} has no audio track; talking-head clips need the speech")
         wave = load_audio(path).numpy()  # nw at 24 kHz
@@ -312,7 +321,7 @@ _WORKER: dict = {}
 
 def load_asr(asr_model: str | None, lang: str):
     """The recognizer for clips without sidecars (None for "none"); English-only models refuse --lang zh."""
-    from ..asr import load_recognizer
+    from omnitalker.frontend.asr import load_recognizer
 
     return load_recognizer(asr_model, language=None if lang == "en" else lang)
 

@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
-from ..face.codes import CODE_FPS
-from ..phonemes import espeak_text
+from omnitalker.frontend.audio import SAMPLE_RATE, log_mel_spectrogram
+from omnitalker.frontend.face.codes import CODE_FPS
+from omnitalker.frontend.phonemes import espeak_text
+from omnitalker.io.audio import load_audio
+
 from .espeak import EspeakUtterance, synthesize_many
 from .motion import SpeakerStyle, random_speaker, synthesize_codes
 from .sentences import SentenceGrammar

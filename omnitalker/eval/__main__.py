@@ -21,7 +21,7 @@ import json
 import math
 from pathlib import Path
 
-from omnitalker.asr import DEFAULT_ASR
+from omnitalker.frontend.asr import DEFAULT_ASR
 
 from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, evaluate, markdown_table
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "(or pass --no-sim-a --no-wer)")
     asr = None
     if not args.no_wer:
-        from omnitalker.asr import load_recognizer
+        from omnitalker.frontend.asr import load_recognizer
 
         try:
             asr = load_recognizer(args.asr)

@@ -32,7 +32,7 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
                  (``recognizer.pinyin_transcript``: letters, tone digits and spaces, so a wrong tone is one
                  edit), not over Chinese characters; chance level in ``wrong_sentence_cer_zh``. None without
                  a Mandarin recognizer;
-  ``wer``        Whisper word error rate (``omnitalker.asr``, the bundled tiny.en: a recognizer no one here
+  ``wer``        Whisper word error rate (``omnitalker.frontend.asr``, the bundled tiny.en: a recognizer no one here
                  trained) of the system's mel vocoded by the pipeline's vocoder and resampled to 16 kHz, after
                  Whisper's English normalisation (``omnitalker.eval.wer``); English items only. Speech the
                  recognizer refuses (no words, not English) counts as all words deleted. The ground-truth row,
@@ -66,11 +66,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnitalker.chunking import estimate_num_frames
-from omnitalker.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.flow.guidance import GuidanceConfig
 from omnitalker.flow.sampling import sample
-from omnitalker.text import normalize_text, prepare_reference_text
+from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
+from omnitalker.frontend.text import normalize_text, prepare_reference_text
+from omnitalker.pipeline.chunking import estimate_num_frames
 
 from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
@@ -156,15 +156,15 @@ def run_cascade(items: list[EvalItem], data_dir: str | Path, seed: int) -> list[
 
 
 def _to_mel_rate(codes: np.ndarray, num_frames: int) -> torch.Tensor:
-    from omnitalker.reference import retime
+    from omnitalker.frontend.face.codes import retime
 
     return torch.as_tensor(retime(codes.astype(np.float32), CODE_FPS, MEL_FPS, num_frames))  # n 58
 
 
 def oracle_prompt_layout(pipe, clip: CorpusClip):
     """The prompt clip's true phoneme timings (its stored espeak events) as a TextLayout."""
-    from omnitalker.phonemes import events_to_sequence, frame_durations, pinyin_tones
-    from omnitalker.text_layout import TextLayout
+    from omnitalker.frontend.phonemes import events_to_sequence, frame_durations, pinyin_tones
+    from omnitalker.pipeline.text_layout import TextLayout
 
     tones = pinyin_tones(clip.text) if clip.lang == "zh" else ()
     seq = events_to_sequence(clip.meta.get("phonemes", []), clip.meta.get("word_starts", ()), tones,
@@ -191,8 +191,8 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
               prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None) -> list[SystemOutput]:
     """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item).
     ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
-    from omnitalker.pipeline import _layout_batch, _Segment
-    from omnitalker.reference import retime
+    from omnitalker.frontend.face.codes import retime
+    from omnitalker.pipeline.denoise import _layout_batch, _Segment
 
     if prompt_layout not in PROMPT_LAYOUTS:
         raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")
@@ -309,7 +309,7 @@ def _pooled_cer(pairs: list[tuple[float, int]]) -> float | None:
 
 def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe, similarity, pools,
                 expert: AudioToMouthRegressor, asr=None, recognizer_zh=None) -> dict:
-    """Fill per-item metrics and return {split: {system: aggregated metrics}}; `asr` (omnitalker.asr) adds WER,
+    """Fill per-item metrics and return {split: {system: aggregated metrics}}; `asr` (omnitalker.frontend.asr) adds WER,
     `recognizer_zh` (a ``lang="zh"`` CTCRecognizer) the Mandarin items' pinyin CER."""
     sample_rate = pipe.vocoder.config.sample_rate
     prompt_embeddings = {}

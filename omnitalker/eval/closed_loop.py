@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omnitalker.face import (
+from omnitalker.frontend.face import (
     EXP_SLICE,
     EXPRESSION_POINTS,
     EYE_SLICE,
@@ -43,11 +43,11 @@ from omnitalker.face import (
     FaceIdentity,
     decode_codes,
     encode_codes,
-    read_video,
 )
-from omnitalker.face.template import LEFT_EYE, RIGHT_EYE
-from omnitalker.io.video import export_to_video
-from omnitalker.models.renderer import WarpRenderer
+from omnitalker.frontend.face.template import LEFT_EYE, RIGHT_EYE
+from omnitalker.io.export import export_to_video
+from omnitalker.io.video import read_video
+from omnitalker.render.warp import WarpRenderer
 
 EXPRESSION_INDEX = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}  # point -> row in the exp block
 AXES = {"x": 0, "y": 1, "z": 2}

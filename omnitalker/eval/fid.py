@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omnitalker.face.codes import EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
+from omnitalker.frontend.face.codes import EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
 
 MIN_SAMPLES = 2  # a covariance needs at least two frames
 

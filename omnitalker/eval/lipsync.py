@@ -7,7 +7,7 @@
 Mouth opening: the inner-lip gap of the visual codes (lower-lip-inner minus upper-lip-inner vertical
 offset from the neutral face, face-size units). Audio envelope: the summed mel magnitude per frame
 (exp of the log-mel: an amplitude envelope), taken down to the code rate with the anti-aliased
-resampler of ``omnitalker.face.codes``. Both curves are smoothed with the same Gaussian (70 ms: the
+resampler of ``omnitalker.frontend.face.codes``. Both curves are smoothed with the same Gaussian (70 ms: the
 syllable scale; phoneme detail like a fricative's loud-but-narrow mouth is noise for this measure) and
 cover the same time span (frame k at k / fps), so a synchronised pair peaks at lag 0.
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from omnitalker.face.codes import (
+from omnitalker.frontend.face.codes import (
     CODE_FPS,
     EXP_SLICE,
     EXPRESSION_POINTS,

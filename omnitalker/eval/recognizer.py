@@ -52,10 +52,10 @@ def normalize_for_cer(text: str) -> str:
 
 def pinyin_transcript(text: str) -> str:
     """Chinese text -> toned pinyin syllables separated by spaces, normalised ("你好吗" -> "ni2 hao3 ma5"): what the
-    synthetic corpus's espeak voice reads (``omnitalker.phonemes.pinyin_syllables``); punctuation is dropped, so
+    synthetic corpus's espeak voice reads (``omnitalker.frontend.phonemes.pinyin_syllables``); punctuation is dropped, so
     the transcript fits :data:`DEFAULT_ALPHABET`.
     """
-    from omnitalker.phonemes import pinyin_syllables
+    from omnitalker.frontend.phonemes import pinyin_syllables
 
     return normalize_for_cer(" ".join(pinyin_syllables(text)))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from omnitalker.audio import log_mel_spectrogram
+from omnitalker.frontend.audio import log_mel_spectrogram
 
 
 def mel_distances(mel: torch.Tensor, wave: torch.Tensor) -> tuple[float, float]:

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from omnitalker.audio import FRAME_RATE as MEL_FPS
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FPS
 
 from .recognizer import LANGS, CTCRecognizer, character_error_rate, normalize_for_cer
 

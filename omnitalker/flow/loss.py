@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-# the visual code layout (58 dims: head pose | expression offsets | eye gaze) is owned by omnitalker/face/codes.py
-from ..face.codes import EXP_SLICE, EYE_SLICE, POSE_SLICE
+# the visual code layout (58 dims: head pose | expression offsets | eye gaze) is owned by omnitalker/frontend/face/codes.py
+from omnitalker.frontend.face.codes import EXP_SLICE, EYE_SLICE, POSE_SLICE
+
 from .masking import (
     DEFAULT_LOGIT_MEAN,
     DEFAULT_LOGIT_STD,

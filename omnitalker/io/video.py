@@ -1,66 +1,67 @@
-"""Write and read talking-head videos: H.264 + AAC in an mp4, through PyAV (no ffmpeg binary needed).
+"""Reading videos with PyAV: a whole file, the used window of a reference clip, a stream of frames; header facts.
 
-    from omnitalker.io import export_to_video, read_video
-    export_to_video(frames, "out.mp4", fps=25, audio=wave, sample_rate=24000)
-    clip = read_video("out.mp4")          # clip.frames (T, H, W, 3) uint8, clip.audio (N,) float32
+    from omnitalker.io import read_video
+    clip = read_video("talk.mp4")      # frames (T, H, W, 3) uint8 RGB, fps, timestamps, audio (N,) float32
+    frames, fps = read_video_window("ref.mp4", 2.0, 7.5, max_side=1024)  # only those seconds, scaled at once
+    for time, frame in iter_frames("talk.mov", max_side=512, notes=notes):  # an hour of video, a frame at a time
+        ...
+    media_info("clip.mp4")             # (seconds, (width, height)) from the container, nothing decoded
 
-Conventions of ``export_to_video``:
-- video: H.264 (libx264), yuv420p, BT.709 colours (tagged), constant frame rate, ``+faststart`` so a
-  browser can start playing before the whole file has arrived. yuv420p needs even sizes, so a frame with
-  an odd height or width gets one row/column of edge pixels added at the bottom/right (nothing is lost).
-- audio: AAC, mono. Its length is fitted to the video: trimmed, or padded with silence, to exactly
-  ``T / fps`` seconds, so the two streams end together (within one frame; AAC packets are 1024 samples).
-- the file appears atomically: it is written to a hidden temporary file in the destination folder and
-  renamed over ``path`` only when complete, so a failure never leaves a half-written video behind.
+Frames are decoded with their own timestamps (presentation times), so any rate (25, 29.97, 22.13 ...) and
+variable frame rates come through as recorded. A rotation in the container's display matrix (phone videos)
+is applied so faces are upright. Every reader converts through one swscale context (``RGBConverter``).
 
 Run ``python -m omnitalker.io.video in.mp4`` to print what ``read_video`` sees in a file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import av
 import numpy as np
 from av.video.reformatter import Colorspace, VideoReformatter
 
-from omnitalker.audio import as_mono_array
+from omnitalker.io.image import fit_within
 
-DEFAULT_FPS = 25  # the rendered video's frame rate (the pipeline's video_fps default)
-DEFAULT_SAMPLE_RATE = 24000
-DEFAULT_CRF = 18  # libx264 constant-quality factor: 0 lossless, 18 visually lossless, 23 x264's default
-DEFAULT_PRESET = "medium"
-DEFAULT_AUDIO_BITRATE = 128_000  # bits/s; transparent for 24 kHz mono speech
 PIXEL_FORMAT = "yuv420p"  # the H.264 profile every browser and phone decodes
-# H.264 encoders in order of preference; mpeg4 (MPEG-4 part 2) is the last resort if FFmpeg lacks H.264
-VIDEO_ENCODERS = ("libx264", "h264", "libopenh264", "mpeg4")
-AUDIO_ENCODER = "aac"
-# ffmpeg colour tags (AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange)
-BT709 = 1
-MPEG_RANGE = 1  # "tv"/limited range, what yuv420p H.264 uses
-CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+RIGHT_ANGLE = 90
+VFR_TOLERANCE = 0.1  # frame intervals varying more than 10 % around the median: variable frame rate
+RATE_TOLERANCE = 1e-6  # a measured mean rate this close to the declared one is the declared one
+MAX_WINDOW_FPS = 60.0  # read_video_window thins faster clips (slow motion) to this; codes are 30 fps anyway
+MIN_FRAME_INTERVAL_SHARE = 0.9  # a frame is skipped when closer than this share of 1 / MAX_WINDOW_FPS
+SEEK_MARGIN_SECONDS = 1.0  # seek this far before the window (to a keyframe at or before it), then decode on
 
 
 @dataclass
 class VideoData:
     """What ``read_video`` returns.
 
-    frames: (T, H, W, 3) uint8 RGB. fps: frames per second. audio: (N,) float32 mono in [-1, 1], or
-    None if the file has no audio stream. sample_rate: of ``audio`` (None without audio).
-    duration: video duration in seconds (T / fps).
+    frames: (T, H, W, 3) uint8 RGB. fps: mean frame rate. timestamps: (T,) seconds from the first frame.
+    audio: (N,) float32 mono in [-1, 1], or None (no audio stream, or not asked for). sample_rate: of
+    ``audio``. rotation: degrees counter-clockwise applied from the display matrix. warnings: problems that
+    did not stop decoding (rotation applied, variable frame rate, a corrupt tail).
     """
 
     frames: np.ndarray
     fps: float
-    audio: np.ndarray | None
-    sample_rate: int | None
-    duration: float
+    timestamps: np.ndarray
+    audio: np.ndarray | None = None
+    sample_rate: int | None = None
+    rotation: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        """Video duration in seconds (T / fps)."""
+        return len(self.frames) / self.fps
 
     @property
     def audio_duration(self) -> float | None:
@@ -68,72 +69,12 @@ class VideoData:
             return None
         return len(self.audio) / self.sample_rate
 
-
-def _pick_video_encoder() -> str:
-    """First available encoder of VIDEO_ENCODERS; warns if it is not H.264."""
-    for name in VIDEO_ENCODERS:
-        try:
-            av.codec.Codec(name, "w")
-        except Exception:  # PyAV raises UnknownCodecError (a ValueError subclass in some versions)
-            continue
-        if name == "mpeg4":
-            warnings.warn(
-                "PyAV's FFmpeg has no H.264 encoder; writing MPEG-4 part 2 video instead, which some "
-                "browsers cannot play. Install a PyAV wheel built with libx264.",
-                stacklevel=3,
-            )
-        return name
-    raise RuntimeError(f"PyAV's FFmpeg has none of the video encoders {VIDEO_ENCODERS}.")
-
-
-def _as_frame(frame: Any, index: int) -> np.ndarray:
-    """One frame as (H, W, 3) uint8 RGB; accepts numpy arrays, torch tensors and PIL images."""
-    if hasattr(frame, "mode") and hasattr(frame, "convert"):  # PIL.Image
-        frame = np.asarray(frame.convert("RGB"))
-    elif hasattr(frame, "detach"):  # torch.Tensor
-        frame = frame.detach().cpu().numpy()
-    frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[-1] != 3:
-        raise ValueError(
-            f"frame {index} has shape {frame.shape}; expected (H, W, 3) RGB. Convert grayscale/RGBA "
-            "frames to RGB first (e.g. PIL's image.convert('RGB'))."
-        )
-    if frame.dtype != np.uint8:
-        raise ValueError(
-            f"frame {index} has dtype {frame.dtype}; expected uint8 in [0, 255]. Convert float images "
-            "with (frame.clip(0, 1) * 255).round().astype(np.uint8)."
-        )
-    return frame
-
-
-def _iter_frames(frames: Any) -> Iterator[np.ndarray]:
-    if isinstance(frames, np.ndarray) or hasattr(frames, "detach"):
-        if frames.ndim != 4:
-            raise ValueError(f"frames has shape {tuple(frames.shape)}; expected (T, H, W, 3).")
-        if frames.shape[0] == 0:
-            raise ValueError("frames is empty: there is nothing to export.")
-    elif not isinstance(frames, Iterable):
-        raise ValueError(f"frames must be an array (T, H, W, 3) or an iterable of frames, got {type(frames)}.")
-    for index, frame in enumerate(frames):
-        yield _as_frame(frame, index)
-
-
-def _prepare_audio(audio: Any, sample_rate: int) -> np.ndarray:
-    """Mono float32 audio in [-1, 1]; values outside are clipped (AAC cannot carry them)."""
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
-    return np.clip(as_mono_array(audio, np.float32), -1.0, 1.0)
-
-
-def _even(size: int) -> int:
-    return size + (size % 2)
-
-
-def _pad_to_even(frame: np.ndarray) -> np.ndarray:
-    height, width = frame.shape[:2]
-    if height % 2 == 0 and width % 2 == 0:
-        return frame
-    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    @property
+    def variable_frame_rate(self) -> bool:
+        if len(self.timestamps) < 3:
+            return False
+        intervals = np.diff(self.timestamps)
+        return bool(np.abs(intervals - np.median(intervals)).max() > VFR_TOLERANCE * np.median(intervals))
 
 
 class RGBConverter:
@@ -161,126 +102,99 @@ class RGBConverter:
         return self._reformatter.reformat(picture, format=PIXEL_FORMAT, dst_colorspace=Colorspace.ITU709)
 
 
-def export_to_video(
-    frames: Any,
-    path: str | os.PathLike,
-    fps: int = DEFAULT_FPS,
-    audio: Any = None,
-    sample_rate: int = DEFAULT_SAMPLE_RATE,
-    crf: int = DEFAULT_CRF,
-    preset: str = DEFAULT_PRESET,
-    audio_bitrate: int = DEFAULT_AUDIO_BITRATE,
-) -> str:
-    """Encode RGB frames (and optional mono audio) to an H.264 + AAC mp4 at ``path``; returns the path.
+def rotate_upright(frame: np.ndarray, degrees_ccw: int) -> np.ndarray:
+    """Apply a container's display rotation (degrees counter-clockwise, nearest multiple of 90)."""
+    return np.ascontiguousarray(np.rot90(frame, k=(degrees_ccw // RIGHT_ANGLE) % 4))
 
-    frames: (T, H, W, 3) uint8 array/tensor, or any iterable (list, generator) of (H, W, 3) uint8 frames,
-        numpy arrays or PIL images; all frames must have the same size. Generators are streamed.
-    audio: (N,) or (1, N) float waveform in [-1, 1] at ``sample_rate``; fitted to T / fps seconds.
-    crf: x264 quality (lower = better, bigger); ignored by the mpeg4 fallback, which uses a bitrate.
-    """
-    path = os.fspath(path)
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in CONTAINER_FORMATS:
-        raise ValueError(f"unknown video extension {extension!r} in {path!r}; use one of {sorted(CONTAINER_FORMATS)}.")
-    if fps <= 0 or int(fps) != fps:
-        raise ValueError(f"fps must be a positive integer, got {fps}.")
-    if crf < 0:
-        raise ValueError(f"crf must be >= 0, got {crf}.")
-    wave = None if audio is None else _prepare_audio(audio, sample_rate)
-    if wave is not None and audio_bitrate <= 0:
-        raise ValueError(f"audio_bitrate must be positive, got {audio_bitrate}.")
-    frame_iter = _iter_frames(frames)
-    first = next(frame_iter, None)
-    if first is None:
-        raise ValueError("frames is empty: there is nothing to export.")
 
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"output folder {folder!r} does not exist; create it first.")
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".part")
-    os.close(fd)
+def _rotation(frame: av.VideoFrame) -> int:
+    return int(getattr(frame, "rotation", 0) or 0)
+
+
+@contextlib.contextmanager
+def _open_video(path: str | os.PathLike, what: str | None = None):
+    """(container, first video stream) of ``path``, closed on exit; ValueError if it is not a video.
+    `what` (an argument's name) starts the error messages."""
+    prefix = f"{what}: " if what else ""
     try:
-        _encode(first, frame_iter, tmp_path, CONTAINER_FORMATS[extension], int(fps), wave, sample_rate, crf, preset, audio_bitrate)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    return path
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        raise ValueError(f"{prefix}could not read {path} as a video ({error}). Use a video file such as .mp4, "
+                         ".mov, .mkv, .webm") from error
+    with container:
+        if not container.streams.video:
+            raise ValueError(f"{prefix}{path} has no video stream (audio only?); a video of the speaker is needed")
+        yield container, container.streams.video[0]
 
 
-def _encode(first, frame_iter, tmp_path, container_format, fps, wave, sample_rate, crf, preset, audio_bitrate):
-    height, width = first.shape[:2]
-    encoder = _pick_video_encoder()
-    options = {"crf": str(crf), "preset": preset} if encoder != "mpeg4" else {}
-    with av.open(tmp_path, mode="w", format=container_format, options={"movflags": "+faststart"}) as container:
-        video = container.add_stream(encoder, rate=fps, options=options)
-        video.width, video.height, video.pix_fmt = _even(width), _even(height), PIXEL_FORMAT
-        if encoder == "mpeg4":
-            video.bit_rate = 8 * width * height * fps // 10  # ~0.8 bits/pixel: roughly x264 crf 18 quality
-        context = video.codec_context
-        context.colorspace = context.color_primaries = context.color_trc = BT709
-        context.color_range = MPEG_RANGE
-        audio_stream = None
-        if wave is not None:
-            audio_stream = container.add_stream(AUDIO_ENCODER, rate=sample_rate, layout="mono")
-            audio_stream.bit_rate = audio_bitrate
-        samples_written = 0
-        index = 0
-        converter = RGBConverter()
-        for index, frame in enumerate(_chain(first, frame_iter)):
-            if frame.shape[:2] != (height, width):
-                raise ValueError(f"frame {index} is {frame.shape[:2]} but frame 0 is {(height, width)}; all frames must match.")
-            picture = converter.to_encoder(_pad_to_even(frame))
-            picture.pts = index
-            container.mux(video.encode(picture))
-            if audio_stream is not None:
-                # interleave: audio up to the end of this frame, silence past the end of the waveform
-                end = (index + 1) * sample_rate // fps
-                chunk = np.zeros(end - samples_written, dtype=np.float32)
-                available = wave[samples_written:end]
-                chunk[: len(available)] = available
-                sound = av.AudioFrame.from_ndarray(chunk[None], format="fltp", layout="mono")
-                sound.sample_rate, sound.pts = sample_rate, samples_written
-                container.mux(audio_stream.encode(sound))
-                samples_written = end
-        container.mux(video.encode())
-        if audio_stream is not None:
-            container.mux(audio_stream.encode())
+# ------------------------------------------------------------------------------------------------ whole files
 
 
-def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    yield first
-    yield from rest
+def read_video(path: str | os.PathLike, sample_rate: int | None = None, max_seconds: float | None = None,
+               audio: bool = True) -> VideoData:
+    """Decode every video frame of `path` (up to `max_seconds`) as upright RGB with its timestamp, and the first
+    audio stream as mono float32 (resampled to `sample_rate`; None keeps the file's rate; `audio=False` skips it).
 
-
-def read_video(path: str | os.PathLike, sample_rate: int | None = None) -> VideoData:
-    """Decode a video file's frames (RGB uint8) and its first audio stream (mono float32).
-
-    sample_rate: resample the audio to this rate (None keeps the file's rate). Multi-channel audio is
-    averaged to mono. Audio is trimmed to the stream's declared duration (AAC decoders return the
-    encoder's padding at the end as extra samples).
+    ``fps`` is the mean rate of the timestamps (the declared rate when they agree). Audio is trimmed to the
+    stream's declared duration (AAC decoders return the encoder's padding at the end as extra samples).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"no such video file: {path!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such video file: {path} (it does not exist)")
     if sample_rate is not None and sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive or None, got {sample_rate}.")
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise ValueError(f"{path!r} has no video stream.")
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate)
+    notes: list[str] = []
+    with _open_video(path) as (container, stream):
+        stream.thread_type = "AUTO"
+        declared = float(stream.average_rate) if stream.average_rate else 0.0
+        frames, times, rotation = [], [], 0
         converter = RGBConverter()
-        frames = [converter.to_rgb(frame) for frame in container.decode(stream)]
+        try:
+            for frame in container.decode(stream):
+                time = frame.time if frame.time is not None else len(frames) / float(stream.average_rate or 1)
+                if max_seconds is not None and times and time - times[0] >= max_seconds:
+                    break
+                if not frames:
+                    rotation = _rotation(frame)
+                pixels = converter.to_rgb(frame)
+                frames.append(rotate_upright(pixels, rotation) if rotation % 360 else pixels)
+                times.append(float(time))
+        except av.error.FFmpegError as error:
+            if not frames:
+                raise ValueError(f"could not decode any frame of {path} ({error})") from error
+            notes.append(f"decoding stopped at frame {len(frames)} with an error ({error}); using the frames read")
     if not frames:
-        raise ValueError(f"{path!r} has a video stream with no decodable frames.")
-    audio, rate = _read_audio(path, sample_rate)
-    return VideoData(np.stack(frames), fps, audio, rate, len(frames) / fps)
+        raise ValueError(f"{path} contains no video frames")
+    if rotation % RIGHT_ANGLE:
+        notes.append(f"display rotation {rotation} deg is not a multiple of 90; applied the nearest")
+    elif rotation % 360:
+        notes.append(f"applied the container's display rotation ({rotation} deg counter-clockwise)")
+
+    timestamps = np.asarray(times, dtype=np.float64)
+    order = np.argsort(timestamps, kind="stable")  # B-frames may come out of presentation order
+    frames = [frames[i] for i in order]
+    timestamps = timestamps[order] - timestamps[order[0]]
+    if len(frames) > 1 and np.any(np.diff(timestamps) <= 0):
+        keep = np.concatenate([[True], np.diff(timestamps) > 0])  # drop duplicated timestamps
+        frames = [f for f, k in zip(frames, keep, strict=True) if k]
+        timestamps = timestamps[keep]
+    if len(frames) > 1:
+        fps = (len(frames) - 1) / float(timestamps[-1])
+        if declared > 0 and abs(fps - declared) <= RATE_TOLERANCE * declared:
+            fps = declared
+    else:
+        fps = declared
+        if fps <= 0:
+            raise ValueError(f"{path} has a single frame and no frame rate")
+    wave, rate = _read_audio(path, sample_rate) if audio else (None, None)
+    result = VideoData(np.stack(frames), fps, timestamps, wave, rate, rotation, notes)
+    if result.variable_frame_rate:
+        result.warnings.append(f"variable frame rate (mean {fps:.2f} fps); frame timestamps are used")
+    return result
 
 
-def _read_audio(path: str, sample_rate: int | None) -> tuple[np.ndarray | None, int | None]:
-    with av.open(path) as container:
+def _read_audio(path: Path, sample_rate: int | None) -> tuple[np.ndarray | None, int | None]:
+    with av.open(str(path)) as container:
         if not container.streams.audio:
             return None, None
         stream = container.streams.audio[0]
@@ -297,6 +211,169 @@ def _read_audio(path: str, sample_rate: int | None) -> tuple[np.ndarray | None, 
     if declared is not None and 0 < declared < len(audio):
         audio = audio[:declared]
     return audio, rate
+
+
+# ------------------------------------------------------------------------------------------------ a window
+
+
+def read_video_window(
+    path: str | os.PathLike, start: float, end: float | None, max_side: int | None = None, what: str = "video"
+) -> tuple[np.ndarray, float]:
+    """RGB frames (T, H, W, 3) uint8 shown between `start` and `end` seconds, and their frame rate.
+
+    Streamed: the decoder seeks to just before `start` and stops at `end`, each frame is scaled at once so
+    its longer side is at most `max_side` (None: full size; PyAV's area filter) and frames closer together
+    than 1 / ``MAX_WINDOW_FPS`` are skipped, so a long 4K clip costs what its used seconds cost at the
+    working size. Times count from the video stream's first frame; the display rotation is applied.
+    `what` names the argument in error messages.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what}: video file {path} does not exist")
+    try:
+        frames, times, rate = _decode_window(path, start, end, max_side, what, seek=start > SEEK_MARGIN_SECONDS)
+    except _SeekFailed:  # a container without an index: decode from the start (still streamed and scaled)
+        frames, times, rate = _decode_window(path, start, end, max_side, what, seek=False)
+    if not frames:
+        raise ValueError(f"{what}: {path} has no frames between {start:.2f} s and {end} s")
+    times = np.asarray(times, np.float64)
+    order = np.argsort(times, kind="stable")  # B-frames may come out of presentation order
+    keep = order[np.concatenate([[True], np.diff(times[order]) > 0])]  # drop duplicated timestamps
+    stacked = np.stack([frames[i] for i in keep])
+    if len(keep) > 1:
+        fps = (len(keep) - 1) / float(times[keep[-1]] - times[keep[0]])
+    else:
+        fps = min(rate, MAX_WINDOW_FPS)
+    return stacked, fps
+
+
+class _SeekFailed(Exception):
+    pass
+
+
+def _decode_window(path: Path, start: float, end: float | None, max_side: int | None, what: str, seek: bool):
+    """Frames (list of (H, W, 3) uint8), their times in seconds from the stream's first frame, the stream's rate."""
+    converter = RGBConverter()
+    with _open_video(path, what) as (container, stream):
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or MAX_WINDOW_FPS)
+        half_frame = 0.5 / rate
+        origin = None
+        if seek:
+            if stream.start_time is None or stream.time_base is None:
+                raise _SeekFailed
+            origin = float(stream.start_time * stream.time_base)
+            target = int((origin + start - SEEK_MARGIN_SECONDS) / stream.time_base)
+            try:
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+            except av.error.FFmpegError as error:
+                raise _SeekFailed from error
+        frames, times, last_kept = [], [], -math.inf
+        size = None
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                time = float(frame.time) if frame.time is not None else index / rate
+                if origin is None:
+                    origin = time
+                time -= origin
+                if end is not None and time + half_frame >= end:
+                    if time - half_frame > end:
+                        break  # past the window: stop decoding
+                    continue
+                if time + half_frame < start or time - last_kept < MIN_FRAME_INTERVAL_SHARE / MAX_WINDOW_FPS:
+                    continue
+                if size is None:
+                    size = fit_within(frame.width, frame.height, max_side)
+                pixels = converter.to_rgb(frame, size, interpolation="AREA")
+                rotation = _rotation(frame)
+                frames.append(rotate_upright(pixels, rotation) if rotation % 360 else pixels)
+                times.append(time)
+                last_kept = time
+        except av.error.FFmpegError as error:
+            if not frames:
+                raise ValueError(f"{what}: could not decode any frame of {path} ({error})") from error
+            warnings.warn(f"{what}: decoding stopped with an error ({error}); using the {len(frames)} "
+                          "frames read", stacklevel=4)
+    if seek and not frames:
+        raise _SeekFailed
+    return frames, times, rate
+
+
+# ------------------------------------------------------------------------------------------------ a stream
+
+
+def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) with the longer side at most `max_side`, both even (what swscale likes)."""
+    factor = min(1.0, max_side / max(width, height))
+    return max(2, int(round(width * factor / 2)) * 2), max(2, int(round(height * factor / 2)) * 2)
+
+
+def iter_frames(path: str | Path, max_side: int, notes: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (seconds from the first frame, (H, W, 3) uint8 RGB) in presentation order, one frame in memory at a
+    time (curation reads hours of video this way), scaled to ``scaled_size``.
+
+    Frames whose timestamp does not increase are skipped (duplicates); a decoding error after some
+    frames ends the stream with a note; one before any frame raises ValueError.
+    """
+    with _open_video(path) as (container, stream):
+        stream.thread_type = "AUTO"
+        size = scaled_size(stream.codec_context.width or max_side, stream.codec_context.height or max_side, max_side)
+        first_time, last_time, count = None, None, 0
+        converter = RGBConverter()
+        try:
+            for frame in container.decode(stream):
+                time = frame.time if frame.time is not None else count / float(stream.average_rate or 1)
+                if first_time is None:
+                    first_time = time
+                    rotation = _rotation(frame)
+                    if rotation % 360:
+                        notes.append(f"applied the display rotation ({rotation} deg counter-clockwise)")
+                if last_time is not None and time <= last_time:
+                    continue
+                last_time = time
+                pixels = converter.to_rgb(frame, size)
+                if rotation % 360:
+                    pixels = rotate_upright(pixels, rotation)
+                count += 1
+                yield float(time - first_time), pixels
+        except av.error.FFmpegError as error:
+            if count == 0:
+                raise ValueError(f"could not decode any frame of {path} ({error})") from error
+            notes.append(f"decoding stopped after {count} frames ({error}); the frames read are used")
+    if count == 0:
+        raise ValueError(f"{path} contains no video frames")
+
+
+# ------------------------------------------------------------------------------------------------ headers
+
+
+def probe_video(path: str | Path) -> dict:
+    """Container facts without decoding: {"fps": mean video rate (0 if unknown), "has_audio": bool}."""
+    with _open_video(path) as (container, stream):
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        return {"fps": float(rate) if rate else 0.0, "has_audio": bool(container.streams.audio)}
+
+
+def media_info(path: str | os.PathLike) -> tuple[float | None, tuple[int, int] | None] | None:
+    """(seconds, (width, height) of the video frames or None) from a media file's container, without
+    decoding; None if the file cannot be opened as media."""
+    try:
+        with av.open(os.fspath(path)) as container:
+            seconds = None
+            if container.duration is not None:
+                seconds = container.duration / av.time_base
+            else:
+                for stream in (*container.streams.video, *container.streams.audio):
+                    if stream.duration is not None and stream.time_base is not None:
+                        seconds = max(seconds or 0.0, float(stream.duration * stream.time_base))
+            frame_size = None
+            if container.streams.video:
+                context = container.streams.video[0].codec_context
+                if context.width and context.height:
+                    frame_size = (int(context.width), int(context.height))
+            return seconds, frame_size
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from omnitalker.text import PAD_ID
+from omnitalker.frontend.text import PAD_ID
 
 KERNEL_SIZE = 5
 

@@ -35,6 +35,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from omnitalker.frontend.text import PAD_ID
 from omnitalker.models.configs import DEFAULT_TEXT_NUM_EMBEDS, load_named_config
 from omnitalker.models.fusion import FUSION_BLOCKS
 from omnitalker.models.modules import (
@@ -47,7 +48,6 @@ from omnitalker.models.modules import (
     TimestepEmbedding,
     masked_fill_rows,
 )
-from omnitalker.text import PAD_ID
 
 
 @dataclass

@@ -12,11 +12,12 @@ attributes `sample_rate` and `hop_length`), both saved and loaded with `save_pre
   squares) and recovers a phase with fast Griffin-Lim, so a pipeline without vocoder weights still
   speaks, with the usual Griffin-Lim "phasiness".
 
-    from omnitalker.audio import load_audio, log_mel_spectrogram
+    from omnitalker.io.audio import load_audio
+    from omnitalker.frontend.audio import log_mel_spectrogram
     mel = log_mel_spectrogram(load_audio("voice.wav"))          # (1, 100, frames)
     wave = GriffinLimVocoder().decode(mel)                      # (1, (frames - 1) * 256)
 
-Both expect the mel of `omnitalker.audio.log_mel_spectrogram` (natural log of the magnitude mel,
+Both expect the mel of `omnitalker.frontend.audio.log_mel_spectrogram` (natural log of the magnitude mel,
 floored at 1e-5 as F5-TTS does). Vocos was trained with a 1e-7 floor (ln = -16.1 instead of -11.5).
 A full-scale 1 kHz sine peaks at a mel magnitude of ~370, so only bins ~150 dB below full scale are
 affected, i.e. digital silence, which the vocoder renders as near-silence either way: the mismatch
@@ -40,13 +41,22 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from diffusers.utils.hub_utils import _add_variant
 from safetensors.torch import save_file
 
-from omnitalker.audio import F_MAX, F_MIN, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH, mel_filterbank
+from omnitalker.frontend.audio import (
+    F_MAX,
+    F_MIN,
+    HOP_LENGTH,
+    N_FFT,
+    N_MELS,
+    SAMPLE_RATE,
+    WIN_LENGTH,
+    mel_filterbank,
+)
 from omnitalker.models.vocos_modules import PADDING_MODES, ISTFTHead, VocosBackbone
 
 VOCOS_CONFIG_NAME = "config.yaml"
 VOCOS_WEIGHTS_NAME = "pytorch_model.bin"
 # Buffers of the original feature extractor (torchaudio MelSpectrogram): omnitalker computes the mel in
-# omnitalker.audio, so these are checked against our front-end when a Vocos state dict is loaded, then dropped.
+# omnitalker.frontend.audio, so these are checked against our front-end when a Vocos state dict is loaded, then dropped.
 VOCOS_FEATURE_WINDOW_KEY = "feature_extractor.mel_spec.spectrogram.window"
 VOCOS_FEATURE_FILTERBANK_KEY = "feature_extractor.mel_spec.mel_scale.fb"
 FEATURE_BUFFER_TOLERANCE = 1e-4  # torchaudio's float32 filterbank vs ours: ~7e-6 apart in practice
@@ -92,7 +102,7 @@ class VocosVocoder(_MelVocoderRates, ModelMixin, ConfigMixin):
     """Vocos (Siuzdak 2023): mel -> ConvNeXt backbone -> per-frame STFT magnitude and phase -> ISTFT.
 
     Parameter names equal those of `charactr/vocos-mel-24khz`, so its state dict loads as is; the
-    original's feature-extractor buffers are validated against `omnitalker.audio` and dropped on load.
+    original's feature-extractor buffers are validated against `omnitalker.frontend.audio` and dropped on load.
     Defaults are the real-size 24 kHz model (13.5 M parameters).
     """
 
@@ -198,7 +208,7 @@ def vocos_config_to_kwargs(config: dict) -> dict:
         )
         raise ValueError(
             f"this Vocos was trained on different mel features: {details}. omnitalker's mel front-end "
-            "(omnitalker.audio) is fixed to the F5-TTS / vocos-mel-24khz settings; use a 24 kHz, 100-mel, "
+            "(omnitalker.frontend.audio) is fixed to the F5-TTS / vocos-mel-24khz settings; use a 24 kHz, 100-mel, "
             "hop-256 Vocos such as charactr/vocos-mel-24khz"
         )
     if backbone.get("adanorm_num_embeddings") is not None:
@@ -236,7 +246,7 @@ def _drop_vocos_feature_extractor(
         VOCOS_FEATURE_WINDOW_KEY: (torch.hann_window(WIN_LENGTH), "a hann window"),
         VOCOS_FEATURE_FILTERBANK_KEY: (
             mel_filterbank(),
-            "omnitalker.audio's HTK mel filterbank (no norm, 0-12 kHz)",
+            "omnitalker.frontend.audio's HTK mel filterbank (no norm, 0-12 kHz)",
         ),
     }
     for key, (ours, description) in expected.items():

@@ -12,7 +12,7 @@ by seeking to its members, so a corpus never has to fit in memory.
     batch = next(iter(loader))   # mel b n 100, codes b n 58, text_ids b nt (pad -1), lengths b
 
 With a ``PhonemeTokenizer`` the text is the clip's stored espeak phoneme events laid out by
-``omnitalker.phonemes`` (pauses, word boundaries, Mandarin tones), and each sample also carries
+``omnitalker.frontend.phonemes`` (pauses, word boundaries, Mandarin tones), and each sample also carries
 ``text_durations`` (frames per token, summing to the clip's mel frames) for the "durations" text layout.
 """
 
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..face.codes import CODE_FPS, MEL_FPS, VISUAL_CODE_DIM, resample_codes
-from ..phonemes import PhonemeTokenizer, events_to_sequence, frame_durations, pinyin_tones
-from ..text import PAD_ID, OmniTalkerTokenizer
+from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS, VISUAL_CODE_DIM, resample_codes
+from omnitalker.frontend.phonemes import PhonemeTokenizer, events_to_sequence, frame_durations, pinyin_tones
+from omnitalker.frontend.text import PAD_ID, OmniTalkerTokenizer
 
 MEL_DIM = 100
 # Codes upsampled to the mel rate may differ from the mel length by rounding; more means broken alignment.

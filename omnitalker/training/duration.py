@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from omnitalker.frontend.phonemes import WORD_BOUNDARY, PhonemeTokenizer
+from omnitalker.frontend.text import PAD_ID
+
 from ..models.duration_predictor import DurationPredictor
-from ..phonemes import WORD_BOUNDARY, PhonemeTokenizer
-from ..text import PAD_ID
 from .config import TrainConfig
 from .data import ShardDataset
 

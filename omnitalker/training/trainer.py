@@ -36,13 +36,14 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
+from omnitalker.frontend.phonemes import PhonemeTokenizer
+from omnitalker.frontend.text import OmniTalkerTokenizer
+
 from ..flow.loss import FlowMatchingLoss
 from ..flow.sampling import sample
 from ..flow.scheduler import OmniTalkerFlowMatchScheduler
 from ..models.configs import load_named_config
 from ..models.transformer import OmniTalkerTransformer, resolve_text_layout
-from ..phonemes import PhonemeTokenizer
-from ..text import OmniTalkerTokenizer
 from .config import TrainConfig
 from .data import (
     Batch,

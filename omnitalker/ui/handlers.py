@@ -7,7 +7,7 @@
 Errors: the pipeline's ValueErrors (bad or missing input) reach the page as gr.Error with their message
 intact; anything else is logged with its traceback on the server and shown as a short generic gr.Error.
 
-Budget per request, checked before any work (``omnitalker.limits``; each a Space variable): the text length
+Budget per request, checked before any work (``omnitalker.pipeline.limits``; each a Space variable): the text length
 (OMNITALKER_MAX_TEXT_LENGTH, default 1,000 characters), the length of uploads (OMNITALKER_MAX_SECONDS, 60 s;
 speech to lip-sync OMNITALKER_MAX_AUDIO_SECONDS, 30 s), file size (OMNITALKER_MAX_FILE_MB, 25 MB, also
 gradio's upload limit), photo / frame pixels (OMNITALKER_MAX_PIXELS) and the output size (OMNITALKER_MAX_SIDE,
@@ -20,7 +20,7 @@ its newest RESULTS_PER_SESSION results; its folder is removed when the session e
 ``end_session``, wired to ``demo.unload``); a failed request leaves nothing behind; results of sessions that
 never ended cleanly are removed after OUTPUT_MAX_AGE_SECONDS.
 
-Modes (``omnitalker.modes``): a pipeline with a trained visual branch generates speech and motion jointly; one
+Modes (``omnitalker.pipeline.modes``): a pipeline with a trained visual branch generates speech and motion jointly; one
 with only an audio branch (a converted F5-TTS) runs the cascade: its speech, then the face lip-synced by the
 ``visual_pipeline`` (OMNITALKER_VISUAL_PIPELINE in the Space; default the bundled demo). ``mode_notice`` is the
 line the page shows about it; the guidance sliders start at the pipelines' own defaults (``guidance_defaults``).
@@ -49,15 +49,15 @@ import torch
 
 from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
-from omnitalker.limits import InputLimits, check_max_side, max_side_from_env
-from omnitalker.modes import MODE_TEXT, default_mode, describe_mode, folder_default_mode
+from omnitalker.pipeline.limits import InputLimits, check_max_side, max_side_from_env
+from omnitalker.pipeline.modes import MODE_TEXT, default_mode, describe_mode, folder_default_mode
 
 logger = logging.getLogger(__name__)
 _FROM_ENV = object()  # DemoHandlers(max_side=...) default: read OMNITALKER_MAX_SIDE
 
 MAX_UPLOAD_SECONDS = 60.0  # longer uploads are refused before any work (the reference uses only 1-10 s)
 MAX_DRIVING_SECONDS = 30.0  # lip-sync speech; each second costs generation time on a shared demo
-MAX_UPLOAD_MB = 25.0  # also gradio's own upload limit (omnitalker.app.launch)
+MAX_UPLOAD_MB = 25.0  # also gradio's own upload limit (omnitalker.ui.app.launch)
 MAX_TEXT_LENGTH = 1000  # characters, about a minute of speech
 RESULTS_PER_SESSION = 2  # the page shows the newest; the one before may still be downloading
 OUTPUT_MAX_AGE_SECONDS = 3600  # results of sessions that never ended cleanly
@@ -72,7 +72,7 @@ NO_WEIGHTS = ("The demo weights are not available ({source}). Build or download 
 
 
 def app_limits(environ: dict | None = None) -> InputLimits:
-    """The demo's budget: its defaults above, each overridden by its OMNITALKER_* variable (``omnitalker.limits``)."""
+    """The demo's budget: its defaults above, each overridden by its OMNITALKER_* variable (``omnitalker.pipeline.limits``)."""
     return InputLimits.from_env(environ, max_seconds=MAX_UPLOAD_SECONDS, max_audio_seconds=MAX_DRIVING_SECONDS,
                                 max_file_mb=MAX_UPLOAD_MB, max_text_length=MAX_TEXT_LENGTH)
 
@@ -257,7 +257,7 @@ class DemoHandlers:
 
     @staticmethod
     def _write_video(out, folder: Path) -> Path:
-        from omnitalker.io.video import export_to_video
+        from omnitalker.io.export import export_to_video
 
         path = folder / "omnitalker.mp4"
         export_to_video(out.frames[0], path, fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)
@@ -325,8 +325,8 @@ def _prune(root: Path, max_age: float) -> None:
 
 def plot_pose(reference, out):
     """Reference vs generated yaw/pitch/roll traces (paper Fig. 2)."""
-    from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-    from omnitalker.face.plots import plot_pose_traces
+    from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+    from omnitalker.frontend.face.plots import plot_pose_traces
 
     return plot_pose_traces(reference.codes.numpy(), out.visual_codes[0], fps=MEL_FRAME_RATE,
                             generated_fps=out.visual_codes_fps)
@@ -336,7 +336,7 @@ def plot_mel(reference, out):
     """Log-mel spectrograms of the reference prompt and of the generated speech."""
     from matplotlib.figure import Figure
 
-    from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
+    from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
 
     figure = Figure(figsize=(8.0, 2.6), layout="constrained")
     axes = figure.subplots(1, 2, sharey=True)

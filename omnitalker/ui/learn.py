@@ -1,11 +1,11 @@
-"""The "Learn flow matching" tab: OmniTalker's sampler on a 2-D toy (omnitalker/toy_flow.py), interactively."""
+"""The "Learn flow matching" tab: OmniTalker's sampler on a 2-D toy (omnitalker/ui/toy_flow.py), interactively."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from omnitalker.flow.scheduler import SOLVERS
-from omnitalker.toy_flow import MAX_STEPS, describe, get_toy_flow, plot_trajectories, sample_trajectories
+from omnitalker.ui.toy_flow import MAX_STEPS, describe, get_toy_flow, plot_trajectories, sample_trajectories
 
 LABEL_CHOICES = ("class 0 (blue blobs)", "class 1 (orange blobs)", "no condition")
 

@@ -52,12 +52,13 @@ print(f"transformer: {pipe.transformer.num_parameters() / 1e6:.2f} M parameters;
 # %%
 from skimage import data
 
-from omnitalker.audio import SAMPLE_RATE, resample
 from omnitalker.data.espeak import synthesize
 from omnitalker.data.motion import random_speaker, synthesize_codes
-from omnitalker.face import CODE_FPS, FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
-from omnitalker.io.video import export_to_video
-from omnitalker.models.renderer import WarpRenderer
+from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.frontend.face import CODE_FPS, FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
+from omnitalker.io.audio import resample
+from omnitalker.io.export import export_to_video
+from omnitalker.render.warp import WarpRenderer
 
 photo = data.astronaut()  # 512 x 512 RGB
 analyzer = FaceAnalyzer()
@@ -129,15 +130,15 @@ display(Video(video_path, embed=True, width=320))
 # %% [markdown]
 # ## What a speech recogniser hears
 #
-# The pipeline bundles Whisper tiny.en (offline, `omnitalker.asr`) to transcribe references given without a
+# The pipeline bundles Whisper tiny.en (offline, `omnitalker.frontend.asr`) to transcribe references given without a
 # transcript. Here it is the judge: a recogniser no one here trained, reading the generated speech. The word error
 # rate (WER) counts the words it got wrong (0 = all right; mumbling scores about 1). The bundled demo is a small
 # model trained on a CPU with synthetic voices, through a Griffin-Lim vocoder: expect some words right, not all
 # (its model card has the numbers).
 
 # %%
-from omnitalker.asr import default_recognizer
 from omnitalker.eval.wer import word_error_rate
+from omnitalker.frontend.asr import default_recognizer
 
 try:
     heard = default_recognizer().transcribe(out.audio[0], out.sample_rate, confident_only=False)
@@ -164,11 +165,11 @@ plt.show()
 
 # %% [markdown]
 # **Visual codes**: 58 numbers per frame — head pose (yaw, pitch, roll in radians, translation, scale), 48 expression
-# offsets of 16 facial landmarks, and the two irises' positions (see `omnitalker/face/codes.py`). Each row is
+# offsets of 16 facial landmarks, and the two irises' positions (see `omnitalker/frontend/face/codes.py`). Each row is
 # z-scored so that small and large dimensions are visible together.
 
 # %%
-from omnitalker.face.plots import plot_code_heatmap, plot_gaze_traces, plot_pose_traces
+from omnitalker.frontend.face.plots import plot_code_heatmap, plot_gaze_traces, plot_pose_traces
 
 fig = plot_code_heatmap(out.visual_codes[0], fps=out.visual_codes_fps)
 fig.set_size_inches(9, 6)

@@ -33,8 +33,8 @@ from IPython.display import display
 
 from omnitalker import OmniTalkerPipeline
 from omnitalker.eval.fid import e_fid, p_fid
-from omnitalker.face import CODE_FPS, resample_codes
-from omnitalker.face.plots import plot_motion_heatmap
+from omnitalker.frontend.face import CODE_FPS, resample_codes
+from omnitalker.frontend.face.plots import plot_motion_heatmap
 
 QUICK = os.environ.get("OMNITALKER_QUICK", "0") == "1"
 NUM_STEPS = 4 if QUICK else 16
@@ -54,12 +54,13 @@ MEL_FPS = 24000 / 256  # 93.75 mel frames per second
 # %%
 from skimage import data
 
-from omnitalker.audio import SAMPLE_RATE, resample
 from omnitalker.data.espeak import synthesize
 from omnitalker.data.motion import random_speaker, synthesize_codes
-from omnitalker.face import FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
-from omnitalker.io.video import export_to_video
-from omnitalker.models.renderer import WarpRenderer
+from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
+from omnitalker.io.audio import resample
+from omnitalker.io.export import export_to_video
+from omnitalker.render.warp import WarpRenderer
 
 photo = data.astronaut()
 analyzer = FaceAnalyzer()
@@ -222,8 +223,8 @@ for condition in sweep:
         sweep[condition].append((p_fid(ref_codes, codes), e_fid(ref_codes, codes),
                                  voice_similarity(mel, reference.mel.numpy())))
 
-from omnitalker.asr import default_recognizer
 from omnitalker.eval.wer import word_error_rate
+from omnitalker.frontend.asr import default_recognizer
 
 recognizer = default_recognizer()
 text_wer = []

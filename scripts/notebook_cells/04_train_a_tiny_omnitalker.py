@@ -88,8 +88,8 @@ raw_config = {
 # %%
 from omnitalker.eval.fid import p_fid
 from omnitalker.flow import GuidanceConfig, OmniTalkerFlowMatchScheduler, sample
+from omnitalker.frontend.phonemes import PhonemeTokenizer
 from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.phonemes import PhonemeTokenizer
 from omnitalker.training import ShardDataset
 
 phonemes = PhonemeTokenizer.default()  # 862 espeak-ng phoneme tokens (+ pauses, word boundaries, Mandarin tones)
@@ -200,16 +200,17 @@ print(pd.DataFrame({name: duration_result["history"][-1][name] for name in ("mod
 
 # %%
 from omnitalker import OmniTalkerPipeline
-from omnitalker.components import OmniTalkerPhonemeProcessor, WarpRendererComponent
+from omnitalker.frontend.phonemes import PhonemeTokenizer
 from omnitalker.models.duration_predictor import DurationPredictor
 from omnitalker.models.vocoder import GriffinLimVocoder
+from omnitalker.render.warp import WarpRenderer
 
 pipe = OmniTalkerPipeline(
     transformer=transformer,
     scheduler=OmniTalkerFlowMatchScheduler(num_inference_steps=16),
-    tokenizer=OmniTalkerPhonemeProcessor.default(),
+    tokenizer=PhonemeTokenizer.default(),
     vocoder=GriffinLimVocoder(),
-    renderer=WarpRendererComponent(output_size=256),
+    renderer=WarpRenderer(output_size=256),
     duration_predictor=DurationPredictor.from_pretrained(WORKDIR / "durations" / "duration_predictor"),
 )
 save_dir = WORKDIR / "tiny-omnitalker"

@@ -1,8 +1,7 @@
 """Real-video curation (paper appendix B.1): the pieces behind ``python -m omnitalker.data.prepare``.
 
-One concern per file:
+One concern per file (frames are decoded one at a time by ``omnitalker.io.video.iter_frames``):
 
-    stream.py          decode a video frame by frame (rotation applied, timestamps kept, downscaled)
     shots.py           stage 1: scene cuts (PySceneDetect) + face tracks (IoU > 0.5) -> single-face shots
     vad.py             stage 2: voice activity with silero-vad's bundled model
     active_speaker.py  stage 2: does the tracked face speak? (mouth opening vs speech energy)

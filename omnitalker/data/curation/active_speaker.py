@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...face.codes import fit_pose, mouth_opening
+from omnitalker.frontend.face.codes import fit_pose, mouth_opening
 
 ENERGY_WINDOW_SECONDS = 0.04
 ENERGY_FLOOR_DB = -60.0  # envelope floor (silence)

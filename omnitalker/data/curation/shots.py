@@ -2,7 +2,7 @@
 
 Frames arrive one at a time (``ShotBuilder.add``): each goes through PySceneDetect's ContentDetector
 (HSV + edge change between consecutive frames) and through MediaPipe Face Mesh (all faces, via
-:class:`omnitalker.face.landmarks.FaceAnalyzer`). ``finish`` then cuts every scene into shots: maximal
+:class:`omnitalker.frontend.face.landmarks.FaceAnalyzer`). ``finish`` then cuts every scene into shots: maximal
 runs where exactly one face is visible and its box overlaps the previous frame's with IoU > 0.5;
 short detection gaps (<= MAX_GAP_SECONDS) are interpolated, a second face (of comparable size:
 MIN_SECONDARY_FACE_RATIO) or a jump ends the run.
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...face.landmarks import FaceAnalyzer, box_iou, fill_gaps, landmark_box
-from ...face.template import NUM_LANDMARKS
+from omnitalker.frontend.face.landmarks import FaceAnalyzer, box_iou, fill_gaps, landmark_box
+from omnitalker.frontend.face.template import NUM_LANDMARKS
+
 from .filters import MIN_CLIP_SECONDS, DropReason
 
 SCENE_THRESHOLD = 27.0  # PySceneDetect's default ContentDetector threshold

@@ -2,7 +2,7 @@
 
 For ``talk.mp4`` the pipeline looks for ``talk.srt`` (timed cues: each clip gets the cues it covers)
 and then ``talk.txt`` (one untimed transcript: used only when the video yields a single candidate
-clip, since it cannot be split). Without a sidecar, a ``SpeechRecognizer`` (omnitalker.asr: the bundled
+clip, since it cannot be split). Without a sidecar, a ``SpeechRecognizer`` (omnitalker.frontend.asr: the bundled
 offline Whisper tiny.en by default, ``--asr MODEL`` for another, ``--asr none`` to require sidecars)
 transcribes each clip's audio; recognisers with word timestamps (``FasterWhisperRecognizer``) also give
 each word's span in seconds from the clip start. A clip the recogniser refuses (no words, not English)
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...asr import SpeechRecognizer
+from omnitalker.frontend.asr import SpeechRecognizer
 
 MIN_CUE_OVERLAP = 0.5  # a cue belongs to a clip when at least half of it lies inside the clip
 _TIME = re.compile(r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})")

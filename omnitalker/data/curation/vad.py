@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...audio import resample
+from omnitalker.io.audio import resample
 
 VAD_SAMPLE_RATE = 16000  # the model runs at 16 kHz
 SPEECH_THRESHOLD = 0.5  # frame speech probability

@@ -1,6 +1,6 @@
 """The OmniTalker Gradio showcase: build_demo() -> gr.Blocks with three tabs. Nothing loads at import.
 
-    from omnitalker.app import build_demo, launch
+    from omnitalker.ui.app import build_demo, launch
     demo = build_demo(pipe)                    # an OmniTalkerPipeline, a folder / Hub id, or None (bundled)
     launch(demo)                               # queue limits, upload limit, 0.0.0.0:7860 unless told otherwise
 
@@ -12,7 +12,7 @@ Tabs:
   text -> the mp4, the speech alone, and plots (reference vs generated head pose, log-mels);
 - Lip-sync: a photo or a clip + a recording -> the face speaking it (the pipeline's audio-driven mode);
 - Learn flow matching: the same sampler on a 2-D toy (omnitalker/ui/learn.py).
-Under the intro a line says which mode runs (``omnitalker.modes``): "joint" (one transformer speaks and moves) or,
+Under the intro a line says which mode runs (``omnitalker.pipeline.modes``): "joint" (one transformer speaks and moves) or,
 for a pipeline with only an audio branch such as a converted F5-TTS, "cascade" (its speech, then the face lip-synced
 to it by ``visual_pipeline``, default the bundled demo).
 Handlers are in omnitalker/ui/handlers.py (errors -> gr.Error, the per-request budget, per-session result
@@ -20,7 +20,7 @@ folders removed when the page closes).
 
 Under load: one generation at a time (CONCURRENCY), up to QUEUE_SIZE waiting; every request is checked against
 the budget before any work (text length, upload seconds / size / pixels; the OMNITALKER_* Space variables,
-``omnitalker.limits``) and renders at most OMNITALKER_MAX_SIDE (1024) px, so one request's memory is bounded.
+``omnitalker.pipeline.limits``) and renders at most OMNITALKER_MAX_SIDE (1024) px, so one request's memory is bounded.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE = REPO_ROOT / "weights" / "omnitalker-demo"
 DEFAULT_EXAMPLES = REPO_ROOT / "examples"
 DEFAULT_STEPS = DEFAULT_NUM_INFERENCE_STEPS  # the paper's 16
@@ -88,7 +88,7 @@ def build_demo(
         examples_dir: folder with examples.json and its media (None: no examples).
         gpu: decorator for the generating handlers (``spaces.GPU`` on a ZeroGPU Space).
         output_root: folder for the per-session results (default: inside gradio's cache, served in place).
-        limits: the per-request budget, an ``omnitalker.limits.InputLimits`` (default: ``app_limits()``, the
+        limits: the per-request budget, an ``omnitalker.pipeline.limits.InputLimits`` (default: ``app_limits()``, the
             demo's defaults with the OMNITALKER_* variables applied).
         max_side: longer side of the output video (default: OMNITALKER_MAX_SIDE or 1024).
         visual_pipeline: for a pipeline with only an audio branch (cascade mode), the pipeline / folder / Hub id

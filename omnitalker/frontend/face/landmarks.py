@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from omnitalker.io.image import load_image, to_rgb_uint8
+
 from .codes import CODE_FPS, head_angles_degrees
 from .template import NUM_LANDMARKS, NUM_MESH_VERTICES
-from .video import load_image, read_video, to_rgb_uint8
 
 MAX_FACES = 4
 MIN_IMAGE_SIDE = 64  # Face Mesh cannot find faces in smaller images
@@ -266,7 +267,9 @@ class FaceAnalyzer:
         notes: list[str] = []
         timestamps = None
         if isinstance(video, (str, Path)):
-            decoded = read_video(video, max_seconds=max_seconds)
+            from omnitalker.io.video import read_video
+
+            decoded = read_video(video, max_seconds=max_seconds, audio=False)
             frames, timestamps, notes = decoded.frames, decoded.timestamps, list(decoded.warnings)
             fps = decoded.fps if fps is None else fps
         else:

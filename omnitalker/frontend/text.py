@@ -1,6 +1,6 @@
 """Text front-end: characters for Latin scripts, tone-numbered pinyin for Chinese, F5-TTS vocab format.
 
-    from omnitalker.text import OmniTalkerTokenizer
+    from omnitalker.frontend.text import OmniTalkerTokenizer
     tokenizer = OmniTalkerTokenizer.default()
     tokenizer.tokenize("Hi 你好")           # ['H', 'i', ' ', 'ni2', ' ', 'hao3']
     ids = tokenizer("今天天气不错。", reference_text="Some call me nature")   # (1, nt) LongTensor
@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from transformers import FeatureExtractionMixin
 
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
@@ -199,12 +200,14 @@ class Vocabulary:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
 
-class OmniTalkerTokenizer(Vocabulary):
+class OmniTalkerTokenizer(Vocabulary, FeatureExtractionMixin):
     """Text -> token ids for the OmniTalker text encoder, compatible with F5-TTS vocab files.
 
     Args:
         vocab: the tokens; token i has id i. Token 0 must be a space (it is also the unknown id).
     """
+
+    # FeatureExtractionMixin: what makes diffusers save and load it with a pipeline (omnitalker/components.py)
 
     def __init__(self, vocab: Sequence[str]):
         vocab = list(vocab)

@@ -3,11 +3,16 @@
 `WarpRenderer` is the pipeline's default renderer. It has no weights: it warps the
 reference image so that its MediaPipe Face Mesh landmarks land on the driven ones, and fills in what
 a warp alone cannot show (the inside of an opening mouth, eyelids closing over the eyeball, irises
-that move inside the eye opening). The pipeline composes it with `omnitalker.face.decode_codes`:
+that move inside the eye opening).
 
     renderer = WarpRenderer(output_size=512)
-    reference = renderer.prepare(image, landmarks)                  # (H, W, 3) uint8, (478, 3) px
-    frames = renderer.render(reference, decode_codes(codes, identity))   # (T, H, W, 3) uint8
+    source = renderer.prepare_source(reference, max_side=1024)     # a pipeline's OmniTalkerReference, once
+    frames = renderer.render_codes(source, codes)                  # (T, 58) codes -> (T, H, W, 3) uint8
+    state = renderer.prepare(image, landmarks)                     # lower level: (H, W, 3) uint8, (478, 3) px
+    frames = renderer.render(state, landmarks_sequence)            # (T, 478, 3) px -> (T, H, W, 3) uint8
+
+The pipeline hands it codes (``render_codes``); the codes are decoded to landmarks of the reference face
+(``omnitalker.frontend.face.decode_codes``) here, on the renderer's side.
 
 How one frame is made (`render_frame`):
 1. A square crop around the reference face (fixed for the whole video) is rendered at
@@ -49,6 +54,10 @@ import cv2
 import numpy as np
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from scipy.spatial import Delaunay
+from transformers import FeatureExtractionMixin
+
+from omnitalker.frontend.face.codes import decode_codes
+from omnitalker.io.image import fit_within
 
 NUM_LANDMARKS = 478  # MediaPipe Face Mesh with refine_landmarks=True (468 mesh + 2 x 5 iris points)
 NUM_MESH_VERTICES = 468
@@ -389,7 +398,17 @@ def _check_landmarks(landmarks, leading: tuple[int, ...], name: str) -> np.ndarr
     return landmarks
 
 
-class WarpRenderer(ConfigMixin):
+@dataclass
+class RenderSource:
+    """A pipeline reference prepared for rendering at one output size (``WarpRenderer.prepare_source``)."""
+
+    size: tuple[int, int]  # (width, height) of the output frames
+    scale: tuple[float, float]  # output px per reference px, (x, y)
+    identity: object  # the face's FaceIdentity: decodes codes to its landmarks
+    state: RenderReference  # what ``prepare`` returned
+
+
+class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
     """Training-free warp renderer (parameter-free component; only its config is saved).
 
     Args:
@@ -406,6 +425,8 @@ class WarpRenderer(ConfigMixin):
         eye_fill: draw eyeballs, moving irises and closed lids inside the eye openings.
         feather: width of the paste-back blend, as a fraction of the crop side.
     """
+
+    # FeatureExtractionMixin: what makes diffusers save and load it with a pipeline (omnitalker/components.py)
 
     config_name = "renderer_config.json"
 
@@ -448,6 +469,28 @@ class WarpRenderer(ConfigMixin):
                         **kwargs) -> WarpRenderer:
         config = cls.load_config(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
         return cls.from_config(config)
+
+    # ------------------------------------------------------------------------------------ the pipeline's contract
+
+    def prepare_source(self, reference, max_side: int | None = None) -> RenderSource:
+        """The source of a pipeline reference (``OmniTalkerReference``: its frame, landmarks and face identity) at
+        the output size: the frame scaled so its longer side is at most `max_side` (never up; None keeps it)."""
+        height, width = reference.image.shape[:2]
+        size = fit_within(width, height, max_side)
+        image, landmarks, scale = reference.image, reference.landmarks, (1.0, 1.0)
+        if size != (width, height):
+            image = cv2.resize(reference.image, size, interpolation=cv2.INTER_AREA)
+            scale = (size[0] / width, size[1] / height)
+            landmarks = reference.landmarks * np.array([*scale, scale[0]], np.float32)
+        return RenderSource(size, scale, reference.identity, self.prepare(image, landmarks))
+
+    def render_codes(self, source: RenderSource, codes: np.ndarray) -> np.ndarray:
+        """Visual codes (T, 58) -> frames (T, H, W, 3) uint8: the codes decoded to landmarks of the reference face
+        (``decode_codes``), scaled to the output size, then warped (``render``)."""
+        landmarks = decode_codes(codes, source.identity)  # T 478 3, reference px
+        if source.scale != (1.0, 1.0):
+            landmarks = landmarks * np.array([*source.scale, source.scale[0]], np.float32)  # z scales with x
+        return self.render(source.state, landmarks)
 
     # ------------------------------------------------------------------------------------------ prepare
 

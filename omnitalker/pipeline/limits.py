@@ -1,6 +1,6 @@
 """Input limits and the output size policy: what one request may cost, checked before any heavy work.
 
-    from omnitalker.limits import InputLimits, DEFAULT_MAX_SIDE
+    from omnitalker.pipeline.limits import InputLimits, DEFAULT_MAX_SIDE
     pipe(text, reference_image="photo.jpg", reference_audio="voice.wav",
          limits=InputLimits(max_pixels=200_000_000), max_side=720)
     limits = InputLimits.from_env()          # the app / Space: OMNITALKER_MAX_PIXELS=... etc. override
@@ -147,6 +147,8 @@ class InputLimits:
         self.check_file(source, what)
         if not isinstance(source, (str, os.PathLike)):
             return
+        from omnitalker.io.video import media_info
+
         info = media_info(source)
         if info is None:
             return  # not readable as media: the loader explains
@@ -202,14 +204,6 @@ def max_side_from_env(default: int | None = DEFAULT_MAX_SIDE, environ: dict | No
     return value
 
 
-def fit_within(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """(width, height) scaled so the longer side is at most `max_side` (aspect kept, never upscaled)."""
-    if max_side is None or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 # ---------------------------------------------------------------------------------------------- headers
 
 
@@ -236,30 +230,6 @@ def image_size(source: Any) -> tuple[int, int] | None:
     if shape is not None and len(shape) >= 2:
         return int(shape[1]), int(shape[0])
     return None
-
-
-def media_info(path: str | os.PathLike) -> tuple[float | None, tuple[int, int] | None] | None:
-    """(seconds, (width, height) of the video frames or None) from a media file's container, without
-    decoding; None if the file cannot be opened as media."""
-    import av
-
-    try:
-        with av.open(os.fspath(path)) as container:
-            seconds = None
-            if container.duration is not None:
-                seconds = container.duration / av.time_base
-            else:
-                for stream in (*container.streams.video, *container.streams.audio):
-                    if stream.duration is not None and stream.time_base is not None:
-                        seconds = max(seconds or 0.0, float(stream.duration * stream.time_base))
-            frame_size = None
-            if container.streams.video:
-                context = container.streams.video[0].codec_context
-                if context.width and context.height:
-                    frame_size = (int(context.width), int(context.height))
-            return seconds, frame_size
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
-        return None
 
 
 def _parse_env(variable: str, text: str, kind: type) -> int | float | None:

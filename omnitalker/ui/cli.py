@@ -10,7 +10,7 @@
 Output size: frames are scaled so their longer side is at most ``--max-side`` pixels (default 1024, never
 upscaled; ``--max-side 0`` keeps the reference's own size). Inputs are checked against limits before any work
 (``--max-pixels``, ``--max-seconds``, ``--max-audio-seconds``, ``--max-file-mb``, ``--max-text-length``;
-``omnitalker.limits``). The
+``omnitalker.pipeline.limits``). The
 video is rendered, watermarked and encoded a chunk at a time, so a long text costs time, not memory; progress
 bars show the sampling (all chunks) and the rendering.
 
@@ -18,7 +18,7 @@ bars show the sampling (all chunks) and the rendering.
 to the bundled demo weights (``weights/omnitalker-demo`` next to the package). Every output carries the
 visible "AI-generated" label and the invisible frame and audio watermarks.
 
-Modes (``--mode``, ``omnitalker.modes``): ``joint`` (one model speaks and moves; the default for pipelines with a
+Modes (``--mode``, ``omnitalker.pipeline.modes``): ``joint`` (one model speaks and moves; the default for pipelines with a
 trained visual branch), ``cascade`` (speech from ``--pipeline``, the face lip-synced to it by
 ``--visual-pipeline``, default the bundled demo; the default for an audio-only pipeline such as a converted
 F5-TTS, ``python -m omnitalker.convert.pipeline``) and ``audio`` (speech only, written as a .wav; ``--voice``
@@ -36,10 +36,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from omnitalker.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
-from omnitalker.modes import MODES, default_mode, describe_mode
+from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
+from omnitalker.pipeline.modes import MODES, default_mode, describe_mode
 
-DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
+DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "weights" / "omnitalker-demo"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -145,7 +145,7 @@ def load_pipeline(name: str, device: str):
 def run(args: argparse.Namespace) -> Path:
     import torch
 
-    from omnitalker.io.video import export_to_video
+    from omnitalker.io.export import export_to_video
 
     check_args(args)
     limits = input_limits(args)

@@ -1,4 +1,7 @@
-"""Named OmniTalkerTransformer configs shipped with the package (omnitalker/configs/<name>.json).
+"""Named OmniTalkerTransformer configs shipped with the package (the <name>.json files next to this one).
+
+One home per kind of config: model architectures here; training runs in configs/train/*.yaml at the repo root,
+whose keys and defaults are omnitalker/training/config.py (a run names a model config from here).
 
     from omnitalker.models.configs import load_named_config, NAMED_CONFIGS
     load_named_config("small")  # -> dict of OmniTalkerTransformer kwargs
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-# Size of the default tokenizer vocabulary (omnitalker/assets/vocab.txt, one token per line).
+# Size of the default tokenizer vocabulary (omnitalker/frontend/assets/vocab.txt, one token per line).
 DEFAULT_TEXT_NUM_EMBEDS = 2308
 NAMED_CONFIGS = ("base", "demo", "small", "tiny")
 
@@ -25,5 +28,5 @@ def load_named_config(name: str) -> dict:
     """The OmniTalkerTransformer kwargs of a shipped config; ValueError for an unknown name."""
     if name not in NAMED_CONFIGS:
         raise ValueError(f"Unknown config {name!r}; choose one of {list(NAMED_CONFIGS)}.")
-    text = resources.files("omnitalker").joinpath("configs", f"{name}.json").read_text(encoding="utf-8")
+    text = resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8")
     return {key: value for key, value in json.loads(text).items() if not key.startswith("_")}

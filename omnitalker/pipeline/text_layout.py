@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.phonemes import WORD_BOUNDARY, PhonemeSequence, PhonemeTokenizer, is_pause
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.phonemes import WORD_BOUNDARY, PhonemeSequence, PhonemeTokenizer, is_pause
 
 # A mel frame is "sound" when its mean log-mel energy is within this many nats of the loudest frame
 # (~35 dB); the reference's edges were already trimmed at -40 dB, so this finds the speech inside them.

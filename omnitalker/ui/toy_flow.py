@@ -1,11 +1,11 @@
 """A 2-D flow-matching toy that works exactly like OmniTalker, small enough to train in seconds on a CPU.
 
-    from omnitalker.toy_flow import get_toy_flow, sample_trajectories, plot_trajectories
+    from omnitalker.ui.toy_flow import get_toy_flow, sample_trajectories, plot_trajectories
     toy = get_toy_flow()                                   # trains once per process (a few seconds)
     paths = sample_trajectories(toy.model, num_steps=8, solver="euler", sway=-1.0, cfg_strength=2.0, label=0)
     plot_trajectories(paths).savefig("flow.png")
 
-    python -m omnitalker.toy_flow --steps 4 --cfg 3 --out flow.png
+    python -m omnitalker.ui.toy_flow --steps 4 --cfg 3 --out flow.png
 
 The data are 8 Gaussian blobs on a circle, in two classes (alternate blobs), the "condition" a class label
 that is dropped with p = 0.2 during training -- the toy counterpart of OmniTalker's text / audio / visual

@@ -41,11 +41,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, sosfiltfilt
 
-from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.io.video import DEFAULT_FPS as DEFAULT_VIDEO_FPS
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.io.export import DEFAULT_FPS as DEFAULT_VIDEO_FPS
 
 from .template import (
     EXPRESSION_POINTS,
@@ -71,8 +73,8 @@ ROTATION_SLICE = slice(0, 3)  # yaw, pitch, roll inside the pose
 
 # ----------------------------------------------------------------------------- frame rates
 CODE_FPS = 30.0  # visual codes, as in the paper
-MEL_FPS = MEL_FRAME_RATE  # 93.75 mel frames per second (24 kHz, hop 256): omnitalker/audio.py owns it
-VIDEO_FPS = float(DEFAULT_VIDEO_FPS)  # rendered video, 25: omnitalker/io/video.py owns it
+MEL_FPS = MEL_FRAME_RATE  # 93.75 mel frames per second (24 kHz, hop 256): omnitalker/frontend/audio.py owns it
+VIDEO_FPS = float(DEFAULT_VIDEO_FPS)  # rendered video, 25: omnitalker/io/export.py owns it
 
 # Default low-pass cutoffs of smooth_codes (Hz): head motion is slow, lids and lips are fast.
 SMOOTHING_CUTOFF_HZ = {"pose": 4.0, "exp": 8.0, "eye": 6.0}
@@ -378,6 +380,32 @@ def resample_codes(
     out_times = np.arange(num_frames) / dst_fps
     out = np.stack([np.interp(out_times, times, codes[:, d]) for d in range(codes.shape[1])], -1)
     return out.astype(np.float32)
+
+
+def retime(sequence: torch.Tensor | np.ndarray, src_fps: float, dst_fps: float, num_frames: int | None = None):
+    """Resample a frame sequence (T, D) from `src_fps` to `dst_fps` with exactly `num_frames` frames.
+
+    Frame k sits at time k / fps (frame starts). Linear interpolation, low-passed first when
+    downsampling, holding the last frame past the end (``resample_codes``). Every rate change of the
+    pipeline (video fps -> 93.75 mel fps -> 30 fps codes / 25 fps output video) goes through here.
+    Returns the input's type (tensor in -> tensor out, same device and dtype).
+    """
+    is_tensor = isinstance(sequence, torch.Tensor)
+    array = sequence.detach().cpu().double().numpy() if is_tensor else np.asarray(sequence, np.float64)
+    if num_frames is None:
+        num_frames = max(1, round(len(array) * dst_fps / src_fps))
+    if len(array) == 1:  # one frame (a photo) is constant in time
+        out = np.repeat(array.astype(np.float32), num_frames, axis=0)
+    else:
+        out = resample_codes(array, src_fps, dst_fps, num_frames=num_frames)
+    if is_tensor:
+        return torch.from_numpy(out).to(device=sequence.device, dtype=sequence.dtype)
+    return out
+
+
+def video_frame_count(num_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
+    """Video frames that cover `num_samples` of audio (rounded: durations agree within half a frame)."""
+    return max(1, round(num_samples / sample_rate * fps))
 
 
 def smooth_codes(

@@ -1,6 +1,6 @@
 """Phoneme front-end: espeak-ng phoneme tokens with their times, for the "durations" text layout.
 
-    from omnitalker.phonemes import PhonemeTokenizer
+    from omnitalker.frontend.phonemes import PhonemeTokenizer
     tokenizer = PhonemeTokenizer.default()
     seq = tokenizer.phonemize("Hello 你好")        # tokens ['_', 'h', '@', 'l', "'oU", '|', ...] + seconds
     ids = tokenizer.convert_tokens_to_ids(seq.tokens)
@@ -15,7 +15,7 @@ e.g. ``"'oU"`` — the stress mark is part of espeak's mnemonic), plus:
 - Mandarin tones: espeak's ``cmn`` voice speaks the tone of a pinyin syllable as pitch but reports only the
   segments, so the stressed vowel of each syllable carries the pinyin tone digit (``"'Au3"``).
 
-Mandarin is read as tone-numbered pinyin (``omnitalker.text`` rules, pypinyin with tone sandhi) with the
+Mandarin is read as tone-numbered pinyin (``omnitalker.frontend.text`` rules, pypinyin with tone sandhi) with the
 ``cmn-latn-pinyin`` voice; other text with ``en-us``. Mixed text is cut into Chinese / non-Chinese runs.
 
 The same function lays out training clips (from the phoneme events stored in the corpus) and inference text
@@ -37,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import FeatureExtractionMixin
 
-from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.text import PAD_ID, Vocabulary, is_chinese, normalize_text
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.text import PAD_ID, Vocabulary, is_chinese, normalize_text
 
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
@@ -171,12 +172,14 @@ def read_vocab(path: str | Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
-class PhonemeTokenizer(Vocabulary):
+class PhonemeTokenizer(Vocabulary, FeatureExtractionMixin):
     """espeak-ng phoneme tokens <-> ids, and text -> timed phoneme sequences.
 
     Args:
         vocab: the tokens; token i has id i. Token 0 is the pause ``_``, token 1 the word boundary ``|``.
     """
+
+    # FeatureExtractionMixin: what makes diffusers save and load it with a pipeline (omnitalker/components.py)
 
     kind = "phonemes"
 

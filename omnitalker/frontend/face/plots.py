@@ -6,7 +6,7 @@
     fig = plot_code_heatmap(codes, fps=30)
     fig.savefig("pose.png")
 
-Codes are (T, 58) arrays in the layout of omnitalker/face/codes.py.
+Codes are (T, 58) arrays in the layout of omnitalker/frontend/face/codes.py.
 """
 
 from __future__ import annotations

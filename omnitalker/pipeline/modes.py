@@ -15,7 +15,7 @@ default of pipelines saved before this existed), and a transformer built with ``
 no visual branch at all. Lip-sync (``audio=``) needs a visual branch: the pipeline's own, or in cascade
 mode the visual pipeline's.
 
-    from omnitalker.modes import branches_of
+    from omnitalker.pipeline.modes import branches_of
     branches_of(pipe)                      # ("audio",) for a converted F5-TTS, ("audio", "visual") for the demo
 """
 
@@ -28,7 +28,7 @@ from omnitalker.flow.guidance import STRENGTHS
 
 BRANCHES = ("audio", "visual")
 MODES = ("joint", "audio", "cascade")
-BUNDLED_DEMO_PIPELINE = Path(__file__).resolve().parent.parent / "weights" / "omnitalker-demo"
+BUNDLED_DEMO_PIPELINE = Path(__file__).resolve().parents[2] / "weights" / "omnitalker-demo"
 GUIDANCE_KEYS = STRENGTHS  # the keys of a pipeline's `guidance` config: GuidanceConfig's strengths
 MODE_TEXT = {"joint": "speech and motion generated together by one transformer",
              "audio": "speech only, by this pipeline's audio branch",
@@ -147,8 +147,8 @@ def build_voice_reference(audio, text=None, visual_dim: int = 58, limits=None):
     loudness-normalised wave, its log-mel, zero visual codes (never used: the visual stream is absent)."""
     import torch
 
-    from omnitalker.limits import as_limits
-    from omnitalker.reference import OmniTalkerReference, load_voice, reference_mel
+    from omnitalker.pipeline.limits import as_limits
+    from omnitalker.pipeline.reference import OmniTalkerReference, load_voice, reference_mel
 
     as_limits(limits).check_inputs(reference_audio=audio)
     wave, _, gain = load_voice(audio, "reference_audio")

@@ -14,7 +14,7 @@ Three marks, all on by default through ``apply_watermarks`` (what the pipeline c
    detected by phase-only (PHAT) circular correlation, which needs no synchronisation and survives AAC.
 
 Each invisible mark has a ``detect_*`` function returning a dataclass with the decision and its score.
-Run ``python -m omnitalker.watermark video.mp4`` to check a file for both invisible marks.
+Run ``python -m omnitalker.io.watermark video.mp4`` to check a file for both invisible marks.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from omnitalker.audio import as_mono_array
+from omnitalker.io.audio import as_mono_array
 
 # ---------------------------------------------------------------- visible mark
 VISIBLE_TEXT = "AI-generated"
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        raise SystemExit("usage: python -m omnitalker.watermark VIDEO")
+        raise SystemExit("usage: python -m omnitalker.io.watermark VIDEO")
     clip = read_video(argv[0])
     print(detect_frame_watermark(clip.frames))
     if clip.audio is not None:

@@ -1,13 +1,13 @@
 """Face analysis for omnitalker: landmarks, tracking, visual codes, plots.
 
-    from omnitalker.face import FaceAnalyzer, FaceIdentity, encode_codes, decode_codes
+    from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, encode_codes, decode_codes
     track = FaceAnalyzer().analyze_video("reference.mp4")       # 478 MediaPipe points per frame
     identity = FaceIdentity.from_track(track)
     codes = encode_codes(track.landmarks, identity)             # (T, 58) pose | exp | eye
     codes_30 = track_to_codes(track, identity)                   # the same at 30 fps, smoothed
     points = decode_codes(codes, identity)                       # (T, 478, 3) pixels
 
-The code layout is documented in omnitalker/face/codes.py.
+The code layout is documented in omnitalker/frontend/face/codes.py.
 """
 
 from .codes import (
@@ -31,7 +31,6 @@ from .codes import (
 )
 from .landmarks import FaceAnalyzer, FaceTrack
 from .template import EXPRESSION_POINTS, NUM_LANDMARKS, FaceTemplate, load_face_template
-from .video import VideoFrames, load_image, read_video, to_rgb_uint8
 
 __all__ = [
     "CODE_FPS",
@@ -48,17 +47,13 @@ __all__ = [
     "FaceIdentity",
     "FaceTemplate",
     "FaceTrack",
-    "VideoFrames",
     "decode_codes",
     "encode_codes",
     "euler_to_rotation",
     "fit_pose",
     "load_face_template",
-    "load_image",
-    "read_video",
     "resample_codes",
     "rotation_to_euler",
     "smooth_codes",
-    "to_rgb_uint8",
     "track_to_codes",
 ]

@@ -1,10 +1,10 @@
 """Target duration from text length, sentence chunking of long text, and seam blending of chunks.
 
-    from omnitalker.chunking import estimate_num_frames, split_sentences, pack_sentences, crossfade
+    from omnitalker.pipeline.chunking import estimate_num_frames, split_sentences, pack_sentences, crossfade
     n = estimate_num_frames(prompt_frames=470, reference_text="Hello there.", text="How are you?")
     chunks = pack_sentences(split_sentences(long_text), max_bytes=300)
 
-Duration (F5-TTS's rule, measured in UTF-8 bytes of the normalised text, see ``omnitalker.text.text_length``):
+Duration (F5-TTS's rule, measured in UTF-8 bytes of the normalised text, see ``omnitalker.frontend.text.text_length``):
 
     generated_frames = prompt_frames * bytes(text) / bytes(reference_text) / speed
 
@@ -25,8 +25,8 @@ import re
 
 import torch
 
-from omnitalker.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.text import normalize_text, text_length
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.text import normalize_text, text_length
 
 # F5-TTS: a driving text under 10 bytes gives a too-short estimate from the linear rule; it forces speed 0.3.
 # We instead give such texts at least this many seconds, which is enough for a word or two.
@@ -35,6 +35,10 @@ MIN_GENERATED_SECONDS = 0.6
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|(?<=[\u3002\uff01\uff1f\uff1b\uff1a])")
 # Weaker boundaries for a single sentence that is longer than a chunk.
 _CLAUSE_END = re.compile(r"(?<=[,])\s+|(?<=[\uff0c\u3001])")
+
+DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s prompt F5's ~22 s budget
+DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
+DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks
 
 
 def estimate_num_frames(

@@ -5,7 +5,7 @@ box: Whisper ``tiny.en`` in CTranslate2 format, shipped inside the ``meeting-not
 run by ``faster-whisper`` on the CPU (about a second for a 10 s reference on 2 cores). Anything with
 ``transcribe(wave, sample_rate) -> str`` satisfies the ``SpeechRecognizer`` protocol and plugs in.
 
-    from omnitalker.asr import load_recognizer
+    from omnitalker.frontend.asr import load_recognizer
     asr = load_recognizer("default")              # bundled tiny.en; or "small", a Hub id, a folder, "none"
     asr.transcribe(wave, 24000)                   # "The quick brown fox jumps."
     asr.transcribe_words(wave, 24000)             # [Word("The", 0.0, 0.24), Word("quick", 0.24, 0.46), ...]
@@ -21,7 +21,7 @@ refused (espeak English: -0.3 to -0.74; espeak Chinese, German, French, Spanish:
 
 ``WhisperRecognizer`` (transformers) stays for transformers-format checkpoints.
 
-Command line: ``python -m omnitalker.asr audio.wav [--model NAME] [--words]`` prints the transcript.
+Command line: ``python -m omnitalker.frontend.asr audio.wav [--model NAME] [--words]`` prints the transcript.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def bundled_model_path() -> Path:
 
 
 def _as_mono_16k(wave: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
-    from omnitalker.audio import resample
+    from omnitalker.io.audio import resample
 
     wave = wave.detach().cpu().float().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, np.float32)
     if wave.ndim != 1:
@@ -428,9 +428,10 @@ class WhisperRecognizer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from omnitalker.audio import SAMPLE_RATE, load_audio
+    from omnitalker.frontend.audio import SAMPLE_RATE
+    from omnitalker.io.audio import load_audio
 
-    parser = argparse.ArgumentParser(prog="python -m omnitalker.asr", description="Transcribe an audio or video file.")
+    parser = argparse.ArgumentParser(prog="python -m omnitalker.frontend.asr", description="Transcribe an audio or video file.")
     parser.add_argument("audio", help="audio or video file")
     parser.add_argument("--model", default=DEFAULT_ASR, help="'default' (bundled tiny.en), a size, a Hub id or a folder")
     parser.add_argument("--language", default=None, help="language of the speech (default: English / detected)")
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(recognizer.transcribe(wave, SAMPLE_RATE))
     except ValueError as error:
-        parser.exit(2, f"python -m omnitalker.asr: error: {error}\n")
+        parser.exit(2, f"python -m omnitalker.frontend.asr: error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,202 @@
+"""Write talking-head videos: H.264 + AAC in an mp4, through PyAV (no ffmpeg binary needed).
+
+    from omnitalker.io import export_to_video, read_video
+    export_to_video(frames, "out.mp4", fps=25, audio=wave, sample_rate=24000)
+    clip = read_video("out.mp4")          # clip.frames (T, H, W, 3) uint8, clip.audio (N,) float32 (video.py)
+
+Conventions of ``export_to_video``:
+- video: H.264 (libx264), yuv420p, BT.709 colours (tagged), constant frame rate, ``+faststart`` so a
+  browser can start playing before the whole file has arrived. yuv420p needs even sizes, so a frame with
+  an odd height or width gets one row/column of edge pixels added at the bottom/right (nothing is lost).
+- audio: AAC, mono. Its length is fitted to the video: trimmed, or padded with silence, to exactly
+  ``T / fps`` seconds, so the two streams end together (within one frame; AAC packets are 1024 samples).
+- the file appears atomically: it is written to a hidden temporary file in the destination folder and
+  renamed over ``path`` only when complete, so a failure never leaves a half-written video behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import av
+import numpy as np
+
+from omnitalker.io.audio import as_mono_array
+from omnitalker.io.video import PIXEL_FORMAT, RGBConverter
+
+DEFAULT_FPS = 25  # the rendered video's frame rate (the pipeline's video_fps default)
+DEFAULT_SAMPLE_RATE = 24000
+DEFAULT_CRF = 18  # libx264 constant-quality factor: 0 lossless, 18 visually lossless, 23 x264's default
+DEFAULT_PRESET = "medium"
+DEFAULT_AUDIO_BITRATE = 128_000  # bits/s; transparent for 24 kHz mono speech
+# H.264 encoders in order of preference; mpeg4 (MPEG-4 part 2) is the last resort if FFmpeg lacks H.264
+VIDEO_ENCODERS = ("libx264", "h264", "libopenh264", "mpeg4")
+AUDIO_ENCODER = "aac"
+# ffmpeg colour tags (AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange)
+BT709 = 1
+MPEG_RANGE = 1  # "tv"/limited range, what yuv420p H.264 uses
+CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+
+
+def _pick_video_encoder() -> str:
+    """First available encoder of VIDEO_ENCODERS; warns if it is not H.264."""
+    for name in VIDEO_ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+        except Exception:  # PyAV raises UnknownCodecError (a ValueError subclass in some versions)
+            continue
+        if name == "mpeg4":
+            warnings.warn(
+                "PyAV's FFmpeg has no H.264 encoder; writing MPEG-4 part 2 video instead, which some "
+                "browsers cannot play. Install a PyAV wheel built with libx264.",
+                stacklevel=3,
+            )
+        return name
+    raise RuntimeError(f"PyAV's FFmpeg has none of the video encoders {VIDEO_ENCODERS}.")
+
+
+def _as_frame(frame: Any, index: int) -> np.ndarray:
+    """One frame as (H, W, 3) uint8 RGB; accepts numpy arrays, torch tensors and PIL images."""
+    if hasattr(frame, "mode") and hasattr(frame, "convert"):  # PIL.Image
+        frame = np.asarray(frame.convert("RGB"))
+    elif hasattr(frame, "detach"):  # torch.Tensor
+        frame = frame.detach().cpu().numpy()
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(
+            f"frame {index} has shape {frame.shape}; expected (H, W, 3) RGB. Convert grayscale/RGBA "
+            "frames to RGB first (e.g. PIL's image.convert('RGB'))."
+        )
+    if frame.dtype != np.uint8:
+        raise ValueError(
+            f"frame {index} has dtype {frame.dtype}; expected uint8 in [0, 255]. Convert float images "
+            "with (frame.clip(0, 1) * 255).round().astype(np.uint8)."
+        )
+    return frame
+
+
+def _iter_frames(frames: Any) -> Iterator[np.ndarray]:
+    if isinstance(frames, np.ndarray) or hasattr(frames, "detach"):
+        if frames.ndim != 4:
+            raise ValueError(f"frames has shape {tuple(frames.shape)}; expected (T, H, W, 3).")
+        if frames.shape[0] == 0:
+            raise ValueError("frames is empty: there is nothing to export.")
+    elif not isinstance(frames, Iterable):
+        raise ValueError(f"frames must be an array (T, H, W, 3) or an iterable of frames, got {type(frames)}.")
+    for index, frame in enumerate(frames):
+        yield _as_frame(frame, index)
+
+
+def _prepare_audio(audio: Any, sample_rate: int) -> np.ndarray:
+    """Mono float32 audio in [-1, 1]; values outside are clipped (AAC cannot carry them)."""
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
+    return np.clip(as_mono_array(audio, np.float32), -1.0, 1.0)
+
+
+def _even(size: int) -> int:
+    return size + (size % 2)
+
+
+def _pad_to_even(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
+def export_to_video(
+    frames: Any,
+    path: str | os.PathLike,
+    fps: int = DEFAULT_FPS,
+    audio: Any = None,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
+    audio_bitrate: int = DEFAULT_AUDIO_BITRATE,
+) -> str:
+    """Encode RGB frames (and optional mono audio) to an H.264 + AAC mp4 at ``path``; returns the path.
+
+    frames: (T, H, W, 3) uint8 array/tensor, or any iterable (list, generator) of (H, W, 3) uint8 frames,
+        numpy arrays or PIL images; all frames must have the same size. Generators are streamed.
+    audio: (N,) or (1, N) float waveform in [-1, 1] at ``sample_rate``; fitted to T / fps seconds.
+    crf: x264 quality (lower = better, bigger); ignored by the mpeg4 fallback, which uses a bitrate.
+    """
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in CONTAINER_FORMATS:
+        raise ValueError(f"unknown video extension {extension!r} in {path!r}; use one of {sorted(CONTAINER_FORMATS)}.")
+    if fps <= 0 or int(fps) != fps:
+        raise ValueError(f"fps must be a positive integer, got {fps}.")
+    if crf < 0:
+        raise ValueError(f"crf must be >= 0, got {crf}.")
+    wave = None if audio is None else _prepare_audio(audio, sample_rate)
+    if wave is not None and audio_bitrate <= 0:
+        raise ValueError(f"audio_bitrate must be positive, got {audio_bitrate}.")
+    frame_iter = _iter_frames(frames)
+    first = next(frame_iter, None)
+    if first is None:
+        raise ValueError("frames is empty: there is nothing to export.")
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"output folder {folder!r} does not exist; create it first.")
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".part")
+    os.close(fd)
+    try:
+        _encode(first, frame_iter, tmp_path, CONTAINER_FORMATS[extension], int(fps), wave, sample_rate, crf, preset, audio_bitrate)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    return path
+
+
+def _encode(first, frame_iter, tmp_path, container_format, fps, wave, sample_rate, crf, preset, audio_bitrate):
+    height, width = first.shape[:2]
+    encoder = _pick_video_encoder()
+    options = {"crf": str(crf), "preset": preset} if encoder != "mpeg4" else {}
+    with av.open(tmp_path, mode="w", format=container_format, options={"movflags": "+faststart"}) as container:
+        video = container.add_stream(encoder, rate=fps, options=options)
+        video.width, video.height, video.pix_fmt = _even(width), _even(height), PIXEL_FORMAT
+        if encoder == "mpeg4":
+            video.bit_rate = 8 * width * height * fps // 10  # ~0.8 bits/pixel: roughly x264 crf 18 quality
+        context = video.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = BT709
+        context.color_range = MPEG_RANGE
+        audio_stream = None
+        if wave is not None:
+            audio_stream = container.add_stream(AUDIO_ENCODER, rate=sample_rate, layout="mono")
+            audio_stream.bit_rate = audio_bitrate
+        samples_written = 0
+        index = 0
+        converter = RGBConverter()
+        for index, frame in enumerate(_chain(first, frame_iter)):
+            if frame.shape[:2] != (height, width):
+                raise ValueError(f"frame {index} is {frame.shape[:2]} but frame 0 is {(height, width)}; all frames must match.")
+            picture = converter.to_encoder(_pad_to_even(frame))
+            picture.pts = index
+            container.mux(video.encode(picture))
+            if audio_stream is not None:
+                # interleave: audio up to the end of this frame, silence past the end of the waveform
+                end = (index + 1) * sample_rate // fps
+                chunk = np.zeros(end - samples_written, dtype=np.float32)
+                available = wave[samples_written:end]
+                chunk[: len(available)] = available
+                sound = av.AudioFrame.from_ndarray(chunk[None], format="fltp", layout="mono")
+                sound.sample_rate, sound.pts = sample_rate, samples_written
+                container.mux(audio_stream.encode(sound))
+                samples_written = end
+        container.mux(video.encode())
+        if audio_stream is not None:
+            container.mux(audio_stream.encode())
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest

@@ -1,0 +1,160 @@
+"""Steps 5-7 of ``OmniTalkerPipeline.__call__``: mel -> waveform (vocoder), codes -> frames (renderer), watermarks,
+and the output in the asked format."""
+
+
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers.utils import BaseOutput, logging
+
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.frontend.face.codes import CODE_FPS, retime, video_frame_count
+from omnitalker.io.image import fit_within
+from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE
+from omnitalker.pipeline.reference import (
+    OmniTalkerReference,
+)
+
+logger = logging.get_logger(__name__)
+
+FRAME_CHUNK_PIXELS = 50 * 512 * 512  # a streamed output (stream_frames=True) renders this many pixels at a time
+
+@dataclass
+class OmniTalkerPipelineOutput(BaseOutput):
+    """Output of ``OmniTalkerPipeline``; every list has one entry per generated item (batch order).
+
+    audio: (samples,) float32 waveforms at ``sample_rate`` (None for output_type="latent").
+    frames: (T, H, W, 3) uint8 RGB videos at ``fps`` (None for output_type="latent").
+    mel: (100, n) generated log-mel at 93.75 frames/s (the vocoder's input; the prompt not included).
+    visual_codes: (T30, 58) generated visual codes at ``visual_codes_fps`` (30) frames/s.
+    reference_text: the reference transcript the generation used (typed, or recognised by the pipeline's ASR).
+    mode: the mode that ran. With mode="audio", frames and visual_codes are None.
+    Arrays are numpy for output_type "np" and "latent", torch tensors for "pt".
+    """
+
+    audio: list | None
+    sample_rate: int
+    frames: list | None
+    fps: float
+    mel: list
+    visual_codes: list
+    visual_codes_fps: float = CODE_FPS
+    reference_text: str | None = None
+    mode: str | None = None  # "joint", "audio" or "cascade" (omnitalker.pipeline.modes)
+
+
+class DecodeMixin:
+    """Decoding and output formatting of ``OmniTalkerPipeline`` (steps 5-7)."""
+
+    def _decode_items(self, reference, mel_items, code_items, wave_items, max_side, stream_frames: bool,
+                      watermark: bool, audio_only: bool) -> tuple[list, list]:
+        """Steps 5-6 of ``__call__``: waves (vocoder, unless chunking already made them) and frames (renderer,
+        none for speech only), watermarked when asked."""
+        audio_out, frames_out = [], []
+        for index, (mel, codes) in enumerate(zip(mel_items, code_items, strict=True)):
+            wave = wave_items[index] if wave_items is not None else self._vocode(mel, reference.gain)
+            frames = None
+            if not audio_only:
+                frames = self._render(reference, codes, len(wave), max_side=max_side, stream_frames=stream_frames)
+            wave = wave.numpy()
+            if watermark:
+                frames, wave = _watermark(frames, wave)
+            audio_out.append(wave)
+            frames_out.append(frames)
+        return audio_out, frames_out
+
+    def _vocode(self, mel: torch.Tensor, gain: float) -> torch.Tensor:
+        """mel (g, 100) -> wave (samples,) float32 on CPU, back at the reference's loudness."""
+        vocoder_dtype = next(self.vocoder.parameters(), mel).dtype  # Griffin-Lim has no parameters
+        wave = self.vocoder.decode(mel.T[None].to(self._execution_device, vocoder_dtype))[0]  # nw
+        return (wave.float().cpu() / gain).clamp(-1.0, 1.0)
+
+    def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int,
+                max_side: int | None = DEFAULT_MAX_SIDE, stream_frames: bool = False):
+        """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio, at the output
+        size (the call's `max_side`). The renderer turns codes into frames (``renderer.render_codes``) from its
+        source prepared once per reference and size (``_render_source``). With `stream_frames` a ``FrameStream``
+        that renders ``FRAME_CHUNK_PIXELS`` at a time (50 frames at 512 px) as it is read (memory flat in the
+        length and in the frame size), else an array."""
+        from omnitalker.io.frames import FrameStream
+
+        fps = self.config.video_fps
+        codes_video = retime(codes, MEL_FRAME_RATE, fps, video_frame_count(num_samples, fps)).numpy()  # T 58
+        source = self._render_source(reference, max_side)
+
+        def render(start: int, stop: int) -> np.ndarray:
+            return np.asarray(self.renderer.render_codes(source, codes_video[start:stop]))
+
+        if stream_frames:
+            width, height = source.size
+            return FrameStream(len(codes_video), height, width, render,
+                               chunk_frames=max(1, FRAME_CHUNK_PIXELS // (height * width)),
+                               progress=self._frame_progress())
+        return render(0, len(codes_video))
+
+    def _render_source(self, reference: OmniTalkerReference, max_side: int | None):
+        """``renderer.prepare_source(reference, max_side)``, cached per reference and output size (the last
+        reference only: one reference at a time is the common case, and memory stays flat)."""
+        height, width = reference.image.shape[:2]
+        key = (id(reference), fit_within(width, height, max_side), id(self.renderer))
+        owner, cached = self._render_sources.get(key, (None, None))
+        if owner is not None and owner() is reference:  # the same object, not a new one at a reused address
+            return cached
+        source = self.renderer.prepare_source(reference, max_side)
+        self._render_sources = {k: v for k, v in self._render_sources.items() if v[0]() is reference}
+        self._render_sources[key] = (weakref.ref(reference), source)
+        return source
+
+    def _frame_progress(self) -> Callable | None:
+        """A tqdm bar class for rendering a streamed video (the pipeline's progress-bar settings), or None."""
+        from functools import partial
+
+        from tqdm.auto import tqdm
+
+        config = {key: value for key, value in getattr(self, "_progress_bar_config", {}).items() if key != "desc"}
+        return None if config.get("disable") else partial(tqdm, **config)
+
+    def _format_output(self, mel_items, code_items, audio_out, frames_out, output_type: str, audio_only: bool,
+                       reference_text: str | None, mode: str) -> OmniTalkerPipelineOutput:
+        """Step 7 of ``__call__``: codes at their own rate (30 fps) over the output's length, mels (100, g),
+        numpy or torch as asked."""
+        codes_out = None
+        if not audio_only:  # speech only: no motion was generated
+            codes_out = []
+            for index, codes in enumerate(code_items):
+                seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
+                codes_out.append(retime(codes, MEL_FRAME_RATE, CODE_FPS, max(1, round(seconds * CODE_FPS))).numpy())
+        else:
+            frames_out = None
+        mel_out = [mel.T.contiguous().numpy() for mel in mel_items]  # 100 g
+        if output_type == "pt":
+            audio_out = [torch.from_numpy(np.ascontiguousarray(wave)) for wave in audio_out]
+            if frames_out is not None:
+                frames_out = [torch.from_numpy(np.ascontiguousarray(frames)) for frames in frames_out]
+            mel_out = [torch.from_numpy(mel) for mel in mel_out]
+            if codes_out is not None:
+                codes_out = [torch.from_numpy(codes) for codes in codes_out]
+        return OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out,
+                                        fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out,
+                                        reference_text=reference_text, mode=mode)
+
+
+def _watermark(frames, wave: np.ndarray) -> tuple:
+    """Visible label + invisible frame and audio marks; a ``FrameStream`` is marked chunk by chunk as it is read."""
+    from omnitalker.io.frames import FrameStream
+    from omnitalker.io.watermark import apply_watermarks, embed_audio_watermark
+
+    if frames is None:  # speech only (mode="audio")
+        return None, np.asarray(embed_audio_watermark(wave, SAMPLE_RATE), dtype=np.float32)
+    if isinstance(frames, FrameStream):
+        marked = frames.map(lambda chunk: apply_watermarks(chunk)[0])
+        return marked, np.asarray(embed_audio_watermark(wave, SAMPLE_RATE), dtype=np.float32)
+    frames, wave = apply_watermarks(frames, wave, SAMPLE_RATE)
+    return frames, np.asarray(wave, dtype=np.float32)
