@@ -139,7 +139,6 @@ def test_text_file_named_mp4_shows_the_friendly_error(page, media, tmp_path):
     assert "Traceback" not in page.content()
 
 
-
 def test_a_too_long_text_shows_the_limit(page, media, tmp_path):
     from omnitalker.ui.handlers import MAX_TEXT_LENGTH
 

@@ -25,8 +25,6 @@ def tokenizer():
     return PhonemeTokenizer.default()
 
 
-
-
 # ------------------------------------------------------------------------------------------- tokenizer
 
 

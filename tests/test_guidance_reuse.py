@@ -96,3 +96,27 @@ def test_refresh_every_is_checked_and_parsed():
             GuidanceConfig(refresh_every=bad)
     with pytest.raises(ValueError, match="refresh_every"):
         GuidanceConfig.parse("refresh_every=two")
+
+
+def test_the_pipeline_resolves_guidance_reuse_from_the_call_then_its_config_then_the_default():
+    from omnitalker.convert.pipeline import F5_GUIDANCE
+    from omnitalker.pipeline.modes import check_guidance_defaults
+
+    class Config(dict):
+        pass
+
+    from omnitalker.pipeline.cascade import CascadeMixin
+
+    class Pipe(CascadeMixin):
+        def __init__(self, guidance):
+            self.config = Config(guidance=guidance)
+
+    assert Pipe(None).guidance_refresh_every() == DEFAULT_REFRESH_EVERY
+    assert Pipe({"refresh_every": 3}).guidance_refresh_every() == 3
+    assert Pipe({"refresh_every": 3}).guidance_refresh_every(1) == 1
+    assert Pipe(F5_GUIDANCE).guidance_refresh_every() == 1, "a converted F5-TTS samples exactly as F5 does"
+    assert Pipe({"text": 2.0}).guidance_strengths()[0] == 2.0
+    with pytest.raises(ValueError, match="refresh_every"):
+        check_guidance_defaults({"refresh_every": 0})
+    with pytest.raises(ValueError, match="keys"):
+        check_guidance_defaults({"refresh": 2})

@@ -214,6 +214,7 @@ def test_resume_continues_bit_for_bit(corpus, tmp_path):
     resumed_rows = (resumed / "logs" / "train.csv").read_text().splitlines()
     columns = straight_rows[0].split(",")
     keep = [i for i, column in enumerate(columns) if column != "frames_per_s"]
+
     def strip(row):
         return [row.split(",")[i] for i in keep]
     assert [strip(r) for r in resumed_rows[1:]] == [strip(r) for r in straight_rows[3:]]  # steps 3, 4

@@ -72,7 +72,8 @@ F5_RELEASES = {
                             f"{HUB_PREFIX}{F5_REPO}/F5TTS_v1_Base/vocab.txt", "v0"),
 }
 F5_CFG_STRENGTH = 2.0  # F5-TTS samples with cfg_strength 2 (every condition dropped at once)
-F5_GUIDANCE = {key: getattr(GuidanceConfig.f5(F5_CFG_STRENGTH), key) for key in STRENGTHS}
+# F5's own sampling: its guidance on every step (guidance reuse was measured on the demo model only)
+F5_GUIDANCE = {**{key: getattr(GuidanceConfig.f5(F5_CFG_STRENGTH), key) for key in STRENGTHS}, "refresh_every": 1}
 RENDER_SIZE = 512  # the paper's output size; the cascade renders with the visual pipeline's renderer
 LICENCES = {
     "transformer": ("F5-TTS weights", "CC-BY-NC-4.0 (non-commercial; trained on Emilia)",
@@ -220,7 +221,6 @@ do not clone a voice or a face without the person's consent.
 
 Converted with `python -m omnitalker.convert.pipeline` from: {", ".join(f"{k} `{v}`" for k, v in sources.items())}.
 """
-
 
 def convert_pipeline(f5tts: str, out: str | Path, *, vocos: str, vocab: str | None = None,
                      version: str | None = None, config: str | Path | None = None, use_ema: bool = True,

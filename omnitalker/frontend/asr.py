@@ -59,7 +59,6 @@ COMPRESSION_RATIO_LIMIT = 2.4  # Whisper's: a more compressible transcript is a 
 class NoSpeechError(ValueError):
     """The audio holds no recognisable words (silence, noise, or shorter than a word)."""
 
-
 class UnsupportedLanguageError(ValueError):
     """The speech is in a language the recognizer cannot transcribe (e.g. Chinese with an English-only model)."""
 

@@ -88,7 +88,6 @@ class FusionBlock(nn.Module, abc.ABC):
     def fuse(self, audio, visual, t, mask, rope) -> tuple[torch.Tensor, torch.Tensor]:
         """Both streams present: the variant's exchange of information; returns the new (audio, visual)."""
 
-
 class MMAttentionFusionBlock(FusionBlock):
     """Joint attention over the concatenated audio and visual tokens (paper: MM-Attention)."""
 

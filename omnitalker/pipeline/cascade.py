@@ -1,8 +1,6 @@
 """mode="cascade" (the paper's baseline): this pipeline speaks, a second pipeline's visual branch lip-syncs the face
 to that speech (``omnitalker.pipeline.modes`` says when it runs); the CFG strengths of a call."""
 
-
-
 from __future__ import annotations
 
 import dataclasses
@@ -10,9 +8,7 @@ import dataclasses
 import torch
 from diffusers.utils import logging
 
-from omnitalker.flow.guidance import (
-    GuidanceConfig,
-)
+from omnitalker.flow.guidance import STRENGTHS, GuidanceConfig
 from omnitalker.frontend.audio import SAMPLE_RATE
 from omnitalker.pipeline.decode import OmniTalkerPipelineOutput
 from omnitalker.pipeline.modes import (
@@ -22,6 +18,7 @@ from omnitalker.pipeline.modes import (
 )
 
 logger = logging.get_logger(__name__)
+
 
 class CascadeMixin:
     """The cascade and the per-call guidance strengths of ``OmniTalkerPipeline``."""
@@ -52,10 +49,18 @@ class CascadeMixin:
     def guidance_strengths(self, text=None, audio=None, visual=None, joint=None) -> tuple[float, float, float, float]:
         """The (text, audio, visual, joint) CFG strengths of a call: each as given, else the pipeline's `guidance`
         config, else the module default (``omnitalker.flow.guidance``)."""
+        defaults = self._guidance_defaults()
+        given = dict(zip(STRENGTHS, (text, audio, visual, joint), strict=True))
+        return tuple(float(defaults[key] if given[key] is None else given[key]) for key in STRENGTHS)
+
+    def guidance_refresh_every(self, refresh_every: int | None = None) -> int:
+        """The call's guidance reuse (``GuidanceConfig.refresh_every``): as given, else the pipeline's `guidance`
+        config, else the module default."""
+        return int(self._guidance_defaults()["refresh_every"] if refresh_every is None else refresh_every)
+
+    def _guidance_defaults(self) -> dict:
         module_defaults = GuidanceConfig()
-        defaults = {**{key: getattr(module_defaults, key) for key in GUIDANCE_KEYS}, **(self.config.get("guidance") or {})}
-        given = dict(zip(GUIDANCE_KEYS, (text, audio, visual, joint), strict=True))
-        return tuple(float(defaults[key] if given[key] is None else given[key]) for key in GUIDANCE_KEYS)
+        return {**{key: getattr(module_defaults, key) for key in GUIDANCE_KEYS}, **(self.config.get("guidance") or {})}
 
     def _cascade(self, texts, audio, reference, reference_args, visual_pipeline, *, output_type, limits, max_side,
                  generator, speech: dict, motion: dict) -> OmniTalkerPipelineOutput:

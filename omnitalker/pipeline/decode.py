@@ -1,8 +1,6 @@
 """Steps 5-7 of ``OmniTalkerPipeline.__call__``: mel -> waveform (vocoder), codes -> frames (renderer), watermarks,
 and the output in the asked format."""
 
-
-
 from __future__ import annotations
 
 import weakref
@@ -25,6 +23,7 @@ from omnitalker.pipeline.reference import (
 logger = logging.get_logger(__name__)
 
 FRAME_CHUNK_PIXELS = 50 * 512 * 512  # a streamed output (stream_frames=True) renders this many pixels at a time
+
 
 @dataclass
 class OmniTalkerPipelineOutput(BaseOutput):

@@ -1,8 +1,6 @@
 """Step 4 of ``OmniTalkerPipeline.__call__``: in-fill [prompt | target] segments with the flow sampler: one batched
 solve, chunk by chunk with motion frames and cross-fades, or lip-sync windows over given speech."""
 
-
-
 from __future__ import annotations
 
 import dataclasses
@@ -33,6 +31,7 @@ from omnitalker.pipeline.text_layout import (
 logger = logging.get_logger(__name__)
 
 SPACE_ID = 0  # the tokenizer's space token: the "no text" input when no transcript exists
+
 
 @dataclass
 class _Segment:

@@ -24,12 +24,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omnitalker.flow.guidance import STRENGTHS
+from omnitalker.flow.guidance import STRENGTHS, GuidanceConfig
 
 BRANCHES = ("audio", "visual")
 MODES = ("joint", "audio", "cascade")
 BUNDLED_DEMO_PIPELINE = Path(__file__).resolve().parents[2] / "weights" / "omnitalker-demo"
-GUIDANCE_KEYS = STRENGTHS  # the keys of a pipeline's `guidance` config: GuidanceConfig's strengths
+GUIDANCE_KEYS = (*STRENGTHS, "refresh_every")  # the keys of a pipeline's `guidance` config (GuidanceConfig fields)
 MODE_TEXT = {"joint": "speech and motion generated together by one transformer",
              "audio": "speech only, by this pipeline's audio branch",
              "cascade": "speech by this pipeline's audio branch, then the face lip-synced to it by"}
@@ -48,7 +48,8 @@ def check_guidance_defaults(guidance) -> None:
         return
     if not isinstance(guidance, dict) or not set(guidance) <= set(GUIDANCE_KEYS):
         raise ValueError(f"guidance must be a dict with keys from {list(GUIDANCE_KEYS)} (the default strengths "
-                         f"of this pipeline's calls), got {guidance!r}")
+                         f"and guidance reuse of this pipeline's calls), got {guidance!r}")
+    GuidanceConfig(**guidance)  # the values are checked where they are defined
 
 
 def branches_of(pipe) -> tuple[str, ...]:

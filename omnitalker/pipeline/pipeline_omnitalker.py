@@ -34,7 +34,6 @@ Safety: ``watermark=True`` (the default) stamps the visible "AI-generated" label
 and audio marks (``omnitalker.io.watermark``) on everything the pipeline returns as media.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -274,6 +273,7 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         mode: str | None = None,
         visual_pipeline=None,
         guidance_joint: float | None = None,
+        guidance_refresh_every: int | None = None,
     ):
         r"""Generate talking audio + video.
 
@@ -296,6 +296,9 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
                 audio 0, visual 0: two passes per step).
             guidance_joint (`float`, *optional*): F5-style strength against every condition dropped at once (the
                 guidance F5-TTS weights were trained for); None: the pipeline's `guidance` config, else 0.
+            guidance_refresh_every (`int`, *optional*): compute the guidance term on every k-th step and reuse it
+                between (those steps cost one pass; `omnitalker.flow.guidance`); 1 = every step. None: the
+                pipeline's `guidance` config, else the module default (2).
             speed (`float`, defaults to 1.0): speaking pace relative to the reference (2.0 = twice as fast).
             duration (`float`, *optional*): seconds of generated output (prompt excluded); overrides the
                 text-length estimate (`omnitalker.pipeline.chunking`).
@@ -337,6 +340,7 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         visual_guidance_given = guidance_visual  # the cascade's visual pipeline keeps its own default otherwise
         guidance_text, guidance_audio, guidance_visual, guidance_joint = self.guidance_strengths(
             guidance_text, guidance_audio, guidance_visual, guidance_joint)
+        guidance_refresh_every = self.guidance_refresh_every(guidance_refresh_every)
         voice_only = mode == "audio" and reference_video is None and reference_image is None
         if reference is None and voice_only:
             if reference_audio is None:
@@ -369,8 +373,9 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
                 generator=generator,
                 speech=dict(num_inference_steps=num_inference_steps, guidance_text=guidance_text,
                             guidance_audio=guidance_audio, guidance_visual=guidance_visual,
-                            guidance_joint=guidance_joint, guidance_anneal=guidance_anneal, speed=speed,
-                            duration=duration, max_chunk_seconds=max_chunk_seconds,
+                            guidance_joint=guidance_joint, guidance_anneal=guidance_anneal,
+                            guidance_refresh_every=guidance_refresh_every, speed=speed, duration=duration,
+                            max_chunk_seconds=max_chunk_seconds,
                             callback_on_step_end=callback_on_step_end,
                             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs),
                 motion=dict(num_inference_steps=num_inference_steps, guidance_visual=visual_guidance_given,
@@ -391,7 +396,7 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
                               output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side, mode=mode)
         self._interrupt = False
         guidance = GuidanceConfig(text=guidance_text, audio=guidance_audio, visual=guidance_visual,
-                                  joint=guidance_joint, anneal=guidance_anneal)
+                                  joint=guidance_joint, anneal=guidance_anneal, refresh_every=guidance_refresh_every)
         generators = generator if isinstance(generator, list) else [generator] * (len(texts) if texts else 1)
 
         # 3. plan: every item as a list of chunks

@@ -1,8 +1,6 @@
 """Steps 2-3 of ``OmniTalkerPipeline.__call__``: prepare the reference (analysis, transcript by ASR) and plan
 each item's text chunks with their frame counts (``chunking``, ``text_layout``)."""
 
-
-
 from __future__ import annotations
 
 import torch
@@ -37,6 +35,7 @@ from omnitalker.pipeline.text_layout import (
 logger = logging.get_logger(__name__)
 
 _ASR_FROM_CONFIG = object()  # PrepareMixin._asr before its first use: load config.asr then
+
 
 class PrepareMixin:
     """Reference preparation and text planning of ``OmniTalkerPipeline``."""

@@ -23,7 +23,6 @@ class used here; the toy below is trained in a few seconds on 8 blobs in two cla
   towards the condition; too much overshoots.
 """
 
-
 def learn(num_steps=8, solver="euler", sway=-1.0, cfg_strength=2.0, condition=LABEL_CHOICES[0], seed=0,
           progress=gr.Progress()):
     """Sample the toy and return (trajectory figure, summary markdown)."""
