@@ -7,6 +7,7 @@ frames, a 1-frame video, a file that is not a video).
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import av
@@ -225,3 +226,20 @@ def test_tracking_keeps_the_same_face_by_overlap():
     )
     assert detected.tolist() == [True, False, False, True]
     assert any("may be another person" in note for note in notes)
+
+
+def test_parallel_detection_gives_the_serial_track_and_keeps_stderr(face):
+    """Frames shared out between two FaceMesh graphs on threads: the same track as one graph, and fd 2 (muted
+    while MediaPipe runs) is the original stderr again afterwards."""
+    frames = np.stack([np.roll(face, shift, axis=1) for shift in range(0, 40, 2)])  # 20 frames, a moving face
+    stderr_before = os.fstat(2)
+    with FaceAnalyzer(workers=1) as serial, FaceAnalyzer(workers=2) as parallel:
+        one = serial.analyze_video(frames, fps=25.0)
+        two = parallel.analyze_video(frames, fps=25.0)
+        assert len(parallel._extra_meshes) == 1
+    np.testing.assert_array_equal(one.landmarks, two.landmarks)
+    np.testing.assert_array_equal(one.detected, two.detected)
+    stderr_after = os.fstat(2)
+    assert (stderr_after.st_dev, stderr_after.st_ino) == (stderr_before.st_dev, stderr_before.st_ino)
+    with pytest.raises(ValueError, match="workers"):
+        FaceAnalyzer(workers=0)

@@ -61,3 +61,22 @@ def test_stopping_early_and_errors_leave_no_work_behind():
     with pytest.raises(ValueError, match="no frames at 6"):
         list(recording_stream(12, 3, True, [], fail_at=6).chunks())
     assert not [t for t in threading.enumerate() if t.name.startswith("frames")]
+
+
+def test_map_functions_run_on_the_consumer_thread_and_in_every_read_path():
+    makers, mappers = set(), set()
+
+    def make_chunk(start, stop):
+        makers.add(threading.current_thread().name)
+        return np.full((stop - start, 2, 2, 3), start, np.uint8)
+
+    def plus_one(chunk):
+        mappers.add(threading.current_thread().name)
+        return chunk + 1
+
+    stream = FrameStream(9, 2, 2, make_chunk, chunk_frames=3).map(plus_one)
+    assert [int(c[0, 0, 0, 0]) for c in stream.chunks()] == [1, 4, 7]
+    assert mappers == {threading.current_thread().name} and any(name.startswith("frames") for name in makers)
+    assert int(stream[4][0, 0, 0]) == 5 and int(np.asarray(stream)[8, 0, 0, 0]) == 7
+    with pytest.raises(ValueError, match="a map function gave frames 0:3"):
+        list(FrameStream(9, 2, 2, make_chunk, chunk_frames=3).map(lambda chunk: chunk[:1]).chunks())

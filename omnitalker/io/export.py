@@ -31,7 +31,10 @@ from omnitalker.io.video import PIXEL_FORMAT, RGBConverter
 DEFAULT_FPS = 25  # the rendered video's frame rate (the pipeline's video_fps default)
 DEFAULT_SAMPLE_RATE = 24000
 DEFAULT_CRF = 18  # libx264 constant-quality factor: 0 lossless, 18 visually lossless, 23 x264's default
-DEFAULT_PRESET = "medium"
+# x264 speed preset: "veryfast" costs ~1/2.5 of "medium"'s CPU for ~1.4 dB less PSNR at crf 18 (40.9 -> 39.5 dB
+# on a rendered 256 px clip, a smaller file); encoding was a fifth of the CPU time of a talking clip
+# (BENCHMARKS.md, "Pipeline end to end")
+DEFAULT_PRESET = "veryfast"
 DEFAULT_AUDIO_BITRATE = 128_000  # bits/s; transparent for 24 kHz mono speech
 # H.264 encoders in order of preference; mpeg4 (MPEG-4 part 2) is the last resort if FFmpeg lacks H.264
 VIDEO_ENCODERS = ("libx264", "h264", "libopenh264", "mpeg4")
@@ -167,6 +170,7 @@ def _encode(first, frame_iter, tmp_path, container_format, fps, wave, sample_rat
         if encoder == "mpeg4":
             video.bit_rate = 8 * width * height * fps // 10  # ~0.8 bits/pixel: roughly x264 crf 18 quality
         context = video.codec_context
+        context.thread_type = "AUTO"  # the encoder's own threads (no GIL): they overlap the frames being made
         context.colorspace = context.color_primaries = context.color_trc = BT709
         context.color_range = MPEG_RANGE
         audio_stream = None

@@ -8,8 +8,9 @@
 ``OmniTalkerPipeline(..., stream_frames=True)`` returns its frames this way: the renderer and the watermarks
 run per chunk as the encoder pulls them, so memory does not grow with the length of the text. Each chunk is
 made again when iterated again (nothing is cached). While the consumer uses one chunk, the next is made on a
-worker thread (``prefetch``): rendering and watermarking overlap the encoder (numpy, OpenCV, torch and PyAV
-release the GIL in their heavy calls), and at most two chunks are in memory.
+worker thread (``prefetch``), and the stream's ``map`` functions (e.g. the watermarks) run on the consumer's
+thread: rendering overlaps watermarking and encoding (numpy, OpenCV and x264 work without the GIL in their heavy
+calls), and at most two chunks are in memory.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class FrameStream:
         description: the bar's label.
         prefetch: make the next chunk on a worker thread while the current one is used (chunks are still made
             one at a time and in order, so ``make_chunk`` needs no locking).
+        transforms: functions applied in order to every made chunk, on the consumer's thread (``map``).
     """
 
     dtype = np.dtype(np.uint8)
@@ -40,7 +42,7 @@ class FrameStream:
 
     def __init__(self, num_frames: int, height: int, width: int, make_chunk: Callable[[int, int], np.ndarray],
                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: Callable | None = None,
-                 description: str = "Rendering frames", prefetch: bool = True):
+                 description: str = "Rendering frames", prefetch: bool = True, transforms: tuple = ()):
         if num_frames < 1 or height < 1 or width < 1:
             raise ValueError(f"a FrameStream needs at least one frame of at least 1x1 px, got {num_frames} frames "
                              f"of {width}x{height}")
@@ -52,6 +54,7 @@ class FrameStream:
         self.progress = progress
         self.description = description
         self.prefetch = prefetch
+        self._transforms = tuple(transforms)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -60,9 +63,19 @@ class FrameStream:
         return f"FrameStream(shape={self.shape}, chunk_frames={self.chunk_frames})"
 
     def _chunk(self, start: int, stop: int) -> np.ndarray:
-        chunk = np.asarray(self._make_chunk(start, stop))
+        return self._finish(self._made(start, stop), start, stop)
+
+    def _made(self, start: int, stop: int) -> np.ndarray:
+        return self._checked(np.asarray(self._make_chunk(start, stop)), "make_chunk", start, stop)
+
+    def _finish(self, chunk: np.ndarray, start: int, stop: int) -> np.ndarray:
+        for transform in self._transforms:
+            chunk = self._checked(np.asarray(transform(chunk)), "a map function", start, stop)
+        return chunk
+
+    def _checked(self, chunk: np.ndarray, what: str, start: int, stop: int) -> np.ndarray:
         if chunk.shape != (stop - start, *self.shape[1:]) or chunk.dtype != np.uint8:
-            raise ValueError(f"make_chunk({start}, {stop}) gave {chunk.shape} {chunk.dtype}, expected "
+            raise ValueError(f"{what} gave frames {start}:{stop} as {chunk.shape} {chunk.dtype}, expected "
                              f"{(stop - start, *self.shape[1:])} uint8")
         return chunk
 
@@ -75,10 +88,11 @@ class FrameStream:
             upcoming = None  # the future of the next chunk, made while the caller uses this one
             for index, (start, stop) in enumerate(ranges):
                 if worker is None:
-                    chunk = self._chunk(start, stop)
+                    chunk = self._made(start, stop)
                 else:
-                    chunk = (upcoming or worker.submit(self._chunk, start, stop)).result()
-                    upcoming = worker.submit(self._chunk, *ranges[index + 1]) if index + 1 < len(ranges) else None
+                    chunk = (upcoming or worker.submit(self._made, start, stop)).result()
+                    upcoming = worker.submit(self._made, *ranges[index + 1]) if index + 1 < len(ranges) else None
+                chunk = self._finish(chunk, start, stop)
                 yield chunk
                 del chunk
                 if bar is not None:
@@ -115,13 +129,14 @@ class FrameStream:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = np.empty(self.shape, np.uint8)
         start = 0
-        for chunk in FrameStream(len(self), *self.shape[1:3], self._make_chunk, self.chunk_frames, prefetch=False).chunks():
+        for chunk in FrameStream(len(self), *self.shape[1:3], self._make_chunk, self.chunk_frames, prefetch=False,
+                                 transforms=self._transforms).chunks():
             whole[start : start + len(chunk)] = chunk
             start += len(chunk)
         return whole if dtype is None else whole.astype(dtype)
 
     def map(self, function: Callable[[np.ndarray], np.ndarray], description: str | None = None) -> FrameStream:
-        """A stream whose chunks are ``function(chunk)`` (same shape), e.g. watermarking."""
-        make_chunk = self._make_chunk
-        return FrameStream(len(self), *self.shape[1:3], lambda start, stop: function(make_chunk(start, stop)),
-                           self.chunk_frames, self.progress, description or self.description, self.prefetch)
+        """A stream whose chunks are ``function(chunk)`` (same shape), e.g. watermarking; ``function`` runs on the
+        consumer's thread while the next chunk is made."""
+        return FrameStream(len(self), *self.shape[1:3], self._make_chunk, self.chunk_frames, self.progress,
+                           description or self.description, self.prefetch, self._transforms + (function,))

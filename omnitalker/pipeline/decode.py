@@ -23,6 +23,9 @@ from omnitalker.pipeline.reference import (
 logger = logging.get_logger(__name__)
 
 FRAME_CHUNK_PIXELS = 50 * 512 * 512  # a streamed output (stream_frames=True) renders this many pixels at a time
+# ... and at most this many frames (1 s at 25 fps), so the renderer works on the next second while the encoder
+# takes this one (FrameStream's prefetch) even for short clips
+FRAME_CHUNK_MAX_FRAMES = 25
 
 
 @dataclass
@@ -80,8 +83,9 @@ class DecodeMixin:
         """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio, at the output
         size (the call's `max_side`). The renderer turns codes into frames (``renderer.render_codes``) from its
         source prepared once per reference and size (``_render_source``). With `stream_frames` a ``FrameStream``
-        that renders ``FRAME_CHUNK_PIXELS`` at a time (50 frames at 512 px) as it is read (memory flat in the
-        length and in the frame size), else an array."""
+        that renders ``FRAME_CHUNK_PIXELS`` (at most ``FRAME_CHUNK_MAX_FRAMES``) at a time as it is read, the
+        next chunk while the encoder takes this one (memory flat in the length and in the frame size), else an
+        array."""
         from omnitalker.io.frames import FrameStream
 
         fps = self.config.video_fps
@@ -94,7 +98,7 @@ class DecodeMixin:
         if stream_frames:
             width, height = source.size
             return FrameStream(len(codes_video), height, width, render,
-                               chunk_frames=max(1, FRAME_CHUNK_PIXELS // (height * width)),
+                               chunk_frames=max(1, min(FRAME_CHUNK_MAX_FRAMES, FRAME_CHUNK_PIXELS // (height * width))),
                                progress=self._frame_progress())
         return render(0, len(codes_video))
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,11 @@ from .template import NUM_LANDMARKS, NUM_MESH_VERTICES
 MAX_FACES = 4
 MIN_IMAGE_SIDE = 64  # Face Mesh cannot find faces in smaller images
 MAX_DETECT_SIDE = 1920  # larger frames are detected on a downscaled copy (landmarks mapped back)
+# Every frame is detected on its own (static_image_mode), so a clip's frames can be shared out between FaceMesh
+# graphs on worker threads with identical results; MediaPipe releases the GIL while it works. Two halve the
+# reference analysis on two cores (BENCHMARKS.md, "Pipeline end to end"); a graph costs ~20 MB.
+DETECT_WORKERS = 2
+MIN_FRAMES_PER_WORKER = 8  # shorter clips are not worth a second graph
 NO_FACE_HELP = (
     "Use a video where one face is clearly visible, roughly frontal and large enough "
     "(at least {min_fraction:.0%} of the frame)."
@@ -44,22 +51,41 @@ def _quiet_mediapipe_env() -> None:
     os.environ.setdefault("MEDIAPIPE_DISABLE_GPU", "1")
 
 
-@contextlib.contextmanager
-def silence_native_logs():
-    """Mute the file descriptor 2 (MediaPipe's C++ logging bypasses Python)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (e.g. some notebook kernels)
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+class _StderrMute:
+    """Mutes file descriptor 2 (MediaPipe's C++ logging bypasses Python) while any thread is inside: the first
+    thread in points fd 2 at /dev/null, the last one out restores it. A per-thread dup2 would not do: a second
+    thread would save the muted descriptor and "restore" it last, muting stderr for good."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self._lock:
+            if self._depth == 0:
+                try:
+                    self._saved = os.dup(2)
+                except OSError:  # no real stderr (e.g. some notebook kernels)
+                    self._saved = None
+                if self._saved is not None:
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, 2)
+                    os.close(devnull)
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._saved is not None:
+                    os.dup2(self._saved, 2)
+                    os.close(self._saved)
+                    self._saved = None
+
+
+silence_native_logs = _StderrMute()
 
 
 @dataclass
@@ -154,6 +180,7 @@ class FaceAnalyzer:
     min_detected_fraction: fewer frames with the face than this raises ValueError.
     max_head_turn_degrees: |yaw| or |pitch| beyond this is reported; in most frames, ValueError.
     iou_threshold: box overlap needed to continue the track from one frame to the next.
+    workers: FaceMesh graphs that detect a video's frames in parallel (identical results; one per core).
     """
 
     def __init__(
@@ -166,6 +193,7 @@ class FaceAnalyzer:
         max_faces: int = MAX_FACES,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
+        workers: int = DETECT_WORKERS,
     ):
         if not 0.0 <= min_face_fraction < 1.0:
             raise ValueError(f"min_face_fraction must be in [0, 1), got {min_face_fraction}")
@@ -175,6 +203,8 @@ class FaceAnalyzer:
             raise ValueError(f"min_detected_fraction must be in [0, 1], got {min_detected_fraction}")
         if max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1 (FaceMesh graphs run in parallel), got {workers!r}")
         self.min_face_fraction = min_face_fraction
         self.max_gap_seconds = max_gap_seconds
         self.min_detected_fraction = min_detected_fraction
@@ -183,7 +213,9 @@ class FaceAnalyzer:
         self.max_faces = max_faces
         self.min_detection_confidence = min_detection_confidence
         self.min_tracking_confidence = min_tracking_confidence
+        self.workers = workers
         self._mesh = None
+        self._extra_meshes = []  # the worker threads' own graphs, beyond ``mesh``
 
     # ------------------------------------------------------------------ mediapipe
     @property
@@ -213,9 +245,27 @@ class FaceAnalyzer:
             )
 
     def close(self) -> None:
-        if self._mesh is not None:
-            self._mesh.close()
-            self._mesh = None
+        for mesh in [self._mesh, *self._extra_meshes]:
+            if mesh is not None:
+                mesh.close()
+        self._mesh, self._extra_meshes = None, []
+
+    def _detect_frames(self, frames: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """``_detect`` on every frame, the clip shared out in consecutive blocks between ``workers`` graphs."""
+        workers = max(1, min(self.workers, len(frames) // MIN_FRAMES_PER_WORKER))
+        if workers == 1:
+            return [self._detect(self.mesh, frame) for frame in frames]
+        while len(self._extra_meshes) < workers - 1:
+            self._extra_meshes.append(self._new_mesh())
+        meshes = [self.mesh, *self._extra_meshes[: workers - 1]]
+        blocks = np.array_split(np.arange(len(frames)), workers)
+
+        def detect_block(mesh, indices) -> list[list[np.ndarray]]:
+            return [self._detect(mesh, frames[index]) for index in indices]
+
+        with silence_native_logs(), ThreadPoolExecutor(workers, thread_name_prefix="face-mesh") as pool:
+            parts = list(pool.map(detect_block, meshes, blocks))
+        return [faces for part in parts for faces in part]
 
     def __enter__(self) -> FaceAnalyzer:
         return self
@@ -284,7 +334,7 @@ class FaceAnalyzer:
             notes.append("the video has a single frame; it is analysed as a still image")
         frame_size = frames[0].shape[:2]
         self._check_resolution(frame_size)
-        faces = [self._detect(self.mesh, frame) for frame in frames]
+        faces = self._detect_frames(frames)
         return self._build_track(faces, frame_size, float(fps), timestamps, notes, what="video")
 
     # ------------------------------------------------------------------ checks and tracking
