@@ -235,7 +235,7 @@ def test_pipeline_with_durations_saves_loads_and_generates(tmp_path):
     loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
     assert type(loaded.tokenizer).__name__ == "PhonemeTokenizer"
     again = loaded("Nice to meet you. 你好。", generator=torch.Generator().manual_seed(0), **kwargs)
-    np.testing.assert_array_equal(out.mel[0], again.mel[0])
+    np.testing.assert_allclose(out.mel[0], again.mel[0], rtol=1e-5, atol=1e-5)  # loaded weights: test_pipeline.py
     fixed = loaded("Nice to meet you.", duration=1.0, **kwargs)
     assert fixed.mel[0].shape[1] == round(1.0 * 93.75)
     long = loaded("One sentence here. " * 6, max_chunk_seconds=2.5, **kwargs)  # chunked with exact tails

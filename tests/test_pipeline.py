@@ -238,8 +238,10 @@ def test_save_and_load_round_trip(pipe, reference, tmp_path):
     kwargs = dict(reference=reference, num_inference_steps=STEPS, output_type="latent")
     before = pipe(TEXT, generator=generator(), **kwargs)
     after = loaded(TEXT, generator=generator(), **kwargs)
-    np.testing.assert_array_equal(before.mel[0], after.mel[0])
-    np.testing.assert_array_equal(before.visual_codes[0], after.visual_codes[0])
+    # equal up to float rounding: safetensors-loaded weights are not 64-byte aligned, and MKL's one-sample GEMMs
+    # (the single-pass steps of guidance reuse) round differently on unaligned buffers (~1e-7)
+    np.testing.assert_allclose(before.mel[0], after.mel[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(before.visual_codes[0], after.visual_codes[0], rtol=1e-5, atol=1e-5)
 
 
 def test_optional_components_may_be_none_for_latents(tmp_path):
