@@ -2,11 +2,10 @@
 became loadable themselves (``omnitalker.components``) resolve to today's classes; a new save names the new ones."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from omnitalker.frontend.phonemes import PhonemeTokenizer
 from omnitalker.frontend.text import OmniTalkerTokenizer
@@ -22,11 +21,20 @@ OLD_NAMES = {
 }
 
 
-def test_the_committed_demo_with_old_names_loads():
-    index = json.loads((DEMO / "model_index.json").read_text())
-    if index["tokenizer"][0] != "omnitalker.components":
-        pytest.skip("the demo was re-saved with the new names")
-    pipe = OmniTalkerPipeline.from_pretrained(DEMO)
+def test_the_demo_as_saved_before_the_tree_move_loads(tmp_path):
+    """The bundled demo as it was committed before the tokenizer and renderer became loadable themselves: its
+    model_index and component configs name ``omnitalker.components`` classes (users' saved copies still do)."""
+    shutil.copytree(DEMO, tmp_path / "demo")
+    index_path = tmp_path / "demo" / "model_index.json"
+    index = json.loads(index_path.read_text())
+    assert index["tokenizer"] == ["omnitalker.frontend.phonemes", "PhonemeTokenizer"], "the committed demo is new"
+    index.update(tokenizer=["omnitalker.components", "OmniTalkerPhonemeProcessor"], renderer=OLD_NAMES["renderer"])
+    index_path.write_text(json.dumps(index, indent=2))
+    for name, key, old in (("tokenizer/tokenizer_config.json", "tokenizer_class", "OmniTalkerPhonemeProcessor"),
+                           ("renderer/renderer_config.json", "_class_name", "WarpRendererComponent")):
+        path = tmp_path / "demo" / name
+        path.write_text(json.dumps({**json.loads(path.read_text()), key: old}, indent=2))
+    pipe = OmniTalkerPipeline.from_pretrained(tmp_path / "demo")
     assert type(pipe.tokenizer) is PhonemeTokenizer and type(pipe.renderer) is WarpRenderer
     assert pipe.tokenizer.vocab_size == json.loads((DEMO / "tokenizer" / "tokenizer_config.json").read_text())["vocab_size"]
     assert pipe.renderer.config.output_size == 256
