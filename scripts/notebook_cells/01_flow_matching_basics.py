@@ -41,6 +41,7 @@ np.random.seed(0)
 plt.rcParams["figure.dpi"] = 72  # small stored outputs
 print(f"quick mode: {QUICK}; {TRAIN_STEPS} training steps per model")
 
+
 # %% [markdown]
 # ## 1. Probability paths
 #
@@ -102,6 +103,7 @@ axes[0].set_ylabel("$y$ (a.u.)")
 fig.suptitle("OT probability path: noise (t = 0) to two moons (t = 1), independent pairs")
 plt.show()
 print("velocity target of the first pair:", velocity_target(x0[:1], x1[:1]).tolist())
+
 
 # %% [markdown]
 # ## 2. Training a velocity field
@@ -173,6 +175,7 @@ axis.set_xlabel("optimizer step")
 axis.set_ylabel("MSE to $x_1 - x_0$")
 axis.legend()
 plt.show()
+
 
 # %% [markdown]
 # The loss does **not** go to zero: at a given $x_t$ many pairs $(x_0, x_1)$ are possible, so the conditional
