@@ -110,7 +110,6 @@ def run_once(seconds: float, steps: int, render_size: int, variant: str, workdir
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from omnitalker.frontend.face import FaceAnalyzer
     from omnitalker.io.export import export_to_video
     from omnitalker.pipeline import decode as decode_module
     from tests.pipeline_fixtures import REFERENCE_TEXT, make_reference_video
@@ -118,8 +117,8 @@ def run_once(seconds: float, steps: int, render_size: int, variant: str, workdir
     reference_video = make_reference_video(workdir / "ref.mp4", seconds=REFERENCE_SECONDS, size=REFERENCE_SIZE)
     pipe = build_pipeline(render_size, path)
     previous = variant == "previous"
-    if previous:
-        pipe._face_analyzer = FaceAnalyzer(workers=1)
+    if previous:  # one face-tracking graph, through the pipeline's own config (read when the analyzer is built)
+        pipe.register_to_config(face_analyzer_config={"workers": 1})
     # one-off loads (espeak-ng, pypinyin/jieba dictionaries, the face tracker) are not per-call costs: a short
     # call on another reference first (a different clip, so no per-reference cache is warmed)
     warm_video = make_reference_video(workdir / "warm.mp4", seconds=WARM_UP_SECONDS, size=REFERENCE_SIZE)
