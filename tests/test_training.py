@@ -235,6 +235,27 @@ def test_resume_continues_bit_for_bit(corpus, tmp_path):
     assert find_latest_checkpoint(straight).name == "checkpoint-4"
 
 
+def test_extra_corpora_join_training_and_a_resume_keeps_its_statistics(corpus, tmp_path):
+    from omnitalker.models.transformer import OmniTalkerTransformer
+    from omnitalker.training.data import training_clips
+
+    extra = write_corpus(tmp_path / "more_speakers", num_train=5, num_val=2, seed=1)
+    with pytest.raises(ValueError, match="data.extra_train_dirs .*nowhere has no index.json"):
+        load_config(TINY_CONFIG, [f"data.dir={corpus}", f"data.extra_train_dirs=[{tmp_path / 'nowhere'}]"])
+    first = tmp_path / "first"
+    train(tiny_config(corpus, first))
+    config = tiny_config(corpus, tmp_path / "more", f"data.extra_train_dirs=[{extra}]", "training.max_steps=6")
+    clips = training_clips(config.data)
+    assert len(clips) == 12 + 5 and clips.lengths[12:] == ShardDataset(extra, "train").lengths
+    assert {clips[i].key for i in range(len(clips))} >= {f"train_{i:04d}" for i in range(12)}
+    # a fresh model would take its statistics from both corpora; the resumed one keeps the checkpoint's
+    state = train(config, resume=str(first / "checkpoints" / "checkpoint-4"))
+    assert state["step"] == 6
+    before = OmniTalkerTransformer.from_pretrained(first / "transformer").config
+    after = OmniTalkerTransformer.from_pretrained(tmp_path / "more" / "transformer").config
+    assert after.visual_mean == before.visual_mean and after.visual_std == before.visual_std
+
+
 def test_crash_during_save_leaves_the_previous_checkpoint(corpus, tmp_path, monkeypatch):
     import omnitalker.training.trainer as trainer_module
 

@@ -29,6 +29,9 @@ class ModelSection:
 @dataclass
 class DataSection:
     dir: str = "data/synth"  # corpus folder with index.json (python -m omnitalker.data.synthetic --out DIR)
+    # More corpora whose ``train_split`` joins the training clips (e.g. more speakers, drawn with another
+    # --seed); validation stays on ``dir``, so its held-out speakers and sentences keep their meaning.
+    extra_train_dirs: list = field(default_factory=list)
     train_split: str = "train"
     val_split: str | None = "val_texts"  # None: no validation
     frames_per_batch: int = 8000  # padded mel frames per batch and process (longest clip x clips)
@@ -180,6 +183,12 @@ def check_config(config: TrainConfig, source: str = "config") -> None:
             f"data.dir in {source}: {data.dir} has no index.json; build a corpus with "
             "python -m omnitalker.data.synthetic --out DIR or pass --data-dir"
         )
+    for extra in data.extra_train_dirs:
+        if not Path(extra, "index.json").is_file():
+            raise ValueError(
+                f"data.extra_train_dirs in {source}: {extra} has no index.json; build it with "
+                "python -m omnitalker.data.synthetic --out DIR --seed N or remove it from the list"
+            )
     for name in ("frames_per_batch", "max_samples_per_batch"):
         if getattr(data, name) < 1:
             raise ValueError(f"data.{name} in {source} must be >= 1")

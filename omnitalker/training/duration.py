@@ -26,7 +26,7 @@ from omnitalker.frontend.text import PAD_ID
 
 from ..models.duration_predictor import DurationPredictor
 from .config import TrainConfig
-from .data import ShardDataset
+from .data import ShardDataset, training_clips
 
 BATCH_CLIPS = 32
 VAL_SEED = 1234
@@ -94,7 +94,7 @@ def train_duration_predictor(config: TrainConfig) -> dict:
     tokenizer = PhonemeTokenizer.default()
     zero_ids = {tokenizer.token_to_id[WORD_BOUNDARY]}
     data = config.data
-    train_clips = load_clips(ShardDataset(data.dir, data.train_split, tokenizer, data.max_mismatch_frames), zero_ids)
+    train_clips = load_clips(training_clips(data, tokenizer), zero_ids)
     val_clips = []
     if data.val_split is not None:
         val_clips = load_clips(ShardDataset(data.dir, data.val_split, tokenizer, data.max_mismatch_frames), zero_ids)

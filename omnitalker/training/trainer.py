@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from .data import (
     ShardDataset,
     collate,
     frame_budget_batches,
+    training_clips,
     visual_code_statistics,
 )
 from .ema import create_ema, load_ema_state, save_ema_model, save_ema_state
@@ -201,7 +203,7 @@ class Trainer:
         set_seed(section.seed)  # the same initial weights in every process
         self.tokenizer = tokenizer_for(config.model)
         data = config.data
-        self.train_set = ShardDataset(data.dir, data.train_split, self.tokenizer, data.max_mismatch_frames)
+        self.train_set = training_clips(data, self.tokenizer)
         model = build_model(config, self.tokenizer, self.train_set)
         self.sampler = DynamicBatchSampler(
             self.train_set.lengths, data.frames_per_batch, data.max_samples_per_batch, seed=section.seed,
@@ -516,4 +518,21 @@ def train(config: TrainConfig, resume: str | None = None) -> dict:
         if resume is not None:
             raise ValueError("the duration predictor trains in minutes and has no checkpoints: drop --resume")
         return train_duration_predictor(config)
+    if resume is not None:
+        checkpoint = find_latest_checkpoint(config.training.output_dir) if resume == "latest" else Path(resume)
+        config = with_checkpoint_statistics(config, checkpoint)
     return Trainer(config).fit(resume)
+
+
+def with_checkpoint_statistics(config: TrainConfig, checkpoint: Path | None) -> TrainConfig:
+    """``config`` with the visual-code statistics of the model in ``checkpoint``: a resumed run keeps the
+    normalisation its weights learned, even when the training data changed (e.g. ``data.extra_train_dirs``)."""
+    saved = None if checkpoint is None else Path(checkpoint, "transformer", "config.json")
+    if saved is None or not saved.is_file() or "visual_mean" in config.model.overrides:
+        return config
+    model_config = json.loads(saved.read_text())
+    if model_config.get("visual_mean") is None:
+        return config
+    overrides = {**config.model.overrides, "visual_mean": model_config["visual_mean"],
+                 "visual_std": model_config["visual_std"]}
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, overrides=overrides))
