@@ -21,13 +21,13 @@ same data order, noise draws and dropout masks (bit-for-bit on CPU).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
 import re
 import shutil
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
