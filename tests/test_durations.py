@@ -16,7 +16,7 @@ from omnitalker.frontend.phonemes import (
     frame_durations,
 )
 from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.pipeline.text_layout import TextLayout, prompt_layout, speech_span
+from omnitalker.pipeline.text_layout import TextLayout, prompt_layout, prompt_start, speech_span
 from tests.pipeline_fixtures import tiny_transformer
 
 
@@ -106,6 +106,49 @@ def test_layout_slicing_keeps_frames():
     layout = TextLayout([1, 2, 3, 4], [3, 0, 4, 5])
     assert layout.slice_frames(2, 9) == TextLayout([1, 2, 3, 4], [1, 0, 4, 2])
     assert (layout.slice_frames(0, 5) + layout.slice_frames(5, 12)).num_frames == 12
+
+
+def test_prompt_start_keeps_the_last_words_within_the_trained_share():
+    # pause 10 | w o r d (4 x 10) | boundary | w o r d (4 x 10) | pause 10: 100 frames; ids 0 = pause, 1 = boundary
+    layout = TextLayout([0, 5, 6, 7, 8, 1, 5, 6, 7, 8, 0], [10, 10, 10, 10, 10, 0, 10, 10, 10, 10, 10])
+    starts = {0, 1}
+    assert prompt_start(layout, 1000, starts, min_frames=20) == 0  # a long target: the whole prompt fits
+    # budget 0.3 / 0.7 x 140 = 60 frames: earliest cut 40; the word boundary at frame 50 is the first word start
+    assert prompt_start(layout, 140, starts, min_frames=20) == 50
+    # a budget of 45 frames (target 105) has no word start inside [55, 80]: the first token start, 60
+    assert prompt_start(layout, 105, starts, min_frames=20) == 60
+    # frames already taken by a previous chunk's tail come out of the budget, but min_frames are always kept
+    assert prompt_start(layout, 140, starts, reserved_frames=30, min_frames=20) == 70
+    assert prompt_start(layout, 10, starts, min_frames=35) == 65  # budget = min_frames, no token start in it: 65
+    kept = layout.slice_frames(50, layout.num_frames)
+    assert kept.ids[0] == 1 and kept.num_frames == 50
+
+
+def test_pipeline_gives_a_durations_model_only_the_prompt_tail(tmp_path, monkeypatch):
+    from omnitalker import OmniTalkerPipeline
+    from omnitalker.pipeline import denoise
+    from omnitalker.pipeline.text_layout import MAX_PROMPT_SHARE
+    from tests.pipeline_fixtures import REFERENCE_TEXT, get_dummy_components, make_reference_video
+
+    pipe = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"))
+    video = make_reference_video(tmp_path / "ref.mp4", seconds=4.0, size=128)
+    seen = []
+    original = denoise.DenoiseMixin._denoise
+
+    def spy(self, segments, *args, **kwargs):
+        seen.extend(segments)
+        return original(self, segments, *args, **kwargs)
+
+    monkeypatch.setattr(denoise.DenoiseMixin, "_denoise", spy)
+    pipe("Hi there.", reference_video=video, reference_text=REFERENCE_TEXT, num_inference_steps=2,
+         output_type="latent", generator=torch.Generator().manual_seed(0))
+    reference = pipe.prepare_reference(reference_video=video, reference_text=REFERENCE_TEXT)
+    (segment,) = seen
+    prompt = len(segment.prompt_mel)
+    assert prompt < reference.num_frames  # cut ...
+    assert prompt <= max(round(1.0 * 93.75), MAX_PROMPT_SHARE / (1 - MAX_PROMPT_SHARE) * segment.num_frames) + 1
+    assert torch.equal(segment.prompt_mel, reference.mel[-prompt:])  # ... to its last frames
+    assert segment.layout.num_frames == prompt + segment.num_frames
 
 
 # ------------------------------------------------------------------------------------------- transformer

@@ -71,6 +71,7 @@ from omnitalker.flow.sampling import sample
 from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.frontend.text import normalize_text, prepare_reference_text
 from omnitalker.pipeline.chunking import estimate_num_frames
+from omnitalker.pipeline.text_layout import prompt_start
 
 from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
@@ -173,9 +174,10 @@ def oracle_prompt_layout(pipe, clip: CorpusClip):
 
 
 def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_layout: str) -> list:
-    """Per item the phoneme layout over [prompt | target] for a "durations" model: the prompt's from espeak's
-    timings of its transcript stretched onto its sound ("estimated", what the pipeline does) or from the
-    corpus's true timings ("oracle"); the target's from the duration predictor at the prompt's pace. The
+    """Per item (the phoneme layout over [prompt | target], first prompt frame kept) for a "durations" model: the
+    prompt's from espeak's timings of its transcript stretched onto its sound ("estimated", what the pipeline
+    does) or from the corpus's true timings ("oracle"), cut to its last frames as the pipeline cuts it
+    (``text_layout.prompt_start``); the target's from the duration predictor at the whole prompt's pace. The
     no-reference system gets the same target durations (so it ablates the prompts' voice/motion only)."""
     layouts = []
     for item in items:
@@ -183,7 +185,11 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
         oracle = oracle_prompt_layout(pipe, item.prompt) if prompt_layout == "oracle" else None
         timing = pipe.layout_prompt(item.prompt.text, prompt_mel, oracle)
         target = pipe.layout_target(item.clip.text, timing)
-        layouts.append(timing.layout + target if with_reference else target)
+        if not with_reference:
+            layouts.append((target, 0))
+            continue
+        start = prompt_start(timing.layout, target.num_frames, pipe.word_start_ids())
+        layouts.append((timing.layout.slice_frames(start, timing.layout.num_frames) + target, start))
     return layouts
 
 
@@ -206,19 +212,22 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
     for start in range(0, len(items), GENERATION_BATCH):
         batch = items[start : start + GENERATION_BATCH]
         texts, prompts, targets = [], [], []
-        for item in batch:
+        batch_layouts = starts = None
+        if layouts is not None:
+            batch_layouts = [layout for layout, _ in layouts[start : start + GENERATION_BATCH]]
+            starts = [first for _, first in layouts[start : start + GENERATION_BATCH]]
+        for row, item in enumerate(batch):
             frames = estimate_num_frames(len(item.prompt.mel), item.prompt.text, item.clip.text)
             text = normalize_text(item.clip.text)
             if with_reference:
                 texts.append(prepare_reference_text(item.prompt.text) + text)
-                prompts.append(len(item.prompt.mel))
+                prompts.append(len(item.prompt.mel) - (starts[row] if starts else 0))
             else:
                 texts.append(text)
                 prompts.append(0)
             targets.append(frames)
         text_durations = None
-        if layouts is not None:
-            batch_layouts = layouts[start : start + GENERATION_BATCH]
+        if batch_layouts is not None:
             segments = [_Segment(torch.zeros(p, 1), torch.zeros(p, 1), None, layout.num_frames - p, layout=layout)
                         for p, layout in zip(prompts, batch_layouts, strict=True)]
             text_ids, text_durations, totals = _layout_batch(segments)
@@ -232,8 +241,9 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
         prompt_mask = torch.zeros(len(batch), num_frames, dtype=torch.bool)  # b n
         for row, (item, prompt) in enumerate(zip(batch, prompts, strict=True)):
             if prompt:
-                audio_cond[row, :prompt] = torch.from_numpy(item.prompt.mel.astype(np.float32))
-                visual_cond[row, :prompt] = _to_mel_rate(item.prompt.codes, prompt)
+                first = len(item.prompt.mel) - prompt  # the prompt's kept frames are its last ones
+                audio_cond[row, :prompt] = torch.from_numpy(item.prompt.mel[first:].astype(np.float32))
+                visual_cond[row, :prompt] = _to_mel_rate(item.prompt.codes, len(item.prompt.mel))[first:]
                 prompt_mask[row, :prompt] = True
         lengths = torch.tensor(totals)
         attention_mask = (torch.arange(num_frames)[None] < lengths[:, None]) if len(set(totals)) > 1 else None

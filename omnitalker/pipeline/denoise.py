@@ -24,9 +24,7 @@ from omnitalker.pipeline.chunking import (
     crossfade,
     tail_text,
 )
-from omnitalker.pipeline.text_layout import (
-    TextLayout,
-)
+from omnitalker.pipeline.text_layout import TextLayout, prompt_start
 
 logger = logging.get_logger(__name__)
 
@@ -171,7 +169,12 @@ class DenoiseMixin:
         text, frames, layout = chunk
         prompt_text = prepare_reference_text(reference.text)
         prompt_mel, prompt_codes = reference.mel, reference.codes
-        prompt = self._prompt_layout(reference).layout if layout is not None else None
+        prompt = None
+        if layout is not None:  # durations: only the prompt's last frames, within its trained share of the sequence
+            prompt = self._prompt_layout(reference).layout
+            start = prompt_start(prompt, frames, self.word_start_ids(), 0 if tail is None else len(tail[0]))
+            prompt_mel, prompt_codes = prompt_mel[start:], prompt_codes[start:]
+            prompt = prompt.slice_frames(start, prompt.num_frames)
         if tail is not None:
             tail_mel, tail_codes, tail_transcript, tail_layout = tail
             prompt_mel = torch.cat([prompt_mel, tail_mel])

@@ -8,6 +8,7 @@ from diffusers.utils import logging
 
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.frontend.phonemes import WORD_BOUNDARY, is_pause
 from omnitalker.frontend.text import normalize_text, text_length
 from omnitalker.pipeline.chunking import (
     estimate_num_frames,
@@ -82,6 +83,10 @@ class PrepareMixin:
 
     def _zero_duration_ids(self) -> set[int]:
         return set(self.duration_predictor.config.zero_duration_ids or ())
+
+    def word_start_ids(self) -> set[int]:
+        """Phoneme ids a prompt may be cut before (word boundaries and pauses: ``text_layout.prompt_start``)."""
+        return {i for token, i in self.tokenizer.token_to_id.items() if token == WORD_BOUNDARY or is_pause(token)}
 
     def layout_prompt(self, reference_text: str, prompt_mel: torch.Tensor,
                       layout: TextLayout | None = None) -> ReferenceTiming:
