@@ -402,7 +402,9 @@ def test_no_files_left_after_100_requests(server, media):
         if index in (9, 99):
             counts.append(len(_files(server.gradio_dir)))
     session = server.results / client.session_hash
-    assert counts[0] == counts[1]  # files on the server do not grow with the requests
+    # files on the server do not grow with the requests (the first count may still hold files of the tests
+    # before, which their sessions' unload deletes in the background)
+    assert counts[1] <= counts[0]
     assert len(list(session.glob("request-*"))) == RESULTS_PER_SESSION
     assert not [path for path in _files(server.gradio_dir) if path.name.endswith(".part")]  # no half-written file
     client.close()  # the page is closed: its results go (demo.unload)
