@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS, VISUAL_CODE_DIM, resample_codes
 from omnitalker.frontend.phonemes import PhonemeTokenizer, events_to_sequence, frame_durations, pinyin_tones
@@ -126,23 +126,6 @@ class ShardDataset(Dataset):
         if not self.items:
             raise ValueError(f"split {split!r} of {self.data_dir} has no samples")
 
-    @classmethod
-    def union(cls, datasets: list[ShardDataset]) -> ShardDataset:
-        """One dataset over the clips of several (same tokenizer and checks); the first gives the settings.
-        Items carry their shard's path, so clips of different corpora sit side by side."""
-        if not datasets:
-            raise ValueError("union of no datasets: give at least one ShardDataset")
-        merged = cls.__new__(cls)
-        first = datasets[0]
-        merged.data_dir, merged.split = first.data_dir, first.split
-        merged.tokenizer, merged.max_mismatch_frames = first.tokenizer, first.max_mismatch_frames
-        merged.items, merged.lengths, merged._members = [], [], {}
-        for dataset in datasets:
-            merged.items += dataset.items
-            merged.lengths += dataset.lengths
-            merged._members.update(dataset._members)
-        return merged
-
     def __len__(self) -> int:
         return len(self.items)
 
@@ -214,11 +197,19 @@ class ShardDataset(Dataset):
                 torch.from_numpy(durations).long())
 
 
-def training_clips(data, tokenizer: OmniTalkerTokenizer | PhonemeTokenizer | None = None) -> ShardDataset:
+class ShardDatasets(ConcatDataset):
+    """Several ``ShardDataset`` as one (torch's ``ConcatDataset``), with the ``lengths`` the batch sampler reads."""
+
+    def __init__(self, datasets: list[ShardDataset]):
+        super().__init__(datasets)
+        self.lengths = [length for dataset in datasets for length in dataset.lengths]
+
+
+def training_clips(data, tokenizer: OmniTalkerTokenizer | PhonemeTokenizer | None = None) -> ShardDataset | ShardDatasets:
     """The training split of ``data.dir`` and of every ``data.extra_train_dirs`` corpus (a config DataSection)."""
     dirs = [data.dir, *data.extra_train_dirs]
     sets = [ShardDataset(d, data.train_split, tokenizer, data.max_mismatch_frames) for d in dirs]
-    return sets[0] if len(sets) == 1 else ShardDataset.union(sets)
+    return sets[0] if len(sets) == 1 else ShardDatasets(sets)
 
 
 VISUAL_STD_FLOOR = 1e-3  # codes that never move (e.g. a constant log_scale) keep a usable scale

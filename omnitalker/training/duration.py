@@ -26,7 +26,7 @@ from omnitalker.frontend.text import PAD_ID
 
 from ..models.duration_predictor import DurationPredictor
 from .config import TrainConfig
-from .data import ShardDataset, training_clips
+from .data import ShardDataset, ShardDatasets, training_clips
 
 BATCH_CLIPS = 32
 VAL_SEED = 1234
@@ -40,7 +40,7 @@ class DurationClip:
     pace: float = 0.0  # frames per token of the speaker's other clips
 
 
-def load_clips(dataset: ShardDataset, zero_ids: set[int]) -> list[DurationClip]:
+def load_clips(dataset: ShardDataset | ShardDatasets, zero_ids: set[int]) -> list[DurationClip]:
     """Every clip's phoneme ids and frames, with the leave-one-out pace of its speaker."""
     clips = []
     for index in range(len(dataset)):

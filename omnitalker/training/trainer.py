@@ -172,6 +172,11 @@ def find_latest_checkpoint(output_dir: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def resolve_resume(output_dir: str | Path, resume: str) -> Path | None:
+    """The checkpoint folder ``--resume`` names: "latest" = the newest in ``output_dir`` (None if none), else the path."""
+    return find_latest_checkpoint(output_dir) if resume == "latest" else Path(resume)
+
+
 def _replace_dir(source: Path, target: Path) -> None:
     """Move folder ``source`` to ``target``, replacing it; ``target`` is complete at every moment it exists."""
     if target.exists():
@@ -296,7 +301,7 @@ class Trainer:
     def fit(self, resume: str | None = None) -> dict:
         accel, config = self.accelerator, self.config
         if resume is not None:
-            checkpoint = find_latest_checkpoint(self.output_dir) if resume == "latest" else Path(resume)
+            checkpoint = resolve_resume(self.output_dir, resume)
             if checkpoint is None:
                 accel.print(f"no checkpoint in {self.output_dir}/checkpoints: starting from scratch")
             elif not checkpoint.is_dir():
@@ -519,8 +524,7 @@ def train(config: TrainConfig, resume: str | None = None) -> dict:
             raise ValueError("the duration predictor trains in minutes and has no checkpoints: drop --resume")
         return train_duration_predictor(config)
     if resume is not None:
-        checkpoint = find_latest_checkpoint(config.training.output_dir) if resume == "latest" else Path(resume)
-        config = with_checkpoint_statistics(config, checkpoint)
+        config = with_checkpoint_statistics(config, resolve_resume(config.training.output_dir, resume))
     return Trainer(config).fit(resume)
 
 
