@@ -16,7 +16,7 @@ from omnitalker.frontend.phonemes import (
     frame_durations,
 )
 from omnitalker.models.transformer import OmniTalkerTransformer
-from omnitalker.pipeline.text_layout import TextLayout, prompt_layout, prompt_start, speech_span
+from omnitalker.pipeline.text_layout import TextLayout, prompt_layout, prompt_window, speech_span
 from tests.pipeline_fixtures import tiny_transformer
 
 
@@ -108,20 +108,33 @@ def test_layout_slicing_keeps_frames():
     assert (layout.slice_frames(0, 5) + layout.slice_frames(5, 12)).num_frames == 12
 
 
-def test_prompt_start_keeps_the_last_words_within_the_trained_share():
+def test_prompt_window_tail_keeps_the_last_words_within_the_trained_share():
     # pause 10 | w o r d (4 x 10) | boundary | w o r d (4 x 10) | pause 10: 100 frames; ids 0 = pause, 1 = boundary
     layout = TextLayout([0, 5, 6, 7, 8, 1, 5, 6, 7, 8, 0], [10, 10, 10, 10, 10, 0, 10, 10, 10, 10, 10])
     starts = {0, 1}
-    assert prompt_start(layout, 1000, starts, min_frames=20) == 0  # a long target: the whole prompt fits
+    assert prompt_window(layout, 1000, starts, min_frames=20).start == 0  # a long target: the whole prompt fits
     # budget 0.3 / 0.7 x 140 = 60 frames: earliest cut 40; the word boundary at frame 50 is the first word start
-    assert prompt_start(layout, 140, starts, min_frames=20) == 50
+    assert prompt_window(layout, 140, starts, min_frames=20).start == 50
     # a budget of 45 frames (target 105) has no word start inside [55, 80]: the first token start, 60
-    assert prompt_start(layout, 105, starts, min_frames=20) == 60
+    assert prompt_window(layout, 105, starts, min_frames=20).start == 60
     # frames already taken by a previous chunk's tail come out of the budget, but min_frames are always kept
-    assert prompt_start(layout, 140, starts, reserved_frames=30, min_frames=20) == 70
-    assert prompt_start(layout, 10, starts, min_frames=35) == 65  # budget = min_frames, no token start in it: 65
+    assert prompt_window(layout, 140, starts, reserved_frames=30, min_frames=20).start == 70
+    assert prompt_window(layout, 10, starts, min_frames=35).start == 65  # budget = min_frames, no token start in it: 65
     kept = layout.slice_frames(50, layout.num_frames)
     assert kept.ids[0] == 1 and kept.num_frames == 50
+
+
+def test_prompt_window_keeps_whole_words_at_either_end():
+    layout = TextLayout([0, 5, 6, 7, 8, 1, 5, 6, 7, 8, 0], [10, 10, 10, 10, 10, 0, 10, 10, 10, 10, 10])
+    starts = {0, 1}
+    assert prompt_window(layout, 1000, starts, keep="head", min_frames=20) == slice(0, 100)  # fits whole
+    # budget 60 frames: the head ends at the last word start inside [20, 60], the boundary at 50
+    assert prompt_window(layout, 140, starts, keep="head", min_frames=20) == slice(0, 50)
+    # budget 45: no word start inside [20, 45] but the pause at 0: the last token start, 40
+    assert prompt_window(layout, 105, starts, keep="head", min_frames=20) == slice(0, 40)
+    assert prompt_window(layout, 140, starts, keep="tail", min_frames=20) == slice(50, 100)
+    with pytest.raises(ValueError, match="keep"):
+        prompt_window(layout, 140, starts, keep="middle")
 
 
 def test_pipeline_gives_a_durations_model_only_the_prompt_tail(tmp_path, monkeypatch):

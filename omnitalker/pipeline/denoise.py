@@ -24,7 +24,7 @@ from omnitalker.pipeline.chunking import (
     crossfade,
     tail_text,
 )
-from omnitalker.pipeline.text_layout import TextLayout, prompt_start
+from omnitalker.pipeline.text_layout import TextLayout, prompt_window
 
 logger = logging.get_logger(__name__)
 
@@ -170,11 +170,11 @@ class DenoiseMixin:
         prompt_text = prepare_reference_text(reference.text)
         prompt_mel, prompt_codes = reference.mel, reference.codes
         prompt = None
-        if layout is not None:  # durations: only the prompt's last frames, within its trained share of the sequence
+        if layout is not None:  # durations: only part of the prompt, within its trained share of the sequence
             prompt = self._prompt_layout(reference).layout
-            start = prompt_start(prompt, frames, self.word_start_ids(), 0 if tail is None else len(tail[0]))
-            prompt_mel, prompt_codes = prompt_mel[start:], prompt_codes[start:]
-            prompt = prompt.slice_frames(start, prompt.num_frames)
+            kept = prompt_window(prompt, frames, self.word_start_ids(), 0 if tail is None else len(tail[0]))
+            prompt_mel, prompt_codes = prompt_mel[kept], prompt_codes[kept]
+            prompt = prompt.slice_frames(kept.start, kept.stop)
         if tail is not None:
             tail_mel, tail_codes, tail_transcript, tail_layout = tail
             prompt_mel = torch.cat([prompt_mel, tail_mel])

@@ -85,7 +85,7 @@ class PrepareMixin:
         return set(self.duration_predictor.config.zero_duration_ids or ())
 
     def word_start_ids(self) -> set[int]:
-        """Phoneme ids a prompt may be cut before (word boundaries and pauses: ``text_layout.prompt_start``)."""
+        """Phoneme ids a prompt may be cut before (word boundaries and pauses: ``text_layout.prompt_window``)."""
         return {i for token, i in self.tokenizer.token_to_id.items() if token == WORD_BOUNDARY or is_pause(token)}
 
     def layout_prompt(self, reference_text: str, prompt_mel: torch.Tensor,

@@ -104,26 +104,44 @@ def prompt_layout(seq: PhonemeSequence, ids: list[int], num_frames: int, span: t
     return TextLayout(list(ids), np.diff(bounds).tolist())
 
 
-def prompt_start(layout: TextLayout, target_frames: int, word_start_ids: set[int], reserved_frames: int = 0,
-                 share: float = MAX_PROMPT_SHARE, min_frames: int = round(MIN_PROMPT_SECONDS * MEL_FRAME_RATE)) -> int:
-    """First frame of the prompt ``layout`` to give in context before ``target_frames`` generated ones.
+PROMPT_KEEPS = ("head", "tail")  # which end of the reference a cut prompt keeps
+DEFAULT_PROMPT_KEEP = "tail"
 
-    The prompt keeps its last frames: at most ``share`` of [prompt | target] (``reserved_frames`` of it already
-    taken, e.g. by the previous chunk's tail), never fewer than ``min_frames`` (or the whole prompt). The cut is
-    at the first word start (a token of ``word_start_ids``: word boundaries and pauses) inside the budget, else
-    at the first token start inside it, so the kept frames begin with whole sounds."""
+
+def prompt_budget(target_frames: int, reserved_frames: int = 0, share: float = MAX_PROMPT_SHARE,
+                  min_frames: int = round(MIN_PROMPT_SECONDS * MEL_FRAME_RATE)) -> int:
+    """Prompt frames allowed before ``target_frames`` generated ones: at most ``share`` of [prompt | target]
+    (``reserved_frames`` of it already taken, e.g. by the previous chunk's tail), never fewer than ``min_frames``."""
+    return max(min_frames, round(share / (1.0 - share) * target_frames) - reserved_frames)
+
+
+def prompt_window(layout: TextLayout, target_frames: int, word_start_ids: set[int], reserved_frames: int = 0,
+                  keep: str = DEFAULT_PROMPT_KEEP, share: float = MAX_PROMPT_SHARE,
+                  min_frames: int = round(MIN_PROMPT_SECONDS * MEL_FRAME_RATE)) -> slice:
+    """The frames of the prompt ``layout`` to give in context before ``target_frames`` generated ones.
+
+    At most ``prompt_budget`` frames (or the whole prompt), from its start (``keep="head"``) or its end
+    (``"tail"``). Each cut is at a word start (a token of ``word_start_ids``: word boundaries and pauses) inside
+    the budget, else at a token start, so the kept frames hold whole sounds; never fewer than ``min_frames``."""
+    if keep not in PROMPT_KEEPS:
+        raise ValueError(f"keep must be one of {PROMPT_KEEPS}, got {keep!r}")
     total = layout.num_frames
-    budget = max(min_frames, round(share / (1.0 - share) * target_frames) - reserved_frames)
+    budget = prompt_budget(target_frames, reserved_frames, share, min_frames)
     if total <= budget:
-        return 0
-    earliest = total - budget
+        return slice(0, total)
     starts = np.concatenate([[0], np.cumsum(layout.frames)[:-1]]).astype(np.int64)  # frame where each token begins
-    inside = [(int(start), token) for start, token in zip(starts, layout.ids, strict=True)
-              if earliest <= start <= total - min_frames]
-    for start, token in inside:
-        if token in word_start_ids:
-            return start
-    return inside[0][0] if inside else earliest
+    cuts = list(zip(starts.tolist(), layout.ids, strict=True))
+    if keep == "tail":
+        earliest = total - budget
+        inside = [(start, token) for start, token in cuts if earliest <= start <= total - min_frames]
+        order = inside  # the longest kept tail first
+        fallback = earliest
+    else:
+        inside = [(start, token) for start, token in cuts if min(min_frames, total) <= start <= budget]
+        order = inside[::-1]  # the longest kept head first
+        fallback = budget
+    cut = next((start for start, token in order if token in word_start_ids), order[0][0] if order else fallback)
+    return slice(cut, total) if keep == "tail" else slice(0, cut)
 
 
 @dataclass
