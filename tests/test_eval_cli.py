@@ -56,7 +56,7 @@ def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, cap
     eval_main(args + ([] if HAS_RESEMBLYZER else ["--no-sim-a"]))
     printed = capsys.readouterr().out
     assert "| val_texts | reference |" in printed and "| val_speakers | no_reference |" in printed
-    assert "| CER | CER zh | WER |" in printed
+    assert "| CER | CER zh | WER (95 % CI) | WER / ground truth (95 % CI) |" in printed
 
     result = json.loads(out.read_text())
     assert result["config"]["steps"] == 1 and result["config"]["systems"] == list(SYSTEMS)
@@ -67,6 +67,7 @@ def test_eval_cli_end_to_end(corpus, pipeline_dir, recognizer_dir, tmp_path, cap
             assert metrics["items"] == 1
             assert 0.0 <= metrics["cer"] <= 10.0
             assert 0.0 <= metrics["wer"] <= 10.0  # Whisper on the vocoded audio (English corpus)
+            assert metrics["wer_ci"] is None  # one item: no interval
             assert metrics["p_fid"] >= 0 and metrics["e_fid"] >= 0
             assert abs(metrics["sync_lag"]) <= 10
         # ground truth and the cascade are the same espeak audio: same length, same voice embedding

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 
 from omnitalker.frontend.asr import DEFAULT_ASR
+from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, PROMPT_KEEPS
 
 from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, evaluate, markdown_table
 
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt-layout", default="estimated", choices=PROMPT_LAYOUTS,
                         help="durations models: the prompt's phoneme timings as the pipeline estimates them, or the "
                              "corpus's true ones (oracle)")
+    parser.add_argument("--prompt-keep", default=DEFAULT_PROMPT_KEEP, choices=PROMPT_KEEPS,
+                        help="durations models: which end of a long reference is kept in context (the pipeline's "
+                             "default: omnitalker/pipeline/text_layout.py)")
     parser.add_argument("--guidance", default="", help="CFG of the model systems, e.g. 'text=2,audio=0,visual=0,"
                         "interval=0:0.5' (unnamed fields keep the defaults: omnitalker/flow/guidance.py)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
     if recognizer_zh is not None:
         _print_judge_cer("Mandarin recognizer (pinyin)", recognizer_zh_dir)
     result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity,
-                      asr=asr, prompt_layout=args.prompt_layout, guidance=guidance, recognizer_zh=recognizer_zh)
+                      asr=asr, prompt_layout=args.prompt_layout, guidance=guidance, recognizer_zh=recognizer_zh,
+                      prompt_keep=args.prompt_keep)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
                             recognizer_zh=None if recognizer_zh is None else str(recognizer_zh_dir),
                             wer_asr=None if asr is None else args.asr)

@@ -17,6 +17,7 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
   ``reference``     the learned model, joint generation in-filling [prompt mel + codes | target] with
                     text = prompt transcript + target text (the pipeline's layout and its duration rule:
                     the prompt's frames per text byte), the default guidance (``--guidance`` to change it), ``--steps``;
+                    a "durations" model gets the part of the prompt the pipeline keeps (``--prompt-keep``);
   ``no_reference``  the same model, same text target and number of frames, with no audio or visual
                     prompt (the text alone; audio/visual guidance off since there is nothing to drop):
                     the model's unconditional style. The in-context claim is reference < no_reference
@@ -36,7 +37,10 @@ over each split and shared evenly between ``val_texts`` and ``val_speakers`` for
                  trained) of the system's mel vocoded by the pipeline's vocoder and resampled to 16 kHz, after
                  Whisper's English normalisation (``omnitalker.eval.wer``); English items only. Speech the
                  recognizer refuses (no words, not English) counts as all words deleted. The ground-truth row,
-                 vocoded the same way, is the yardstick the model's WER is read against. ``--no-wer`` skips it;
+                 vocoded the same way, is the yardstick the model's WER is read against. ``wer_ci`` is its 95 %
+                 bootstrap interval over the items and ``wer_ratio`` (with ``wer_ratio_ci``) the system's WER over
+                 the ground truth's on the same items, paired (``omnitalker.eval.wer``): with a few dozen items
+                 one sentence moves the WER by hundredths, so read differences against these. ``--no-wer`` skips it;
   ``sync_corr``, ``sync_lag`` (frames at 30 fps)   peak of the mean lagged correlation between mouth
                  opening (codes) and audio envelope (mel) (``omnitalker.eval.lipsync``);
   ``expert_corr``, ``expert_lag``   the same between the mouth and the mouth that a sync expert
@@ -71,13 +75,13 @@ from omnitalker.flow.sampling import sample
 from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.frontend.text import normalize_text, prepare_reference_text
 from omnitalker.pipeline.chunking import estimate_num_frames
-from omnitalker.pipeline.text_layout import prompt_start
+from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, prompt_window
 
 from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
 from .recognizer import character_error_rate, normalize_for_cer, pinyin_transcript
 from .train_recognizer import CorpusClip, read_split
-from .wer import word_edits
+from .wer import wer_interval, wer_ratio_interval, word_edits
 
 SYSTEMS = ("ground_truth", "cascade", "reference", "no_reference")
 EVAL_SPLITS = ("val_texts", "val_speakers")
@@ -173,11 +177,12 @@ def oracle_prompt_layout(pipe, clip: CorpusClip):
     return TextLayout(pipe.tokenizer.convert_tokens_to_ids(seq.tokens), frame_durations(seq, len(clip.mel)).tolist())
 
 
-def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_layout: str) -> list:
-    """Per item (the phoneme layout over [prompt | target], first prompt frame kept) for a "durations" model: the
+def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_layout: str,
+                     prompt_keep: str = DEFAULT_PROMPT_KEEP) -> list:
+    """Per item (the phoneme layout over [prompt | target], the prompt frames kept) for a "durations" model: the
     prompt's from espeak's timings of its transcript stretched onto its sound ("estimated", what the pipeline
-    does) or from the corpus's true timings ("oracle"), cut to its last frames as the pipeline cuts it
-    (``text_layout.prompt_start``); the target's from the duration predictor at the whole prompt's pace. The
+    does) or from the corpus's true timings ("oracle"), cut as the pipeline cuts it (``text_layout.prompt_window``,
+    keeping its ``prompt_keep`` end); the target's from the duration predictor at the whole prompt's pace. The
     no-reference system gets the same target durations (so it ablates the prompts' voice/motion only)."""
     layouts = []
     for item in items:
@@ -186,15 +191,16 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
         timing = pipe.layout_prompt(item.prompt.text, prompt_mel, oracle)
         target = pipe.layout_target(item.clip.text, timing)
         if not with_reference:
-            layouts.append((target, 0))
+            layouts.append((target, slice(0, 0)))
             continue
-        start = prompt_start(timing.layout, target.num_frames, pipe.word_start_ids())
-        layouts.append((timing.layout.slice_frames(start, timing.layout.num_frames) + target, start))
+        kept = prompt_window(timing.layout, target.num_frames, pipe.word_start_ids(), keep=prompt_keep)
+        layouts.append((timing.layout.slice_frames(kept.start, kept.stop) + target, kept))
     return layouts
 
 
 def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, seed: int,
-              prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None) -> list[SystemOutput]:
+              prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None,
+              prompt_keep: str = DEFAULT_PROMPT_KEEP) -> list[SystemOutput]:
     """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item).
     ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
     from omnitalker.frontend.face.codes import retime
@@ -202,7 +208,7 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
 
     if prompt_layout not in PROMPT_LAYOUTS:
         raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")
-    layouts = duration_layouts(pipe, items, with_reference, prompt_layout) if pipe.uses_durations else None
+    layouts = duration_layouts(pipe, items, with_reference, prompt_layout, prompt_keep) if pipe.uses_durations else None
     transformer = pipe.transformer
     device, dtype = transformer.device, transformer.dtype
     guidance = guidance if guidance is not None else GuidanceConfig()
@@ -212,16 +218,16 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
     for start in range(0, len(items), GENERATION_BATCH):
         batch = items[start : start + GENERATION_BATCH]
         texts, prompts, targets = [], [], []
-        batch_layouts = starts = None
+        batch_layouts, windows = None, [slice(0, len(item.prompt.mel)) for item in batch]  # prompt frames kept
         if layouts is not None:
             batch_layouts = [layout for layout, _ in layouts[start : start + GENERATION_BATCH]]
-            starts = [first for _, first in layouts[start : start + GENERATION_BATCH]]
+            windows = [kept for _, kept in layouts[start : start + GENERATION_BATCH]]
         for row, item in enumerate(batch):
             frames = estimate_num_frames(len(item.prompt.mel), item.prompt.text, item.clip.text)
             text = normalize_text(item.clip.text)
             if with_reference:
                 texts.append(prepare_reference_text(item.prompt.text) + text)
-                prompts.append(len(item.prompt.mel) - (starts[row] if starts else 0))
+                prompts.append(windows[row].stop - windows[row].start)
             else:
                 texts.append(text)
                 prompts.append(0)
@@ -241,9 +247,9 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
         prompt_mask = torch.zeros(len(batch), num_frames, dtype=torch.bool)  # b n
         for row, (item, prompt) in enumerate(zip(batch, prompts, strict=True)):
             if prompt:
-                first = len(item.prompt.mel) - prompt  # the prompt's kept frames are its last ones
-                audio_cond[row, :prompt] = torch.from_numpy(item.prompt.mel[first:].astype(np.float32))
-                visual_cond[row, :prompt] = _to_mel_rate(item.prompt.codes, len(item.prompt.mel))[first:]
+                kept = windows[row]
+                audio_cond[row, :prompt] = torch.from_numpy(item.prompt.mel[kept].astype(np.float32))
+                visual_cond[row, :prompt] = _to_mel_rate(item.prompt.codes, len(item.prompt.mel))[kept]
                 prompt_mask[row, :prompt] = True
         lengths = torch.tensor(totals)
         attention_mask = (torch.arange(num_frames)[None] < lengths[:, None]) if len(set(totals)) > 1 else None
@@ -361,11 +367,10 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
             cers = {key: _pooled_cer([(o.metrics[key], len(judged_reference(items[i].clip)))
                                       for i, o in zip(rows, chosen, strict=True) if o.metrics[key] is not None])
                     for key in CER_KEYS.values()}
-            wer_words = sum(o.metrics.get("wer_words", 0) for o in chosen)
             results[split][system] = {
                 "items": len(chosen),
                 **cers,
-                "wer": sum(o.metrics.get("wer_edits", 0) for o in chosen) / wer_words if wer_words else None,
+                **wer_summary(chosen, [outputs["ground_truth"][i] for i in rows] if "ground_truth" in outputs else None),
                 "sync_corr": sync.correlation,
                 "sync_lag": sync.lag_frames,
                 "expert_corr": expert_sync.correlation,
@@ -378,12 +383,30 @@ def score_items(items, outputs: dict[str, list[SystemOutput]], recognizer, pipe,
     return results
 
 
+def wer_summary(chosen: list[SystemOutput], ground_truth: list[SystemOutput] | None) -> dict:
+    """Corpus WER of the items Whisper judged, its bootstrap interval and, given the ground truth's outputs of the
+    same items, the paired ratio to the ground truth's WER (the issue's target) with its interval."""
+    judged = [i for i, o in enumerate(chosen) if o.metrics.get("wer_words")]
+    if not judged:
+        return {"wer": None, "wer_ci": None, "wer_ratio": None, "wer_ratio_ci": None}
+    edits = [chosen[i].metrics["wer_edits"] for i in judged]
+    words = [chosen[i].metrics["wer_words"] for i in judged]
+    summary = {"wer": sum(edits) / sum(words), "wer_ci": wer_interval(edits, words) if len(judged) > 1 else None,
+               "wer_ratio": None, "wer_ratio_ci": None}
+    if ground_truth is not None:
+        baseline = [ground_truth[i].metrics["wer_edits"] for i in judged]
+        summary["wer_ratio"] = sum(edits) / sum(baseline) if sum(baseline) else (math.inf if sum(edits) else 1.0)
+        summary["wer_ratio_ci"] = wer_ratio_interval(edits, baseline) if len(judged) > 1 else None
+    return summary
+
+
 # ------------------------------------------------------------------------------------------- run
 
 
 def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
              systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None,
-             prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None, recognizer_zh=None) -> dict:
+             prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None, recognizer_zh=None,
+             prompt_keep: str = DEFAULT_PROMPT_KEEP) -> dict:
     """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER;
     `guidance`: None = the defaults; `recognizer_zh`: the Mandarin CER judge, None = no Mandarin CER)."""
     if recognizer_zh is not None and recognizer_zh.config.lang != "zh":
@@ -405,7 +428,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
             outputs[system] = run_cascade(items, data_dir, seed)
         else:
             outputs[system] = run_model(pipe, items, system == "reference", steps, seed, prompt_layout,
-                                        guidance)
+                                        guidance, prompt_keep)
         seconds[system] = round(time.perf_counter() - start, 1)
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
@@ -439,6 +462,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
     return {"config": {"data_dir": str(data_dir), "splits": splits, "max_samples": max_samples, "steps": steps,
                        "seed": seed, "systems": list(systems), "generation_seconds": seconds,
                        "prompt_layout": prompt_layout if getattr(pipe, "uses_durations", False) else None,
+                       "prompt_keep": prompt_keep if getattr(pipe, "uses_durations", False) else None,
                        "guidance": dataclasses.asdict(guidance if guidance is not None else GuidanceConfig())},
             "results": table, "wrong_sentence_cer": wrong_sentence["en"],
             "wrong_sentence_cer_zh": wrong_sentence["zh"], "items": per_item}
@@ -450,16 +474,28 @@ def _format(value, spec: str) -> str:
     return format(value, spec)
 
 
+def _with_interval(value, interval, spec: str) -> str:
+    """``value (low–high)``; an infinite ratio (no ground-truth error to divide by) reads "inf"."""
+    def show(x):
+        return "inf" if isinstance(x, float) and math.isinf(x) else _format(x, spec)
+
+    if value is None or interval is None:
+        return show(value)
+    return f"{show(value)} ({show(interval[0])}–{show(interval[1])})"
+
+
 def markdown_table(result: dict) -> str:
     """The per-split, per-system table of :func:`evaluate`'s result (CER: English items' letters; CER zh:
     Mandarin items' toned pinyin)."""
-    lines = ["| split | system | items | CER | CER zh | WER | sync corr | sync lag | expert corr | expert lag | P-FID | "
-             "E-FID | SIM-A | dur err |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| split | system | items | CER | CER zh | WER (95 % CI) | WER / ground truth (95 % CI) | sync corr | sync lag | "
+             "expert corr | expert lag | P-FID | E-FID | SIM-A | dur err |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for split, systems in result["results"].items():
         for system, m in systems.items():
             lines.append(
                 f"| {split} | {system} | {m['items']} | {_format(m['cer'], '.3f')} | {_format(m.get('cer_zh'), '.3f')} | "
-                f"{_format(m.get('wer'), '.3f')} | "
+                f"{_with_interval(m.get('wer'), m.get('wer_ci'), '.3f')} | "
+                f"{_with_interval(m.get('wer_ratio'), m.get('wer_ratio_ci'), '.2f') if system != 'ground_truth' else '–'} | "
                 f"{_format(m['sync_corr'], '.2f')} | "
                 f"{m['sync_lag']:+d} | {_format(m['expert_corr'], '.2f')} | {m['expert_lag']:+d} | {_format(m['p_fid'], '.3g')} | {_format(m['e_fid'], '.3g')} | "
                 f"{_format(m['sim_a'], '.3f')} | {_format(m['dur_err'], '.3f')} |"

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy as np
+
 from .recognizer import edit_distance
 
 
@@ -56,3 +58,37 @@ def word_error_rate(reference: str | Sequence[str], hypothesis: str | Sequence[s
     if words == 0:
         raise ValueError("the reference has no words after normalisation: WER needs a reference transcript")
     return edits / words
+
+
+# Intervals: a percentile bootstrap over the items (scipy.stats.bootstrap). Corpus WER is a ratio of sums, and
+# with a few dozen items one sentence moves it by several hundredths: the interval says how far to trust a
+# difference. The percentile method, because BCa's jackknife is unstable for ratios of sums on small samples.
+CONFIDENCE_LEVEL = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _bootstrap(statistic, samples: Sequence[Sequence[float]], seed: int) -> tuple[float, float]:
+    from scipy.stats import bootstrap
+
+    arrays = [np.asarray(sample, dtype=np.float64) for sample in samples]
+    if len(arrays[0]) < 2:
+        raise ValueError(f"a bootstrap interval needs at least 2 items, got {len(arrays[0])}")
+    result = bootstrap(arrays, statistic, paired=True, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES,
+                       confidence_level=CONFIDENCE_LEVEL, method="percentile", random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def wer_interval(edits: Sequence[int], words: Sequence[int], seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the corpus WER sum(edits) / sum(words) over items (per-item edits and reference words)."""
+    return _bootstrap(lambda e, w, axis=-1: e.sum(axis) / w.sum(axis), [edits, words], seed)
+
+
+def wer_ratio_interval(edits: Sequence[int], baseline_edits: Sequence[int], seed: int = 0) -> tuple[float, float]:
+    """95 % interval of WER / baseline WER on the same items (paired: both read the same reference words, so the
+    ratio is sum(edits) / sum(baseline_edits)); inf where a resample has no baseline edit."""
+
+    def ratio(e, b, axis=-1):
+        num, den = e.sum(axis), b.sum(axis)
+        return np.where(den > 0, num / np.maximum(den, 1e-12), np.inf)
+
+    return _bootstrap(ratio, [edits, baseline_edits], seed)
