@@ -97,6 +97,22 @@ def test_span_mask_fraction_contiguous_and_within_lengths():
         span_mask(lengths, 200, frac_range=(0.9, 0.5))
 
 
+def test_span_mask_end_prob_anchors_spans_at_the_clip_end():
+    lengths = torch.randint(20, 200, (400,), generator=seeded(0))
+    last = lengths - 1  # index of each clip's last valid frame
+    ends_at_last = lambda mask: mask.gather(1, last[:, None])[:, 0]  # noqa: E731
+    uniform = span_mask(lengths, 200, generator=seeded(1))
+    assert torch.equal(span_mask(lengths, 200, end_prob=0.0, generator=seeded(1)), uniform)  # same random stream
+    assert float(ends_at_last(uniform).float().mean()) < 0.2  # a uniform start rarely reaches the end
+    anchored = span_mask(lengths, 200, end_prob=1.0, generator=seeded(1))
+    assert bool(ends_at_last(anchored).all()), "end_prob=1: every span must end on the last valid frame"
+    assert torch.equal(anchored.sum(-1), uniform.sum(-1))  # same span lengths, only moved
+    half = float(ends_at_last(span_mask(lengths, 200, end_prob=0.5, generator=seeded(1))).float().mean())
+    assert 0.4 < half < 0.7
+    with pytest.raises(ValueError, match="end_prob"):
+        span_mask(lengths, 200, end_prob=1.5)
+
+
 def test_drop_rates_per_sample():
     drops = sample_drop(20000, 0.2, generator=seeded(0))
     assert abs(float(drops.float().mean()) - 0.2) < 0.015

@@ -7,7 +7,8 @@ Recipe per batch (convention D1: t = 0 noise, t = 1 data):
   1. t ~ logit-normal(0, 1) per sample (or uniform), x0 ~ N(0, I) per stream;
   2. x_t = (1 - t) x0 + t x1, target velocity x1 - x0 (optimal-transport path, sigma_min = 0);
   3. one random contiguous span per sample masks 70-100 % of its valid frames, the same span for audio and
-     visual (the two streams are frame-aligned); the unmasked frames are the in-context prompt ``cond``;
+     visual (the two streams are frame-aligned); the unmasked frames are the in-context prompt ``cond``
+     (optionally the span ends at the clip's end more often: ``end_span_prob``);
   4. text, audio prompt and visual prompt are each dropped with p = 0.2, independently per sample (CFG);
   5. L1 between predicted and target velocity on masked & valid frames, per stream (mel, pose, exp, eye),
      total = sum of lambda_stream * loss_stream.
@@ -86,6 +87,8 @@ class FlowMatchingLoss(nn.Module):
         timestep_distribution: ``"logit_normal"`` (paper) or ``"uniform"`` (F5-TTS).
         logit_mean, logit_std: parameters of the logit-normal.
         span_fraction: (low, high) fraction of each utterance masked as the infilling target.
+        end_span_prob: probability that the span ends at the clip's end, i.e. the inference layout
+            [prompt | target] (0 = F5-TTS's uniform span start).
         drop_text_prob, drop_audio_cond_prob, drop_visual_cond_prob: per-sample CFG drop probabilities.
         audio_driven_prob: probability that a sample keeps its *whole* audio as prompt and only infills the
             visual span (teaches the "audio-driven" inference mode; 0 = the paper's recipe).
@@ -105,6 +108,7 @@ class FlowMatchingLoss(nn.Module):
         logit_mean: float = DEFAULT_LOGIT_MEAN,
         logit_std: float = DEFAULT_LOGIT_STD,
         span_fraction: tuple[float, float] = DEFAULT_SPAN_FRACTION,
+        end_span_prob: float = 0.0,
         drop_text_prob: float = DEFAULT_DROP_PROB,
         drop_audio_cond_prob: float = DEFAULT_DROP_PROB,
         drop_visual_cond_prob: float = DEFAULT_DROP_PROB,
@@ -120,6 +124,7 @@ class FlowMatchingLoss(nn.Module):
             ("drop_audio_cond_prob", drop_audio_cond_prob),
             ("drop_visual_cond_prob", drop_visual_cond_prob),
             ("audio_driven_prob", audio_driven_prob),
+            ("end_span_prob", end_span_prob),
         ]:
             if not 0.0 <= prob <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {prob}")
@@ -129,6 +134,7 @@ class FlowMatchingLoss(nn.Module):
         self.logit_mean = logit_mean
         self.logit_std = logit_std
         self.span_fraction = span_fraction
+        self.end_span_prob = end_span_prob
         self.drop_text_prob = drop_text_prob
         self.drop_audio_cond_prob = drop_audio_cond_prob
         self.drop_visual_cond_prob = drop_visual_cond_prob
@@ -195,7 +201,9 @@ class FlowMatchingLoss(nn.Module):
             generator=generator,
             device=device,
         )  # b
-        mask = span_mask(lengths, frames, frac_range=self.span_fraction, generator=generator) & attention_mask  # b n
+        mask = span_mask(
+            lengths, frames, frac_range=self.span_fraction, end_prob=self.end_span_prob, generator=generator
+        ) & attention_mask  # b n
         drop_text = sample_drop(batch, self.drop_text_prob, generator=generator, device=device)  # b
         drop_audio = sample_drop(batch, self.drop_audio_cond_prob, generator=generator, device=device)  # b
         drop_visual = sample_drop(batch, self.drop_visual_cond_prob, generator=generator, device=device)  # b

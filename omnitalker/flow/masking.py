@@ -51,17 +51,22 @@ def span_mask(
     max_len: int,
     *,
     frac_range: tuple[float, float] = DEFAULT_SPAN_FRACTION,
+    end_prob: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """One random contiguous span per sample covering ``frac`` of its valid frames, frac ~ U(frac_range).
 
     The span length is ``ceil(frac * length)`` (so the masked fraction is never below ``frac_range[0]``),
-    its start is uniform over the positions that keep it inside the valid frames. Returns b n bool,
-    True = masked (to be generated); padded frames are never masked.
+    its start is uniform over the positions that keep it inside the valid frames, except that with
+    probability ``end_prob`` it ends at the last valid frame: the inference layout, [prompt | target], which a
+    uniform start draws only about once per (length - span) samples. Returns b n bool, True = masked (to be
+    generated); padded frames are never masked.
     """
     low, high = frac_range
     if not 0.0 <= low <= high <= 1.0:
         raise ValueError(f"frac_range must satisfy 0 <= low <= high <= 1, got {frac_range}")
+    if not 0.0 <= end_prob <= 1.0:
+        raise ValueError(f"end_prob must be in [0, 1], got {end_prob}")
     lengths = lengths.long()
     if int(lengths.max()) > max_len:
         raise ValueError(f"a length ({int(lengths.max())}) exceeds max_len ({max_len})")
@@ -70,6 +75,9 @@ def span_mask(
     span = torch.ceil(frac * lengths).long().clamp(max=lengths)  # b
     start = (rand((batch,), generator=generator, device=lengths.device) * (lengths - span + 1)).long()  # b
     start = torch.minimum(start, lengths - span)  # guards the rare rand() == 1 - eps rounding
+    if end_prob > 0:  # drawn only when asked, so runs without it keep their random stream (exact resume)
+        at_end = rand((batch,), generator=generator, device=lengths.device) < end_prob  # b
+        start = torch.where(at_end, lengths - span, start)  # b
     pos = torch.arange(max_len, device=lengths.device)[None, :]  # 1 n
     return (pos >= start[:, None]) & (pos < (start + span)[:, None])  # b n
 

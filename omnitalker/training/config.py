@@ -68,6 +68,7 @@ class LossSection:  # FlowMatchingLoss arguments (omnitalker.flow.loss)
     logit_mean: float = 0.0
     logit_std: float = 1.0
     span_fraction: list = field(default_factory=lambda: [0.7, 1.0])  # masked share of each clip
+    end_span_prob: float = 0.0  # share of spans that end at the clip's end: the [prompt | target] of inference
     drop_text_prob: float = 0.2
     drop_audio_cond_prob: float = 0.2
     drop_visual_cond_prob: float = 0.2
