@@ -137,7 +137,7 @@ def prompt_window(layout: TextLayout, target_frames: int, word_start_ids: set[in
         order = inside  # the longest kept tail first
         fallback = earliest
     else:
-        inside = [(start, token) for start, token in cuts if min(min_frames, total) <= start <= budget]
+        inside = [(start, token) for start, token in cuts if min_frames <= start <= budget]  # total > budget here
         order = inside[::-1]  # the longest kept head first
         fallback = budget
     cut = next((start for start, token in order if token in word_start_ids), order[0][0] if order else fallback)
