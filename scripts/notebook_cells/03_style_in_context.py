@@ -263,10 +263,10 @@ analyzer.close()
 
 # %% [markdown]
 # Read the curves as a measurement of this small demo model, one reference, one seed. Text guidance is what makes
-# the words come through: without it Whisper understands little, and the error falls as the strength rises to
-# about 2; pushed further it overshoots (the guidance sweep on the toy of notebook 01; with one sentence and one
-# seed the last point here may already rise), and on the held-out evaluation 4 was no better than 3 on unseen
-# voices while the expression drifted from the reference, and 5 was worse on both splits (`BENCHMARKS.md`,
+# the words come through: without it Whisper understands little, and the error is lowest from a strength of
+# about 2 (one sentence and one seed: the points in between jump about); pushed further, guidance overshoots (the
+# sweep on the toy of notebook 01; this sentence does not show it at 4), and on the held-out evaluation 4 was no
+# better than 3 on unseen voices while the expression drifted from the reference, and 5 was worse on both splits (`BENCHMARKS.md`,
 # "Default guidance" and "Which part of the prompt, which guidance"). The prompt strengths buy much less here: the
 # prompt is already in context, and on the held-out evaluation (`BENCHMARKS.md`, "Default guidance") they lowered
 # E-FID only slightly, so the pipeline's defaults are `guidance_text=3.0`, `guidance_audio=0.0`,
