@@ -266,9 +266,9 @@ analyzer.close()
 # the words come through: without it Whisper understands little, and the error is lowest from a strength of
 # about 2 (one sentence and one seed: the points in between jump about); pushed further, guidance overshoots (the
 # sweep on the toy of notebook 01; this sentence does not show it at 4), and on the held-out evaluation 4 was no
-# better than 3 on unseen voices while the expression drifted from the reference, and 5 was worse on both splits (`BENCHMARKS.md`,
-# "Default guidance" and "Which part of the prompt, which guidance"). The prompt strengths buy much less here: the
-# prompt is already in context, and on the held-out evaluation (`BENCHMARKS.md`, "Default guidance") they lowered
-# E-FID only slightly, so the pipeline's defaults are `guidance_text=3.0`, `guidance_audio=0.0`,
-# `guidance_visual=0.0` (two transformer passes per step instead of four, for CPU speed). Raise the other two when
-# a reference's style matters more than speed, and check the result with these distances.
+# better than 3 on unseen voices while the expression drifted from the reference, and 5 was worse on both splits
+# (`BENCHMARKS.md`, "Default guidance" and "Which part of the prompt, which guidance"). The prompt strengths buy
+# much less here: the prompt is already in context, and on the held-out evaluation (`BENCHMARKS.md`, "Default
+# guidance") they lowered E-FID only slightly, so the pipeline's defaults are `guidance_text=3.0`,
+# `guidance_audio=0.0`, `guidance_visual=0.0` (two transformer passes per step instead of four, for CPU speed).
+# Raise the other two when a reference's style matters more than speed, and check the result with these distances.
