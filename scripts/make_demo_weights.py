@@ -28,6 +28,7 @@ from omnitalker.models.duration_predictor import DurationPredictor
 from omnitalker.models.transformer import OmniTalkerTransformer
 from omnitalker.models.vocoder import GriffinLimVocoder
 from omnitalker.pipeline import OmniTalkerPipeline
+from omnitalker.pipeline.mel_smoothing import DEMO_MEL_SMOOTHING
 from omnitalker.render.warp import WarpRenderer
 
 RENDER_SIZE = 256  # face crop size: real time on a laptop CPU (bench/renderer.py)
@@ -133,6 +134,7 @@ def main() -> None:
         renderer=WarpRenderer(output_size=RENDER_SIZE),
         duration_predictor=DurationPredictor.from_pretrained(args.duration_predictor).eval() if durations else None,
         asr="default",
+        mel_smoothing=list(DEMO_MEL_SMOOTHING),  # the small model's frame jitter (omnitalker/pipeline/mel_smoothing.py)
     )
     out = Path(args.out)
     tmp = out.with_name(out.name + ".partial")

@@ -111,6 +111,9 @@ def test_eval_cli_explains_missing_inputs(corpus, pipeline_dir, recognizer_dir, 
     with pytest.raises(SystemExit, match="--no-wer"):
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                    "--asr", str(tmp_path / "no-such-model")])
+    with pytest.raises(SystemExit, match="--mel-smoothing: .*odd number"):
+        eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
+                   "--mel-smoothing", "0.5,0.5", "--no-sim-a"])
     with pytest.raises(ValueError, match="unknown systems"):
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                    "--systems", "magic", "--no-sim-a"])
@@ -129,9 +132,10 @@ def test_train_recognizer_cli(corpus, tmp_path):
         train_main(["--data-dir", str(corpus), "--out", str(tmp_path / "x"), "--steps", "0"])
 
 
-@pytest.mark.parametrize("prompt_layout", ["estimated", "oracle"])
-def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout):
-    """A phoneme/duration model: prompts laid out as the pipeline does, or with the corpus's true timings."""
+@pytest.mark.parametrize("prompt_layout, smoothing", [("estimated", "0.25,0.5,0.25"), ("oracle", "none")])
+def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout, smoothing):
+    """A phoneme/duration model: prompts laid out as the pipeline does, or with the corpus's true timings; the
+    generated mels smoothed as asked (``--mel-smoothing``), recorded in the results."""
     from omnitalker.pipeline import OmniTalkerPipeline
     from tests.pipeline_fixtures import get_dummy_components
 
@@ -140,9 +144,11 @@ def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt
     out = tmp_path / "results.json"
     eval_main(["--pipeline", str(folder), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--systems", "reference,no_reference",
-               "--no-sim-a", "--no-wer", "--prompt-layout", prompt_layout, "--out", str(out)])
+               "--no-sim-a", "--no-wer", "--prompt-layout", prompt_layout, "--out", str(out),
+               "--mel-smoothing", smoothing])
     result = json.loads(out.read_text())
     assert result["config"]["prompt_layout"] == prompt_layout
+    assert result["config"]["mel_smoothing"] == (None if smoothing == "none" else [0.25, 0.5, 0.25])
     for metrics in result["results"]["val_speakers"].values():
         assert metrics["items"] == 1 and metrics["dur_err"] >= 0
 

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 
 from omnitalker.frontend.asr import DEFAULT_ASR
+from omnitalker.pipeline.mel_smoothing import parse_mel_smoothing
 from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, PROMPT_KEEPS
 
 from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, evaluate, markdown_table
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
                              "default: omnitalker/pipeline/text_layout.py)")
     parser.add_argument("--guidance", default="", help="CFG of the model systems, e.g. 'text=2,audio=0,visual=0,"
                         "interval=0:0.5' (unnamed fields keep the defaults: omnitalker/flow/guidance.py)")
+    parser.add_argument("--mel-smoothing", default=None,
+                        help="taps of the low-pass on generated mels, e.g. '0.25,0.5,0.25', or 'none' (default: the "
+                             "pipeline's mel_smoothing config: omnitalker/pipeline/mel_smoothing.py)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -106,6 +110,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     pipe = OmniTalkerPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
+    if args.mel_smoothing is not None:
+        try:
+            pipe.register_to_config(mel_smoothing=parse_mel_smoothing(args.mel_smoothing))
+        except ValueError as error:
+            raise SystemExit(f"error: --mel-smoothing: {error}") from error
     if pipe.vocoder is None and not (args.no_sim_a and args.no_wer):
         raise SystemExit(f"error: the pipeline at {args.pipeline} has no vocoder; SIM-A and WER need one "
                          "(or pass --no-sim-a --no-wer)")
@@ -143,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
                       prompt_keep=args.prompt_keep)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
                             recognizer_zh=None if recognizer_zh is None else str(recognizer_zh_dir),
-                            wer_asr=None if asr is None else args.asr)
+                            wer_asr=None if asr is None else args.asr,
+                            mel_smoothing=pipe.config.get("mel_smoothing"))
     print(markdown_table(result))
     if result["wrong_sentence_cer"]:
         print("chance level, CER of fluent speech of the wrong sentence: "

@@ -75,6 +75,7 @@ from omnitalker.flow.sampling import sample
 from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.frontend.text import normalize_text, prepare_reference_text
 from omnitalker.pipeline.chunking import estimate_num_frames
+from omnitalker.pipeline.mel_smoothing import smooth_mel
 from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, prompt_window
 
 from .fid import e_fid, p_fid
@@ -261,7 +262,7 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
                      guidance=guidance, num_inference_steps=steps, generator=generators,
                      text_durations=None if text_durations is None else text_durations.to(device))
         for row, (prompt, total) in enumerate(zip(prompts, totals, strict=True)):
-            mel = out.audio[row, prompt:total].float().cpu()  # g 100
+            mel = smooth_mel(out.audio[row, prompt:total].float().cpu(), pipe.config.get("mel_smoothing"))  # g 100
             codes = out.visual[row, prompt:total].float().cpu()  # g 58
             code_frames = max(1, round(len(mel) / MEL_FPS * CODE_FPS))
             outputs.append(SystemOutput(mel.numpy(), np.asarray(retime(codes, MEL_FPS, CODE_FPS, code_frames))))

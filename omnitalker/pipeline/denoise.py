@@ -24,6 +24,7 @@ from omnitalker.pipeline.chunking import (
     crossfade,
     tail_text,
 )
+from omnitalker.pipeline.mel_smoothing import smooth_mel
 from omnitalker.pipeline.text_layout import TextLayout, prompt_window
 
 logger = logging.get_logger(__name__)
@@ -160,7 +161,8 @@ class DenoiseMixin:
         for row, (segment, target) in enumerate(zip(segments, targets, strict=True)):
             span = slice(len(segment.prompt_mel), len(segment.prompt_mel) + target)
             codes = torch.zeros(target, 0) if out.visual is None else out.visual[row, span].float().cpu()
-            results.append((out.audio[row, span].float().cpu(), codes))
+            mel = smooth_mel(out.audio[row, span].float().cpu(), self.config.get("mel_smoothing"))  # g 100
+            results.append((mel, codes))
         return results
 
     def _joint_segment(self, reference, chunk: tuple, tail: tuple | None) -> _Segment:

@@ -62,6 +62,7 @@ from omnitalker.pipeline.chunking import (
 from omnitalker.pipeline.decode import DecodeMixin, OmniTalkerPipelineOutput
 from omnitalker.pipeline.denoise import DenoiseMixin
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side
+from omnitalker.pipeline.mel_smoothing import check_mel_smoothing
 from omnitalker.pipeline.modes import (
     check_guidance_defaults,
     check_trained_branches,
@@ -116,6 +117,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
             demo); loaded on first use, replaceable with ``set_visual_pipeline``.
         guidance (`dict`, *optional*): default CFG strengths of calls ("text", "audio", "visual", "joint"), e.g.
             F5-TTS's ``{"text": 0, "audio": 0, "visual": 0, "joint": 2}``; None = the module defaults.
+        mel_smoothing (`list[float]`, *optional*): taps of a low-pass along time applied to generated mel frames
+            before the vocoder (``omnitalker.pipeline.mel_smoothing``; the demo's: [0.25, 0.5, 0.25]); None = off.
 
     The vocoder and renderer may be None for output_type="latent". The face analyzer is built on first use.
     """
@@ -138,10 +141,12 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         trained_branches: list[str] | None = None,
         visual_pipeline: str | None = None,
         guidance: dict | None = None,
+        mel_smoothing: list[float] | None = None,
     ):
         super().__init__()
         check_trained_branches(trained_branches)
         check_guidance_defaults(guidance)
+        check_mel_smoothing(mel_smoothing)
         self.register_modules(
             transformer=transformer,
             scheduler=scheduler,
@@ -152,7 +157,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         )
         self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config, asr=asr,
                                 trained_branches=None if trained_branches is None else list(trained_branches),
-                                visual_pipeline=visual_pipeline, guidance=guidance)
+                                visual_pipeline=visual_pipeline, guidance=guidance,
+                                mel_smoothing=None if mel_smoothing is None else [float(t) for t in mel_smoothing])
         self._visual_pipeline = None  # the cascade's second pipeline, loaded on first use
         self._face_analyzer = None
         self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
