@@ -84,9 +84,10 @@ def test_demo_says_the_words(pipe, recognizer):
     / 0.00 at seed 0 and 0.18 / 0.18 / 0.27, 0.50 / 0.75 / 0.67, 0.00 / 0.00 / 0.00 (the photo example's "a photo
     and a short recording" is the phrase it loses). Without smoothing on a Zen 4 EPYC: 0.27 / 0.67 / 0.00 at seed 0,
     0.18 / 0.18 / 0.27 and 0.42 / 0.75 / 0.58 at seeds 1-3; the 12,500-update demo on that CPU: 0.73 / 0.42 /
-    0.00 at seed 0, 0.27 / 0.27 / 0.45 and 0.33 / 0.25 / 0.67 at seeds 1-3. Each is capped at 1 for the mean (Whisper inserts words into unclear speech, and the exact output
-    varies with the CPU). The 4,500-update demo scored 0.27 / 0.67 / 0.09, the 1,900-update one 1.09-1.64 / 0.92 /
-    0.27, the earlier average-layout demo ~1.1-1.45 everywhere."""
+    0.00 at seed 0, 0.27 / 0.27 / 0.45 and 0.33 / 0.25 / 0.67 at seeds 1-3. Each is capped at 1 for the mean
+    (Whisper inserts words into unclear speech, and the exact output varies with the CPU). The 4,500-update demo
+    scored 0.27 / 0.67 / 0.09, the 1,900-update one 1.09-1.64 / 0.92 / 0.27, the earlier average-layout demo
+    ~1.1-1.45 everywhere."""
     wers = [_wer(recognizer, wave, rate, text) for wave, rate, text in _example_outputs(pipe)]
     capped = [min(wer, 1.0) for wer in wers]  # insertions into unclear speech must not dominate the mean
     assert np.mean(capped) <= MAX_MEAN_WER and min(wers) <= MAX_BEST_WER, f"the demo model mumbles: WERs {wers}"
