@@ -101,6 +101,18 @@ def test_eval_cli_is_reproducible_for_a_seed(corpus, pipeline_dir, recognizer_di
     assert other["results"]["val_speakers"]["reference"]["e_fid"] != first["results"]["val_speakers"]["reference"]["e_fid"]
 
 
+def test_a_whole_split_can_be_evaluated(corpus):
+    """--max-samples >= the split's size: every clip is an item, each prompted by another utterance of its speaker."""
+    from omnitalker.eval.benchmark import plan_items
+
+    clips = read_split(corpus, "val_speakers")
+    items, pools = plan_items(corpus, ["val_speakers"], len(clips) + 5)
+    assert sorted(item.clip.key for item in items) == sorted(clip.key for clip in clips)
+    for item in items:
+        assert item.prompt.speaker == item.clip.speaker and item.prompt.key != item.clip.key
+    assert set(pools) == {clip.speaker for clip in clips}
+
+
 def test_eval_cli_explains_missing_inputs(corpus, pipeline_dir, recognizer_dir, tmp_path):
     with pytest.raises(SystemExit, match="python -m omnitalker.data.synthetic"):
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(tmp_path / "nowhere")])

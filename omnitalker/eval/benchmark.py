@@ -7,7 +7,8 @@ Protocol. For each evaluated item of a held-out split (``--max-samples`` items i
 over each split and shared evenly between ``val_texts`` and ``val_speakers`` for ``--split val``):
 - the prompt is another utterance of the item's speaker: for ``val_texts`` (unseen sentence, training
   speaker) that speaker's ``train`` clip closest to ``PROMPT_SECONDS``; for ``val_speakers`` (unseen
-  speaker) the closest other ``val_speakers`` clip of that speaker. The target is the item's text.
+  speaker) the closest other ``val_speakers`` clip of that speaker that is not an item itself (or, when every
+  clip of the speaker is an item, the closest other item). The target is the item's text.
 - systems:
   ``ground_truth``  the item itself (the corpus stores mel + codes, no audio);
   ``cascade``       the rule-based cascade that made the corpus: espeak-ng with the speaker's voice
@@ -128,7 +129,10 @@ def plan_items(data_dir: str | Path, splits: list[str], max_samples: int) -> tup
         chosen_keys = {clip.key for clip in chosen}
         source = train if split == "val_texts" else clips
         for clip in chosen:
-            others = [c for c in source if c.speaker == clip.speaker and c.key not in chosen_keys]
+            same_speaker = [c for c in source if c.speaker == clip.speaker and c.key != clip.key]
+            # prompt and FID pool from utterances that are not evaluated themselves; when a whole split is
+            # evaluated, a speaker may have none left, so another evaluated utterance of theirs prompts instead
+            others = [c for c in same_speaker if c.key not in chosen_keys] or same_speaker
             if not others:
                 raise ValueError(f"speaker {clip.speaker} of {clip.key} has no other utterance in the corpus to prompt with")
             items.append(EvalItem(split, clip, _closest_prompt(others)))
