@@ -132,6 +132,7 @@ def plan_items(data_dir: str | Path, splits: list[str], max_samples: int) -> tup
             same_speaker = [c for c in source if c.speaker == clip.speaker and c.key != clip.key]
             # prompt and FID pool from utterances that are not evaluated themselves; when a whole split is
             # evaluated, a speaker may have none left, so another evaluated utterance of theirs prompts instead
+            # (and the pool then holds the items' own codes: the ground truth's FIDs drop to ~0, the systems' do not)
             others = [c for c in same_speaker if c.key not in chosen_keys] or same_speaker
             if not others:
                 raise ValueError(f"speaker {clip.speaker} of {clip.key} has no other utterance in the corpus to prompt with")
