@@ -263,8 +263,8 @@ analyzer.close()
 
 # %% [markdown]
 # Read the curves as a measurement of this small demo model, one reference, one seed. Text guidance is what makes
-# the words come through: without it Whisper understands little (a WER above 1: it inserts words into unclear
-# speech), and from a strength of about 1 it gets most words right (one sentence and one seed: the points from
+# the words come through: without it Whisper understands little (a WER near 1; into unclear speech it also inserts
+# words), and from a strength of about 0.5 it gets most words right (one sentence and one seed: the points from
 # there on jump about by a word or two); pushed further, guidance overshoots (the
 # sweep on the toy of notebook 01; this sentence does not show it at 4), and on the held-out evaluation 4 was no
 # better than 3 on unseen voices while the expression drifted from the reference, and 5 was worse on both splits
