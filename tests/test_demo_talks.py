@@ -79,17 +79,10 @@ def _example_outputs(pipe) -> list[tuple[np.ndarray, int, str]]:
 
 def test_demo_says_the_words(pipe, recognizer):
     """The committed English examples + a real photo. Measured with the shipped pipeline (18,000 updates, mel
-    smoothing on; two threads of a Zen 4 EPYC): WER 0.09 / 0.67 / 0.00 at seed 0, and 0.09 / 0.67 / 0.00, 0.18 /
-    0.33 / 0.09 and 0.36 / 0.58 / 0.00 at seeds 1-3 (mean 0.26). The 16,500-update demo, smoothed, on a Zen 3 EPYC:
-    WER 0.27 / 0.50 / 0.00 at seed 0, and 0.09 / 0.18 / 0.36, 0.25 /
-    0.50 / 0.83 and 0.00 / 0.09 / 0.00 for the three at seeds 1-3; without the smoothing on the same CPU 0.27 / 0.67
-    / 0.00 at seed 0 and 0.18 / 0.18 / 0.27, 0.50 / 0.75 / 0.67, 0.00 / 0.00 / 0.00 (the photo example's "a photo
-    and a short recording" is the phrase it loses). Without smoothing on a Zen 4 EPYC: 0.27 / 0.67 / 0.00 at seed 0,
-    0.18 / 0.18 / 0.27 and 0.42 / 0.75 / 0.58 at seeds 1-3; the 12,500-update demo on that CPU: 0.73 / 0.42 /
-    0.00 at seed 0, 0.27 / 0.27 / 0.45 and 0.33 / 0.25 / 0.67 at seeds 1-3. Each is capped at 1 for the mean
-    (Whisper inserts words into unclear speech, and the exact output varies with the CPU). The 4,500-update demo
-    scored 0.27 / 0.67 / 0.09, the 1,900-update one 1.09-1.64 / 0.92 / 0.27, the earlier average-layout demo
-    ~1.1-1.45 everywhere."""
+    smoothing on; two threads of a Zen 4 EPYC), WER of video / photo / real photo: 0.09 / 0.67 / 0.00 at seed 0,
+    and 0.09 / 0.67 / 0.00, 0.18 / 0.33 / 0.09, 0.36 / 0.58 / 0.00 at seeds 1-3 (mean 0.26). Each is capped at 1
+    for the mean (Whisper inserts words into unclear speech, and the exact output varies with the CPU). Earlier
+    demos, with and without smoothing, on other CPUs: BENCHMARKS.md, "Demo checkpoint, durations layout"."""
     wers = [_wer(recognizer, wave, rate, text) for wave, rate, text in _example_outputs(pipe)]
     capped = [min(wer, 1.0) for wer in wers]  # insertions into unclear speech must not dominate the mean
     assert np.mean(capped) <= MAX_MEAN_WER and min(wers) <= MAX_BEST_WER, f"the demo model mumbles: WERs {wers}"
