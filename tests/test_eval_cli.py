@@ -144,10 +144,12 @@ def test_train_recognizer_cli(corpus, tmp_path):
         train_main(["--data-dir", str(corpus), "--out", str(tmp_path / "x"), "--steps", "0"])
 
 
-@pytest.mark.parametrize("prompt_layout, smoothing", [("estimated", "0.25,0.5,0.25"), ("oracle", "none")])
-def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout, smoothing):
-    """A phoneme/duration model: prompts laid out as the pipeline does, or with the corpus's true timings; the
-    generated mels smoothed as asked (``--mel-smoothing``), recorded in the results."""
+@pytest.mark.parametrize("prompt_layout, target_layout, smoothing",
+                         [("estimated", "predicted", "0.25,0.5,0.25"), ("oracle", "oracle", "none")])
+def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout, target_layout, smoothing):
+    """A phoneme/duration model: prompt and target laid out as the pipeline does, or with the corpus's true timings
+    (then the generated length is the ground truth's); the generated mels smoothed as asked (``--mel-smoothing``),
+    recorded in the results."""
     from omnitalker.pipeline import OmniTalkerPipeline
     from tests.pipeline_fixtures import get_dummy_components
 
@@ -156,13 +158,17 @@ def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt
     out = tmp_path / "results.json"
     eval_main(["--pipeline", str(folder), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--systems", "reference,no_reference",
-               "--no-sim-a", "--no-wer", "--prompt-layout", prompt_layout, "--out", str(out),
+               "--no-sim-a", "--no-wer", "--prompt-layout", prompt_layout, "--target-layout", target_layout,
+               "--out", str(out),
                "--mel-smoothing", smoothing])
     result = json.loads(out.read_text())
     assert result["config"]["prompt_layout"] == prompt_layout
+    assert result["config"]["target_layout"] == target_layout
     assert result["config"]["mel_smoothing"] == (None if smoothing == "none" else [0.25, 0.5, 0.25])
     for metrics in result["results"]["val_speakers"].values():
         assert metrics["items"] == 1 and metrics["dur_err"] >= 0
+        if target_layout == "oracle":  # the true timings span the ground truth's frames exactly
+            assert metrics["dur_err"] == 0
 
 
 # ------------------------------------------------------------------------------------------- Mandarin judge

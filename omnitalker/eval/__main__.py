@@ -25,7 +25,7 @@ from omnitalker.frontend.asr import DEFAULT_ASR
 from omnitalker.pipeline.mel_smoothing import parse_mel_smoothing
 from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, PROMPT_KEEPS
 
-from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, evaluate, markdown_table
+from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, TARGET_LAYOUTS, evaluate, markdown_table
 
 DEFAULT_DATA_DIR = "data/synth-en"
 DEFAULT_RECOGNIZER = "weights/ctc-recognizer"
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt-layout", default="estimated", choices=PROMPT_LAYOUTS,
                         help="durations models: the prompt's phoneme timings as the pipeline estimates them, or the "
                              "corpus's true ones (oracle)")
+    parser.add_argument("--target-layout", default="predicted", choices=TARGET_LAYOUTS,
+                        help="durations models: the target's phoneme frames from the duration predictor, or the "
+                             "corpus's true ones (oracle: what a perfect predictor would give)")
     parser.add_argument("--prompt-keep", default=DEFAULT_PROMPT_KEEP, choices=PROMPT_KEEPS,
                         help="durations models: which end of a long reference is kept in context (the pipeline's "
                              "default: omnitalker/pipeline/text_layout.py)")
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
         _print_judge_cer("Mandarin recognizer (pinyin)", recognizer_zh_dir)
     result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity,
                       asr=asr, prompt_layout=args.prompt_layout, guidance=guidance, recognizer_zh=recognizer_zh,
-                      prompt_keep=args.prompt_keep)
+                      prompt_keep=args.prompt_keep, target_layout=args.target_layout)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
                             recognizer_zh=None if recognizer_zh is None else str(recognizer_zh_dir),
                             wer_asr=None if asr is None else args.asr,

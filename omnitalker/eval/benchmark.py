@@ -91,6 +91,7 @@ PROMPT_SECONDS = 3.0  # prompts closest to this length: enough voice and motion,
 POOL_CLIPS = 20  # ground-truth clips per speaker for the FID reference distribution
 GENERATION_BATCH = 4  # items sampled together (their CFG passes are batched inside the sampler too)
 PROMPT_LAYOUTS = ("estimated", "oracle")  # durations models: how the prompt's phonemes are laid over its frames
+TARGET_LAYOUTS = ("predicted", "oracle")  # durations models: the target's phoneme frames from the predictor or the corpus
 METRICS = ("cer", "cer_zh", "wer", "sync_corr", "sync_lag", "p_fid", "e_fid", "sim_a", "dur_err")
 
 
@@ -172,8 +173,8 @@ def _to_mel_rate(codes: np.ndarray, num_frames: int) -> torch.Tensor:
     return torch.as_tensor(retime(codes.astype(np.float32), CODE_FPS, MEL_FPS, num_frames))  # n 58
 
 
-def oracle_prompt_layout(pipe, clip: CorpusClip):
-    """The prompt clip's true phoneme timings (its stored espeak events) as a TextLayout."""
+def oracle_layout(pipe, clip: CorpusClip):
+    """A clip's true phoneme timings (its stored espeak events) as a TextLayout."""
     from omnitalker.frontend.phonemes import events_to_sequence, frame_durations, pinyin_tones
     from omnitalker.pipeline.text_layout import TextLayout
 
@@ -184,18 +185,19 @@ def oracle_prompt_layout(pipe, clip: CorpusClip):
 
 
 def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_layout: str,
-                     prompt_keep: str = DEFAULT_PROMPT_KEEP) -> list:
+                     prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted") -> list:
     """Per item (the phoneme layout over [prompt | target], the prompt frames kept) for a "durations" model: the
     prompt's from espeak's timings of its transcript stretched onto its sound ("estimated", what the pipeline
     does) or from the corpus's true timings ("oracle"), cut as the pipeline cuts it (``text_layout.prompt_window``,
-    keeping its ``prompt_keep`` end); the target's from the duration predictor at the whole prompt's pace. The
+    keeping its ``prompt_keep`` end); the target's from the duration predictor at the whole prompt's pace
+    ("predicted") or the item's true timings ("oracle": bounds what a better predictor could buy). The
     no-reference system gets the same target durations (so it ablates the prompts' voice/motion only)."""
     layouts = []
     for item in items:
         prompt_mel = torch.from_numpy(item.prompt.mel.astype(np.float32))
-        oracle = oracle_prompt_layout(pipe, item.prompt) if prompt_layout == "oracle" else None
+        oracle = oracle_layout(pipe, item.prompt) if prompt_layout == "oracle" else None
         timing = pipe.layout_prompt(item.prompt.text, prompt_mel, oracle)
-        target = pipe.layout_target(item.clip.text, timing)
+        target = oracle_layout(pipe, item.clip) if target_layout == "oracle" else pipe.layout_target(item.clip.text, timing)
         if not with_reference:
             layouts.append((target, slice(0, 0)))
             continue
@@ -206,7 +208,7 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
 
 def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, seed: int,
               prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None,
-              prompt_keep: str = DEFAULT_PROMPT_KEEP) -> list[SystemOutput]:
+              prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted") -> list[SystemOutput]:
     """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item).
     ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
     from omnitalker.frontend.face.codes import retime
@@ -214,7 +216,10 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
 
     if prompt_layout not in PROMPT_LAYOUTS:
         raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")
-    layouts = duration_layouts(pipe, items, with_reference, prompt_layout, prompt_keep) if pipe.uses_durations else None
+    if target_layout not in TARGET_LAYOUTS:
+        raise ValueError(f"target_layout must be one of {TARGET_LAYOUTS}, got {target_layout!r}")
+    layouts = (duration_layouts(pipe, items, with_reference, prompt_layout, prompt_keep, target_layout)
+               if pipe.uses_durations else None)
     transformer = pipe.transformer
     device, dtype = transformer.device, transformer.dtype
     guidance = guidance if guidance is not None else GuidanceConfig()
@@ -412,7 +417,7 @@ def wer_summary(chosen: list[SystemOutput], ground_truth: list[SystemOutput] | N
 def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
              systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None,
              prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None, recognizer_zh=None,
-             prompt_keep: str = DEFAULT_PROMPT_KEEP) -> dict:
+             prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted") -> dict:
     """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER;
     `guidance`: None = the defaults; `recognizer_zh`: the Mandarin CER judge, None = no Mandarin CER)."""
     if recognizer_zh is not None and recognizer_zh.config.lang != "zh":
@@ -434,7 +439,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
             outputs[system] = run_cascade(items, data_dir, seed)
         else:
             outputs[system] = run_model(pipe, items, system == "reference", steps, seed, prompt_layout,
-                                        guidance, prompt_keep)
+                                        guidance, prompt_keep, target_layout)
         seconds[system] = round(time.perf_counter() - start, 1)
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
@@ -469,6 +474,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
                        "seed": seed, "systems": list(systems), "generation_seconds": seconds,
                        "prompt_layout": prompt_layout if getattr(pipe, "uses_durations", False) else None,
                        "prompt_keep": prompt_keep if getattr(pipe, "uses_durations", False) else None,
+                       "target_layout": target_layout if getattr(pipe, "uses_durations", False) else None,
                        "guidance": dataclasses.asdict(guidance if guidance is not None else GuidanceConfig())},
             "results": table, "wrong_sentence_cer": wrong_sentence["en"],
             "wrong_sentence_cer_zh": wrong_sentence["zh"], "items": per_item}
