@@ -12,6 +12,7 @@ FIDs use, and across speakers the correlation between the ground truth's yaw spr
 that imitates the reference's motion follows the ground truth (correlation near 1); one that ignores it moves
 every head alike (correlation near 0). The prompt column is the within-clip yaw spread of the ~1-3 s prompt
 itself (its kept part is what the model sees): how much of the speaker's amplitude a prompt can show.
+``--guidance "visual=1"`` adds visual-prompt guidance (one more transformer pass per step) to the reference system.
 """
 
 from __future__ import annotations
@@ -37,7 +38,11 @@ def main() -> None:
     parser.add_argument("--max-samples", type=int, default=98)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--guidance", default="", help="CFG of the model, e.g. 'visual=1' (omnitalker/flow/guidance.py)")
     args = parser.parse_args()
+    from omnitalker.flow.guidance import GuidanceConfig
+
+    guidance = GuidanceConfig.parse(args.guidance) if args.guidance else None
 
     from omnitalker.pipeline import OmniTalkerPipeline
 
@@ -45,7 +50,8 @@ def main() -> None:
     items, pools = plan_items(args.data_dir, [args.split], args.max_samples)
     codes = {"ground_truth": [item.clip.codes for item in items]}
     for system, with_reference in (("reference", True), ("no_reference", False)):
-        codes[system] = [output.codes for output in run_model(pipe, items, with_reference, args.steps, args.seed)]
+        codes[system] = [output.codes for output in run_model(pipe, items, with_reference, args.steps, args.seed,
+                                                              guidance=guidance)]
     by_speaker = defaultdict(list)
     for index, item in enumerate(items):
         by_speaker[item.clip.speaker].append(index)
