@@ -24,6 +24,7 @@ import numpy as np
 
 from omnitalker.eval.benchmark import plan_items, run_model
 from omnitalker.eval.fid import POSE_COLUMNS, p_fid
+from omnitalker.flow.guidance import GuidanceConfig
 from omnitalker.frontend.face.codes import POSE_NAMES
 
 SHOWN = 5  # yaw, pitch, roll, tx, ty (log_scale is constant in the synthetic corpora)
@@ -40,8 +41,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", default="", help="CFG of the model, e.g. 'visual=1' (omnitalker/flow/guidance.py)")
     args = parser.parse_args()
-    from omnitalker.flow.guidance import GuidanceConfig
-
     guidance = GuidanceConfig.parse(args.guidance) if args.guidance else None
 
     from omnitalker.pipeline import OmniTalkerPipeline

@@ -197,7 +197,10 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
         prompt_mel = torch.from_numpy(item.prompt.mel.astype(np.float32))
         oracle = oracle_layout(pipe, item.prompt) if prompt_layout == "oracle" else None
         timing = pipe.layout_prompt(item.prompt.text, prompt_mel, oracle)
-        target = oracle_layout(pipe, item.clip) if target_layout == "oracle" else pipe.layout_target(item.clip.text, timing)
+        if target_layout == "oracle":
+            target = oracle_layout(pipe, item.clip)
+        else:
+            target = pipe.layout_target(item.clip.text, timing)
         if not with_reference:
             layouts.append((target, slice(0, 0)))
             continue
