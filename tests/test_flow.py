@@ -395,7 +395,24 @@ def test_guidance_annealing_schedules():
     with pytest.raises(ValueError, match="anneal"):
         GuidanceConfig(anneal="exponential")
     with pytest.raises(ValueError, match="strength"):
-        GuidanceConfig(text=-1.0)
+        GuidanceConfig(text=-1.5)
+    with pytest.raises(ValueError, match="strength"):
+        GuidanceConfig(audio=float("nan"))
+
+
+@torch.no_grad()
+def test_negative_strength_interpolates_towards_the_dropped_condition():
+    model, inputs = random_tiny_transformer(), stream_inputs()
+    full = model(**inputs, timestep=0.3)
+    no_audio = model(**inputs, timestep=0.3, drop_audio_cond=True)
+    for weight in (-0.4, -1.0):
+        guided = guided_velocity(model, **inputs, timestep=0.3, guidance=GuidanceConfig(text=0.0, audio=weight))
+        for stream in ("audio", "visual"):
+            expected = (1 + weight) * getattr(full, stream) - weight * getattr(no_audio, stream)
+            torch.testing.assert_close(getattr(guided, stream), expected, atol=1e-4, rtol=1e-4)
+    # -1 is the prediction without the audio prompt, and the guided one differs from the conditional one
+    assert not torch.allclose(guided.audio, full.audio, atol=1e-3)
+    assert GuidanceConfig(text=3.0, audio=-0.4).strengths(0.2) == pytest.approx({"text": 3.0, "audio": -0.4})
 
 
 # ----------------------------------------------------------------------------- sampler

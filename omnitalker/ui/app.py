@@ -32,7 +32,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
+from omnitalker.flow.guidance import (
+    DEFAULT_AUDIO_STRENGTH,
+    DEFAULT_TEXT_STRENGTH,
+    DEFAULT_VISUAL_STRENGTH,
+    MIN_STRENGTH,
+)
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
@@ -42,6 +47,7 @@ DEFAULT_PIPELINE = REPO_ROOT / "weights" / "omnitalker-demo"
 DEFAULT_EXAMPLES = REPO_ROOT / "examples"
 DEFAULT_STEPS = DEFAULT_NUM_INFERENCE_STEPS  # the paper's 16
 MAX_STEPS = 64
+MAX_GUIDANCE = 5.0  # slider ends; the strengths themselves are unbounded above (omnitalker/flow/guidance.py)
 QUEUE_SIZE = 16  # waiting requests beyond this are turned away with "queue full"
 CONCURRENCY = 1  # one generation at a time: a CPU (or one GPU) is saturated by one request
 CACHE_CLEANUP = (3600, 3600)  # gradio's cache: every hour, delete files older than an hour
@@ -143,9 +149,12 @@ def _talk_tab(talk: Callable, examples: dict, limits,
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps",
                                   elem_id="steps")
                 with gr.Row():
-                    guidance_text = gr.Slider(0, 5, value=guidance[0], step=0.1, label="Guidance: text")
-                    guidance_audio = gr.Slider(0, 5, value=guidance[1], step=0.1, label="Guidance: voice")
-                    guidance_visual = gr.Slider(0, 5, value=guidance[2], step=0.1, label="Guidance: motion")
+                    guidance_text = gr.Slider(0, MAX_GUIDANCE, value=guidance[0], step=0.1, label="Guidance: text")
+                    # below 0 a prompt condition weakens (towards the prediction without it)
+                    guidance_audio = gr.Slider(MIN_STRENGTH, MAX_GUIDANCE, value=guidance[1], step=0.1,
+                                               label="Guidance: voice (< 0: less of it)")
+                    guidance_visual = gr.Slider(MIN_STRENGTH, MAX_GUIDANCE, value=guidance[2], step=0.1,
+                                                label="Guidance: motion")
                 speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed (1 = the reference's pace)")
                 seed = gr.Number(0, precision=0, label="Seed")
                 gr.Markdown(WATERMARK_NOTICE)
