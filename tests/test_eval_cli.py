@@ -144,12 +144,13 @@ def test_train_recognizer_cli(corpus, tmp_path):
         train_main(["--data-dir", str(corpus), "--out", str(tmp_path / "x"), "--steps", "0"])
 
 
-@pytest.mark.parametrize("prompt_layout, target_layout, smoothing",
-                         [("estimated", "predicted", "0.25,0.5,0.25"), ("oracle", "oracle", "none")])
-def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout, target_layout, smoothing):
+@pytest.mark.parametrize("prompt_layout, target_layout, smoothing, motion",
+                         [("estimated", "predicted", "0.25,0.5,0.25", "on"), ("oracle", "oracle", "none", "off")])
+def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout, target_layout, smoothing,
+                                        motion):
     """A phoneme/duration model: prompt and target laid out as the pipeline does, or with the corpus's true timings
-    (then the generated length is the ground truth's); the generated mels smoothed as asked (``--mel-smoothing``),
-    recorded in the results."""
+    (then the generated length is the ground truth's); the generated mels smoothed and the head motion matched to
+    the reference as asked (``--mel-smoothing``, ``--match-reference-motion``), recorded in the results."""
     from omnitalker.pipeline import OmniTalkerPipeline
     from tests.pipeline_fixtures import get_dummy_components
 
@@ -160,8 +161,9 @@ def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt
                "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--systems", "reference,no_reference",
                "--no-sim-a", "--no-wer", "--prompt-layout", prompt_layout, "--target-layout", target_layout,
                "--out", str(out),
-               "--mel-smoothing", smoothing])
+               "--mel-smoothing", smoothing, "--match-reference-motion", motion])
     result = json.loads(out.read_text())
+    assert result["config"]["match_reference_motion"] is (motion == "on")
     assert result["config"]["prompt_layout"] == prompt_layout
     assert result["config"]["target_layout"] == target_layout
     assert result["config"]["mel_smoothing"] == (None if smoothing == "none" else [0.25, 0.5, 0.25])

@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mel-smoothing", default=None,
                         help="taps of the low-pass on generated mels, e.g. '0.25,0.5,0.25', or 'none' (default: the "
                              "pipeline's mel_smoothing config: omnitalker/pipeline/mel_smoothing.py)")
+    parser.add_argument("--match-reference-motion", default=None, choices=("on", "off"),
+                        help="scale the generated head motion to the whole reference's size (default: the pipeline's "
+                             "match_reference_motion config: omnitalker/pipeline/motion_spread.py)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
             pipe.register_to_config(mel_smoothing=parse_mel_smoothing(args.mel_smoothing))
         except ValueError as error:
             raise SystemExit(f"error: --mel-smoothing: {error}") from error
+    if args.match_reference_motion is not None:
+        pipe.register_to_config(match_reference_motion=args.match_reference_motion == "on")
     if pipe.vocoder is None and not (args.no_sim_a and args.no_wer):
         raise SystemExit(f"error: the pipeline at {args.pipeline} has no vocoder; SIM-A and WER need one "
                          "(or pass --no-sim-a --no-wer)")
@@ -156,7 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
                             recognizer_zh=None if recognizer_zh is None else str(recognizer_zh_dir),
                             wer_asr=None if asr is None else args.asr,
-                            mel_smoothing=pipe.config.get("mel_smoothing"))
+                            mel_smoothing=pipe.config.get("mel_smoothing"),
+                            match_reference_motion=bool(pipe.config.get("match_reference_motion")))
     print(markdown_table(result))
     if result["wrong_sentence_cer"]:
         print("chance level, CER of fluent speech of the wrong sentence: "

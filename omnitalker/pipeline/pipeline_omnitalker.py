@@ -68,6 +68,7 @@ from omnitalker.pipeline.modes import (
     check_trained_branches,
     resolve_mode,
 )
+from omnitalker.pipeline.motion_spread import match_pose_spread
 from omnitalker.pipeline.prepare import _ASR_FROM_CONFIG, PrepareMixin
 from omnitalker.pipeline.reference import (
     OmniTalkerReference,
@@ -119,6 +120,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
             F5-TTS's ``{"text": 0, "audio": 0, "visual": 0, "joint": 2}``; None = the module defaults.
         mel_smoothing (`list[float]`, *optional*): taps of a low-pass along time applied to generated mel frames
             before the vocoder (``omnitalker.pipeline.mel_smoothing``; the demo's: [0.25, 0.5, 0.25]); None = off.
+        match_reference_motion (`bool`, defaults to False): give the generated head motion the size of the whole
+            reference's (``omnitalker.pipeline.motion_spread``; the demo: on); the transformer sees only its end.
 
     The vocoder and renderer may be None for output_type="latent". The face analyzer is built on first use.
     """
@@ -142,6 +145,7 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         visual_pipeline: str | None = None,
         guidance: dict | None = None,
         mel_smoothing: list[float] | None = None,
+        match_reference_motion: bool = False,
     ):
         super().__init__()
         check_trained_branches(trained_branches)
@@ -158,7 +162,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         self.register_to_config(video_fps=video_fps, face_analyzer_config=face_analyzer_config, asr=asr,
                                 trained_branches=None if trained_branches is None else list(trained_branches),
                                 visual_pipeline=visual_pipeline, guidance=guidance,
-                                mel_smoothing=None if mel_smoothing is None else [float(t) for t in mel_smoothing])
+                                mel_smoothing=None if mel_smoothing is None else [float(t) for t in mel_smoothing],
+                                match_reference_motion=bool(match_reference_motion))
         self._visual_pipeline = None  # the cascade's second pipeline, loaded on first use
         self._face_analyzer = None
         self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
@@ -297,7 +302,9 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
                 the four reference arguments; reuse it to skip the analysis.
             num_inference_steps (`int`, defaults to 16): ODE steps (paper: 16).
             guidance_text / guidance_audio / guidance_visual (`float`): multi-condition CFG strength per
-                condition (0 disables a condition's extra pass); guidance_anneal: "constant" | "linear" | "cosine".
+                condition (0 disables a condition's extra pass; negative, down to -1, weakens the condition, e.g.
+                guidance_audio=-1 for less of the reference's voice); guidance_anneal: "constant" | "linear" |
+                "cosine".
                 None: the pipeline's `guidance` config, else the defaults of `omnitalker.flow.guidance` (text 3,
                 audio 0, visual 0: two passes per step).
             guidance_joint (`float`, *optional*): F5-style strength against every condition dropped at once (the
@@ -420,6 +427,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
             reference, plans, generators, guidance, num_inference_steps, callback_on_step_end,
             callback_on_step_end_tensor_inputs, driving=driving, driving_mel=driving_mel, transcript=transcript,
             decode=output_type != "latent", audio_only=audio_only)
+        if self.config.get("match_reference_motion") and not audio_only:  # the whole reference's head-motion size
+            code_items = [match_pose_spread(codes, reference.codes) for codes in code_items]
 
         # 5. decode (vocoder, renderer) and 6. watermark
         audio_out = frames_out = None

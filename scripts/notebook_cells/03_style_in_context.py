@@ -175,6 +175,12 @@ for a in names:
 #
 # **Heatmaps** (Fig. 3): where the head spent its frames (yaw × pitch), accumulated over the clip, references on top
 # and generated below, on shared axes. **Yaw traces** (Fig. 2): the reference's yaw followed by the generated yaw.
+#
+# The transformer sees only the reference's last second or two, too little to show a slow sway's size, so the demo
+# pipeline (`match_reference_motion` in its `model_index.json`) scales the generated head motion to the spread of the
+# *whole* reference, leaving its timing to the model (`omnitalker/pipeline/motion_spread.py`): the lively reference
+# gives a large sway, the calm one a smaller one than the model's own (at most 4x smaller, a bound on what one
+# reference can do: the calm head here still moves more than its reference).
 
 # %%
 fig = plot_motion_heatmap([reference_codes_30fps(references[n]) for n in names], labels=[f"reference: {n}" for n in names])
@@ -264,8 +270,8 @@ analyzer.close()
 # %% [markdown]
 # Read the curves as a measurement of this small demo model, one reference, one seed. Text guidance is what makes
 # the words come through: without it Whisper understands little (a WER near 1; into unclear speech it also inserts
-# words), and from a strength of about 0.5 it gets most words right (one sentence and one seed: the points from
-# there on jump about by a word or two); pushed further, guidance overshoots (the
+# words), and from a strength of 0.5-1 on it gets most words right (one sentence and one seed, and Whisper's
+# transcripts differ a little between CPUs: the points jump about by a word or two); pushed further, guidance overshoots (the
 # sweep on the toy of notebook 01; this sentence does not show it at 4), and on the held-out evaluation 4 was no
 # better than 3 on unseen voices while the expression drifted from the reference, and 5 was worse on both splits
 # (`BENCHMARKS.md`, "Default guidance" and "Which part of the prompt, which guidance"). The prompt strengths buy

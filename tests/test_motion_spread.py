@@ -1,0 +1,85 @@
+"""Head-motion size from the whole reference (omnitalker/pipeline/motion_spread.py) and the pipeline config that turns
+it on."""
+
+import json
+
+import pytest
+import torch
+
+from omnitalker.frontend.face.codes import POSE_SLICE, VISUAL_CODE_DIM
+from omnitalker.pipeline.motion_spread import MAX_GAIN, MIN_GAIN, match_pose_spread
+
+FRAMES = 400  # > MIN_REFERENCE_SECONDS at 93.75 frames/s
+
+
+def sway(frames: int, amplitude: float, seed: int) -> torch.Tensor:
+    """(frames, 58) codes: every pose code a sinusoid of `amplitude` around an offset, the rest noise."""
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randn(frames, VISUAL_CODE_DIM, generator=generator) * 0.1
+    t = torch.arange(frames, dtype=torch.float32) / 93.75
+    for column in range(POSE_SLICE.start, POSE_SLICE.stop):
+        codes[:, column] = 0.3 * column + amplitude * torch.sin(2 * torch.pi * (0.4 + 0.1 * column) * t + column)
+    return codes
+
+
+def test_pose_spread_becomes_the_reference_s_and_nothing_else_moves():
+    generated, reference = sway(FRAMES, 0.05, seed=0), sway(600, 0.08, seed=1)
+    matched = match_pose_spread(generated, reference)
+    pose = POSE_SLICE
+    torch.testing.assert_close(matched[:, pose].std(0), reference[:, pose].std(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(matched[:, pose].mean(0), generated[:, pose].mean(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(matched[:, pose.stop:], generated[:, pose.stop:], rtol=0, atol=0)
+    # the timing is the model's: the matched motion is the generated one scaled, perfectly correlated
+    for column in range(pose.start, pose.stop):
+        assert torch.corrcoef(torch.stack([matched[:, column], generated[:, column]]))[0, 1] > 0.9999
+    assert not torch.equal(generated, matched) and generated.data_ptr() != matched.data_ptr()
+
+
+def test_gain_is_bounded_and_still_references_change_nothing():
+    generated = sway(FRAMES, 0.05, seed=0)
+    wild = match_pose_spread(generated, sway(600, 1.0, seed=1))  # 20x the motion: clipped at MAX_GAIN
+    ratio = wild[:, POSE_SLICE].std(0) / generated[:, POSE_SLICE].std(0)
+    torch.testing.assert_close(ratio, torch.full_like(ratio, MAX_GAIN), rtol=1e-4, atol=1e-4)
+    still = match_pose_spread(generated, sway(600, 0.004, seed=1))  # 1/12 of the motion: clipped at MIN_GAIN
+    ratio = still[:, POSE_SLICE].std(0) / generated[:, POSE_SLICE].std(0)
+    torch.testing.assert_close(ratio, torch.full_like(ratio, MIN_GAIN), rtol=1e-4, atol=1e-4)
+    photo = sway(1, 0.0, seed=1).repeat(600, 1)  # a photo: one code frame, repeated
+    assert torch.equal(match_pose_spread(generated, photo), generated)
+    short = sway(100, 0.08, seed=1)  # ~1 s: in the model's context whole
+    assert torch.equal(match_pose_spread(generated, short), generated)
+    with pytest.raises(ValueError, match="same code size"):
+        match_pose_spread(generated, reference_codes=generated[:, :6])
+
+
+def test_pipeline_matches_the_reference_motion_and_saves_the_setting(tmp_path):
+    from omnitalker import OmniTalkerPipeline
+    from tests.pipeline_fixtures import REFERENCE_TEXT, get_dummy_components, make_reference_video
+
+    video = make_reference_video(tmp_path / "ref.mp4", seconds=3.0, size=128)
+    plain = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"))
+    plain.set_progress_bar_config(disable=True)
+    reference = plain.prepare_reference(reference_video=video, reference_text=REFERENCE_TEXT)
+    kwargs = dict(reference=reference, num_inference_steps=2, output_type="latent")
+    before = plain("Nice to meet you.", generator=torch.Generator().manual_seed(0), **kwargs).visual_codes[0]
+
+    matching = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"), match_reference_motion=True)
+    matching.save_pretrained(tmp_path / "pipe")
+    assert json.loads((tmp_path / "pipe" / "model_index.json").read_text())["match_reference_motion"] is True
+    loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
+    loaded.set_progress_bar_config(disable=True)
+    after = loaded("Nice to meet you.", generator=torch.Generator().manual_seed(0), **kwargs).visual_codes[0]
+
+    before, after = torch.as_tensor(before), torch.as_tensor(after)  # (T30, 58)
+    torch.testing.assert_close(after[:, POSE_SLICE.stop:], before[:, POSE_SLICE.stop:], rtol=1e-5, atol=1e-5)
+    reference_spread = reference.codes[:, POSE_SLICE].double().std(0)
+    moving = reference_spread > 1e-3
+    assert moving.any(), "the test reference should move its head"
+    expected = (reference_spread / before[:, POSE_SLICE].double().std(0)).clamp(MIN_GAIN, MAX_GAIN)
+    gain = after[:, POSE_SLICE].double().std(0) / before[:, POSE_SLICE].double().std(0)
+    # the pipeline scales at the mel rate before resampling to 30 fps, which changes a spread by a little; the
+    # random transformer's angles span several radians, which the resampling unwraps, so read the translations
+    linear = moving.clone()
+    linear[:3] = False  # yaw, pitch, roll
+    assert linear.any()
+    torch.testing.assert_close(gain[linear], expected[linear], rtol=0.05, atol=0.0)
+    assert not torch.allclose(after[:, :3], before[:, :3])
