@@ -216,7 +216,6 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
     ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
     from omnitalker.frontend.face.codes import retime
     from omnitalker.pipeline.denoise import _layout_batch, _Segment
-    from omnitalker.pipeline.motion_spread import match_pose_spread
 
     if prompt_layout not in PROMPT_LAYOUTS:
         raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")
@@ -278,9 +277,9 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
         for row, (prompt, total) in enumerate(zip(prompts, totals, strict=True)):
             mel = smooth_mel(out.audio[row, prompt:total].float().cpu(), pipe.config.get("mel_smoothing"))  # g 100
             codes = out.visual[row, prompt:total].float().cpu()  # g 58
-            if prompt and pipe.config.get("match_reference_motion"):  # as the pipeline does after sampling
+            if prompt:  # the whole reference's head-motion size, as the pipeline does after sampling
                 item = batch[row]
-                codes = match_pose_spread(codes, _to_mel_rate(item.prompt.codes, len(item.prompt.mel)))  # g 58
+                codes = pipe.reference_motion(codes, _to_mel_rate(item.prompt.codes, len(item.prompt.mel)))  # g 58
             code_frames = max(1, round(len(mel) / MEL_FPS * CODE_FPS))
             outputs.append(SystemOutput(mel.numpy(), np.asarray(retime(codes, MEL_FPS, CODE_FPS, code_frames))))
     return outputs

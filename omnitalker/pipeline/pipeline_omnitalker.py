@@ -172,6 +172,13 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         # size, id(renderer)): (weakref to the reference, RenderSource)}; the caller's reference is not touched
         self._render_sources: dict = {}
 
+    def reference_motion(self, codes: torch.Tensor, reference_codes: torch.Tensor) -> torch.Tensor:
+        """Generated codes (n, 58) with the whole reference's head-motion size when the `match_reference_motion`
+        config is on (``omnitalker.pipeline.motion_spread``), else as they are: the one place that decides."""
+        if not self.config.get("match_reference_motion"):
+            return codes
+        return match_pose_spread(codes, reference_codes)
+
     @property
     def num_timesteps(self) -> int:
         return self._num_timesteps
@@ -427,8 +434,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
             reference, plans, generators, guidance, num_inference_steps, callback_on_step_end,
             callback_on_step_end_tensor_inputs, driving=driving, driving_mel=driving_mel, transcript=transcript,
             decode=output_type != "latent", audio_only=audio_only)
-        if self.config.get("match_reference_motion") and not audio_only:  # the whole reference's head-motion size
-            code_items = [match_pose_spread(codes, reference.codes) for codes in code_items]
+        if not audio_only:
+            code_items = [self.reference_motion(codes, reference.codes) for codes in code_items]
 
         # 5. decode (vocoder, renderer) and 6. watermark
         audio_out = frames_out = None
