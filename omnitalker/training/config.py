@@ -43,6 +43,11 @@ class DataSection:
     # batches of an epoch stay a function of (seed, epoch) and a resumed run continues exactly.
     curriculum_max_frames: int = 0
     curriculum_epochs: int = 0
+    # Voice warping (omnitalker/training/augment.py): with probability voice_warp_prob a training clip's mel is
+    # stretched along frequency by a factor log-uniform in voice_warp = [low, high] (empty: off), so the model
+    # meets a continuum of voices and must take the voice from its prompt.
+    voice_warp: list = field(default_factory=list)
+    voice_warp_prob: float = 0.5
 
 
 @dataclass
@@ -200,6 +205,10 @@ def check_config(config: TrainConfig, source: str = "config") -> None:
             f"data.curriculum_epochs in {source} is {data.curriculum_epochs} but data.curriculum_max_frames is 0: "
             "set the clip length limit of the curriculum (e.g. 300 frames = 3.2 s) or set curriculum_epochs to 0"
         )
+    if data.voice_warp and not (len(data.voice_warp) == 2 and 0 < data.voice_warp[0] <= 1 <= data.voice_warp[1]
+                                and 0 <= data.voice_warp_prob <= 1):
+        raise ValueError(f"data.voice_warp in {source} must be [low, high] with 0 < low <= 1 <= high (e.g. [0.9, 1.1]) "
+                         f"and data.voice_warp_prob in [0, 1]; got {data.voice_warp} and {data.voice_warp_prob}")
     for name in ("max_steps", "grad_accumulation", "save_every", "keep_last"):
         if getattr(training, name) < 1:
             raise ValueError(f"training.{name} in {source} must be >= 1")

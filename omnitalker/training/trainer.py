@@ -45,6 +45,7 @@ from ..flow.sampling import sample
 from ..flow.scheduler import OmniTalkerFlowMatchScheduler
 from ..models.configs import load_named_config
 from ..models.transformer import OmniTalkerTransformer, resolve_text_layout
+from .augment import draw_warp_factors, warp_voice
 from .config import TrainConfig
 from .data import (
     Batch,
@@ -356,8 +357,13 @@ class Trainer:
         """Forward + backward one batch; on the last batch of an accumulation, clip, step, update the EMA."""
         accel, optim = self.accelerator, self.config.optimizer
         grad_norm = float("nan")
+        mel = batch.mel  # b n 100
+        if self.config.data.voice_warp:
+            factors = draw_warp_factors(len(mel), tuple(self.config.data.voice_warp), self.config.data.voice_warp_prob,
+                                        self.generator)  # b
+            mel = warp_voice(mel, factors)  # b n 100
         with accel.accumulate(self.model):
-            out = self.loss_fn(self.model, mel=batch.mel, visual=batch.codes, text_ids=batch.text_ids,
+            out = self.loss_fn(self.model, mel=mel, visual=batch.codes, text_ids=batch.text_ids,
                                lengths=batch.lengths, generator=self.generator, text_durations=batch.text_durations)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(

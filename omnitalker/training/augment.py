@@ -1,0 +1,70 @@
+"""Voice warping: new voices for training by stretching each clip's spectrum along frequency (VTLP).
+
+The demo transformer speaks the voices it has heard clearly but words suffer in voices it has not
+(BENCHMARKS.md, "Demo checkpoint, durations layout"): it can lean on recognising a known voice instead of
+copying the one in its prompt. Warping a whole clip's log-mel along frequency by a factor a (every
+frequency f is read from f / a: a > 1 raises pitch and formants together, as a shorter vocal tract
+does) turns each training voice into a continuum of voices, and because prompt and target of a clip are
+warped alike, the model can only get the target right by following its prompt. This is vocal tract length
+perturbation (Jaitly & Hinton 2013) applied to the mel the model generates instead of an ASR's input.
+
+Why by hand: torchaudio and audiomentations warp waveforms or linear spectrograms; the training data here
+is the stored log-mel, so the warp is a per-bin linear interpolation on the same HTK mel scale that
+``omnitalker.frontend.audio.mel_filterbank`` uses.
+
+    warped = warp_voice(batch.mel, factors)                  # b n 100, factors b
+    factors = draw_warp_factors(b, (0.9, 1.1), 0.5, generator)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from omnitalker.frontend.audio import F_MAX, F_MIN, N_MELS, hz_to_mel, mel_to_hz
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_centres_hz(n_mels: int = N_MELS, f_min: float = F_MIN, f_max: float = F_MAX) -> torch.Tensor:
+    """Centre frequency of every mel filter (the peaks of ``mel_filterbank``'s triangles), float64 (m,)."""
+    points = torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2, dtype=torch.float64)
+    return mel_to_hz(points[1:-1])
+
+
+def warp_voice(mel: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Stretch each clip's log-mel along frequency: bin m of clip i takes the value at f_m / factors[i].
+
+    mel: b n m log-mel frames (any padding is warped too: a constant frame stays constant); factors: b,
+    1 = unchanged. Values beyond the lowest or highest bin take that edge bin's value.
+    """
+    if mel.ndim != 3 or factors.shape != mel.shape[:1]:
+        raise ValueError(f"need mel b n m and factors b, got {tuple(mel.shape)} and {tuple(factors.shape)}")
+    centres = _mel_centres_hz(mel.shape[-1]).to(mel.device)  # m
+    mel_points = hz_to_mel(centres[None] / factors.to(mel.device, torch.float64)[:, None])  # b m
+    first, step = float(hz_to_mel(centres[0])), float(hz_to_mel(centres[1]) - hz_to_mel(centres[0]))
+    position = ((mel_points - first) / step).clamp(0, mel.shape[-1] - 1)  # b m, fractional source bin
+    low = position.floor().long().clamp(max=mel.shape[-1] - 2)  # b m
+    weight = (position - low).to(mel.dtype)  # b m
+    index = low[:, None, :].expand(-1, mel.shape[1], -1)  # b n m
+    below = mel.gather(-1, index)  # b n m
+    above = mel.gather(-1, index + 1)  # b n m
+    return below + weight[:, None, :] * (above - below)  # b n m
+
+
+def draw_warp_factors(batch: int, bounds: tuple[float, float], prob: float, generator: torch.Generator) -> torch.Tensor:
+    """Per clip: with probability ``prob`` a factor log-uniform in ``bounds``, else 1 (the clip as recorded).
+
+    Draws a fixed number of values per call from ``generator`` (two per clip), so a resumed run continues
+    exactly whatever was drawn.
+    """
+    low, high = bounds
+    if not 0 < low <= 1 <= high:
+        raise ValueError(f"voice_warp bounds must satisfy 0 < low <= 1 <= high, got {bounds}")
+    if not 0 <= prob <= 1:
+        raise ValueError(f"voice_warp_prob must be in [0, 1], got {prob}")
+    uniform = torch.rand(batch, generator=generator, dtype=torch.float64)  # b
+    chosen = torch.rand(batch, generator=generator, dtype=torch.float64) < prob  # b
+    log_factor = torch.log(torch.tensor(low, dtype=torch.float64)) + uniform * (
+        torch.log(torch.tensor(high, dtype=torch.float64)) - torch.log(torch.tensor(low, dtype=torch.float64)))
+    return torch.where(chosen, log_factor.exp(), torch.ones_like(log_factor)).float()  # b
