@@ -1,9 +1,10 @@
 """Average the weights of transformers trained from a common ancestor (a "model soup") into one folder.
 
 Two runs that share their early training stay in one basin of the loss, so their mean is a model of the same
-size and speed that often generalises better than either (the bundled demo is the mean of the 18,000-update
-weights and the voice-warped 21,400-update weights: weights/omnitalker-demo/README.md). The folders must have the
-same config (architecture and the visual-code statistics); the output gets that config and the mean weights.
+size and speed that often generalises better than either. Measured on the demo (the mean of the shipped
+18,000-update weights and the voice-warped 21,400-update ones): between the two, not better than the shipped
+weights overall (BENCHMARKS.md, "Stage 8"). The folders must have the same config (architecture and the
+visual-code statistics); the output gets that config and the mean weights.
 
     PYTHONPATH=. python scripts/average_transformers.py --out /tmp/soup/transformer \
         weights/omnitalker-demo/transformer outputs/warp/transformer

@@ -5,20 +5,23 @@ The demo transformer speaks the voices it has heard clearly but words suffer in 
 copying the one in its prompt. Warping a whole clip's log-mel along frequency by a factor a (every
 frequency f is read from f / a: a > 1 raises pitch and formants together, as a shorter vocal tract
 does) turns each training voice into a continuum of voices, and because prompt and target of a clip are
-warped alike, the model can only get the target right by following its prompt. This is vocal tract length
-perturbation (Jaitly & Hinton 2013) applied to the mel the model generates instead of an ASR's input.
+warped alike, the model can only get the target right by following its prompt (vocal tract length
+perturbation, an ASR augmentation, here on the mel the model generates). Measured on the demo model
+(BENCHMARKS.md, "Stage 8"): better on the large unseen-voice sets, worse on seen voices, without a reference
+and in lip-sync, so the demo recipes leave it off.
 
 Why by hand: torchaudio and audiomentations warp waveforms or linear spectrograms; the training data here
 is the stored log-mel, so the warp is a per-bin linear interpolation on the same HTK mel scale that
 ``omnitalker.frontend.audio.mel_filterbank`` uses.
 
-    warped = warp_voice(batch.mel, factors)                  # b n 100, factors b
-    factors = draw_warp_factors(b, (0.9, 1.1), 0.5, generator)
+    factors = draw_warp_factors(b, (0.9, 1.1), 0.5, generator)  # b: half the clips warped
+    warped = warp_voice(batch.mel, factors)                     # b n 100
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -65,6 +68,5 @@ def draw_warp_factors(batch: int, bounds: tuple[float, float], prob: float, gene
         raise ValueError(f"voice_warp_prob must be in [0, 1], got {prob}")
     uniform = torch.rand(batch, generator=generator, dtype=torch.float64)  # b
     chosen = torch.rand(batch, generator=generator, dtype=torch.float64) < prob  # b
-    log_factor = torch.log(torch.tensor(low, dtype=torch.float64)) + uniform * (
-        torch.log(torch.tensor(high, dtype=torch.float64)) - torch.log(torch.tensor(low, dtype=torch.float64)))
+    log_factor = math.log(low) + uniform * (math.log(high) - math.log(low))  # b
     return torch.where(chosen, log_factor.exp(), torch.ones_like(log_factor)).float()  # b
