@@ -55,17 +55,21 @@ def warp_voice(mel: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return below + weight[:, None, :] * (above - below)  # b n m
 
 
+def check_warp(bounds, prob: float, where: str = "voice_warp") -> None:
+    """The one rule for a warp setting: bounds [low, high] with 0 < low <= 1 <= high, a probability in [0, 1]."""
+    if len(bounds) != 2 or not 0 < bounds[0] <= 1 <= bounds[1] or not 0 <= prob <= 1:
+        raise ValueError(f"{where} must be [low, high] (bounds must satisfy 0 < low <= 1 <= high, e.g. [0.9, 1.1]) "
+                         f"with voice_warp_prob in [0, 1]; got {list(bounds)} and {prob}")
+
+
 def draw_warp_factors(batch: int, bounds: tuple[float, float], prob: float, generator: torch.Generator) -> torch.Tensor:
     """Per clip: with probability ``prob`` a factor log-uniform in ``bounds``, else 1 (the clip as recorded).
 
     Draws a fixed number of values per call from ``generator`` (two per clip), so a resumed run continues
     exactly whatever was drawn.
     """
+    check_warp(bounds, prob)
     low, high = bounds
-    if not 0 < low <= 1 <= high:
-        raise ValueError(f"voice_warp bounds must satisfy 0 < low <= 1 <= high, got {bounds}")
-    if not 0 <= prob <= 1:
-        raise ValueError(f"voice_warp_prob must be in [0, 1], got {prob}")
     uniform = torch.rand(batch, generator=generator, dtype=torch.float64)  # b
     chosen = torch.rand(batch, generator=generator, dtype=torch.float64) < prob  # b
     log_factor = math.log(low) + uniform * (math.log(high) - math.log(low))  # b

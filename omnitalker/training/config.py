@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..models.configs import NAMED_CONFIGS
+from .augment import check_warp
 
 
 @dataclass
@@ -205,10 +206,8 @@ def check_config(config: TrainConfig, source: str = "config") -> None:
             f"data.curriculum_epochs in {source} is {data.curriculum_epochs} but data.curriculum_max_frames is 0: "
             "set the clip length limit of the curriculum (e.g. 300 frames = 3.2 s) or set curriculum_epochs to 0"
         )
-    if data.voice_warp and not (len(data.voice_warp) == 2 and 0 < data.voice_warp[0] <= 1 <= data.voice_warp[1]
-                                and 0 <= data.voice_warp_prob <= 1):
-        raise ValueError(f"data.voice_warp in {source} must be [low, high] with 0 < low <= 1 <= high (e.g. [0.9, 1.1]) "
-                         f"and data.voice_warp_prob in [0, 1]; got {data.voice_warp} and {data.voice_warp_prob}")
+    if data.voice_warp:
+        check_warp(data.voice_warp, data.voice_warp_prob, where=f"data.voice_warp in {source}")
     for name in ("max_steps", "grad_accumulation", "save_every", "keep_last"):
         if getattr(training, name) < 1:
             raise ValueError(f"training.{name} in {source} must be >= 1")
