@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from omnitalker.data.espeak import PhonemeEvent
-from omnitalker.data.motion import random_speaker, synthesize_codes, viseme
+from omnitalker.data.motion import FEMALE_VARIANTS, VOICE_VARIANTS, random_speaker, synthesize_codes, viseme
 from omnitalker.frontend.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
 from omnitalker.frontend.face.template import EXPRESSION_POINTS
 
@@ -62,6 +62,22 @@ def test_speaker_styles_differ_in_motion_amplitude():
     assert yaw_lively.std() > 5 * yaw_calm.std()
 
 
+def test_voice_variants_limit_the_voices_and_keep_the_default_draws():
+    rng = np.random.default_rng(7)
+    female = [random_speaker(rng, f"s{i}", variants=FEMALE_VARIANTS) for i in range(40)]
+    assert all(style.voice.split("+")[1] in FEMALE_VARIANTS and 55 <= style.pitch < 80 for style in female)
+    drawn = {style.voice.split("+")[1] for style in female}
+    assert len(drawn) >= 4  # all of them are used, not just the first
+    # the default draws the same speakers as before the option existed (existing corpora stay reproducible)
+    default = random_speaker(np.random.default_rng(0), "a")
+    assert default == random_speaker(np.random.default_rng(0), "a", variants=VOICE_VARIANTS)
+    assert default.voice == "en-gb-x-gbclan+f2" and default.pitch == 67  # data/synth-demo's spk000
+    with pytest.raises(ValueError, match="subset of m1"):
+        random_speaker(np.random.default_rng(0), "a", variants=("f9",))
+    with pytest.raises(ValueError, match="got none"):
+        random_speaker(np.random.default_rng(0), "a", variants=())
+
+
 def test_corpus_shards_are_complete_deterministic_and_split(tmp_path):
     from omnitalker.data.synthetic import build_corpus
 
@@ -95,3 +111,5 @@ def test_bad_arguments():
         build_corpus("/tmp/never", hours=0.1, speakers=1)
     with pytest.raises(ValueError, match="unsupported languages"):
         build_corpus("/tmp/never", hours=0.1, speakers=2, langs=("fr",))
+    with pytest.raises(ValueError, match="voice variants"):
+        build_corpus("/tmp/never", hours=0.1, speakers=2, voice_variants=("x1",))

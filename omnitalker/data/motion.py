@@ -110,13 +110,24 @@ class SpeakerStyle:
 ENGLISH_VOICES = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan")  # names espeak_SetVoiceByName accepts
 CHINESE_VOICES = ("cmn-latn-pinyin",)
 VOICE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5")
+FEMALE_VARIANTS = tuple(v for v in VOICE_VARIANTS if v.startswith("f"))  # drawn with a higher pitch
 
 
-def random_speaker(rng: np.random.Generator, speaker_id: str, lang: str = "en") -> SpeakerStyle:
-    """Draw a speaker: voice + variant + prosody, and an independent visual style."""
+def check_voice_variants(variants: tuple[str, ...]) -> None:
+    """Raise a ValueError naming the fix unless ``variants`` is a non-empty subset of VOICE_VARIANTS."""
+    unknown = [v for v in variants if v not in VOICE_VARIANTS]
+    if not variants or unknown:
+        raise ValueError(f"voice variants must be a non-empty subset of {', '.join(VOICE_VARIANTS)}; "
+                         f"got {', '.join(variants) or 'none'}")
+
+
+def random_speaker(rng: np.random.Generator, speaker_id: str, lang: str = "en",
+                   variants: tuple[str, ...] = VOICE_VARIANTS) -> SpeakerStyle:
+    """Draw a speaker: voice + variant (one of ``variants``) + prosody, and an independent visual style."""
+    check_voice_variants(variants)
     base = rng.choice(CHINESE_VOICES if lang == "zh" else ENGLISH_VOICES)
-    variant = rng.choice(VOICE_VARIANTS)
-    female = variant.startswith("f")
+    variant = rng.choice(variants)
+    female = variant in FEMALE_VARIANTS
     return SpeakerStyle(
         speaker_id=speaker_id,
         voice=f"{base}+{variant}",

@@ -39,7 +39,7 @@ from omnitalker.frontend.phonemes import espeak_text
 from omnitalker.io.audio import load_audio
 
 from .espeak import EspeakUtterance, synthesize_many
-from .motion import SpeakerStyle, random_speaker, synthesize_codes
+from .motion import VOICE_VARIANTS, SpeakerStyle, check_voice_variants, random_speaker, synthesize_codes
 from .sentences import SentenceGrammar
 
 VAL_TEXT_FRACTION = 0.05  # share of each training speaker's sentences held out as val_texts
@@ -179,8 +179,14 @@ def build_corpus(
     workers: int = 1,
     text_source: str = "faker",
     val_text_fraction: float = VAL_TEXT_FRACTION,
+    voice_variants: tuple[str, ...] = VOICE_VARIANTS,
 ) -> dict:
-    """Generate the corpus; returns the index (also written to ``index.json``)."""
+    """Generate the corpus; returns the index (also written to ``index.json``).
+
+    ``voice_variants`` limits the espeak variants speakers are drawn from (e.g. only the female ones, to give
+    training more of the high-pitched voices the demo model found hardest: BENCHMARKS.md, "Stage 9").
+    """
+    check_voice_variants(voice_variants)
     if hours <= 0 or speakers < 2:
         raise ValueError("need hours > 0 and at least 2 speakers (one is held out for val_speakers)")
     unknown = set(langs) - {"en", "zh"}
@@ -189,7 +195,7 @@ def build_corpus(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    styles = [random_speaker(rng, f"spk{i:03d}", langs[i % len(langs)]) for i in range(speakers)]
+    styles = [random_speaker(rng, f"spk{i:03d}", langs[i % len(langs)], voice_variants) for i in range(speakers)]
     n_val_speakers = max(1, int(round(VAL_SPEAKER_FRACTION * speakers)))
     held_out = {s.speaker_id for s in styles[-n_val_speakers:]}
     (out / "speakers.json").write_text(json.dumps([s.to_dict() for s in styles], indent=1, ensure_ascii=False))
@@ -233,6 +239,7 @@ def build_corpus(
         writer.close()
     result = {
         "seed": seed, "hours": hours, "langs": list(langs), "with_audio": with_audio, "text_source": text_source,
+        "voice_variants": list(voice_variants),
         "mel_frame_rate": SAMPLE_RATE / 256, "code_fps": CODE_FPS,
         "splits": {split: {"seconds": round(budget[split], 2), "shards": writers[split].shards} for split in SPLITS},
     }
@@ -256,12 +263,16 @@ def main() -> None:
     parser.add_argument("--val-text-fraction", type=float, default=VAL_TEXT_FRACTION,
                         help="share of the training speakers' sentences held out as val_texts (an evaluation corpus "
                              "made with the same --seed/--speakers/--langs has the same voices: raise this)")
+    parser.add_argument("--voice-variants", default=",".join(VOICE_VARIANTS),
+                        help="comma-separated espeak variants to draw voices from (default: all; f1,f2,f3,f4,f5 = "
+                             "female voices only)")
     parser.add_argument("--with-audio", action="store_true", help="also store 24 kHz wav (needed for SIM-A)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel espeak-ng processes")
     args = parser.parse_args()
     index = build_corpus(args.out, args.hours, args.speakers, tuple(args.langs.split(",")), args.seed,
                          args.with_audio, args.max_seconds, workers=args.workers, text_source=args.text_source,
-                         val_text_fraction=args.val_text_fraction)
+                         val_text_fraction=args.val_text_fraction,
+                         voice_variants=tuple(v.strip() for v in args.voice_variants.split(",") if v.strip()))
     for split, info in index["splits"].items():
         n = sum(len(s["samples"]) for s in info["shards"])
         print(f"{split:13s} {n:6d} clips  {info['seconds'] / 60:7.1f} min  {len(info['shards'])} shards")
