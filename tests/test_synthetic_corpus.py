@@ -113,3 +113,15 @@ def test_bad_arguments():
         build_corpus("/tmp/never", hours=0.1, speakers=2, langs=("fr",))
     with pytest.raises(ValueError, match="voice variants"):
         build_corpus("/tmp/never", hours=0.1, speakers=2, voice_variants=("x1",))
+
+
+def test_cli_refuses_bad_settings_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from omnitalker.data import synthetic
+
+    monkeypatch.setattr("sys.argv", ["synthetic", "--out", str(tmp_path / "c"), "--voice-variants", "f1,x9"])
+    with pytest.raises(SystemExit) as exit_info:
+        synthetic.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "voice variants must be a non-empty subset" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()  # refused before anything was written

@@ -269,10 +269,13 @@ def main() -> None:
     parser.add_argument("--with-audio", action="store_true", help="also store 24 kHz wav (needed for SIM-A)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel espeak-ng processes")
     args = parser.parse_args()
-    index = build_corpus(args.out, args.hours, args.speakers, tuple(args.langs.split(",")), args.seed,
-                         args.with_audio, args.max_seconds, workers=args.workers, text_source=args.text_source,
-                         val_text_fraction=args.val_text_fraction,
-                         voice_variants=tuple(v.strip() for v in args.voice_variants.split(",") if v.strip()))
+    try:
+        index = build_corpus(args.out, args.hours, args.speakers, tuple(args.langs.split(",")), args.seed,
+                             args.with_audio, args.max_seconds, workers=args.workers, text_source=args.text_source,
+                             val_text_fraction=args.val_text_fraction,
+                             voice_variants=tuple(v.strip() for v in args.voice_variants.split(",") if v.strip()))
+    except ValueError as error:  # a bad setting: say which, without a traceback
+        parser.error(str(error))
     for split, info in index["splits"].items():
         n = sum(len(s["samples"]) for s in info["shards"])
         print(f"{split:13s} {n:6d} clips  {info['seconds'] / 60:7.1f} min  {len(info['shards'])} shards")
