@@ -126,6 +126,10 @@ def test_eval_cli_explains_missing_inputs(corpus, pipeline_dir, recognizer_dir, 
     with pytest.raises(SystemExit, match="--mel-smoothing: .*odd number"):
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                    "--mel-smoothing", "0.5,0.5", "--no-sim-a"])
+    for share in ("0", "1", "-0.2"):
+        with pytest.raises(SystemExit, match="--prompt-share must be in"):
+            eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
+                       "--prompt-share", share, "--no-sim-a"])
     with pytest.raises(ValueError, match="unknown systems"):
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                    "--systems", "magic", "--no-sim-a"])
@@ -144,10 +148,11 @@ def test_train_recognizer_cli(corpus, tmp_path):
         train_main(["--data-dir", str(corpus), "--out", str(tmp_path / "x"), "--steps", "0"])
 
 
-@pytest.mark.parametrize("prompt_layout, target_layout, smoothing, motion",
-                         [("estimated", "predicted", "0.25,0.5,0.25", "on"), ("oracle", "oracle", "none", "off")])
+@pytest.mark.parametrize("prompt_layout, target_layout, smoothing, motion, share",
+                         [("estimated", "predicted", "0.25,0.5,0.25", "on", "0.3"),
+                          ("oracle", "oracle", "none", "off", "0.5")])
 def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt_layout, target_layout, smoothing,
-                                        motion):
+                                        motion, share):
     """A phoneme/duration model: prompt and target laid out as the pipeline does, or with the corpus's true timings
     (then the generated length is the ground truth's); the generated mels smoothed and the head motion matched to
     the reference as asked (``--mel-smoothing``, ``--match-reference-motion``), recorded in the results."""
@@ -160,9 +165,10 @@ def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt
     eval_main(["--pipeline", str(folder), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                "--split", "val_speakers", "--max-samples", "1", "--steps", "1", "--systems", "reference,no_reference",
                "--no-sim-a", "--no-wer", "--prompt-layout", prompt_layout, "--target-layout", target_layout,
-               "--out", str(out),
+               "--out", str(out), "--prompt-share", share,
                "--mel-smoothing", smoothing, "--match-reference-motion", motion])
     result = json.loads(out.read_text())
+    assert result["config"]["prompt_share"] == float(share)
     assert result["config"]["match_reference_motion"] is (motion == "on")
     assert result["config"]["prompt_layout"] == prompt_layout
     assert result["config"]["target_layout"] == target_layout
@@ -171,6 +177,22 @@ def test_eval_runs_a_durations_pipeline(corpus, recognizer_dir, tmp_path, prompt
         assert metrics["items"] == 1 and metrics["dur_err"] >= 0
         if target_layout == "oracle":  # the true timings span the ground truth's frames exactly
             assert metrics["dur_err"] == 0
+
+
+def test_prompt_share_sets_how_much_of_the_reference_is_kept(corpus):
+    """``--prompt-share`` reaches the cut: a larger share keeps more of each reference, never more than all of it."""
+    from omnitalker.eval.benchmark import duration_layouts, plan_items
+    from omnitalker.pipeline import OmniTalkerPipeline
+    from tests.pipeline_fixtures import get_dummy_components
+
+    pipe = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"))
+    items, _ = plan_items(corpus, ["val_speakers"], 4)
+    kept = {share: [window.stop - window.start for _, window in
+                    duration_layouts(pipe, items, True, "oracle", "tail", "oracle", share)]
+            for share in (0.1, 0.6)}
+    prompts = [len(item.prompt.mel) for item in items]
+    assert all(short <= long <= whole for short, long, whole in zip(kept[0.1], kept[0.6], prompts, strict=True))
+    assert sum(kept[0.6]) > sum(kept[0.1])
 
 
 # ------------------------------------------------------------------------------------------- Mandarin judge

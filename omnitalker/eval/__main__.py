@@ -23,7 +23,7 @@ from pathlib import Path
 
 from omnitalker.frontend.asr import DEFAULT_ASR
 from omnitalker.pipeline.mel_smoothing import parse_mel_smoothing
-from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, PROMPT_KEEPS
+from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, PROMPT_KEEPS
 
 from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, TARGET_LAYOUTS, evaluate, markdown_table
 
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt-keep", default=DEFAULT_PROMPT_KEEP, choices=PROMPT_KEEPS,
                         help="durations models: which end of a long reference is kept in context (the pipeline's "
                              "default: omnitalker/pipeline/text_layout.py)")
+    parser.add_argument("--prompt-share", type=float, default=MAX_PROMPT_SHARE,
+                        help="durations models: the most of [prompt | target] the kept reference may be, in (0, 1) "
+                             "(the pipeline's: omnitalker/pipeline/text_layout.py)")
     parser.add_argument("--guidance", default="", help="CFG of the model systems, e.g. 'text=2,audio=0,visual=0,"
                         "interval=0:0.5' (unnamed fields keep the defaults: omnitalker/flow/guidance.py)")
     parser.add_argument("--mel-smoothing", default=None,
@@ -98,6 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
         guidance = GuidanceConfig.parse(args.guidance)
     except ValueError as error:
         raise SystemExit(f"error: --guidance: {error}") from error
+    if not 0.0 < args.prompt_share < 1.0:
+        raise SystemExit(f"error: --prompt-share must be in (0, 1), the prompt's share of [prompt | target]; "
+                         f"got {args.prompt_share}")
     data_dir = Path(args.data_dir)
     if not (data_dir / "index.json").is_file():
         raise SystemExit(f"error: no corpus at {data_dir} (index.json missing). Generate it with:\n  "
@@ -157,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
         _print_judge_cer("Mandarin recognizer (pinyin)", recognizer_zh_dir)
     result = evaluate(pipe, recognizer, data_dir, splits, args.max_samples, steps, args.seed, systems, similarity,
                       asr=asr, prompt_layout=args.prompt_layout, guidance=guidance, recognizer_zh=recognizer_zh,
-                      prompt_keep=args.prompt_keep, target_layout=args.target_layout)
+                      prompt_keep=args.prompt_keep, target_layout=args.target_layout, prompt_share=args.prompt_share)
     result["config"].update(pipeline=str(args.pipeline), recognizer=str(recognizer_dir),
                             recognizer_zh=None if recognizer_zh is None else str(recognizer_zh_dir),
                             wer_asr=None if asr is None else args.asr,

@@ -77,7 +77,7 @@ from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.frontend.text import normalize_text, prepare_reference_text
 from omnitalker.pipeline.chunking import estimate_num_frames
 from omnitalker.pipeline.mel_smoothing import smooth_mel
-from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, prompt_window
+from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, prompt_window
 
 from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
@@ -185,11 +185,12 @@ def oracle_layout(pipe, clip: CorpusClip):
 
 
 def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_layout: str,
-                     prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted") -> list:
+                     prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted",
+                     prompt_share: float = MAX_PROMPT_SHARE) -> list:
     """Per item (the phoneme layout over [prompt | target], the prompt frames kept) for a "durations" model: the
     prompt's from espeak's timings of its transcript stretched onto its sound ("estimated", what the pipeline
     does) or from the corpus's true timings ("oracle"), cut as the pipeline cuts it (``text_layout.prompt_window``,
-    keeping its ``prompt_keep`` end); the target's from the duration predictor at the whole prompt's pace
+    keeping its ``prompt_keep`` end, at most ``prompt_share`` of [prompt | target]); the target's from the duration predictor at the whole prompt's pace
     ("predicted") or the item's true timings ("oracle": bounds what a better predictor could buy). The
     no-reference system gets the same target durations (so it ablates the prompts' voice/motion only)."""
     layouts = []
@@ -204,14 +205,16 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
         if not with_reference:
             layouts.append((target, slice(0, 0)))
             continue
-        kept = prompt_window(timing.layout, target.num_frames, pipe.word_start_ids(), keep=prompt_keep)
+        kept = prompt_window(timing.layout, target.num_frames, pipe.word_start_ids(), keep=prompt_keep,
+                             share=prompt_share)
         layouts.append((timing.layout.slice_frames(kept.start, kept.stop) + target, kept))
     return layouts
 
 
 def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, seed: int,
               prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None,
-              prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted") -> list[SystemOutput]:
+              prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted",
+              prompt_share: float = MAX_PROMPT_SHARE) -> list[SystemOutput]:
     """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item).
     ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
     from omnitalker.frontend.face.codes import retime
@@ -221,7 +224,7 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
         raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")
     if target_layout not in TARGET_LAYOUTS:
         raise ValueError(f"target_layout must be one of {TARGET_LAYOUTS}, got {target_layout!r}")
-    layouts = (duration_layouts(pipe, items, with_reference, prompt_layout, prompt_keep, target_layout)
+    layouts = (duration_layouts(pipe, items, with_reference, prompt_layout, prompt_keep, target_layout, prompt_share)
                if pipe.uses_durations else None)
     transformer = pipe.transformer
     device, dtype = transformer.device, transformer.dtype
@@ -423,9 +426,11 @@ def wer_summary(chosen: list[SystemOutput], ground_truth: list[SystemOutput] | N
 def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samples: int, steps: int, seed: int,
              systems: tuple[str, ...] = SYSTEMS, similarity=None, log=print, asr=None,
              prompt_layout: str = "estimated", guidance: GuidanceConfig | None = None, recognizer_zh=None,
-             prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted") -> dict:
+             prompt_keep: str = DEFAULT_PROMPT_KEEP, target_layout: str = "predicted",
+             prompt_share: float = MAX_PROMPT_SHARE) -> dict:
     """Run the protocol of the module docstring; returns the JSON-ready result (`asr`: WER judge, None = no WER;
-    `guidance`: None = the defaults; `recognizer_zh`: the Mandarin CER judge, None = no Mandarin CER)."""
+    `guidance`: None = the defaults; `recognizer_zh`: the Mandarin CER judge, None = no Mandarin CER;
+    `prompt_share`: durations models' prompt cut, the pipeline's ``text_layout.MAX_PROMPT_SHARE`` by default)."""
     if recognizer_zh is not None and recognizer_zh.config.lang != "zh":
         raise ValueError(f"recognizer_zh reads {recognizer_zh.config.lang!r}: pass one trained with "
                          "python -m omnitalker.eval.train_recognizer --lang zh")
@@ -434,6 +439,8 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         raise ValueError(f"unknown systems {unknown}: choose from {SYSTEMS}")
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
+    if not 0.0 < prompt_share < 1.0:
+        raise ValueError(f"--prompt-share must be in (0, 1), the prompt's share of [prompt | target]; got {prompt_share}")
     items, pools = plan_items(data_dir, splits, max_samples)
     log(f"{len(items)} items: " + ", ".join(f"{s} {sum(i.split == s for i in items)}" for s in splits))
     outputs, seconds = {}, {}
@@ -445,7 +452,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
             outputs[system] = run_cascade(items, data_dir, seed)
         else:
             outputs[system] = run_model(pipe, items, system == "reference", steps, seed, prompt_layout,
-                                        guidance, prompt_keep, target_layout)
+                                        guidance, prompt_keep, target_layout, prompt_share)
         seconds[system] = round(time.perf_counter() - start, 1)
         log(f"{system}: generated in {seconds[system]} s")
     expert = AudioToMouthRegressor.fit((clip.mel, clip.codes) for clip in read_split(data_dir, "train", with_codes=True))
@@ -480,6 +487,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
                        "seed": seed, "systems": list(systems), "generation_seconds": seconds,
                        "prompt_layout": prompt_layout if getattr(pipe, "uses_durations", False) else None,
                        "prompt_keep": prompt_keep if getattr(pipe, "uses_durations", False) else None,
+                       "prompt_share": prompt_share if getattr(pipe, "uses_durations", False) else None,
                        "target_layout": target_layout if getattr(pipe, "uses_durations", False) else None,
                        "guidance": dataclasses.asdict(guidance if guidance is not None else GuidanceConfig())},
             "results": table, "wrong_sentence_cer": wrong_sentence["en"],
