@@ -127,7 +127,7 @@ def test_eval_cli_explains_missing_inputs(corpus, pipeline_dir, recognizer_dir, 
         eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                    "--mel-smoothing", "0.5,0.5", "--no-sim-a"])
     for share in ("0", "1", "-0.2"):
-        with pytest.raises(SystemExit, match="--prompt-share must be in"):
+        with pytest.raises(SystemExit, match="--prompt-share: the prompt share must be in"):
             eval_main(["--pipeline", str(pipeline_dir), "--data-dir", str(corpus), "--recognizer", str(recognizer_dir),
                        "--prompt-share", share, "--no-sim-a"])
     with pytest.raises(ValueError, match="unknown systems"):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from omnitalker.frontend.asr import DEFAULT_ASR
 from omnitalker.pipeline.mel_smoothing import parse_mel_smoothing
-from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, PROMPT_KEEPS
+from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, PROMPT_KEEPS, check_prompt_share
 
 from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, TARGET_LAYOUTS, evaluate, markdown_table
 
@@ -101,9 +101,10 @@ def main(argv: list[str] | None = None) -> dict:
         guidance = GuidanceConfig.parse(args.guidance)
     except ValueError as error:
         raise SystemExit(f"error: --guidance: {error}") from error
-    if not 0.0 < args.prompt_share < 1.0:
-        raise SystemExit(f"error: --prompt-share must be in (0, 1), the prompt's share of [prompt | target]; "
-                         f"got {args.prompt_share}")
+    try:  # before any model is loaded
+        check_prompt_share(args.prompt_share)
+    except ValueError as error:
+        raise SystemExit(f"error: --prompt-share: {error}") from error
     data_dir = Path(args.data_dir)
     if not (data_dir / "index.json").is_file():
         raise SystemExit(f"error: no corpus at {data_dir} (index.json missing). Generate it with:\n  "

@@ -77,7 +77,7 @@ from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.frontend.text import normalize_text, prepare_reference_text
 from omnitalker.pipeline.chunking import estimate_num_frames
 from omnitalker.pipeline.mel_smoothing import smooth_mel
-from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, prompt_window
+from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, check_prompt_share, prompt_window
 
 from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
@@ -190,9 +190,10 @@ def duration_layouts(pipe, items: list[EvalItem], with_reference: bool, prompt_l
     """Per item (the phoneme layout over [prompt | target], the prompt frames kept) for a "durations" model: the
     prompt's from espeak's timings of its transcript stretched onto its sound ("estimated", what the pipeline
     does) or from the corpus's true timings ("oracle"), cut as the pipeline cuts it (``text_layout.prompt_window``,
-    keeping its ``prompt_keep`` end, at most ``prompt_share`` of [prompt | target]); the target's from the duration predictor at the whole prompt's pace
-    ("predicted") or the item's true timings ("oracle": bounds what a better predictor could buy). The
-    no-reference system gets the same target durations (so it ablates the prompts' voice/motion only)."""
+    keeping its ``prompt_keep`` end, at most ``prompt_share`` of [prompt | target]); the target's from the
+    duration predictor at the whole prompt's pace ("predicted") or the item's true timings ("oracle": bounds what
+    a better predictor could buy). The no-reference system gets the same target durations (so it ablates the
+    prompts' voice/motion only)."""
     layouts = []
     for item in items:
         prompt_mel = torch.from_numpy(item.prompt.mel.astype(np.float32))
@@ -439,8 +440,7 @@ def evaluate(pipe, recognizer, data_dir: str | Path, splits: list[str], max_samp
         raise ValueError(f"unknown systems {unknown}: choose from {SYSTEMS}")
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
-    if not 0.0 < prompt_share < 1.0:
-        raise ValueError(f"--prompt-share must be in (0, 1), the prompt's share of [prompt | target]; got {prompt_share}")
+    check_prompt_share(prompt_share)
     items, pools = plan_items(data_dir, splits, max_samples)
     log(f"{len(items)} items: " + ", ".join(f"{s} {sum(i.split == s for i in items)}" for s in splits))
     outputs, seconds = {}, {}

@@ -108,6 +108,12 @@ PROMPT_KEEPS = ("head", "tail")  # which end of the reference a cut prompt keeps
 DEFAULT_PROMPT_KEEP = "tail"
 
 
+def check_prompt_share(share: float) -> None:
+    """Raise a ValueError naming the fix unless ``share`` (the prompt's most of [prompt | target]) is in (0, 1)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the prompt share must be in (0, 1), the prompt's share of [prompt | target]; got {share}")
+
+
 def prompt_budget(target_frames: int, reserved_frames: int = 0, share: float = MAX_PROMPT_SHARE,
                   min_frames: int = round(MIN_PROMPT_SECONDS * MEL_FRAME_RATE)) -> int:
     """Prompt frames allowed before ``target_frames`` generated ones: at most ``share`` of [prompt | target]
