@@ -20,10 +20,8 @@ import shutil
 from pathlib import Path
 
 import torch
+from diffusers.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME as WEIGHTS_NAME  # a ModelMixin folder's files
 from safetensors.torch import load_file, save_file
-
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # diffusers' file name for a ModelMixin's weights
-CONFIG_NAME = "config.json"
 
 
 def average_transformers(folders: list[Path], out: Path) -> None:
@@ -51,7 +49,10 @@ def main() -> None:
     parser.add_argument("folders", nargs="+", type=Path, help="transformer folders (save_pretrained layout)")
     parser.add_argument("--out", type=Path, required=True, help="output transformer folder")
     args = parser.parse_args()
-    average_transformers(args.folders, args.out)
+    try:
+        average_transformers(args.folders, args.out)
+    except ValueError as error:  # folders that cannot be averaged: say why, without a traceback
+        parser.error(str(error))
     print(f"wrote the mean of {len(args.folders)} transformers to {args.out}")
 
 
