@@ -20,7 +20,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from diffusers.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME as WEIGHTS_NAME  # a ModelMixin folder's files
+from diffusers.utils import CONFIG_NAME  # a ModelMixin folder's files
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME as WEIGHTS_NAME
 from safetensors.torch import load_file, save_file
 
 

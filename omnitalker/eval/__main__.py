@@ -23,7 +23,12 @@ from pathlib import Path
 
 from omnitalker.frontend.asr import DEFAULT_ASR
 from omnitalker.pipeline.mel_smoothing import parse_mel_smoothing
-from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, PROMPT_KEEPS, check_prompt_share
+from omnitalker.pipeline.text_layout import (
+    DEFAULT_PROMPT_KEEP,
+    MAX_PROMPT_SHARE,
+    PROMPT_KEEPS,
+    check_prompt_share,
+)
 
 from .benchmark import EVAL_SPLITS, PROMPT_LAYOUTS, SYSTEMS, TARGET_LAYOUTS, evaluate, markdown_table
 

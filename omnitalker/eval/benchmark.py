@@ -77,7 +77,12 @@ from omnitalker.frontend.face.codes import CODE_FPS, MEL_FPS
 from omnitalker.frontend.text import normalize_text, prepare_reference_text
 from omnitalker.pipeline.chunking import estimate_num_frames
 from omnitalker.pipeline.mel_smoothing import smooth_mel
-from omnitalker.pipeline.text_layout import DEFAULT_PROMPT_KEEP, MAX_PROMPT_SHARE, check_prompt_share, prompt_window
+from omnitalker.pipeline.text_layout import (
+    DEFAULT_PROMPT_KEEP,
+    MAX_PROMPT_SHARE,
+    check_prompt_share,
+    prompt_window,
+)
 
 from .fid import e_fid, p_fid
 from .lipsync import AudioToMouthRegressor, LipSyncScore, lipsync_score, pooled_lipsync, sync_expert_score
