@@ -251,6 +251,79 @@ def test_shard_without_timings_is_refused(corpus, tokenizer):
         dataset.phoneme_layout({"text": "hello", "lang": "en", "phonemes": []}, 100, "clip x")
 
 
+def test_cross_prompted_clips_are_laid_out_as_the_pipeline_lays_a_reference(corpus, tokenizer):
+    from omnitalker.training.cross_prompt import CrossPromptClips, cross_prompted
+    from omnitalker.training.data import ShardDataset, ShardDatasets, collate
+
+    plain = ShardDataset(corpus, "train", tokenizer)
+    clips = CrossPromptClips(plain, prob=1.0, seed=0, tokenizer=tokenizer)
+    speakers = [plain.speaker_of(i) for i in range(len(plain))]
+    assert speakers[0] == plain[0].speaker
+    prompted = [i for i, partner in enumerate(clips.partners) if partner is not None]
+    assert len(prompted) == len(plain)  # every speaker of this corpus has several clips
+    for index in prompted[:12]:
+        partner, sample, clip, source = clips.partners[index], clips[index], plain[index], plain[clips.partners[index]]
+        assert partner != index and speakers[partner] == speakers[index]
+        cut = sample.prompt_frames
+        assert 0 < cut and len(sample.mel) == cut + len(clip.mel) <= clips.lengths[index]
+        assert torch.equal(sample.mel[cut:], clip.mel) and torch.equal(sample.codes[cut:], clip.codes)
+        window = prompt_window(TextLayout(source.text_ids.tolist(), source.text_durations.tolist()),
+                               len(clip.mel), tokenizer.word_start_ids())  # the pipeline's cut of a reference
+        assert torch.equal(sample.mel[:cut], source.mel[window])
+        assert torch.allclose(sample.codes[cut - 1], clip.codes[0])  # no jump at the seam
+        assert torch.allclose(sample.codes[1:cut] - sample.codes[: cut - 1], source.codes[window][1:] - source.codes[window][:-1],
+                              atol=1e-5)  # the prompt's own motion
+        assert int(sample.text_durations.sum()) == len(sample.mel)
+        assert torch.equal(sample.text_ids[-len(clip.text_ids):], clip.text_ids)
+    batch = collate([clips[prompted[0]], plain[1]])
+    assert batch.prompt_frames.tolist() == [clips[prompted[0]].prompt_frames, 0]
+
+    off = CrossPromptClips(plain, prob=0.0, seed=0, tokenizer=tokenizer)
+    assert off.lengths == plain.lengths and off[0].prompt_frames == 0
+    again = cross_prompted(ShardDatasets([plain, plain]), prob=0.5, seed=0, tokenizer=tokenizer)
+    first, second = again.datasets
+    assert 0 < sum(p is not None for p in first.partners) < len(plain)
+    assert first.partners != second.partners  # each corpus draws its own partners
+    assert cross_prompted(plain, 0.5, 0, tokenizer).partners == CrossPromptClips(plain, 0.5, (0, 0), tokenizer).partners
+    with pytest.raises(ValueError, match="cross_prompt_prob must be in"):
+        CrossPromptClips(plain, prob=1.5, seed=0, tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="phoneme tokenizer"):
+        CrossPromptClips(plain, prob=0.5, seed=0, tokenizer=None)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps process-wide singletons; reset them so the in-process runs start and leave clean."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def test_training_with_prompts_from_other_clips(corpus, tmp_path, fresh_accelerate_state):
+    from pathlib import Path
+
+    from omnitalker.training import load_config, train
+    from omnitalker.training.cross_prompt import CrossPromptClips
+    from omnitalker.training.trainer import Trainer
+
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.yaml"
+    overrides = [f"data.dir={corpus}", f"training.output_dir={tmp_path / 'out'}", "training.max_steps=2",
+                 "data.val_split=val_speakers", "model.overrides={text_layout: durations, text_num_embeds: 862}",
+                 "data.frames_per_batch=3000", "data.cross_prompt_prob=1.0"]
+    trainer = Trainer(load_config(tiny, overrides))
+    assert isinstance(trainer.train_set, CrossPromptClips)
+    batch = next(iter(trainer.loader))
+    assert bool((batch.prompt_frames > 0).all())
+    result = train(load_config(tiny, overrides))
+    assert result["step"] == 2 and (tmp_path / "out" / "transformer" / "config.json").is_file()
+    with pytest.raises(ValueError, match="data.cross_prompt_prob in .* must be in"):
+        load_config(tiny, [*overrides, "data.cross_prompt_prob=2"])
+    with pytest.raises(ValueError, match="durations"):  # the character tokenizer has no word timings to cut at
+        Trainer(load_config(tiny, [*overrides[:4], "data.cross_prompt_prob=0.5"]))
+
+
 def test_duration_predictor_beats_constant_rate(corpus, tmp_path):
     from omnitalker.training import load_config, train
 

@@ -146,6 +146,23 @@ class OffsetTransformer(torch.nn.Module):
         return type(out)(audio=out.audio + self.audio_offset, visual=out.visual + self.visual_offset)
 
 
+def test_loss_generates_exactly_the_target_after_another_clips_prompt():
+    mel, visual, text_ids = batch(b=3, n=30)
+    lengths = torch.tensor([30, 21, 12])
+    model = random_tiny_transformer()
+    plain = FlowMatchingLoss()(model, mel=mel, visual=visual, text_ids=text_ids, lengths=lengths, generator=seeded(3))
+    prompted = FlowMatchingLoss()(model, mel=mel, visual=visual, text_ids=text_ids, lengths=lengths,
+                                  prompt_frames=torch.tensor([0, 7, 4]), generator=seeded(3))
+    frames = torch.arange(30)
+    assert torch.equal(prompted.mask[0], plain.mask[0])  # no prompt: the random span, drawn as before
+    assert torch.equal(prompted.mask[1], (frames >= 7) & (frames < 21))
+    assert torch.equal(prompted.mask[2], (frames >= 4) & (frames < 12))
+    assert torch.equal(prompted.timestep, plain.timestep)  # same draws: a resumed run stays exact
+    with pytest.raises(ValueError, match="at least one target frame"):
+        FlowMatchingLoss()(model, mel=mel, visual=visual, text_ids=text_ids, lengths=lengths,
+                           prompt_frames=torch.tensor([0, 21, 0]), generator=seeded(3))
+
+
 def test_loss_only_on_masked_valid_frames():
     mel, visual, text_ids = batch(b=3, n=30)
     lengths = torch.tensor([30, 21, 12])

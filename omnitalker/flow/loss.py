@@ -8,7 +8,8 @@ Recipe per batch (convention D1: t = 0 noise, t = 1 data):
   2. x_t = (1 - t) x0 + t x1, target velocity x1 - x0 (optimal-transport path, sigma_min = 0);
   3. one random contiguous span per sample masks 70-100 % of its valid frames, the same span for audio and
      visual (the two streams are frame-aligned); the unmasked frames are the in-context prompt ``cond``
-     (optionally the span ends at the clip's end more often: ``end_span_prob``);
+     (optionally the span ends at the clip's end more often: ``end_span_prob``; a sample whose first
+     ``prompt_frames`` are another clip's prompt has exactly the frames after them masked);
   4. text, audio prompt and visual prompt are each dropped with p = 0.2, independently per sample (CFG);
   5. L1 between predicted and target velocity on masked & valid frames, per stream (mel, pose, exp, eye),
      total = sum of lambda_stream * loss_stream.
@@ -171,10 +172,12 @@ class FlowMatchingLoss(nn.Module):
         attention_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         text_durations: torch.Tensor | None = None,
+        prompt_frames: torch.Tensor | None = None,
     ) -> FlowMatchingLossOutput:
         """One loss evaluation. ``mel``: b n 100, ``visual``: b n 58 (either may be None), ``text_ids``: b nt
         (pad -1), ``lengths`` (b) or ``attention_mask`` (b n, True = valid; default: all valid); ``text_durations``
-        (b nt, frames per token) for a transformer with the "durations" text layout."""
+        (b nt, frames per token) for a transformer with the "durations" text layout; ``prompt_frames`` (b): where
+        > 0, the sample is [prompt | target] and its span is the target (omnitalker/training/cross_prompt.py)."""
         self.check_inputs(mel, visual, text_ids, lengths, attention_mask)
         # The model learns normalised visual codes (see OmniTalkerTransformer.normalize_visual); unwrap DDP /
         # torch.compile wrappers to reach the statistics.
@@ -204,6 +207,13 @@ class FlowMatchingLoss(nn.Module):
         mask = span_mask(
             lengths, frames, frac_range=self.span_fraction, end_prob=self.end_span_prob, generator=generator
         ) & attention_mask  # b n
+        if prompt_frames is not None:  # after the random span, so the draws (and exact resume) are unchanged
+            prompt_frames = prompt_frames.to(device).long()  # b
+            if bool(((prompt_frames < 0) | (prompt_frames >= lengths)).any()):
+                raise ValueError(f"prompt_frames must leave at least one target frame: got {prompt_frames.tolist()} "
+                                 f"for lengths {lengths.tolist()}")
+            target = torch.arange(frames, device=device)[None, :] >= prompt_frames[:, None]  # b n
+            mask = torch.where((prompt_frames > 0)[:, None], target & attention_mask, mask)  # b n
         drop_text = sample_drop(batch, self.drop_text_prob, generator=generator, device=device)  # b
         drop_audio = sample_drop(batch, self.drop_audio_cond_prob, generator=generator, device=device)  # b
         drop_visual = sample_drop(batch, self.drop_visual_cond_prob, generator=generator, device=device)  # b

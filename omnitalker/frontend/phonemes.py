@@ -210,6 +210,10 @@ class PhonemeTokenizer(Vocabulary, FeatureExtractionMixin):
                   "voices": {"en": ENGLISH_VOICE, "zh": CHINESE_VOICE}}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
+    def word_start_ids(self) -> set[int]:
+        """Ids a prompt may be cut before (word boundaries and pauses: ``text_layout.prompt_window``)."""
+        return {i for token, i in self.token_to_id.items() if token == WORD_BOUNDARY or is_pause(token)}
+
     # ------------------------------------------------------------------------------------------ text
 
     def phonemize(self, text: str) -> PhonemeSequence:

@@ -8,7 +8,6 @@ from diffusers.utils import logging
 
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.frontend.audio import SAMPLE_RATE
-from omnitalker.frontend.phonemes import WORD_BOUNDARY, is_pause
 from omnitalker.frontend.text import normalize_text, text_length
 from omnitalker.pipeline.chunking import (
     estimate_num_frames,
@@ -86,7 +85,7 @@ class PrepareMixin:
 
     def word_start_ids(self) -> set[int]:
         """Phoneme ids a prompt may be cut before (word boundaries and pauses: ``text_layout.prompt_window``)."""
-        return {i for token, i in self.tokenizer.token_to_id.items() if token == WORD_BOUNDARY or is_pause(token)}
+        return self.tokenizer.word_start_ids()
 
     def layout_prompt(self, reference_text: str, prompt_mel: torch.Tensor,
                       layout: TextLayout | None = None) -> ReferenceTiming:

@@ -17,6 +17,7 @@ import yaml
 
 from ..models.configs import NAMED_CONFIGS
 from .augment import check_warp
+from .cross_prompt import check_cross_prompt_prob
 
 
 @dataclass
@@ -49,6 +50,9 @@ class DataSection:
     # meets a continuum of voices and must take the voice from its prompt.
     voice_warp: list = field(default_factory=list)
     voice_warp_prob: float = 0.5
+    # Share of training clips generated whole from the tail of another clip of their speaker, cut as the pipeline
+    # cuts a reference (omnitalker/training/cross_prompt.py; 0: off). Needs the "durations" text layout.
+    cross_prompt_prob: float = 0.0
 
 
 @dataclass
@@ -208,6 +212,7 @@ def check_config(config: TrainConfig, source: str = "config") -> None:
         )
     if data.voice_warp:
         check_warp(data.voice_warp, data.voice_warp_prob, where=f"data.voice_warp in {source}")
+    check_cross_prompt_prob(data.cross_prompt_prob, where=f"data.cross_prompt_prob in {source}")
     for name in ("max_steps", "grad_accumulation", "save_every", "keep_last"):
         if getattr(training, name) < 1:
             raise ValueError(f"training.{name} in {source} must be >= 1")

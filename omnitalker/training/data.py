@@ -49,6 +49,7 @@ class TrainingSample:
     text_ids: torch.Tensor
     speaker: str
     text_durations: torch.Tensor | None = None  # nt frames per token (phoneme tokenizer only)
+    prompt_frames: int = 0  # > 0: the first frames are another clip's (training/cross_prompt.py), the rest the target
 
 
 def _scan_shard(path: Path) -> dict[str, dict[str, tuple[int, int]]]:
@@ -141,6 +142,18 @@ class ShardDataset(Dataset):
                     raise ValueError(f"shard {path} is truncated inside sample {key}: rebuild or re-copy it")
         return out
 
+    def speaker_of(self, index: int) -> str:
+        """The speaker id of clip ``index`` (reads only its small JSON member)."""
+        path, key = self.items[index]
+        offset, size = self._members[path][key]["json"]
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            raw = handle.read(size)
+        try:
+            return str(json.loads(raw).get("speaker", ""))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"clip {key} in shard {path} has unreadable metadata ({error}): the shard is corrupt") from error
+
     def __getitem__(self, index: int) -> TrainingSample:
         path, key = self.items[index]
         raw = self._read(path, key)
@@ -198,9 +211,10 @@ class ShardDataset(Dataset):
 
 
 class ShardDatasets(ConcatDataset):
-    """Several ``ShardDataset`` as one (torch's ``ConcatDataset``), with the ``lengths`` the batch sampler reads."""
+    """Several corpora as one (torch's ``ConcatDataset``), with the ``lengths`` the batch sampler reads: each a
+    ``ShardDataset`` or a wrapper of one with its own ``lengths`` (``training/cross_prompt.py``)."""
 
-    def __init__(self, datasets: list[ShardDataset]):
+    def __init__(self, datasets: list[Dataset]):
         super().__init__(datasets)
         self.lengths = [length for dataset in datasets for length in dataset.lengths]
 
@@ -239,11 +253,13 @@ class Batch:
     lengths: torch.Tensor
     keys: list[str]
     text_durations: torch.Tensor | None = None  # b nt frames per token (0-padded), phoneme layouts only
+    prompt_frames: torch.Tensor | None = None  # b: frames of another clip before the target (0: none)
 
     def to(self, device: torch.device | str) -> Batch:
         durations = None if self.text_durations is None else self.text_durations.to(device)
+        prompts = None if self.prompt_frames is None else self.prompt_frames.to(device)
         return Batch(self.mel.to(device), self.codes.to(device), self.text_ids.to(device),
-                     self.lengths.to(device), self.keys, durations)
+                     self.lengths.to(device), self.keys, durations, prompts)
 
     @property
     def num_frames(self) -> int:
@@ -268,7 +284,8 @@ def collate(samples: list[TrainingSample]) -> Batch:
         text_ids[row, : len(sample.text_ids)] = sample.text_ids
         if durations is not None:
             durations[row, : len(sample.text_durations)] = sample.text_durations
-    return Batch(mel, codes, text_ids, lengths, [sample.key for sample in samples], durations)
+    prompt_frames = torch.tensor([sample.prompt_frames for sample in samples])  # b
+    return Batch(mel, codes, text_ids, lengths, [sample.key for sample in samples], durations, prompt_frames)
 
 
 def frame_budget_batches(lengths: list[int], frames_per_batch: int, max_samples: int, order: np.ndarray) -> list[list[int]]:

@@ -47,6 +47,7 @@ from ..models.configs import load_named_config
 from ..models.transformer import OmniTalkerTransformer, resolve_text_layout
 from .augment import draw_warp_factors, warp_voice
 from .config import TrainConfig
+from .cross_prompt import cross_prompted
 from .data import (
     Batch,
     DynamicBatchSampler,
@@ -211,6 +212,8 @@ class Trainer:
         data = config.data
         self.train_set = training_clips(data, self.tokenizer)
         model = build_model(config, self.tokenizer, self.train_set)
+        if data.cross_prompt_prob > 0:
+            self.train_set = cross_prompted(self.train_set, data.cross_prompt_prob, section.seed, self.tokenizer)
         self.sampler = DynamicBatchSampler(
             self.train_set.lengths, data.frames_per_batch, data.max_samples_per_batch, seed=section.seed,
             num_replicas=accel.num_processes, rank=accel.process_index,
@@ -364,7 +367,8 @@ class Trainer:
             mel = warp_voice(mel, factors)  # b n 100
         with accel.accumulate(self.model):
             out = self.loss_fn(self.model, mel=mel, visual=batch.codes, text_ids=batch.text_ids,
-                               lengths=batch.lengths, generator=self.generator, text_durations=batch.text_durations)
+                               lengths=batch.lengths, generator=self.generator, text_durations=batch.text_durations,
+                               prompt_frames=batch.prompt_frames)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(
                     f"non-finite loss {out.loss.item()} at step {self.state.step} (clips {batch.keys}); lower "
