@@ -3,7 +3,7 @@
 # evaluation sets, in one place. About 30 s each on 2 CPU cores, ~420 MB each for training, ~210 MB for evaluation.
 #
 #   bash scripts/demo_corpora.sh                 # everything the demo recipe and the model card use
-#   EXTRA_CORPORA=10 bash scripts/demo_corpora.sh # more 48-voice corpora (seeds 1..10) to continue training with
+#   EXTRA_CORPORA=16 bash scripts/demo_corpora.sh # more 48-voice corpora (seeds 1..16) to continue training with
 #
 # Training:   data/synth-demo (36 voices, seed 0; its val splits are the held-out sentences and voices) and
 #             data/synth-more, data/synth-more2 ... (48 voices each, seeds 1, 2, ...): configs/train/demo_cpu.yaml's
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="${PYTHONPATH:-.}"
-EXTRA_CORPORA="${EXTRA_CORPORA:-8}"  # the shipped demo's recipe: synth-more .. synth-more8
+EXTRA_CORPORA="${EXTRA_CORPORA:-12}"  # the shipped demo's recipe: synth-more .. synth-more12
 WORKERS="${WORKERS:-2}"
 TRAIN="--hours 1.6 --langs en,en,zh --text-source mixed --max-seconds 8 --with-audio --workers $WORKERS"
 EVAL="--hours 0.8 --text-source grammar --max-seconds 8 --with-audio --workers $WORKERS"
