@@ -269,10 +269,10 @@ analyzer.close()
 
 # %% [markdown]
 # Read the curves as a measurement of this small demo model, one reference, one seed. Text guidance is what makes
-# the words come through: without it Whisper understands little (a WER near 1; into unclear speech it also inserts
-# words), and from a strength of 0.5-1 on it gets most words right (one sentence and one seed, and Whisper's
-# transcripts differ a little between CPUs: the points jump about by a word or two); pushed further, guidance overshoots (the
-# sweep on the toy of notebook 01; this sentence does not show it at 4), and on the held-out evaluation 4 was no
+# the words come through: without it Whisper misses most words (a WER of 0.7 or more; into unclear speech it also
+# inserts words), at a strength of 0.5-1 it gets more than half of them, and from 2 on nearly all (one sentence and
+# one seed, and Whisper's transcripts differ a little between CPUs: the points jump about by a word or two); pushed
+# further, guidance overshoots (the sweep on the toy of notebook 01; here 4 is at most a word worse than 2), and on the held-out evaluation 4 was no
 # better than 3 on unseen voices while the expression drifted from the reference, and 5 was worse on both splits
 # (`BENCHMARKS.md`, "Default guidance" and "Which part of the prompt, which guidance"). The prompt strengths buy
 # much less here: the prompt is already in context, and on the held-out evaluation (`BENCHMARKS.md`, "Default
