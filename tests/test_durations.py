@@ -278,6 +278,9 @@ def test_cross_prompted_clips_are_laid_out_as_the_pipeline_lays_a_reference(corp
     batch = collate([clips[prompted[0]], plain[1]])
     assert batch.prompt_frames.tolist() == [clips[prompted[0]].prompt_frames, 0]
 
+    anonymous = ShardDataset(corpus, "train", tokenizer)
+    anonymous.speaker_of = lambda index: ""  # e.g. clips whose metadata names no speaker: never paired
+    assert all(partner is None for partner in CrossPromptClips(anonymous, 1.0, 0, tokenizer).partners)
     off = CrossPromptClips(plain, prob=0.0, seed=0, tokenizer=tokenizer)
     assert off.lengths == plain.lengths and off[0].prompt_frames == 0
     again = cross_prompted(ShardDatasets([plain, plain]), prob=0.5, seed=0, tokenizer=tokenizer)

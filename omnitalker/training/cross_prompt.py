@@ -43,7 +43,8 @@ class CrossPromptClips(Dataset):
     """One corpus's clips, some of them preceded by the tail of another clip of their speaker.
 
     Args:
-        clips: the corpus (speakers are matched within it: ids need not be unique across corpora).
+        clips: the corpus (speakers are matched within it: ids need not be unique across corpora; clips without a
+            speaker id get no partner).
         prob: share of clips that get a partner (only clips whose speaker has another clip can).
         seed: draws the partners (an int or a tuple of ints, as ``np.random.default_rng`` takes).
         tokenizer: the ``PhonemeTokenizer`` the clips were read with (its word starts are the cut points).
@@ -63,7 +64,8 @@ class CrossPromptClips(Dataset):
         self.partners: list[int | None] = []
         self.lengths: list[int] = []
         for index, speaker in enumerate(speakers):
-            others = [other for other in by_speaker[speaker] if other != index]
+            # a clip without a speaker id gets no partner: any other clip could be someone else
+            others = [other for other in by_speaker[speaker] if other != index] if speaker else []
             wanted = rng.random() < prob  # drawn for every clip, so partners do not shift when prob changes
             pick = int(rng.integers(len(others))) if others else 0
             partner = others[pick] if wanted and others else None
@@ -86,7 +88,7 @@ class CrossPromptClips(Dataset):
         source = self.clips[partner]
         layout = TextLayout(source.text_ids.tolist(), source.text_durations.tolist())
         kept = prompt_window(layout, len(sample.mel), self.word_starts)  # the pipeline's cut of a reference
-        prompt_ids, prompt_frames = layout.slice_frames(kept.start, kept.stop).tensors()  # np, np (frames per token)
+        prompt_ids, prompt_durations = layout.slice_frames(kept.start, kept.stop).tensors()  # np, np frames per token
         codes = source.codes[kept]  # p 58
         codes = codes + (sample.codes[:1] - codes[-1:])  # p 58: ends where the clip begins
         return TrainingSample(
@@ -95,7 +97,7 @@ class CrossPromptClips(Dataset):
             codes=torch.cat([codes, sample.codes]),  # (p + n) 58
             text_ids=torch.cat([prompt_ids, sample.text_ids]),  # np + nt
             speaker=sample.speaker,
-            text_durations=torch.cat([prompt_frames, sample.text_durations]),  # np + nt
+            text_durations=torch.cat([prompt_durations, sample.text_durations]),  # np + nt
             prompt_frames=kept.stop - kept.start,
         )
 

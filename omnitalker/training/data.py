@@ -130,11 +130,11 @@ class ShardDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _read(self, path: Path, key: str) -> dict[str, bytes]:
+    def _read(self, path: Path, key: str, suffixes: tuple[str, ...] = SAMPLE_MEMBERS) -> dict[str, bytes]:
         members = self._members[path][key]
         out = {}
         with open(path, "rb") as handle:
-            for suffix in SAMPLE_MEMBERS:
+            for suffix in suffixes:
                 offset, size = members[suffix]
                 handle.seek(offset)
                 out[suffix] = handle.read(size)
@@ -145,10 +145,7 @@ class ShardDataset(Dataset):
     def speaker_of(self, index: int) -> str:
         """The speaker id of clip ``index`` (reads only its small JSON member)."""
         path, key = self.items[index]
-        offset, size = self._members[path][key]["json"]
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            raw = handle.read(size)
+        raw = self._read(path, key, ("json",))["json"]
         try:
             return str(json.loads(raw).get("speaker", ""))
         except (ValueError, UnicodeDecodeError) as error:
