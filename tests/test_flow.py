@@ -97,6 +97,18 @@ def test_span_mask_fraction_contiguous_and_within_lengths():
         span_mask(lengths, 200, frac_range=(0.9, 0.5))
 
 
+def test_span_mask_of_a_prompted_sample_is_its_target():
+    lengths = torch.tensor([50, 40, 30])
+    uniform = span_mask(lengths, 60, generator=seeded(1))
+    prompted = span_mask(lengths, 60, prompt_frames=torch.tensor([0, 12, 29]), generator=seeded(1))
+    frames = torch.arange(60)
+    assert torch.equal(prompted[0], uniform[0])  # no prompt: the same random span
+    assert torch.equal(prompted[1], (frames >= 12) & (frames < 40))
+    assert torch.equal(prompted[2], frames == 29)
+    with pytest.raises(ValueError, match="at least one target frame"):
+        span_mask(lengths, 60, prompt_frames=torch.tensor([0, 0, 30]))
+
+
 def test_span_mask_end_prob_anchors_spans_at_the_clip_end():
     lengths = torch.randint(20, 200, (400,), generator=seeded(0))
     last = lengths - 1  # index of each clip's last valid frame

@@ -205,15 +205,9 @@ class FlowMatchingLoss(nn.Module):
             device=device,
         )  # b
         mask = span_mask(
-            lengths, frames, frac_range=self.span_fraction, end_prob=self.end_span_prob, generator=generator
+            lengths, frames, frac_range=self.span_fraction, end_prob=self.end_span_prob, prompt_frames=prompt_frames,
+            generator=generator,
         ) & attention_mask  # b n
-        if prompt_frames is not None:  # after the random span, so the draws (and exact resume) are unchanged
-            prompt_frames = prompt_frames.to(device).long()  # b
-            if bool(((prompt_frames < 0) | (prompt_frames >= lengths)).any()):
-                raise ValueError(f"prompt_frames must leave at least one target frame: got {prompt_frames.tolist()} "
-                                 f"for lengths {lengths.tolist()}")
-            target = torch.arange(frames, device=device)[None, :] >= prompt_frames[:, None]  # b n
-            mask = torch.where((prompt_frames > 0)[:, None], target & attention_mask, mask)  # b n
         drop_text = sample_drop(batch, self.drop_text_prob, generator=generator, device=device)  # b
         drop_audio = sample_drop(batch, self.drop_audio_cond_prob, generator=generator, device=device)  # b
         drop_visual = sample_drop(batch, self.drop_visual_cond_prob, generator=generator, device=device)  # b

@@ -52,6 +52,7 @@ def span_mask(
     *,
     frac_range: tuple[float, float] = DEFAULT_SPAN_FRACTION,
     end_prob: float = 0.0,
+    prompt_frames: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """One random contiguous span per sample covering ``frac`` of its valid frames, frac ~ U(frac_range).
@@ -59,8 +60,9 @@ def span_mask(
     The span length is ``ceil(frac * length)`` (so the masked fraction is never below ``frac_range[0]``),
     its start is uniform over the positions that keep it inside the valid frames, except that with
     probability ``end_prob`` it ends at the last valid frame: the inference layout, [prompt | target], which a
-    uniform start draws only about once per (length - span) samples. Returns b n bool, True = masked (to be
-    generated); padded frames are never masked.
+    uniform start draws only about once per (length - span) samples. A sample whose ``prompt_frames`` (b) is > 0
+    is already [prompt | target] (another clip's tail before the clip: omnitalker/training/cross_prompt.py), so its
+    span is exactly the target. Returns b n bool, True = masked (to be generated); padded frames are never masked.
     """
     low, high = frac_range
     if not 0.0 <= low <= high <= 1.0:
@@ -78,6 +80,14 @@ def span_mask(
     if end_prob > 0:  # drawn only when asked, so runs without it keep their random stream (exact resume)
         at_end = rand((batch,), generator=generator, device=lengths.device) < end_prob  # b
         start = torch.where(at_end, lengths - span, start)  # b
+    if prompt_frames is not None:  # after the draws, so they (and an exact resume) are unchanged
+        prompt_frames = prompt_frames.to(lengths.device).long()  # b
+        if bool(((prompt_frames < 0) | (prompt_frames >= lengths)).any()):
+            raise ValueError(f"prompt_frames must leave at least one target frame: got {prompt_frames.tolist()} "
+                             f"for lengths {lengths.tolist()}")
+        prompted = prompt_frames > 0  # b
+        start = torch.where(prompted, prompt_frames, start)  # b
+        span = torch.where(prompted, lengths - prompt_frames, span)  # b
     pos = torch.arange(max_len, device=lengths.device)[None, :]  # 1 n
     return (pos >= start[:, None]) & (pos < (start + span)[:, None])  # b n
 
