@@ -225,10 +225,14 @@ def test_extreme_landmarks_do_not_crash(renderer, reference, astronaut):
 
 @pytest.mark.parametrize("size", [256, 512])
 def test_output_sizes(size, astronaut):
+    """The crop is rendered at output_size, or at its own size in the frame if smaller (never upsampled)."""
     image, landmarks = astronaut
     renderer = WarpRenderer(output_size=size)
-    crop = renderer.render_crop(renderer.prepare(image, landmarks), landmarks)
-    assert crop.shape == (size, size, 3)
+    reference = renderer.prepare(image, landmarks)
+    crop = renderer.render_crop(reference, landmarks)
+    assert reference.render_size == min(size, reference.crop_size)
+    assert crop.shape == (reference.render_size, reference.render_size, 3)
+    assert renderer.render_frame(reference, landmarks).shape == image.shape
 
 
 def test_gray_and_rgba_are_converted(renderer, astronaut):
@@ -302,3 +306,111 @@ def test_face_at_the_image_edge(renderer, astronaut):
     assert psnr(renderer.render_frame(reference, edge_landmarks), edge_image) > 32.0
     turned = renderer.render_frame(reference, rotate(edge_landmarks, yaw_deg=-12))
     np.testing.assert_array_equal(turned[-CORNER:, -CORNER:], edge_image[-CORNER:, -CORNER:])
+
+
+# ------------------------------------------------------------------------------------------------ layers
+
+
+def mouth_polygon(landmarks):
+    topo = mesh_topology()
+    upper, lower = split_loop(topo.mouth_loop, landmarks, face_axis(landmarks))
+    return np.concatenate([landmarks[upper, :2], landmarks[lower[::-1], :2]]), upper, lower
+
+
+def paint_inside(image, polygon, color):
+    import cv2
+
+    painted = image.copy()
+    cv2.fillPoly(painted, [np.round(polygon).astype(np.int32)], color)
+    return painted
+
+
+def mouth_interior_color(frame, driven):
+    """Mean colour of the pixels well inside the driven mouth opening."""
+    polygon, upper, lower = mouth_polygon(driven)
+    mid_x = driven[[upper[len(upper) // 2], lower[len(lower) // 2]], 0].mean()
+    top, bottom = driven[upper[len(upper) // 2], 1], driven[lower[len(lower) // 2], 1]
+    ys = slice(int(top + 0.3 * (bottom - top)), int(bottom - 0.3 * (bottom - top)))
+    return frame[ys, int(mid_x) - 4: int(mid_x) + 5].reshape(-1, 3).mean(0)
+
+
+def test_video_reference_draws_the_mouth_from_its_own_frames(renderer, reference, astronaut):
+    """An open-mouth frame of the reference clip (its interior painted green here) is what the driven open mouth
+    shows; with the photo alone it is not."""
+    image, landmarks = astronaut
+    opened = open_jaw(landmarks, 12.0)
+    open_frame = paint_inside(renderer.render_frame(reference, opened), mouth_polygon(opened)[0], (0, 255, 0))
+    video_ref = renderer.prepare(image, landmarks, open_frame[None], opened[None])
+    assert video_ref.mouth.bank_states is not None and len(video_ref.mouth.bank_states) == 1
+    driven = open_jaw(landmarks, 10.0)
+    r, g, b = mouth_interior_color(renderer.render_frame(video_ref, driven), driven)
+    assert g > 200 and r < 60 and b < 60, (r, g, b)
+    r, g, b = mouth_interior_color(renderer.render_frame(reference, driven), driven)
+    assert g < 120, (r, g, b)
+
+
+def test_bank_keeps_only_open_mouths(renderer, astronaut):
+    image, landmarks = astronaut
+    polygon, upper, lower = mouth_polygon(landmarks)
+    closed = landmarks.copy()
+    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
+    closed[upper, 1], closed[lower, 1] = middle, middle
+    state = renderer.prepare(image, landmarks, np.stack([image, image]), np.stack([closed, closed]))
+    assert state.mouth.bank_states is None  # nothing open to learn from: the strips are used
+
+
+def test_barely_parted_lips_get_no_interior(renderer, reference, astronaut):
+    """Lips parted by a hair show the warp's lip line, not a bar of teeth (the interior layer is faded out)."""
+    from omnitalker.render.mouth import MOUTH_CLOSED_RATIO
+
+    image, landmarks = astronaut
+    polygon, upper, lower = mouth_polygon(landmarks)
+    closed = landmarks.copy()
+    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
+    width = np.ptp(landmarks[upper, 0])
+    closed[upper, 1] = middle - 0.25 * MOUTH_CLOSED_RATIO * width
+    closed[lower, 1] = middle + 0.25 * MOUTH_CLOSED_RATIO * width
+    plain = WarpRenderer(output_size=256, mouth_fill=False)
+    np.testing.assert_array_equal(renderer.render_crop(reference, closed),
+                                  plain.render_crop(plain.prepare(image, landmarks), closed))
+
+
+def test_layers_are_anti_aliased(renderer, reference, astronaut):
+    """The mouth layer's coverage ramps at the lips (values strictly between 0 and 1), never a hard step only."""
+    from omnitalker.render.mouth import mouth_layer
+
+    _, landmarks = astronaut
+    driven = renderer.driven_vertices(reference, open_jaw(landmarks, 10.0))[:478]
+    layer = mouth_layer(reference.mouth, driven, reference.render_size)
+    partial = (layer.alpha > 0.05) & (layer.alpha < 0.95)
+    assert partial.sum() > 10 and (layer.alpha >= 0.95).sum() > 50
+
+
+def test_a_trembling_lid_leaves_the_eye_as_it_was(renderer, reference, astronaut):
+    """A lid that moves by a fraction of a pixel changes the eye by no more than that (no layer pops in)."""
+    image, landmarks = astronaut
+    topo = mesh_topology()
+    moved = landmarks.copy()
+    for loop in topo.eye_loops:
+        upper, _ = split_loop(loop, landmarks, face_axis(landmarks))
+        moved[upper[1:-1], 1] += 0.4
+    frame, still = renderer.render_frame(reference, moved), renderer.render_frame(reference, landmarks)
+    for loop in topo.eye_loops:
+        lo = np.floor(landmarks[loop, :2].min(0)).astype(int) - 4
+        hi = np.ceil(landmarks[loop, :2].max(0)).astype(int) + 4
+        window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+        assert psnr(frame[window], still[window]) > 32.0  # measured 34-35 dB
+
+
+@pytest.mark.parametrize(
+    "frames, frame_landmarks, match",
+    [
+        (lambda img: img[None], lambda lm: None, "together"),
+        (lambda img: img[None, :100], lambda lm: lm[None], "like the reference image"),
+        (lambda img: np.stack([img, img]), lambda lm: lm[None], "2 frames but 1"),
+    ],
+)
+def test_bad_reference_frames(renderer, astronaut, frames, frame_landmarks, match):
+    image, landmarks = astronaut
+    with pytest.raises(ValueError, match=match):
+        renderer.prepare(image, landmarks, frames(image), frame_landmarks(landmarks))

@@ -13,12 +13,8 @@
     python -m omnitalker.eval.closed_loop --size 256 --frames 30 --json results.json
 
 Measured (defaults: 512^2, 90 + 90 frames; 2-core CPU; the codec alone is exact on these codes):
-  (a) yaw error mean 0.97 deg (max 2.5), pitch 1.10 deg (max 3.1), roll 0.25 deg (max 0.9);
-      expression mean 0.012 face units (max 0.085); eye mean 0.025 eye widths (max 0.14, during blinks);
-      mouth opening mean 0.028 of a 0.12 range; correlation with the input: yaw 0.998, pitch 0.977,
-      mouth 0.974, gaze x 0.954, blink 0.952. MediaPipe sees ~85 % of the commanded yaw and about half
-      of the commanded lid closure on the rendered frames.
-  (b) landmark error mean 0.56 px (p95 1.26 px); PSNR 38.4 dB full frame, 32.4 dB on the face crop.
+  (a) correlation with the input: yaw 0.997, pitch 0.981, mouth 0.984, gaze x 0.926, blink 0.919.
+  (b) landmark error mean 0.88 px (p95 1.72 px); PSNR 33.75 dB full frame, 27.64 dB on the face crop.
 The "talking video" of (b) is itself rendered from the astronaut (no real talking video ships with the
 project); run the same steps on a real clip to measure the renderer on real motion.
 """

@@ -28,7 +28,9 @@ Steps, in order:
 6. codes are resampled from 30 fps to the mel frame count with ``omnitalker.frontend.face.codes.retime``
    (``resample_codes``: linear, anti-aliased, angle-unwrapped, the frame count fixed exactly);
 7. the renderer's source image is the reference frame nearest the neutral face
-   (``FaceIdentity.reference_index``).
+   (``FaceIdentity.reference_index``); a video reference also keeps up to ``MAX_RENDER_FRAMES`` of its frames,
+   spread over its range of mouth openings (``render_frames``), for what one frame cannot show (the warp
+   renderer draws the mouth interior from them, ``omnitalker/render/mouth.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ MAX_REFERENCE_SECONDS = 10.0
 CUT_SEARCH_SECONDS = 1.0  # a too-long clip is cut at the quietest point of this last stretch
 SILENT_RMS = 1e-4  # a clip whose loudest 20 ms frame is below this RMS is silence (-80 dBFS)
 PHOTO_SILENCE_SECONDS = 1.0  # prompt length for a photo with no voice sample (lip-sync): silence
+MAX_RENDER_FRAMES = 32  # frames of a video reference kept for the renderer (~57 MB at 1024 x 576)
 
 
 @dataclass
@@ -70,7 +73,8 @@ class OmniTalkerReference:
     mel: (n, 100) its log-mel (93.75 frames per second). codes: (n, 58) visual codes on the same frames.
     text: the transcript of `wave` (None if unknown). gain: loudness gain applied to `wave` (>= 1).
     identity: the face's ``FaceIdentity``; image (H, W, 3) uint8 and landmarks (478, 3) px: the frame
-    the renderer warps. static: True for a photo reference.
+    the renderer warps. static: True for a photo reference. frames (K, H, W, 3) uint8 and frame_landmarks
+    (K, 478, 3) px: more frames of a video reference for the renderer (None for a photo).
     """
 
     wave: torch.Tensor
@@ -82,6 +86,8 @@ class OmniTalkerReference:
     landmarks: np.ndarray
     gain: float = 1.0
     static: bool = False
+    frames: np.ndarray | None = None
+    frame_landmarks: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -250,6 +256,7 @@ def build_reference(
         codes = track_to_codes(track, identity, fps=CODE_FPS)  # T30 58: smoothed, at the paper's 30 fps
         codes_mel = torch.from_numpy(retime(codes, CODE_FPS, MEL_FRAME_RATE, len(mel)))  # n 58
     reference_index = min(identity.reference_index, len(frames) - 1)
+    kept = None if static else render_frames(track.landmarks, reference_index)
     return OmniTalkerReference(
         wave=wave,
         mel=mel,
@@ -260,7 +267,21 @@ def build_reference(
         landmarks=track.landmarks[reference_index],
         gain=gain,
         static=static,
+        frames=None if kept is None else np.stack([frames[i] for i in kept]),
+        frame_landmarks=None if kept is None else track.landmarks[kept],
     )
+
+
+def render_frames(landmarks: np.ndarray, keep: int, limit: int = MAX_RENDER_FRAMES) -> np.ndarray:
+    """Indices (sorted) of at most `limit` frames of a track (T, 478, 3) spread evenly over its range of mouth
+    openings, frame `keep` (the renderer's source frame) always among them."""
+    from omnitalker.frontend.face.codes import fit_pose, mouth_opening
+
+    if len(landmarks) <= limit:
+        return np.arange(len(landmarks))
+    order = np.argsort(mouth_opening(fit_pose(landmarks)[3]), kind="stable")  # least to most open
+    picks = set(order[np.round(np.linspace(0, len(order) - 1, limit - 1)).astype(int)].tolist()) | {keep}
+    return np.array(sorted(picks))
 
 
 def _analyze(method, *args, **kwargs):

@@ -1,0 +1,224 @@
+"""Face-mesh geometry shared by the warp renderer's parts: MediaPipe's topology (triangles, the outline,
+mouth and eye loops, derived from its own connection lists), contour openings in their own (u, v) frame,
+and small fitting helpers.
+
+    topo = mesh_topology()                                   # cached; needs mediapipe
+    upper, lower = split_loop(topo.mouth_loop, landmarks, eye_axis)
+    frame = LipFrame.from_points(landmarks, upper, lower)   # u along the opening, v across it (px)
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+NUM_LANDMARKS = 478  # MediaPipe Face Mesh with refine_landmarks=True (468 mesh + 2 x 5 iris points)
+NUM_MESH_VERTICES = 468
+NUM_FACE_TRIANGLES = 852  # Euler: V - E + F = 2 - 4 boundary loops (oval, mouth, two eyes)
+
+SUBPIXEL_BITS = 4  # cv2 fill functions take fixed-point vertices: 1/16 px precision
+SUBPIXEL_SCALE = 1 << SUBPIXEL_BITS
+GAP_SPAN, GAP_SAMPLES = (0.25, 0.75), 9  # an opening's gap is averaged over this part of its width
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+
+
+# --------------------------------------------------------------------------------------------------
+# Mesh topology, derived once from MediaPipe's own connection lists (no hard-coded indices).
+
+
+@dataclass(frozen=True)
+class MeshTopology:
+    face_triangles: np.ndarray  # (852, 3) tessellation triangles
+    oval_loop: np.ndarray  # (36,) face outline, ordered around the loop
+    mouth_loop: np.ndarray  # (20,) inner lip contour, ordered
+    eye_loops: tuple[np.ndarray, np.ndarray]  # (16,) each: subject's right eye, left eye
+    iris_centers: tuple[int, int]  # 468, 473
+    iris_rings: tuple[np.ndarray, np.ndarray]  # (4,) each
+    expressive: np.ndarray  # (K,) lips, eyes, brows, irises: excluded from the rigid head fit
+
+
+def _indices(connections) -> set[int]:
+    return {i for edge in connections for i in edge}
+
+
+def _triangles_from_edges(edges: set[tuple[int, int]]) -> np.ndarray:
+    """Faces of a triangulated surface from its edge list: its 3-cliques minus the few that are not faces.
+
+    A 3-clique that is not a face uses three edges that already bound two faces each (each such edge then
+    appears in three cliques); removing those cliques leaves every edge in at most two faces.
+    """
+    neighbours: dict[int, set[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    cliques = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    uses = Counter(e for tri in cliques for e in itertools.combinations(tri, 2))
+    faces = [t for t in cliques if not all(uses[e] > 2 for e in itertools.combinations(t, 2))]
+    return np.array(sorted(faces), dtype=np.int64)
+
+
+def _boundary_loops(triangles: np.ndarray) -> list[np.ndarray]:
+    uses = Counter(tuple(sorted(e)) for tri in triangles for e in itertools.combinations(tri, 2))
+    boundary: dict[int, list[int]] = {}
+    for (a, b), count in uses.items():
+        if count == 1:
+            boundary.setdefault(a, []).append(b)
+            boundary.setdefault(b, []).append(a)
+    loops, seen = [], set()
+    for start in boundary:
+        if start in seen:
+            continue
+        loop, previous, current = [start], None, start
+        seen.add(start)
+        while True:
+            following = [n for n in boundary[current] if n != previous and n not in seen]
+            if not following:
+                break
+            previous, current = current, following[0]
+            loop.append(current)
+            seen.add(current)
+        loops.append(np.array(loop, dtype=np.int64))
+    return loops
+
+
+@functools.lru_cache(maxsize=1)
+def mesh_topology() -> MeshTopology:
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+
+    edges = {tuple(sorted(e)) for e in fmc.FACEMESH_TESSELATION}
+    triangles = _triangles_from_edges(edges)
+    if len(triangles) != NUM_FACE_TRIANGLES:
+        raise RuntimeError(f"MediaPipe tessellation gave {len(triangles)} triangles, expected {NUM_FACE_TRIANGLES}")
+    loops = _boundary_loops(triangles)
+
+    def loop_within(points: set[int]) -> np.ndarray:
+        (match,) = [loop for loop in loops if set(loop.tolist()) <= points]
+        return match
+
+    # MediaPipe lists only the 4 ring points of each iris; its centre is the index just before them.
+    right_ring = np.array(sorted(_indices(fmc.FACEMESH_RIGHT_IRIS)))
+    left_ring = np.array(sorted(_indices(fmc.FACEMESH_LEFT_IRIS)))
+    expressive = (
+        _indices(fmc.FACEMESH_LIPS) | _indices(fmc.FACEMESH_LEFT_EYE) | _indices(fmc.FACEMESH_RIGHT_EYE)
+        | _indices(fmc.FACEMESH_LEFT_EYEBROW) | _indices(fmc.FACEMESH_RIGHT_EYEBROW)
+    )
+    return MeshTopology(
+        face_triangles=triangles,
+        oval_loop=loop_within(_indices(fmc.FACEMESH_FACE_OVAL)),
+        mouth_loop=loop_within(_indices(fmc.FACEMESH_LIPS)),
+        eye_loops=(loop_within(_indices(fmc.FACEMESH_RIGHT_EYE)), loop_within(_indices(fmc.FACEMESH_LEFT_EYE))),
+        iris_centers=(int(right_ring.min()) - 1, int(left_ring.min()) - 1),
+        iris_rings=(right_ring, left_ring),
+        expressive=np.array(sorted(expressive), dtype=np.int64),
+    )
+
+
+def split_loop(loop: np.ndarray, points: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a closed contour at its two extremes along `axis` into (upper, lower) chains, both running
+    from the first corner to the second (corners included). "Upper" = smaller coordinate along the normal."""
+    along = points[loop, :2] @ axis
+    first, second = int(np.argmin(along)), int(np.argmax(along))
+    rolled = np.roll(loop, -first)
+    cut = (second - first) % len(loop)
+    chain_a = rolled[: cut + 1]
+    chain_b = np.concatenate([rolled[cut:], rolled[:1]])[::-1]
+    normal = np.array([-axis[1], axis[0]])
+    if points[chain_a, :2].mean(0) @ normal > points[chain_b, :2].mean(0) @ normal:
+        chain_a, chain_b = chain_b, chain_a
+    return chain_a, chain_b
+
+
+def strip_triangles(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Triangles closing the opening between two chains that share their end points."""
+    triangles, i, j = [], 0, 0
+    while i < len(upper) - 1 or j < len(lower) - 1:
+        # advance along whichever chain is behind (in normalised arc position)
+        if j == len(lower) - 1 or (i < len(upper) - 1 and (i + 1) / len(upper) <= (j + 1) / len(lower)):
+            triangles.append((upper[i], upper[i + 1], lower[j]))
+            i += 1
+        else:
+            triangles.append((upper[i], lower[j + 1], lower[j]))
+            j += 1
+    return np.array([t for t in triangles if len(set(t)) == 3], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+# Small geometry helpers
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares s, R, mean_source, mean_target with target ~ s R (source - mean_source) + mean_target (Umeyama)."""
+    mean_s, mean_t = source.mean(0), target.mean(0)
+    cs, ct = source - mean_s, target - mean_t
+    u, sing, vt = np.linalg.svd(ct.T @ cs / len(source))
+    flip = np.ones(len(sing))
+    flip[-1] = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rotation = (u * flip) @ vt
+    scale = float((sing * flip).sum() / max((cs**2).sum() / len(source), 1e-12))
+    return scale, rotation, mean_s, mean_t
+
+
+@dataclass
+class LipFrame:
+    """A contour opening (mouth or eye) in its own frame: u in [0, 1] from corner to corner, v in px
+    perpendicular to it (down for an upright face)."""
+
+    origin: np.ndarray  # (2,)
+    axis_u: np.ndarray  # (2,) unit
+    axis_v: np.ndarray  # (2,) unit
+    width: float
+    upper_u: np.ndarray
+    upper_v: np.ndarray
+    lower_u: np.ndarray
+    lower_v: np.ndarray
+
+    @classmethod
+    def from_points(cls, points: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> LipFrame:
+        origin, end = points[upper[0], :2], points[upper[-1], :2]
+        span = end - origin
+        width = max(float(np.hypot(*span)), 1e-6)
+        axis_u = span / width
+        axis_v = np.array([-axis_u[1], axis_u[0]])
+
+        def chain(idx):
+            rel = points[idx, :2] - origin
+            u, v = rel @ axis_u / width, rel @ axis_v
+            order = np.argsort(u, kind="stable")
+            return u[order], v[order]
+
+        upper_u, upper_v = chain(upper)
+        lower_u, lower_v = chain(lower)
+        return cls(origin, axis_u, axis_v, width, upper_u, upper_v, lower_u, lower_v)
+
+    def coords(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(u, v, v_upper(u), v_lower(u)) for pixel positions."""
+        rx, ry = xs - self.origin[0], ys - self.origin[1]
+        u = (rx * self.axis_u[0] + ry * self.axis_u[1]) / self.width
+        v = rx * self.axis_v[0] + ry * self.axis_v[1]
+        return u, v, np.interp(u, self.upper_u, self.upper_v), np.interp(u, self.lower_u, self.lower_v)
+
+    def to_pixels(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        along = u * self.width
+        return (self.origin[0] + along * self.axis_u[0] + v * self.axis_v[0],
+                self.origin[1] + along * self.axis_u[1] + v * self.axis_v[1])
+
+    def gap(self) -> float:
+        """Mean lip/lid separation over the middle half of the opening, in px."""
+        u = np.linspace(*GAP_SPAN, GAP_SAMPLES)
+        return float(np.mean(np.interp(u, self.lower_u, self.lower_v) - np.interp(u, self.upper_u, self.upper_v)))
+
+
+def median_color(image: np.ndarray, mask: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    pixels = image[mask.astype(bool)]
+    return np.median(pixels, axis=0).astype(np.float32) if len(pixels) else fallback.astype(np.float32)
+
+
+def polygon_mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon * SUBPIXEL_SCALE).astype(np.int32)], 1, cv2.LINE_8, SUBPIXEL_BITS)
+    return mask
