@@ -89,7 +89,7 @@ def test_a_prepared_full_size_reference_is_scaled_at_render_time(pipe, media):
     assert reference.image.shape[:2] == (960, 960)
     seen = []
     original = pipe.renderer.prepare
-    pipe.renderer.prepare = lambda image, landmarks: seen.append(image.shape) or original(image, landmarks)
+    pipe.renderer.prepare = lambda image, landmarks, *frames: seen.append(image.shape) or original(image, landmarks, *frames)
     try:
         out = pipe("Hi.", reference=reference, num_inference_steps=STEPS, max_side=320, generator=generator())
         pipe("Hi.", reference=reference, num_inference_steps=STEPS, max_side=320, generator=generator())

@@ -205,3 +205,25 @@ def test_filters_transcripts_and_quality():
     loud = rng.normal(0, 0.1, sample_rate).astype(np.float32)
     assert estimate_snr_db(speech + quiet, quiet, sample_rate) > 40
     assert estimate_snr_db(speech + loud, loud, sample_rate) < 15
+
+
+def test_a_frozen_mouth_is_not_speaking_however_its_jitter_correlates():
+    """Landmark jitter on a frozen frame can follow a voice-over by chance; below MIN_MOUTH_MOTION it scores 0,
+    while the same pattern at a talking amplitude scores high."""
+    from omnitalker.data.curation.active_speaker import MIN_MOUTH_MOTION, speaker_correlation
+    from omnitalker.frontend.face.template import load_face_template
+
+    fps, sample_rate = 25.0, 16000
+    times = np.arange(50) / fps
+    syllables = np.clip(np.sin(2 * np.pi * 4.0 * times), 0.0, None)
+    wave = np.concatenate([np.sin(np.linspace(0, 200 * np.pi, 640)) * s for s in syllables]).astype(np.float32)
+    base = load_face_template().vertices * 200.0 + 256.0  # a frontal face, 200 px per face-size unit
+    lower = 14  # the lower inner-lip midpoint
+
+    def lips(amplitude: float) -> np.ndarray:
+        landmarks = np.repeat(base[None], len(times), axis=0).astype(np.float32)
+        landmarks[:, lower, 1] += 200.0 * amplitude * syllables
+        return landmarks
+
+    assert speaker_correlation(lips(0.2 * MIN_MOUTH_MOTION), times, wave, sample_rate) == 0.0
+    assert speaker_correlation(lips(0.05), times, wave, sample_rate) > 0.5
