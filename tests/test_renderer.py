@@ -414,3 +414,23 @@ def test_bad_reference_frames(renderer, astronaut, frames, frame_landmarks, matc
     image, landmarks = astronaut
     with pytest.raises(ValueError, match=match):
         renderer.prepare(image, landmarks, frames(image), frame_landmarks(landmarks))
+
+
+def test_rings_follow_partly_and_never_fold(renderer, reference, astronaut):
+    """Hair and shoulders follow a small head shift only partly; a large shift, which would fold the triangles
+    between the face outline and the rings, makes them follow fully instead (no torn cheek)."""
+    from omnitalker.render.warp import _folds
+
+    _, landmarks = astronaut
+    face = np.ptp(landmarks[:468, 0])
+    to_crop = reference.render_size / reference.crop_size
+    source_rings = (reference.ring_points3d[:, :2] - reference.crop_origin + 0.5) * to_crop - 0.5
+    inner_ring = slice(0, len(reference.oval))
+    follows = []
+    for shift in (0.05, 0.35):
+        moved = landmarks + np.array([shift * face, 0.0, 0.0], np.float32)
+        driven = renderer.driven_vertices(reference, moved)
+        assert not _folds(reference.source_vertices, driven, reference.triangles[:reference.num_outer])
+        rings = driven[478: 478 + len(source_rings)]
+        follows.append((rings - source_rings)[inner_ring, 0].mean() / (shift * face * to_crop))
+    assert 0.2 < follows[0] < 0.6 and follows[1] == pytest.approx(1.0, abs=0.02), follows

@@ -1,16 +1,19 @@
-"""Eyes of the warp renderer: the eyeball slides inside the driven eye opening as the gaze moves.
+"""Eyes of the warp renderer: lids that close over the eye, an iris that moves inside the opening.
 
 The mesh warp moves the lid margins; what it cannot do is move the iris independently of the lids, or
 cover an eye with lid skin (stretched, the band above the lid margin would smear its lashes over the eye).
-So, each a layer over the warp (``omnitalker/render/layers.py``):
+So, each a layer over the warp (``omnitalker/render/layers.py``), in drawing order:
 
 - the lid: where the upper lid has come down over what was open in the reference, the reference eye patch
   with its opening and lash margin filled in from the skin around it (Telea inpainting), faded in with the
   closure so a lid that only trembles adds nothing (no outline);
-- the eyeball:  inside the driven opening, each pixel samples the reference eye through the eye-corner similarity,
-shifted by how far the iris moved relative to its opening. The texture sampled is the reference eye patch
-with everything outside its opening filled in from the inside (OpenCV's Telea inpainting), so a shifted
-iris or a wider opening finds eyeball colours there, never lid skin or lashes. No outline, no flat blocks.
+- the eyeball, inside the driven opening: the reference eye through the eye-corner similarity, with its
+  iris removed (filled in from the visible white of the eye only, so no lash or lid colour bleeds in) and
+  extended beyond the opening the same way: looking sideways uncovers white, not a copy of the iris;
+- the iris, a disc with an anti-aliased rim at the driven iris position, clipped by the opening: the
+  reference iris with the parts its lids hid filled in from its visible part.
+No outline and no flat blocks: every fill is inpainted from the person's own pixels; a flat colour is used
+only when the reference shows no white of the eye at all (an iris that fills the opening).
 """
 
 from __future__ import annotations
@@ -20,12 +23,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnitalker.render.geometry import LipFrame, polygon_mask
-from omnitalker.render.layers import Layer, opening_coverage, region_grid
+from omnitalker.render.geometry import LUMA_WEIGHTS, LipFrame, polygon_mask
+from omnitalker.render.layers import EDGE_RAMP_PX, Layer, opening_coverage, region_grid
 
-EYE_PATCH_MARGIN = 0.4  # the eyeball texture extends this far beyond the eye opening (eye widths)
-EYEBALL_INPAINT_RADIUS = 0.1  # Telea radius for the eyeball outside the opening (eye widths)
-APERTURE_SHRINK_PX = 1  # outside the opening, the eyeball is filled in from this far inside (the rim holds lashes)
+EYE_PATCH_MARGIN = 0.4  # the eye textures extend this far beyond the eye opening (eye widths)
+EYEBALL_INPAINT_RADIUS = 0.1  # Telea radius of the fills (eye widths)
+APERTURE_SHRINK_PX = 1  # the eyeball and iris are filled in from this far inside the opening (the rim holds lashes)
+IRIS_MARGIN = 1.15  # the disc removed from the eyeball / drawn as the iris, over MediaPipe's mean iris radius
+MIN_KNOWN_PIXELS = 6  # fewer visible white (or iris) pixels than this: use a flat estimate instead
+DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # white of the eye relative to white, scaled by the patch's light
+NOMINAL_LUMA = 170.0
+ILLUMINATION_RANGE = (0.45, 1.1)
 LID_MARGIN = 0.15  # the lid texture also fills this much around the opening (the lash margin, eye widths)
 LID_CLOSURE_START, LID_CLOSURE_FADE = 0.2, 0.3  # the lid layer fades in from this closure over this much more
 MIN_EYE_OPENING = 0.06  # opening / width below this: the warp alone draws the eye (a closed lid)
@@ -37,50 +45,71 @@ class EyeReference:
     upper: np.ndarray  # lid chain indices, corner to corner
     lower: np.ndarray
     iris_center: int
+    iris_ring: np.ndarray  # the 4 iris ring indices
     frame: LipFrame  # the reference eye opening (frame px)
     iris_uv: np.ndarray  # (2,) reference iris centre in `frame` (u, v px)
+    iris_radius: float  # reference iris radius (frame px)
     offset: np.ndarray  # (2,) atlas position of reference pixel (0, 0) for the eyeball texture
+    iris_offset: np.ndarray  # (2,) ... for the iris texture
     lid_offset: np.ndarray  # (2,) ... for the lid texture
 
 
-def eyeball_texture(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-                    iris_center: int) -> tuple[dict, list[np.ndarray]]:
-    """The eyeball and lid textures of one eye (patches of the image) and what ``EyeReference`` needs but their
-    atlas offsets.
+def _fill(patch: np.ndarray, known: np.ndarray, radius: float, fallback: np.ndarray) -> np.ndarray:
+    """`patch` with every pixel outside `known` inpainted from the known ones (a flat `fallback` if too few)."""
+    if known.sum() < MIN_KNOWN_PIXELS:
+        filled = patch.copy()
+        filled[~known] = np.clip(fallback, 0, 255).astype(np.uint8)
+        return filled
+    return cv2.inpaint(patch, (~known).astype(np.uint8), radius, cv2.INPAINT_TELEA)
 
-    Returns (partial EyeReference fields + "patch_origin", [eyeball, lid] uint8)."""
+
+def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                 iris_center: int, iris_ring: np.ndarray) -> tuple[dict, list[np.ndarray]]:
+    """The eyeball, iris and lid textures of one eye (patches of the image) and what ``EyeReference`` needs but
+    their atlas offsets.
+
+    Returns (partial EyeReference fields + "patch_origin", [eyeball, iris, lid] uint8)."""
     frame = LipFrame.from_points(landmarks, upper, lower)
     width_px = frame.width
+    iris = landmarks[iris_center, :2].astype(np.float64)
+    iris_radius = float(np.mean(np.hypot(*(landmarks[iris_ring, :2] - iris).T)))
     contour = np.concatenate([landmarks[upper, :2], landmarks[lower[::-1], :2]])
-    lo = np.floor(contour.min(0) - EYE_PATCH_MARGIN * width_px)
-    hi = np.ceil(contour.max(0) + EYE_PATCH_MARGIN * width_px)
+    lo = np.floor(np.minimum(contour.min(0), iris - iris_radius) - EYE_PATCH_MARGIN * width_px)
+    hi = np.ceil(np.maximum(contour.max(0), iris + iris_radius) + EYE_PATCH_MARGIN * width_px)
     lo = np.clip(lo, 0, [image.shape[1] - 1, image.shape[0] - 1]).astype(int)
     hi = np.clip(hi, lo + 1, [image.shape[1], image.shape[0]]).astype(int)
     patch = np.ascontiguousarray(image[lo[1]:hi[1], lo[0]:hi[0]])
-    aperture = polygon_mask(patch.shape[:2], contour - lo)
-    kernel = 2 * max(1, int(round(LID_MARGIN * width_px))) + 1
-    lid_hole = cv2.dilate(aperture, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))
-    lid = cv2.inpaint(patch, lid_hole, max(2.0, EYEBALL_INPAINT_RADIUS * width_px), cv2.INPAINT_TELEA)
-    inner = cv2.erode(aperture, np.ones((2 * APERTURE_SHRINK_PX + 1,) * 2, np.uint8))
-    if inner.sum() < 4:
+    radius = max(2.0, EYEBALL_INPAINT_RADIUS * width_px)
+
+    aperture = polygon_mask(patch.shape[:2], contour - lo).astype(bool)
+    inner = cv2.erode(aperture.astype(np.uint8), np.ones((2 * APERTURE_SHRINK_PX + 1,) * 2, np.uint8)).astype(bool)
+    if inner.sum() < MIN_KNOWN_PIXELS:
         inner = aperture
-    eyeball = patch
-    if inner.any():
-        radius = max(2.0, EYEBALL_INPAINT_RADIUS * width_px)
-        eyeball = cv2.inpaint(patch, (1 - inner).astype(np.uint8), radius, cv2.INPAINT_TELEA)
-        eyeball[aperture.astype(bool)] = patch[aperture.astype(bool)]  # the opening itself stays as it is
-    iris = landmarks[iris_center, :2].astype(np.float64)
+    disc = np.zeros(patch.shape[:2], np.uint8)
+    cv2.circle(disc, tuple(int(round(c)) for c in iris - lo), max(1, int(round(IRIS_MARGIN * iris_radius))), 1, -1)
+    disc = disc.astype(bool)
+
+    light = float(np.clip(patch.reshape(-1, 3).mean(0) @ LUMA_WEIGHTS / NOMINAL_LUMA, *ILLUMINATION_RANGE))
+    white = inner & ~disc
+    sclera = patch[white].mean(0) if white.sum() >= MIN_KNOWN_PIXELS else DEFAULT_SCLERA * 255.0 * light
+    eyeball = _fill(patch, white, radius, sclera)
+    iris_known = inner & disc
+    iris_texture = _fill(patch, iris_known, radius, patch[iris_known].mean(0) if iris_known.any() else sclera * 0.35)
+
+    kernel = 2 * max(1, int(round(LID_MARGIN * width_px))) + 1
+    lid_hole = cv2.dilate(aperture.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))
+    lid = cv2.inpaint(patch, lid_hole, radius, cv2.INPAINT_TELEA)
+
     u, v, _, _ = frame.coords(iris[:1], iris[1:])
-    partial = dict(upper=upper, lower=lower, iris_center=iris_center, frame=frame,
-                   iris_uv=np.array([u[0], v[0]]), patch_origin=lo.astype(np.float64))
-    return partial, [eyeball, lid]
+    partial = dict(upper=upper, lower=lower, iris_center=iris_center, iris_ring=iris_ring, frame=frame,
+                   iris_uv=np.array([u[0], v[0]]), iris_radius=iris_radius, patch_origin=lo.astype(np.float64))
+    return partial, [eyeball, iris_texture, lid]
 
 
-def eye_layer(eye: EyeReference, driven: np.ndarray, size: int) -> Layer | None:
-    """The eyeball layer of one eye for driven landmarks (478, 2+) in px of a crop `size` px wide."""
+def _opening(eye: EyeReference, driven: np.ndarray, size: int):
+    """(frame, fade, window, u, v, coverage) of the driven eye opening; None if the eye is closed or off the crop."""
     frame = LipFrame.from_points(driven, eye.upper, eye.lower)
-    opening = frame.gap() / frame.width
-    fade = float(np.clip((opening - MIN_EYE_OPENING) / EYE_FADE, 0.0, 1.0))
+    fade = float(np.clip((frame.gap() / frame.width - MIN_EYE_OPENING) / EYE_FADE, 0.0, 1.0))
     if fade <= 0.0:
         return None
     region = region_grid(driven[np.concatenate([eye.upper, eye.lower]), :2], size, 1.0)
@@ -88,15 +117,30 @@ def eye_layer(eye: EyeReference, driven: np.ndarray, size: int) -> Layer | None:
         return None
     window, xs, ys = region
     u, v, v_up, v_lo = frame.coords(xs, ys)
-    alpha = opening_coverage(u, v, v_up, v_lo, frame.width) * fade
-    # The iris moved relative to its opening by (du, dv): slide the eyeball with it.
+    return frame, window, xs, ys, u, v, opening_coverage(u, v, v_up, v_lo, frame.width) * fade
+
+
+def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
+    """The eyeball and iris layers of one eye for driven landmarks (478, 2+) in px of a crop `size` px wide."""
+    opened = _opening(eye, driven, size)
+    if opened is None:
+        return []
+    frame, window, xs, ys, u, v, coverage = opened
     ref = eye.frame
     to_ref = ref.width / frame.width  # reference px per driven px, along the eye
+    src_x, src_y = ref.to_pixels(u, v * to_ref)
+    eyeball = Layer(window, (src_x + eye.offset[0]).astype(np.float32), (src_y + eye.offset[1]).astype(np.float32),
+                    coverage)
+    # The iris: the reference disc moved to the driven centre (its offset within the opening, in eye axes).
     iris = driven[eye.iris_center, :2].astype(np.float64)
     iris_u, iris_v, _, _ = frame.coords(iris[:1], iris[1:])
     du, dv = iris_u[0] - eye.iris_uv[0], iris_v[0] * to_ref - eye.iris_uv[1]
     src_x, src_y = ref.to_pixels(u - du, v * to_ref - dv)
-    return Layer(window, (src_x + eye.offset[0]).astype(np.float32), (src_y + eye.offset[1]).astype(np.float32), alpha)
+    radius = IRIS_MARGIN * eye.iris_radius / to_ref  # driven px
+    rim = np.clip((radius - np.hypot(xs - iris[0], ys - iris[1])) / EDGE_RAMP_PX + 0.5, 0.0, 1.0)
+    iris_layer = Layer(window, (src_x + eye.iris_offset[0]).astype(np.float32),
+                       (src_y + eye.iris_offset[1]).astype(np.float32), (coverage * rim).astype(np.float32))
+    return [eyeball, iris_layer]
 
 
 def lid_layer(eye: EyeReference, driven: np.ndarray, size: int) -> Layer | None:

@@ -51,7 +51,7 @@ from transformers import FeatureExtractionMixin
 
 from omnitalker.frontend.face.codes import decode_codes
 from omnitalker.io.image import fit_within
-from omnitalker.render.eyes import EyeReference, eye_layer, eyeball_texture, lid_layer
+from omnitalker.render.eyes import EyeReference, eye_layers, eye_textures, lid_layer
 from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the renderer's public names)
     NUM_FACE_TRIANGLES,
     NUM_LANDMARKS,
@@ -206,7 +206,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         crop_scale: float = 2.4,
         border_anchors: int = 5,
         ring_scales: tuple[float, ...] = (1.3, 1.7),
-        ring_follow: tuple[float, ...] = (1.0, 0.5),
+        ring_follow: tuple[float, ...] = (0.5, 0.0),
         neck_follow: float = 0.35,
         map_downsample: int = 2,
         mouth_fill: bool = True,
@@ -360,10 +360,10 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         textures: list[np.ndarray] = []
         eye_parts, bank_states = [], None
         if cfg.eye_fill:
-            for (upper, lower), center_idx in zip(eye_chains, topo.iris_centers, strict=True):
-                partial, eye_textures = eyeball_texture(image, landmarks, upper, lower, center_idx)
+            for (upper, lower), center_idx, ring in zip(eye_chains, topo.iris_centers, topo.iris_rings, strict=True):
+                partial, eye_maps = eye_textures(image, landmarks, upper, lower, center_idx, ring)
                 eye_parts.append(partial)
-                textures += eye_textures
+                textures += eye_maps
         if cfg.mouth_fill:
             mouth_frame = LipFrame.from_points(landmarks, mouth_upper, mouth_lower)
             textures += strip_textures(image, mouth_frame, skin)
@@ -374,11 +374,12 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         eyes = mouth = None
         if cfg.eye_fill:
             eyes = tuple(EyeReference(**{k: v for k, v in partial.items() if k != "patch_origin"},
-                                      offset=offsets_xy[2 * k] - partial["patch_origin"],
-                                      lid_offset=offsets_xy[2 * k + 1] - partial["patch_origin"])
+                                      offset=offsets_xy[3 * k] - partial["patch_origin"],
+                                      iris_offset=offsets_xy[3 * k + 1] - partial["patch_origin"],
+                                      lid_offset=offsets_xy[3 * k + 2] - partial["patch_origin"])
                          for k, partial in enumerate(eye_parts))
         if cfg.mouth_fill:
-            first = 2 * len(eye_parts)
+            first = 3 * len(eye_parts)
             has_bank = bank_states is not None and len(bank_states) > 0
             mouth = MouthReference(upper=mouth_upper, lower=mouth_lower, frame=mouth_frame,
                                    upper_strip=offsets_xy[first], lower_strip=offsets_xy[first + 1],
@@ -435,10 +436,15 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         oval_rigid = scale * (ref.landmarks[ref.oval].astype(np.float64) - mean_ref) @ rotation.T + mean_drv
         residual = np.tile(points[ref.oval, :2] - oval_rigid[:, :2], (len(ref.ring_follow) // len(ref.oval), 1))
         moved = moved[:, :2] + RING_RESIDUAL_SHARE * residual
-        rings = ref.ring_points3d[:, :2] + ref.ring_follow[:, None] * (moved - ref.ring_points3d[:, :2])
-        driven_frame = np.concatenate([points[:, :2], rings])
-        driven = np.concatenate([(driven_frame - ref.crop_origin + 0.5) * to_crop - 0.5, ref.border_vertices])
-
+        # The rings follow the head only partly (measured on real clips: hair and shoulders left in place cost
+        # less than hair moved with an uncertain head motion); where that would fold a triangle between the face
+        # outline and the rings (a large turn or shift), they follow fully instead, so nothing tears.
+        for follow in (ref.ring_follow, np.ones_like(ref.ring_follow)):
+            rings = ref.ring_points3d[:, :2] + follow[:, None] * (moved - ref.ring_points3d[:, :2])
+            driven_frame = np.concatenate([points[:, :2], rings])
+            driven = np.concatenate([(driven_frame - ref.crop_origin + 0.5) * to_crop - 0.5, ref.border_vertices])
+            if not _folds(ref.source_vertices, driven, ref.triangles[:ref.num_outer]):
+                break
         return driven
 
     def render_crop(self, ref: RenderReference, points: np.ndarray) -> np.ndarray:
@@ -474,7 +480,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         driven_crop = driven[:NUM_LANDMARKS]
         layers = [mouth_layer(ref.mouth, driven_crop, size)] if ref.mouth is not None else []
         for eye in ref.eyes or ():
-            layers += [lid_layer(eye, driven_crop, size), eye_layer(eye, driven_crop, size)]
+            layers += [lid_layer(eye, driven_crop, size), *eye_layers(eye, driven_crop, size)]
         for layer in layers:
             if layer is not None:
                 composite(crop, ref.atlas, layer)
@@ -483,6 +489,15 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 
 # --------------------------------------------------------------------------------------------------
 # Per-frame pieces
+
+
+def _folds(source: np.ndarray, driven: np.ndarray, triangles: np.ndarray) -> bool:
+    """Whether any triangle's orientation flips between the source and driven vertices (a fold in the warp)."""
+    def signed_area(vertices):
+        a, b, c = vertices[triangles[:, 0]], vertices[triangles[:, 1]], vertices[triangles[:, 2]]
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    return bool((np.sign(signed_area(source)) * np.sign(signed_area(driven)) < 0).any())
 
 
 def _affine_coefficients(driven: np.ndarray, source: np.ndarray) -> np.ndarray:
