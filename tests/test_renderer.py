@@ -377,11 +377,11 @@ def test_barely_parted_lips_get_no_interior(renderer, reference, astronaut):
 
 def test_layers_are_anti_aliased(renderer, reference, astronaut):
     """The mouth layer's coverage ramps at the lips (values strictly between 0 and 1), never a hard step only."""
-    from omnitalker.render.mouth import mouth_layer
+    from omnitalker.render.mouth import mouth_layers
 
     _, landmarks = astronaut
     driven = renderer.driven_vertices(reference, open_jaw(landmarks, 10.0))[:478]
-    layer = mouth_layer(reference.mouth, driven, reference.render_size)
+    (layer,) = mouth_layers(reference.mouth, driven, reference.render_size)
     partial = (layer.alpha > 0.05) & (layer.alpha < 0.95)
     assert partial.sum() > 10 and (layer.alpha >= 0.95).sum() > 50
 
@@ -434,3 +434,26 @@ def test_rings_follow_partly_and_never_fold(renderer, reference, astronaut):
         rings = driven[478: 478 + len(source_rings)]
         follows.append((rings - source_rings)[inner_ring, 0].mean() / (shift * face * to_crop))
     assert 0.2 < follows[0] < 0.6 and follows[1] == pytest.approx(1.0, abs=0.02), follows
+
+
+def test_slightly_parted_lips_show_no_drawn_teeth(renderer, reference, astronaut):
+    """Pursed or barely parted lips of a closed-mouth photo show a dark mouth, not a bar of drawn teeth; the
+    teeth come in as the mouth opens wider."""
+    from omnitalker.render.mouth import TEETH_SHOW_RATIO, mouth_layers
+
+    _, landmarks = astronaut
+    upper, lower = split_loop(mesh_topology().mouth_loop, landmarks, face_axis(landmarks))
+    closed = landmarks.copy()
+    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
+    closed[upper, 1], closed[lower, 1] = middle, middle
+    closed_ref = renderer.prepare(renderer.render_frame(reference, closed), closed)
+    rows, cols = closed_ref.mouth.strip_shape
+    for (x, y), drawn_teeth in ((closed_ref.mouth.upper_strip, True), (closed_ref.mouth.plain_strips[0], False)):
+        strip = closed_ref.atlas[int(y): int(y) + rows, int(x): int(x) + cols]
+        assert (luma(strip).max() > 150) == drawn_teeth
+    width = np.ptp(closed[upper, 0])
+    counts = []
+    for ratio in (0.9 * TEETH_SHOW_RATIO, 0.25):
+        driven = renderer.driven_vertices(closed_ref, open_jaw(closed, ratio * width))[:478]
+        counts.append(len(mouth_layers(closed_ref.mouth, driven, closed_ref.render_size)))
+    assert counts == [1, 2]  # the dark interior alone, then the teeth over it

@@ -1,8 +1,9 @@
 """Self-reenactment of real clips: how faithfully a renderer redraws a person from their own motion.
 
 LivePortrait's protocol on our codes: for each clip, MediaPipe tracks the true frames, the landmarks are
-encoded to visual codes (``encode_codes`` + ``smooth_codes``, as the pipeline does for a reference), and the
-renderer redraws the clip from those codes, starting from
+encoded to visual codes (``encode_codes``; with ``--smooth`` also ``smooth_codes``, as the pipeline does for a
+reference, which removes the fast part of real motion the truth still has), and the renderer redraws the clip
+from those codes, starting from
 
 - ``photo``: the clip's first frame alone (the pipeline's photo reference), and
 - ``video``: the clip's first ``--reference-seconds`` (the pipeline's video reference: its identity, its
@@ -22,6 +23,7 @@ Photo mode is scored on the first ``--frames`` frames; the photo/video compariso
 frames after the video reference window, where neither mode has seen the truth.
 
     python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --json bench/results/reenact.json
+    python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --smooth --json bench/results/reenact_smoothed.json
     python -m omnitalker.eval.reenact --clips DIR --only d3 d10 --frames 60 --size 256
 
 The clips are real people's videos: they are read, never written anywhere (no frames are saved).
@@ -185,14 +187,17 @@ def reference_for(frames: np.ndarray, landmarks: np.ndarray, mode: str) -> Reena
     return ReenactReference(frames[index], landmarks[index], identity, frames=frames, frame_landmarks=landmarks)
 
 
-def render_clip(renderer, reference: ReenactReference, landmarks: np.ndarray, fps: float) -> np.ndarray:
-    codes = smooth_codes(encode_codes(landmarks, reference.identity), fps=fps)
+def render_clip(renderer, reference: ReenactReference, landmarks: np.ndarray, fps: float,
+                smooth: bool = False) -> np.ndarray:
+    codes = encode_codes(landmarks, reference.identity)
+    if smooth:
+        codes = smooth_codes(codes, fps=fps)
     source = renderer.prepare_source(reference)
     return renderer.render_codes(source, codes)
 
 
 def evaluate_clip(path: Path, renderer, analyzer: FaceAnalyzer, num_frames: int,
-                  reference_seconds: float) -> dict:
+                  reference_seconds: float, smooth: bool = False) -> dict:
     video = read_video(path, audio=False)
     fps = video.fps
     frames = np.stack(video.frames)
@@ -206,9 +211,9 @@ def evaluate_clip(path: Path, renderer, analyzer: FaceAnalyzer, num_frames: int,
     heldout = slice(min(ref_frames, len(frames) - 2), min(ref_frames + num_frames, len(frames)))
     result["heldout_frames"] = heldout.stop - heldout.start
     started = time.perf_counter()
-    rendered_photo = render_clip(renderer, reference_for(frames, landmarks, "photo"), landmarks, fps)
+    rendered_photo = render_clip(renderer, reference_for(frames, landmarks, "photo"), landmarks, fps, smooth)
     video_ref = reference_for(frames[:ref_frames], landmarks[:ref_frames], "video")
-    rendered_video = render_clip(renderer, video_ref, landmarks, fps)
+    rendered_video = render_clip(renderer, video_ref, landmarks, fps, smooth)
     result["render_seconds"] = time.perf_counter() - started
     still = np.repeat(frames[:1], len(frames), axis=0)
 
@@ -270,6 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reference-seconds", type=float, default=REFERENCE_SECONDS,
                         help="video mode: length of the reference window at the start of each clip")
     parser.add_argument("--size", type=int, default=512, help="renderer output_size")
+    parser.add_argument("--smooth", action="store_true",
+                        help="low-pass the codes as the pipeline does for a reference (smooth_codes)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="other WarpRenderer settings, e.g. --set crop_scale=2.8 'ring_follow=(1.0, 1.0)'")
     parser.add_argument("--json", type=Path, default=None, help="write per-clip results and the summary here")
@@ -298,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = []
     with FaceAnalyzer() as analyzer:
         for path in paths:
-            result = evaluate_clip(path, renderer, analyzer, args.frames, args.reference_seconds)
+            result = evaluate_clip(path, renderer, analyzer, args.frames, args.reference_seconds, args.smooth)
             print(f"{path.stem}: face {result['still']['face_psnr']:.2f} -> {result['photo']['face_psnr']:.2f} dB, "
                   f"mouth SSIM {result['photo']['mouth_ssim']:.3f}, eyes SSIM {result['photo']['eyes_ssim']:.3f}, "
                   f"eye corr {result['photo']['eye_corr']:.2f}", flush=True)
@@ -306,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summarize(results)
     print(table(results, summary))
     report = {"renderer": dict(renderer.config), "frames": args.frames, "reference_seconds": args.reference_seconds,
+              "smooth": args.smooth,
               "machine": platform.processor() or platform.machine(), "clips": results, "summary": summary}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ from omnitalker.render.layers import Layer, opening_coverage, region_grid
 MOUTH_OPEN_RATIO = 0.08  # reference lip gap / width above this: use its own teeth, else draw teeth
 MOUTH_CLOSED_RATIO = 0.02  # driven gap / width below this: no interior is drawn (lips pressed together)
 MOUTH_FADE_RATIO = 0.04  # the interior fades in over this much more opening
+TEETH_SHOW_RATIO, TEETH_FADE_RATIO = 0.06, 0.08  # drawn teeth fade in from this opening over this much more
+                                                  # (pursed or pouting lips part a little over a dark mouth)
 MOUTH_STRIP_DEPTH = 0.5  # each mouth strip reaches this far from its lip
 MOUTH_OVERSAMPLE = 2  # strip texels per reference pixel (procedural teeth need the resolution)
 UPPER_TEETH_HEIGHT = 0.11
@@ -61,6 +63,7 @@ class MouthReference:
     upper_strip: np.ndarray  # atlas (x, y) of texel (0, 0)
     lower_strip: np.ndarray
     strip_shape: tuple[int, int]  # (rows, cols)
+    plain_strips: tuple[np.ndarray, np.ndarray] | None = None  # atlas (x, y) of the strips without drawn teeth
     bank_states: np.ndarray | None = None  # (K, len(STATE_U)) opening profiles of the bank entries
     bank_offsets: np.ndarray | None = None  # (K, 2) atlas (x, y) of each entry's texel (0, 0)
 
@@ -72,7 +75,8 @@ def opening_state(frame: LipFrame) -> np.ndarray:
 
 
 def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list[np.ndarray]:
-    """Two strips (rows = distance from the lip, cols = u along the mouth) hanging from each lip."""
+    """Two strips (rows = distance from the lip, cols = u along the mouth) hanging from each lip; for a closed
+    reference mouth two more, the same without the drawn teeth (what a barely parted mouth shows)."""
     width_px = frame.width
     cols = int(np.ceil(width_px * MOUTH_OVERSAMPLE)) + 1
     rows = int(np.ceil(MOUTH_STRIP_DEPTH * width_px * MOUTH_OVERSAMPLE)) + 1
@@ -89,11 +93,12 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
     span = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE, 0.0, 1.0)
     phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)
     gaps = 1.0 - TEETH_GAP_SHADE * np.cos(phase) ** TEETH_GAP_SHARPNESS
-    strips = []
+    strips, plain = [], []
     for v_lip, sign, teeth_height in ((v_up, 1.0, UPPER_TEETH_HEIGHT), (v_lo, -1.0, LOWER_TEETH_HEIGHT)):
         shade = 1.0 - CAVITY_DEPTH_SHADE * depth / (MOUTH_STRIP_DEPTH * width_px)
         texture = cavity[None, None, :] * shade[..., None]
         if not reference_open:
+            plain.append(np.clip(texture, 0, 255).round().astype(np.uint8))
             tooth_edge = teeth_height * width_px * (1.0 - CORNER_TEETH_SHORTENING * (1.0 - span))
             on_tooth = np.clip((tooth_edge - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
             tooth_shade = (1.0 - TOOTH_EDGE_SHADE * depth / np.maximum(tooth_edge, 1e-6)) * gaps
@@ -107,7 +112,7 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
             weight = np.clip((half_gap - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0)[..., None]
             texture = texture + weight * (own - texture)
         strips.append(np.clip(texture, 0, 255).round().astype(np.uint8))
-    return strips
+    return strips + plain
 
 
 def bank_entries(frames: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray
@@ -139,16 +144,17 @@ def bank_entries(frames: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, l
     return states[picked], textures
 
 
-def mouth_layer(mouth: MouthReference, driven: np.ndarray, size: int) -> Layer | None:
-    """The interior layer for driven landmarks (478, 2+) in px of a crop `size` px wide."""
+def mouth_layers(mouth: MouthReference, driven: np.ndarray, size: int) -> list[Layer]:
+    """The interior layers for driven landmarks (478, 2+) in px of a crop `size` px wide: one, or for drawn teeth
+    a dark interior and the teeth over it, faded in with the opening."""
     frame = LipFrame.from_points(driven, mouth.upper, mouth.lower)
     state = opening_state(frame)
     fade = float(np.clip((state.mean() - MOUTH_CLOSED_RATIO) / MOUTH_FADE_RATIO, 0.0, 1.0))
     if fade <= 0.0:
-        return None
+        return []
     region = region_grid(driven[np.concatenate([mouth.upper, mouth.lower]), :2], size, 1.0)
     if region is None:
-        return None
+        return []
     window, xs, ys = region
     u, v, v_up, v_lo = frame.coords(xs, ys)
     alpha = opening_coverage(u, v, v_up, v_lo, frame.width) * fade
@@ -158,12 +164,22 @@ def mouth_layer(mouth: MouthReference, driven: np.ndarray, size: int) -> Layer |
         s = np.clip((v - v_up) / np.maximum(v_lo - v_up, 1e-6), 0.0, 1.0)
         origin = mouth.bank_offsets[nearest]
         map_x, map_y = origin[0] + col * (BANK_COLS - 1), origin[1] + s * (BANK_ROWS - 1)
-    else:
-        rows, cols = mouth.strip_shape
-        to_texels = mouth.frame.width / frame.width * MOUTH_OVERSAMPLE  # driven px -> strip rows
-        d_up, d_lo = v - v_up, v_lo - v
-        use_upper = d_up <= d_lo
-        row = np.clip(np.where(use_upper, d_up, d_lo) * to_texels, 0, rows - 1)
-        origin = np.where(use_upper[..., None], mouth.upper_strip, mouth.lower_strip)  # h w 2
-        map_x, map_y = origin[..., 0] + col * (cols - 1), origin[..., 1] + row
-    return Layer(window, map_x.astype(np.float32), map_y.astype(np.float32), alpha)
+        return [Layer(window, map_x.astype(np.float32), map_y.astype(np.float32), alpha)]
+    rows, cols = mouth.strip_shape
+    to_texels = mouth.frame.width / frame.width * MOUTH_OVERSAMPLE  # driven px -> strip rows
+    d_up, d_lo = v - v_up, v_lo - v
+    use_upper = d_up <= d_lo
+    row = np.clip(np.where(use_upper, d_up, d_lo) * to_texels, 0, rows - 1)
+
+    def strips_layer(upper_strip, lower_strip, layer_alpha):
+        origin = np.where(use_upper[..., None], upper_strip, lower_strip)  # h w 2
+        return Layer(window, (origin[..., 0] + col * (cols - 1)).astype(np.float32),
+                     (origin[..., 1] + row).astype(np.float32), layer_alpha.astype(np.float32))
+
+    if mouth.plain_strips is None:
+        return [strips_layer(mouth.upper_strip, mouth.lower_strip, alpha)]
+    teeth = float(np.clip((state.mean() - TEETH_SHOW_RATIO) / TEETH_FADE_RATIO, 0.0, 1.0))
+    layers = [strips_layer(*mouth.plain_strips, alpha)]
+    if teeth > 0.0:
+        layers.append(strips_layer(mouth.upper_strip, mouth.lower_strip, alpha * teeth))
+    return layers

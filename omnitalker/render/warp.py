@@ -67,7 +67,7 @@ from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the render
     strip_triangles,
 )
 from omnitalker.render.layers import composite
-from omnitalker.render.mouth import MouthReference, bank_entries, mouth_layer, strip_textures
+from omnitalker.render.mouth import MouthReference, bank_entries, mouth_layers, strip_textures
 
 NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down" (cosine) follow less
 RING_INSET = 0.95  # rings are kept inside this fraction of the crop half-size
@@ -366,7 +366,8 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
                 textures += eye_maps
         if cfg.mouth_fill:
             mouth_frame = LipFrame.from_points(landmarks, mouth_upper, mouth_lower)
-            textures += strip_textures(image, mouth_frame, skin)
+            strips = strip_textures(image, mouth_frame, skin)  # 2, or 4 with the teeth-free pair
+            textures += strips
             if frames is not None:
                 bank_states, bank = bank_entries(frames, frame_landmarks, mouth_upper, mouth_lower)
                 textures += bank
@@ -384,8 +385,9 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             mouth = MouthReference(upper=mouth_upper, lower=mouth_lower, frame=mouth_frame,
                                    upper_strip=offsets_xy[first], lower_strip=offsets_xy[first + 1],
                                    strip_shape=textures[first].shape[:2],
+                                   plain_strips=tuple(offsets_xy[first + 2: first + 4]) if len(strips) == 4 else None,
                                    bank_states=bank_states if has_bank else None,
-                                   bank_offsets=np.stack(offsets_xy[first + 2:]) if has_bank else None)
+                                   bank_offsets=np.stack(offsets_xy[first + len(strips):]) if has_bank else None)
 
         return RenderReference(
             image=image, atlas=atlas, landmarks=landmarks, crop_origin=crop_origin, crop_size=crop_size,
@@ -478,7 +480,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 
         crop = cv2.remap(ref.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         driven_crop = driven[:NUM_LANDMARKS]
-        layers = [mouth_layer(ref.mouth, driven_crop, size)] if ref.mouth is not None else []
+        layers = mouth_layers(ref.mouth, driven_crop, size) if ref.mouth is not None else []
         for eye in ref.eyes or ():
             layers += [lid_layer(eye, driven_crop, size), *eye_layers(eye, driven_crop, size)]
         for layer in layers:
