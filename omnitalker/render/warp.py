@@ -72,6 +72,8 @@ from omnitalker.render.mouth import MouthReference, bank_entries, mouth_layers, 
 NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down" (cosine) follow less
 RING_INSET = 0.95  # rings are kept inside this fraction of the crop half-size
 RING_RESIDUAL_SHARE = 0.6  # rings follow this share of the non-rigid motion of the face outline (jaw)
+MINIFY_START, MINIFY_RAMP = 1.3, 0.7  # source px per output px: the blurred image blends in from 1.3, fully at 2
+MINIFY_BLUR_SIGMA = 1.0  # px of the reference image
 DEGENERATE_AREA = 1e-6  # |det| below this (grid px^2): the triangle has collapsed (closed lid or lips)
 ATLAS_PAD = 2  # replicated border around each atlas texture, so bilinear sampling never bleeds
 DEFAULT_SKIN = np.array([180.0, 140.0, 120.0])  # RGB, if the face oval holds no pixel
@@ -103,6 +105,7 @@ class RenderReference:
     eyes: tuple[EyeReference, EyeReference] | None
     mouth: MouthReference | None
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
+    blurred: np.ndarray  # the reference image blurred by MINIFY_BLUR_SIGMA, for shrunk regions
 
     @property
     def height(self) -> int:
@@ -334,14 +337,21 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         source_vertices = np.concatenate([landmarks[:, :2], ring_points3d[:, :2], border_frame]).astype(np.float64)
         ring_start, border_start = NUM_LANDMARKS, NUM_LANDMARKS + num_rings
 
-        # Outer triangles: Delaunay of oval + rings + border, minus the ones inside the face oval.
-        outer_ids = np.concatenate([topo.oval_loop, np.arange(ring_start, border_start + len(border))])
-        delaunay = Delaunay(source_vertices[outer_ids])
-        outer = outer_ids[delaunay.simplices]
+        # Outer triangles: bands joining the face oval to the rings point by point (so every oval edge is shared
+        # with a face triangle: no uncovered sliver along the face outline, which showed as dots once the face
+        # moved), then Delaunay of the outermost ring + border, minus the triangles inside that ring.
+        loops = [topo.oval_loop] + [ring_start + k * len(oval) + np.arange(len(oval)) for k in range(len(cfg.ring_scales))]
+        bands = []
+        for inner, outer_loop in zip(loops[:-1], loops[1:], strict=True):
+            nxt = np.roll(np.arange(len(oval)), -1)
+            bands += [np.stack([inner, inner[nxt], outer_loop], 1), np.stack([inner[nxt], outer_loop[nxt], outer_loop], 1)]
+        last = loops[-1]
+        outer_ids = np.concatenate([last, np.arange(border_start, border_start + len(border))])
+        outer = outer_ids[Delaunay(source_vertices[outer_ids]).simplices]
         centroids = source_vertices[outer].mean(1).astype(np.float32)
-        oval_contour = oval.astype(np.float32).reshape(-1, 1, 2)
-        inside = np.array([cv2.pointPolygonTest(oval_contour, tuple(map(float, c)), False) > 0 for c in centroids])
-        outer = outer[~inside]
+        ring_contour = source_vertices[last].astype(np.float32).reshape(-1, 1, 2)
+        inside = np.array([cv2.pointPolygonTest(ring_contour, tuple(map(float, c)), False) > 0 for c in centroids])
+        outer = np.concatenate([*bands, outer[~inside]])
 
         # Face triangles + the mouth and eye openings closed with strips.
         mouth_upper, mouth_lower = split_loop(topo.mouth_loop, landmarks, eye_axis)
@@ -396,6 +406,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             ring_points3d=ring_points3d, ring_follow=ring_follow, border_vertices=border, stable=stable,
             oval=topo.oval_loop, background=background,
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
+            blurred=cv2.GaussianBlur(image, (0, 0), MINIFY_BLUR_SIGMA),
         )
 
     # ------------------------------------------------------------------------------------------- render
@@ -479,6 +490,15 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         np.clip(map_y, 0, ref.height - 1, out=map_y)
 
         crop = cv2.remap(ref.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # Where the warp shrinks the source (a turned cheek, a large photo in a small crop), one bilinear sample per
+        # pixel skips source pixels: speckles. There the pre-blurred image is blended in (a two-level mipmap).
+        minify = np.sqrt(np.abs(c[..., 0] * c[..., 4] - c[..., 1] * c[..., 3]))  # source px per grid px
+        weight = np.clip((minify / down - MINIFY_START) / MINIFY_RAMP, 0.0, 1.0).astype(np.float32)
+        if weight.max() > 0:
+            if down > 1:
+                weight = cv2.resize(weight, (size, size), interpolation=cv2.INTER_LINEAR)
+            smooth = cv2.remap(ref.blurred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            crop = cv2.blendLinear(smooth, crop, weight, 1.0 - weight)
         driven_crop = driven[:NUM_LANDMARKS]
         layers = mouth_layers(ref.mouth, driven_crop, size) if ref.mouth is not None else []
         for eye in ref.eyes or ():
