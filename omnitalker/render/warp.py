@@ -72,8 +72,6 @@ from omnitalker.render.mouth import MouthReference, bank_entries, mouth_layers, 
 NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down" (cosine) follow less
 RING_INSET = 0.95  # rings are kept inside this fraction of the crop half-size
 RING_RESIDUAL_SHARE = 0.6  # rings follow this share of the non-rigid motion of the face outline (jaw)
-MINIFY_START, MINIFY_RAMP = 1.3, 0.7  # source px per output px: the blurred image blends in from 1.3, fully at 2
-MINIFY_BLUR_SIGMA = 1.0  # px of the reference image
 DEGENERATE_AREA = 1e-6  # |det| below this (grid px^2): the triangle has collapsed (closed lid or lips)
 ATLAS_PAD = 2  # replicated border around each atlas texture, so bilinear sampling never bleeds
 DEFAULT_SKIN = np.array([180.0, 140.0, 120.0])  # RGB, if the face oval holds no pixel
@@ -105,7 +103,7 @@ class RenderReference:
     eyes: tuple[EyeReference, EyeReference] | None
     mouth: MouthReference | None
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
-    blurred: np.ndarray  # the reference image blurred by MINIFY_BLUR_SIGMA, for shrunk regions
+    face_orientation: np.ndarray  # (852,) +-1: orientation of each face triangle in the reference (0: collapsed)
 
     @property
     def height(self) -> int:
@@ -406,7 +404,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             ring_points3d=ring_points3d, ring_follow=ring_follow, border_vertices=border, stable=stable,
             oval=topo.oval_loop, background=background,
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
-            blurred=cv2.GaussianBlur(image, (0, 0), MINIFY_BLUR_SIGMA),
+            face_orientation=np.sign(_signed_areas(landmarks[:, :2].astype(np.float64), topo.face_triangles)),
         )
 
     # ------------------------------------------------------------------------------------------- render
@@ -473,6 +471,12 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 
         grid = (size + down - 1) // down
         driven_grid = (driven + 0.5) / down - 0.5
+        # Back-face culling: a face triangle whose orientation flipped has turned away from the camera (the far
+        # cheek of a turned head); drawn, its slivers showed as dotted skin beyond the outline.
+        face = slice(ref.num_outer, ref.num_outer + NUM_FACE_TRIANGLES)
+        turned_away = np.zeros(len(tris), bool)
+        turned_away[face] = _signed_areas(driven_grid, tris[face]) * ref.face_orientation < 0
+        order = order[~turned_away[order]]
         coef = np.concatenate([_affine_coefficients(driven_grid[tris], ref.source_vertices[tris]),
                                ref.background[None]])  # f+1 6
         ids = np.full((grid, grid), len(tris), np.int32)  # uncovered pixels (folds) keep the background
@@ -490,15 +494,6 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         np.clip(map_y, 0, ref.height - 1, out=map_y)
 
         crop = cv2.remap(ref.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        # Where the warp shrinks the source (a turned cheek, a large photo in a small crop), one bilinear sample per
-        # pixel skips source pixels: speckles. There the pre-blurred image is blended in (a two-level mipmap).
-        minify = np.sqrt(np.abs(c[..., 0] * c[..., 4] - c[..., 1] * c[..., 3]))  # source px per grid px
-        weight = np.clip((minify / down - MINIFY_START) / MINIFY_RAMP, 0.0, 1.0).astype(np.float32)
-        if weight.max() > 0:
-            if down > 1:
-                weight = cv2.resize(weight, (size, size), interpolation=cv2.INTER_LINEAR)
-            smooth = cv2.remap(ref.blurred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            crop = cv2.blendLinear(smooth, crop, weight, 1.0 - weight)
         driven_crop = driven[:NUM_LANDMARKS]
         layers = mouth_layers(ref.mouth, driven_crop, size) if ref.mouth is not None else []
         for eye in ref.eyes or ():
@@ -513,13 +508,15 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 # Per-frame pieces
 
 
+def _signed_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Twice the signed area of each triangle (F, 3) of `vertices` (V, 2); the sign is its orientation."""
+    a, b, c = vertices[triangles[:, 0]], vertices[triangles[:, 1]], vertices[triangles[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
 def _folds(source: np.ndarray, driven: np.ndarray, triangles: np.ndarray) -> bool:
     """Whether any triangle's orientation flips between the source and driven vertices (a fold in the warp)."""
-    def signed_area(vertices):
-        a, b, c = vertices[triangles[:, 0]], vertices[triangles[:, 1]], vertices[triangles[:, 2]]
-        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-    return bool((np.sign(signed_area(source)) * np.sign(signed_area(driven)) < 0).any())
+    return bool((np.sign(_signed_areas(source, triangles)) * np.sign(_signed_areas(driven, triangles)) < 0).any())
 
 
 def _affine_coefficients(driven: np.ndarray, source: np.ndarray) -> np.ndarray:
