@@ -457,3 +457,23 @@ def test_slightly_parted_lips_show_no_drawn_teeth(renderer, reference, astronaut
         driven = renderer.driven_vertices(closed_ref, open_jaw(closed, ratio * width))[:478]
         counts.append(len(mouth_layers(closed_ref.mouth, driven, closed_ref.render_size)))
     assert counts == [1, 2]  # the dark interior alone, then the teeth over it
+
+
+def test_eyes_closed_in_the_photo_stay_closed(renderer, reference, astronaut):
+    """A photo with closed eyes has no eyeball to show: driven open, its eyes stay closed (no flat blocks drawn in
+    their place), and the user is told why."""
+    image, landmarks = astronaut
+    closed = close_eyes(landmarks)
+    closed_image = renderer.render_frame(reference, closed)
+    with pytest.warns(UserWarning, match="eye.*closed"):
+        closed_ref = renderer.prepare(closed_image, closed)
+    assert len(closed_ref.closed_eyes) == 2 and closed_ref.eyes == ()
+    opened = renderer.render_frame(closed_ref, landmarks)
+    for center, loop in zip(mesh_topology().iris_centers, mesh_topology().eye_loops, strict=True):
+        x, y = np.round(landmarks[center, :2]).astype(int)
+        # the lid still covers where the iris would be
+        assert luma(opened[y - 1: y + 2, x - 1: x + 2]).mean() > luma(image[y - 1: y + 2, x - 1: x + 2]).mean() + 40
+        lo = np.floor(landmarks[loop, :2].min(0)).astype(int) - 3
+        hi = np.ceil(landmarks[loop, :2].max(0)).astype(int) + 3
+        window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+        assert psnr(opened[window], closed_image[window]) > psnr(opened[window], image[window]) + 3.0

@@ -40,6 +40,7 @@ codes -> render -> landmarks -> codes.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +52,7 @@ from transformers import FeatureExtractionMixin
 
 from omnitalker.frontend.face.codes import decode_codes
 from omnitalker.io.image import fit_within
-from omnitalker.render.eyes import EyeReference, eye_layers, eye_textures, lid_layer
+from omnitalker.render.eyes import MIN_EYE_OPENING, EyeReference, eye_layers, eye_textures, lid_layer
 from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the renderer's public names)
     NUM_FACE_TRIANGLES,
     NUM_LANDMARKS,
@@ -104,6 +105,7 @@ class RenderReference:
     mouth: MouthReference | None
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
     face_orientation: np.ndarray  # (852,) +-1: orientation of each face triangle in the reference (0: collapsed)
+    closed_eyes: tuple = ()  # (upper, lower, LipFrame) of each eye closed in the reference
 
     @property
     def height(self) -> int:
@@ -367,8 +369,19 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         skin = median_color(image, polygon_mask((height, width), oval), DEFAULT_SKIN)
         textures: list[np.ndarray] = []
         eye_parts, bank_states = [], None
+        # An eye closed in the reference has no eyeball to show: it stays closed (``keep_closed_eyes``).
+        eye_frames = [LipFrame.from_points(landmarks, upper, lower) for upper, lower in eye_chains]
+        closed_eyes = tuple((upper, lower, frame) for (upper, lower), frame in zip(eye_chains, eye_frames, strict=True)
+                            if frame.gap() / frame.width < MIN_EYE_OPENING)
+        if closed_eyes:
+            warnings.warn(f"{len(closed_eyes)} eye(s) of the reference frame are closed: they stay closed in the "
+                          "video; for eyes that open and blink, use a photo or clip where the eyes are open",
+                          stacklevel=2)
         if cfg.eye_fill:
-            for (upper, lower), center_idx, ring in zip(eye_chains, topo.iris_centers, topo.iris_rings, strict=True):
+            for (upper, lower), center_idx, ring, frame in zip(eye_chains, topo.iris_centers, topo.iris_rings,
+                                                                eye_frames, strict=True):
+                if frame.gap() / frame.width < MIN_EYE_OPENING:
+                    continue
                 partial, eye_maps = eye_textures(image, landmarks, upper, lower, center_idx, ring)
                 eye_parts.append(partial)
                 textures += eye_maps
@@ -404,6 +417,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             ring_points3d=ring_points3d, ring_follow=ring_follow, border_vertices=border, stable=stable,
             oval=topo.oval_loop, background=background,
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
+            closed_eyes=closed_eyes,
             face_orientation=np.sign(_signed_areas(landmarks[:, :2].astype(np.float64), topo.face_triangles)),
         )
 
@@ -461,7 +475,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
     def render_crop(self, ref: RenderReference, points: np.ndarray) -> np.ndarray:
         """The face crop (render_size, render_size, 3) uint8 for driven landmarks (478, 3) in frame px."""
         size, down = ref.render_size, self.config.map_downsample
-        points = points.astype(np.float64)
+        points = keep_closed_eyes(ref, points.astype(np.float64))
         driven = self.driven_vertices(ref, points)
 
         # Draw order: background first, then face triangles far to near.
@@ -506,6 +520,21 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 
 # --------------------------------------------------------------------------------------------------
 # Per-frame pieces
+
+
+def keep_closed_eyes(ref: RenderReference, points: np.ndarray) -> np.ndarray:
+    """Driven landmarks (478, 3) with the upper lid of each eye closed in the reference held at the reference's
+    opening above the driven lower lid (opening it would show an eye the reference does not have)."""
+    if not ref.closed_eyes:
+        return points
+    points = points.copy()
+    for upper, lower, closed in ref.closed_eyes:
+        frame = LipFrame.from_points(points, upper, lower)
+        to_ref = closed.width / frame.width
+        u, _, _, v_lo = frame.coords(points[upper, 0], points[upper, 1])
+        gap = (np.interp(u, closed.lower_u, closed.lower_v) - np.interp(u, closed.upper_u, closed.upper_v)) / to_ref
+        points[upper, 0], points[upper, 1] = frame.to_pixels(u, v_lo - gap)
+    return points
 
 
 def _signed_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
