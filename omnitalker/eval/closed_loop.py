@@ -13,8 +13,10 @@
     python -m omnitalker.eval.closed_loop --size 256 --frames 30 --json results.json
 
 Measured (defaults: 512^2, 90 + 90 frames; 2-core CPU; the codec alone is exact on these codes):
-  (a) correlation with the input: yaw 0.997, pitch 0.981, mouth 0.984, gaze x 0.926, blink 0.919.
-  (b) landmark error mean 0.88 px (p95 1.72 px); PSNR 33.75 dB full frame, 27.64 dB on the face crop.
+  (a) correlation with the input: yaw 0.997, pitch 0.979, mouth 0.981, gaze x 0.934, blink 0.942.
+  (b) landmark error mean 0.81 px (p95 1.80 px); PSNR 34.47 dB full frame, 28.44 dB on the face crop (41.39 /
+      35.42 dB with mouth_fill=False: the difference is the mouth interior, drawn from frame 0's own mouth in
+      the re-render but from the photo's in the video).
 The "talking video" of (b) is itself rendered from the astronaut (no real talking video ships with the
 project); run the same steps on a real clip to measure the renderer on real motion.
 """
