@@ -176,9 +176,6 @@ def test_closed_reference_mouth_gets_teeth_and_cavity(renderer, reference, astro
     column = luma(frame[int(driven[upper[len(upper) // 2], 1]): int(driven[lower[len(lower) // 2], 1]), x])
     assert column.max() > 150  # teeth under the upper lip
     assert column.min() < 60  # dark cavity further in
-    rgb = frame[int(driven[upper[len(upper) // 2], 1]): int(driven[lower[len(lower) // 2], 1]), x].astype(float)
-    above_lower_teeth = rgb[-len(rgb) // 2: -1]
-    assert (above_lower_teeth[:, 0] - above_lower_teeth[:, 1]).max() > 40  # a red tongue (measured 49; 31 without)
 
 
 def test_closed_eyes_hide_the_iris(renderer, reference, astronaut):

@@ -11,8 +11,7 @@ squeezed lip line, not a bar of teeth). Two sources, best first:
   the lips.
 - **strips** (a photo): two strips in "distance from the lip" coordinates, one hanging from the upper lip
   and one standing on the lower lip. Near each lip they hold the photo's own interior if its mouth is open,
-  else procedural teeth lit like the face, with the tongue (the lower lip's colour, shaded) behind the lower
-  teeth; further in, a shaded cavity.
+  else procedural teeth lit like the face; further in, a shaded cavity.
 """
 
 from __future__ import annotations
@@ -46,9 +45,6 @@ TOOTH_EDGE_SHADE = 0.3  # teeth darken by this fraction towards their free edge
 TEETH_SOFTNESS = 0.6  # Gaussian sigma (strip texels) of the procedural texture: no hard texel steps
 CAVITY_TINT = np.array([0.30, 0.16, 0.16])  # cavity colour = skin colour times this
 CAVITY_DEPTH_SHADE = 0.45  # the cavity darkens by this fraction towards the strip's far end
-TONGUE_DEPTH, TONGUE_FADE = 0.22, 0.1  # the tongue fills this far above the lower lip, fading over the last part
-TONGUE_SHADE = 0.9  # tongue colour = the lower lip's colour times this (it sits in the mouth's shadow)
-TONGUE_LIP_SAMPLE = 0.08  # the lower lip's colour is read this far below its inner edge
 NOMINAL_SKIN_LUMA = 170.0  # skin luminance at which TEETH_COLOR is used unscaled
 ILLUMINATION_RANGE = (0.45, 1.1)
 
@@ -98,19 +94,9 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
     phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)
     gaps = 1.0 - TEETH_GAP_SHADE * np.cos(phase) ** TEETH_GAP_SHARPNESS
     strips, plain = [], []
-    # The tongue behind the lower teeth: the lower lip's own colour, a little darker, fading into the cavity.
-    below_lip = np.stack(frame.to_pixels(np.linspace(*TEETH_SPAN, 9), np.interp(np.linspace(*TEETH_SPAN, 9),
-                                                                                  frame.lower_u, frame.lower_v)
-                                         + TONGUE_LIP_SAMPLE * width_px), 1)
-    lip_pixels = cv2.remap(image, below_lip[None, :, 0].astype(np.float32), below_lip[None, :, 1].astype(np.float32),
-                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float64)
-    tongue = np.median(lip_pixels, axis=0) * TONGUE_SHADE
-    on_tongue = np.clip((TONGUE_DEPTH * width_px - depth) / (TONGUE_FADE * width_px), 0.0, 1.0) * span
     for v_lip, sign, teeth_height in ((v_up, 1.0, UPPER_TEETH_HEIGHT), (v_lo, -1.0, LOWER_TEETH_HEIGHT)):
         shade = 1.0 - CAVITY_DEPTH_SHADE * depth / (MOUTH_STRIP_DEPTH * width_px)
         texture = cavity[None, None, :] * shade[..., None]
-        if sign < 0:
-            texture = texture + on_tongue[..., None] * (tongue[None, None, :] - texture)
         if not reference_open:
             plain.append(np.clip(texture, 0, 255).round().astype(np.uint8))
             tooth_edge = teeth_height * width_px * (1.0 - CORNER_TEETH_SHORTENING * (1.0 - span))
