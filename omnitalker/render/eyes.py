@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnitalker.render.geometry import LUMA_WEIGHTS, LipFrame, polygon_mask
+from omnitalker.render.geometry import LipFrame, illumination, polygon_mask
 from omnitalker.render.layers import EDGE_RAMP_PX, Layer, opening_coverage, region_grid
 
 EYE_PATCH_MARGIN = 0.4  # the eye textures extend this far beyond the eye opening (eye widths)
@@ -32,8 +32,6 @@ APERTURE_SHRINK_PX = 1  # the eyeball and iris are filled in from this far insid
 IRIS_MARGIN = 1.15  # the disc removed from the eyeball / drawn as the iris, over MediaPipe's mean iris radius
 MIN_KNOWN_PIXELS = 6  # fewer visible white (or iris) pixels than this: use a flat estimate instead
 DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # white of the eye relative to white, scaled by the patch's light
-NOMINAL_LUMA = 170.0
-ILLUMINATION_RANGE = (0.45, 1.1)
 LID_MARGIN = 0.15  # the lid texture also fills this much around the opening (the lash margin, eye widths)
 LID_CLOSURE_START, LID_CLOSURE_FADE = 0.2, 0.3  # the lid layer fades in from this closure over this much more
 MIN_EYE_OPENING = 0.06  # opening / width below this: the warp alone draws the eye (a closed lid)
@@ -45,7 +43,6 @@ class EyeReference:
     upper: np.ndarray  # lid chain indices, corner to corner
     lower: np.ndarray
     iris_center: int
-    iris_ring: np.ndarray  # the 4 iris ring indices
     frame: LipFrame  # the reference eye opening (frame px)
     iris_uv: np.ndarray  # (2,) reference iris centre in `frame` (u, v px)
     iris_radius: float  # reference iris radius (frame px)
@@ -89,7 +86,7 @@ def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lo
     cv2.circle(disc, tuple(int(round(c)) for c in iris - lo), max(1, int(round(IRIS_MARGIN * iris_radius))), 1, -1)
     disc = disc.astype(bool)
 
-    light = float(np.clip(patch.reshape(-1, 3).mean(0) @ LUMA_WEIGHTS / NOMINAL_LUMA, *ILLUMINATION_RANGE))
+    light = illumination(patch.reshape(-1, 3).mean(0))
     white = inner & ~disc
     sclera = patch[white].mean(0) if white.sum() >= MIN_KNOWN_PIXELS else DEFAULT_SCLERA * 255.0 * light
     eyeball = _fill(patch, white, radius, sclera)
@@ -101,36 +98,29 @@ def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lo
     lid = cv2.inpaint(patch, lid_hole, radius, cv2.INPAINT_TELEA)
 
     u, v, _, _ = frame.coords(iris[:1], iris[1:])
-    partial = dict(upper=upper, lower=lower, iris_center=iris_center, iris_ring=iris_ring, frame=frame,
+    partial = dict(upper=upper, lower=lower, iris_center=iris_center, frame=frame,
                    iris_uv=np.array([u[0], v[0]]), iris_radius=iris_radius, patch_origin=lo.astype(np.float64))
     return partial, [eyeball, iris_texture, lid]
 
 
-def _opening(eye: EyeReference, driven: np.ndarray, size: int):
-    """(frame, fade, window, u, v, coverage) of the driven eye opening; None if the eye is closed or off the crop."""
+def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
+    """The lid, eyeball and iris layers of one eye (in drawing order) for driven landmarks (478, 2+) in px of a
+    crop `size` px wide; the driven opening is measured once for all three."""
     frame = LipFrame.from_points(driven, eye.upper, eye.lower)
+    lid = _lid_layer(eye, frame, driven, size)
+    layers = [] if lid is None else [lid]
     fade = float(np.clip((frame.gap() / frame.width - MIN_EYE_OPENING) / EYE_FADE, 0.0, 1.0))
-    if fade <= 0.0:
-        return None
-    region = region_grid(driven[np.concatenate([eye.upper, eye.lower]), :2], size, 1.0)
+    region = region_grid(driven[np.concatenate([eye.upper, eye.lower]), :2], size, 1.0) if fade > 0.0 else None
     if region is None:
-        return None
+        return layers
     window, xs, ys = region
     u, v, v_up, v_lo = frame.coords(xs, ys)
-    return frame, window, xs, ys, u, v, opening_coverage(u, v, v_up, v_lo, frame.width) * fade
-
-
-def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
-    """The eyeball and iris layers of one eye for driven landmarks (478, 2+) in px of a crop `size` px wide."""
-    opened = _opening(eye, driven, size)
-    if opened is None:
-        return []
-    frame, window, xs, ys, u, v, coverage = opened
+    coverage = opening_coverage(u, v, v_up, v_lo, frame.width) * fade
     ref = eye.frame
     to_ref = ref.width / frame.width  # reference px per driven px, along the eye
     src_x, src_y = ref.to_pixels(u, v * to_ref)
-    eyeball = Layer(window, (src_x + eye.offset[0]).astype(np.float32), (src_y + eye.offset[1]).astype(np.float32),
-                    coverage)
+    layers.append(Layer(window, (src_x + eye.offset[0]).astype(np.float32),
+                        (src_y + eye.offset[1]).astype(np.float32), coverage))
     # The iris: the reference disc moved to the driven centre (its offset within the opening, in eye axes).
     iris = driven[eye.iris_center, :2].astype(np.float64)
     iris_u, iris_v, _, _ = frame.coords(iris[:1], iris[1:])
@@ -138,14 +128,13 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     src_x, src_y = ref.to_pixels(u - du, v * to_ref - dv)
     radius = IRIS_MARGIN * eye.iris_radius / to_ref  # driven px
     rim = np.clip((radius - np.hypot(xs - iris[0], ys - iris[1])) / EDGE_RAMP_PX + 0.5, 0.0, 1.0)
-    iris_layer = Layer(window, (src_x + eye.iris_offset[0]).astype(np.float32),
-                       (src_y + eye.iris_offset[1]).astype(np.float32), (coverage * rim).astype(np.float32))
-    return [eyeball, iris_layer]
+    layers.append(Layer(window, (src_x + eye.iris_offset[0]).astype(np.float32),
+                        (src_y + eye.iris_offset[1]).astype(np.float32), (coverage * rim).astype(np.float32)))
+    return layers
 
 
-def lid_layer(eye: EyeReference, driven: np.ndarray, size: int) -> Layer | None:
-    """The lid layer of one eye: lid skin between where the reference's upper lid was and where the driven one is."""
-    frame = LipFrame.from_points(driven, eye.upper, eye.lower)
+def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int) -> Layer | None:
+    """Lid skin between where the reference's upper lid was and where the driven one (`frame`) is."""
     ref = eye.frame
     to_ref = ref.width / frame.width
     closure = 1.0 - (frame.gap() / frame.width) / max(ref.gap() / ref.width, 1e-6)

@@ -25,6 +25,13 @@ SUBPIXEL_BITS = 4  # cv2 fill functions take fixed-point vertices: 1/16 px preci
 SUBPIXEL_SCALE = 1 << SUBPIXEL_BITS
 GAP_SPAN, GAP_SAMPLES = (0.25, 0.75), 9  # an opening's gap is averaged over this part of its width
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+NOMINAL_LUMA = 170.0  # skin luminance at which drawn colours (teeth, a white of the eye) are used unscaled
+ILLUMINATION_RANGE = (0.45, 1.1)
+
+
+def illumination(rgb: np.ndarray) -> float:
+    """How lit a face is, from a mean or median RGB colour: a factor for colours the renderer draws itself."""
+    return float(np.clip(np.asarray(rgb, np.float64) @ LUMA_WEIGHTS / NOMINAL_LUMA, *ILLUMINATION_RANGE))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnitalker.render.geometry import LUMA_WEIGHTS, LipFrame
+from omnitalker.render.geometry import LipFrame, illumination
 from omnitalker.render.layers import Layer, opening_coverage, region_grid
 
 # Lengths in units of the mouth width (inner-lip corner to corner).
@@ -40,13 +40,11 @@ CORNER_TEETH_SHORTENING = 0.4  # teeth at the ends of the span are this much sho
 TEETH_GAP_SHARPNESS = 16  # power of the cosine: thin gaps, flat teeth
 TEETH_COUNT = 8  # visible teeth across the span (sets the spacing of the faint gaps between them)
 TEETH_GAP_SHADE = 0.06  # brightness dip at each gap between teeth
-TEETH_COLOR = np.array([0.88, 0.85, 0.78])  # relative to white, scaled by the face's illumination
+TEETH_COLOR = np.array([0.88, 0.85, 0.78])  # relative to white, scaled by the face's illumination (geometry.py)
 TOOTH_EDGE_SHADE = 0.3  # teeth darken by this fraction towards their free edge
 TEETH_SOFTNESS = 0.6  # Gaussian sigma (strip texels) of the procedural texture: no hard texel steps
 CAVITY_TINT = np.array([0.30, 0.16, 0.16])  # cavity colour = skin colour times this
 CAVITY_DEPTH_SHADE = 0.45  # the cavity darkens by this fraction towards the strip's far end
-NOMINAL_SKIN_LUMA = 170.0  # skin luminance at which TEETH_COLOR is used unscaled
-ILLUMINATION_RANGE = (0.45, 1.1)
 
 # The bank of the person's own mouths.
 STATE_U = (0.2, 0.35, 0.5, 0.65, 0.8)  # the opening profile is sampled at these points along the mouth
@@ -86,9 +84,9 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
     half_gap = np.maximum(v_lo - v_up, 0.0) / 2
     reference_open = frame.gap() / width_px > MOUTH_OPEN_RATIO
 
-    illumination = float(np.clip(skin @ LUMA_WEIGHTS / NOMINAL_SKIN_LUMA, *ILLUMINATION_RANGE))
+    light = illumination(skin)
     cavity = skin * CAVITY_TINT
-    teeth = TEETH_COLOR * 255.0 * illumination
+    teeth = TEETH_COLOR * 255.0 * light
     # Teeth stay inside the middle of the mouth and show faint gaps between them.
     span = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE, 0.0, 1.0)
     phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)

@@ -55,7 +55,7 @@ from transformers import FeatureExtractionMixin
 
 from omnitalker.frontend.face.codes import decode_codes
 from omnitalker.io.image import fit_within
-from omnitalker.render.eyes import MIN_EYE_OPENING, EyeReference, eye_layers, eye_textures, lid_layer
+from omnitalker.render.eyes import MIN_EYE_OPENING, EyeReference, eye_layers, eye_textures
 from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the renderer's public names)
     NUM_FACE_TRIANGLES,
     NUM_LANDMARKS,
@@ -107,7 +107,7 @@ class RenderReference:
     eyes: tuple[EyeReference, EyeReference] | None
     mouth: MouthReference | None
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
-    face_orientation: np.ndarray  # (852,) +-1: orientation of each face triangle in the reference (0: collapsed)
+    orientation: np.ndarray  # (F,) +-1: orientation of each triangle in the reference (0: collapsed)
     closed_eyes: tuple = ()  # (upper, lower, LipFrame) of each eye closed in the reference
 
     @property
@@ -423,7 +423,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             oval=topo.oval_loop, background=background,
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
             closed_eyes=closed_eyes,
-            face_orientation=np.sign(_signed_areas(landmarks[:, :2].astype(np.float64), topo.face_triangles)),
+            orientation=np.sign(_signed_areas(source_vertices, triangles)),
         )
 
     # ------------------------------------------------------------------------------------------- render
@@ -473,7 +473,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             rings = ref.ring_points3d[:, :2] + follow[:, None] * (moved - ref.ring_points3d[:, :2])
             driven_frame = np.concatenate([points[:, :2], rings])
             driven = np.concatenate([(driven_frame - ref.crop_origin + 0.5) * to_crop - 0.5, ref.border_vertices])
-            if not _folds(ref.source_vertices, driven, ref.triangles[:ref.num_outer]):
+            if not _flipped(driven, ref.triangles[:ref.num_outer], ref.orientation[:ref.num_outer]).any():
                 break
         return driven
 
@@ -494,7 +494,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         # cheek of a turned head); drawn, its slivers showed as dotted skin beyond the outline.
         face = slice(ref.num_outer, ref.num_outer + NUM_FACE_TRIANGLES)
         turned_away = np.zeros(len(tris), bool)
-        turned_away[face] = _signed_areas(driven_grid, tris[face]) * ref.face_orientation < 0
+        turned_away[face] = _flipped(driven_grid, tris[face], ref.orientation[face])
         order = order[~turned_away[order]]
         coef = np.concatenate([_affine_coefficients(driven_grid[tris], ref.source_vertices[tris]),
                                ref.background[None]])  # f+1 6
@@ -516,7 +516,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         driven_crop = driven[:NUM_LANDMARKS]
         layers = mouth_layers(ref.mouth, driven_crop, size) if ref.mouth is not None else []
         for eye in ref.eyes or ():
-            layers += [lid_layer(eye, driven_crop, size), *eye_layers(eye, driven_crop, size)]
+            layers += eye_layers(eye, driven_crop, size)
         for layer in layers:
             if layer is not None:
                 composite(crop, ref.atlas, layer)
@@ -548,9 +548,9 @@ def _signed_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
 
 
-def _folds(source: np.ndarray, driven: np.ndarray, triangles: np.ndarray) -> bool:
-    """Whether any triangle's orientation flips between the source and driven vertices (a fold in the warp)."""
-    return bool((np.sign(_signed_areas(source, triangles)) * np.sign(_signed_areas(driven, triangles)) < 0).any())
+def _flipped(driven: np.ndarray, triangles: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+    """(F,) bool: the triangles whose driven orientation is opposite to their reference one (folded or turned away)."""
+    return _signed_areas(driven, triangles) * orientation < 0
 
 
 def _affine_coefficients(driven: np.ndarray, source: np.ndarray) -> np.ndarray:
