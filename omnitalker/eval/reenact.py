@@ -19,8 +19,9 @@ Rendered and true frames are compared on boxes taken from the *true* frame's lan
   (lid gap over eye width) that MediaPipe measures on the rendered frames against the true ones
   (eye_corr is reported for clips whose truth blinks).
 
-Photo mode is scored on the first ``--frames`` frames; the photo/video comparison (``heldout``) on the
-frames after the video reference window, where neither mode has seen the truth.
+Photo mode is scored on the ``--frames`` frames after the first (the reference itself, where the still frame
+would score an infinite PSNR); the photo/video comparison (``heldout``) on the frames after the video reference
+window, where neither mode has seen the truth.
 
     python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --json bench/results/reenact.json
     python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --smooth --json bench/results/reenact_smoothed.json
@@ -43,6 +44,7 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from omnitalker.eval.closed_loop import psnr
 from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, encode_codes
 from omnitalker.frontend.face.codes import smooth_codes
 from omnitalker.frontend.face.template import LEFT_EYE, RIGHT_EYE
@@ -102,11 +104,6 @@ def region_boxes(points: np.ndarray, shape: tuple[int, int]) -> dict[str, list]:
 def _crop(image: np.ndarray, box, size: int) -> np.ndarray:
     x0, y0, x1, y1 = box
     return cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def score_frames(rendered: np.ndarray, truth: np.ndarray, truth_landmarks: np.ndarray) -> dict[str, float]:
@@ -204,10 +201,11 @@ def evaluate_clip(path: Path, renderer, analyzer: FaceAnalyzer, num_frames: int,
     track = analyzer.analyze_video(list(frames), fps=fps)
     landmarks = track.landmarks
     ref_frames = max(2, int(round(reference_seconds * fps)))
-    result: dict = {"clip": path.stem, "fps": fps, "frames": int(min(num_frames, len(frames))),
+    # Frame 0 is the photo reference itself: scored, the still baseline would get an infinite PSNR there.
+    window = slice(1, min(num_frames + 1, len(frames)))
+    result: dict = {"clip": path.stem, "fps": fps, "frames": window.stop - window.start,
                     "detected": track.detected_fraction}
 
-    window = slice(0, min(num_frames, len(frames)))
     heldout = slice(min(ref_frames, len(frames) - 2), min(ref_frames + num_frames, len(frames)))
     result["heldout_frames"] = heldout.stop - heldout.start
     started = time.perf_counter()
