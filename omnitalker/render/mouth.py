@@ -25,10 +25,11 @@ from omnitalker.render.geometry import LipFrame, illumination
 from omnitalker.render.layers import Layer, opening_coverage, region_grid
 
 # Lengths in units of the mouth width (inner-lip corner to corner).
-MOUTH_OPEN_RATIO = 0.08  # reference lip gap / width above this: use its own teeth, else draw teeth
+MOUTH_OPEN_RATIO = 0.04  # reference lip gap / width above this: use its own teeth, else draw teeth (a smile parted
+                         # by 7 % shows real teeth that drawn ones only replace with a grey bar)
 MOUTH_CLOSED_RATIO = 0.02  # driven gap / width below this: no interior is drawn (lips pressed together)
 MOUTH_FADE_RATIO = 0.04  # the interior fades in over this much more opening
-TEETH_SHOW_RATIO, TEETH_FADE_RATIO = 0.06, 0.08  # drawn teeth fade in from this opening over this much more
+TEETH_SHOW_RATIO, TEETH_FADE_RATIO = 0.06, 0.08  # drawn teeth slide out from this opening over this much more
                                                   # (pursed or pouting lips part a little over a dark mouth)
 MOUTH_STRIP_DEPTH = 0.5  # each mouth strip reaches this far from its lip
 MOUTH_OVERSAMPLE = 2  # strip texels per reference pixel (procedural teeth need the resolution)
@@ -61,7 +62,7 @@ class MouthReference:
     upper_strip: np.ndarray  # atlas (x, y) of texel (0, 0)
     lower_strip: np.ndarray
     strip_shape: tuple[int, int]  # (rows, cols)
-    plain_strips: tuple[np.ndarray, np.ndarray] | None = None  # atlas (x, y) of the strips without drawn teeth
+    drawn_teeth: bool = False  # the strips hold procedural teeth (the reference's mouth is closed)
     bank_states: np.ndarray | None = None  # (K, len(STATE_U)) opening profiles of the bank entries
     bank_offsets: np.ndarray | None = None  # (K, 2) atlas (x, y) of each entry's texel (0, 0)
 
@@ -72,9 +73,13 @@ def opening_state(frame: LipFrame) -> np.ndarray:
     return (np.interp(u, frame.lower_u, frame.lower_v) - np.interp(u, frame.upper_u, frame.upper_v)) / frame.width
 
 
+def draws_teeth(frame: LipFrame) -> bool:
+    """Whether a reference mouth is too closed to show its own interior, so the strips get drawn teeth."""
+    return frame.gap() / frame.width <= MOUTH_OPEN_RATIO
+
+
 def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list[np.ndarray]:
-    """Two strips (rows = distance from the lip, cols = u along the mouth) hanging from each lip; for a closed
-    reference mouth two more, the same without the drawn teeth (what a barely parted mouth shows)."""
+    """Two strips (rows = distance from the lip, cols = u along the mouth) hanging from each lip."""
     width_px = frame.width
     cols = int(np.ceil(width_px * MOUTH_OVERSAMPLE)) + 1
     rows = int(np.ceil(MOUTH_STRIP_DEPTH * width_px * MOUTH_OVERSAMPLE)) + 1
@@ -82,7 +87,7 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
     depth = (np.arange(rows, dtype=np.float64) / MOUTH_OVERSAMPLE)[:, None].repeat(cols, 1)  # ref px
     v_up, v_lo = np.interp(u, frame.upper_u, frame.upper_v), np.interp(u, frame.lower_u, frame.lower_v)
     half_gap = np.maximum(v_lo - v_up, 0.0) / 2
-    reference_open = frame.gap() / width_px > MOUTH_OPEN_RATIO
+    reference_open = not draws_teeth(frame)
 
     light = illumination(skin)
     cavity = skin * CAVITY_TINT
@@ -91,12 +96,11 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
     span = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE, 0.0, 1.0)
     phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)
     gaps = 1.0 - TEETH_GAP_SHADE * np.cos(phase) ** TEETH_GAP_SHARPNESS
-    strips, plain = [], []
+    strips = []
     for v_lip, sign, teeth_height in ((v_up, 1.0, UPPER_TEETH_HEIGHT), (v_lo, -1.0, LOWER_TEETH_HEIGHT)):
         shade = 1.0 - CAVITY_DEPTH_SHADE * depth / (MOUTH_STRIP_DEPTH * width_px)
         texture = cavity[None, None, :] * shade[..., None]
         if not reference_open:
-            plain.append(np.clip(texture, 0, 255).round().astype(np.uint8))
             tooth_edge = teeth_height * width_px * (1.0 - CORNER_TEETH_SHORTENING * (1.0 - span))
             on_tooth = np.clip((tooth_edge - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
             tooth_shade = (1.0 - TOOTH_EDGE_SHADE * depth / np.maximum(tooth_edge, 1e-6)) * gaps
@@ -110,7 +114,7 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
             weight = np.clip((half_gap - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0)[..., None]
             texture = texture + weight * (own - texture)
         strips.append(np.clip(texture, 0, 255).round().astype(np.uint8))
-    return strips + plain
+    return strips
 
 
 def bank_entries(frames: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray
@@ -174,10 +178,10 @@ def mouth_layers(mouth: MouthReference, driven: np.ndarray, size: int) -> list[L
         return Layer(window, (origin[..., 0] + col * (cols - 1)).astype(np.float32),
                      (origin[..., 1] + row).astype(np.float32), layer_alpha.astype(np.float32))
 
-    if mouth.plain_strips is None:
-        return [strips_layer(mouth.upper_strip, mouth.lower_strip, alpha)]
-    teeth = float(np.clip((state.mean() - TEETH_SHOW_RATIO) / TEETH_FADE_RATIO, 0.0, 1.0))
-    layers = [strips_layer(*mouth.plain_strips, alpha)]
-    if teeth > 0.0:
-        layers.append(strips_layer(mouth.upper_strip, mouth.lower_strip, alpha * teeth))
-    return layers
+    if mouth.drawn_teeth:
+        # Drawn teeth slide out from behind the lips as the mouth opens (never half-transparent: grey): the strip
+        # is read further from the lip by the part of the teeth still hidden.
+        hidden = 1.0 - float(np.clip((state.mean() - TEETH_SHOW_RATIO) / TEETH_FADE_RATIO, 0.0, 1.0))
+        height = np.where(use_upper, UPPER_TEETH_HEIGHT, LOWER_TEETH_HEIGHT) * mouth.frame.width * MOUTH_OVERSAMPLE
+        row = np.clip(row + hidden * height, 0, rows - 1)
+    return [strips_layer(mouth.upper_strip, mouth.lower_strip, alpha)]

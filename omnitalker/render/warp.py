@@ -71,7 +71,7 @@ from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the render
     strip_triangles,
 )
 from omnitalker.render.layers import composite
-from omnitalker.render.mouth import MouthReference, bank_entries, mouth_layers, strip_textures
+from omnitalker.render.mouth import MouthReference, bank_entries, draws_teeth, mouth_layers, strip_textures
 
 NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down" (cosine) follow less
 RING_INSET = 0.95  # rings are kept inside this fraction of the crop half-size
@@ -392,7 +392,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
                 textures += eye_maps
         if cfg.mouth_fill:
             mouth_frame = LipFrame.from_points(landmarks, mouth_upper, mouth_lower)
-            strips = strip_textures(image, mouth_frame, skin)  # 2, or 4 with the teeth-free pair
+            strips = strip_textures(image, mouth_frame, skin)
             textures += strips
             if frames is not None:
                 bank_states, bank = bank_entries(frames, frame_landmarks, mouth_upper, mouth_lower)
@@ -411,7 +411,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             mouth = MouthReference(upper=mouth_upper, lower=mouth_lower, frame=mouth_frame,
                                    upper_strip=offsets_xy[first], lower_strip=offsets_xy[first + 1],
                                    strip_shape=textures[first].shape[:2],
-                                   plain_strips=tuple(offsets_xy[first + 2: first + 4]) if len(strips) == 4 else None,
+                                   drawn_teeth=draws_teeth(mouth_frame),
                                    bank_states=bank_states if has_bank else None,
                                    bank_offsets=np.stack(offsets_xy[first + len(strips):]) if has_bank else None)
 
