@@ -40,6 +40,7 @@ import torch
 from transformers import FeatureExtractionMixin
 
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.languages import SUPPORTED_LANGUAGES, check_speakable, refuse_unsupported
 from omnitalker.frontend.text import PAD_ID, Vocabulary, is_chinese, normalize_text
 
 VOCAB_NAME = "vocab.txt"
@@ -207,7 +208,8 @@ class PhonemeTokenizer(Vocabulary, FeatureExtractionMixin):
         (directory / VOCAB_NAME).write_text("".join(token + "\n" for token in self.vocab), encoding="utf-8")
         config = {"tokenizer_class": type(self).__name__, "kind": self.kind, "vocab_file": VOCAB_NAME,
                   "vocab_size": self.vocab_size, "pad_token_id": PAD_ID,
-                  "voices": {"en": ENGLISH_VOICE, "zh": CHINESE_VOICE}}
+                  "voices": {"en": ENGLISH_VOICE, "zh": CHINESE_VOICE},
+                  "languages": list(SUPPORTED_LANGUAGES)}  # the rule: omnitalker/frontend/languages.py
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     def word_start_ids(self) -> set[int]:
@@ -224,6 +226,7 @@ class PhonemeTokenizer(Vocabulary, FeatureExtractionMixin):
         text = normalize_text(text) if isinstance(text, str) else text
         if not isinstance(text, str) or not text:
             raise ValueError("text is empty: pass at least one word to speak")
+        refuse_unsupported(text)  # never letter names: omnitalker/frontend/languages.py
         runs = [(lang, run) for lang, run in _language_runs(text) if any(c.isalnum() for c in run)]
         if not runs:
             raise ValueError(f"text {text!r} has nothing to pronounce (no letters, digits or Chinese characters)")
@@ -246,19 +249,17 @@ class PhonemeTokenizer(Vocabulary, FeatureExtractionMixin):
             raise ValueError(f"text {text!r} has nothing to pronounce: espeak-ng produced no phonemes for it")
         return seq
 
-    def check_speakable(self, text: str) -> None:
-        """Raise a ValueError if ``text`` has nothing this tokenizer can voice (cheap: no espeak run)."""
-        text = normalize_text(text)
-        if not any(c.isalnum() for c in text):
-            raise ValueError("text contains no characters the model can speak (only punctuation or symbols). "
-                             "Supported: English and Chinese.")
+    def check_speakable(self, text: str, what: str = "text") -> list[str]:
+        """The languages rule (``omnitalker.frontend.languages.check_speakable``; cheap: no espeak run): a ValueError
+        naming the problem and the fix, or the characters left out (also warned)."""
+        return check_speakable(text, what)
 
     def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
         """Tokens -> ids; a token the vocabulary lacks raises a ValueError naming it."""
         unknown = sorted({token for token in tokens if token not in self.token_to_id})
         if unknown:
-            raise ValueError(f"phoneme tokens not in this model's vocabulary: {unknown}. The text needs sounds "
-                             "the model was not trained on (another language?); rephrase it.")
+            raise ValueError(f"the text needs sounds this model was not trained on (espeak-ng phonemes {unknown}); "
+                             "it speaks English and Mandarin Chinese: rephrase the unusual words.")
         return [self.token_to_id[token] for token in tokens]
 
     def encode(self, sequences: Sequence[Sequence[str]]) -> torch.Tensor:

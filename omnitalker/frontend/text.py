@@ -31,7 +31,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -39,6 +38,14 @@ from pathlib import Path
 
 import torch
 from transformers import FeatureExtractionMixin
+
+from omnitalker.frontend.languages import (
+    SUPPORTED_LANGUAGES,
+    check_speakable,
+    clean_text,
+    is_chinese,
+    refuse_unsupported,
+)
 
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
@@ -55,7 +62,6 @@ WORD_JOINERS = frozenset(" :'\"")
 # Reference text must end like a finished sentence, or the end of the prompt leaks into the output.
 SENTENCE_END = ". "
 CHINESE_SENTENCE_END = "\u3002"  # 。
-SUPPORTED_SCRIPTS = "Latin letters, digits, Chinese"
 
 _WHITESPACE = re.compile(r"\s+")
 _HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -65,17 +71,11 @@ _HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def normalize_text(text: str) -> str:
-    """Fold punctuation the vocab lacks into what it has and collapse whitespace (see module docstring)."""
+    """The text as spoken (``omnitalker.frontend.languages.clean_text``: no invisible characters or emoji,
+    plain forms), punctuation the vocab lacks folded into what it has, whitespace collapsed."""
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
-    return _WHITESPACE.sub(" ", text.translate(PUNCTUATION_MAP)).strip()
-
-
-def is_chinese(char: str) -> bool:
-    """True for a Chinese character pypinyin can read (CJK ideographs, including extensions)."""
-    from pypinyin.pinyin_dict import pinyin_dict
-
-    return ord(char) in pinyin_dict
+    return _WHITESPACE.sub(" ", clean_text(text).translate(PUNCTUATION_MAP)).strip()
 
 
 def _jieba():
@@ -133,34 +133,6 @@ def prepare_reference_text(reference_text: str) -> str:
     if text.endswith(CHINESE_SENTENCE_END):
         return text
     return text + (" " if text.endswith(".") else SENTENCE_END)
-
-
-# --------------------------------------------------------------------------------------------- scripts
-
-
-_SCRIPT_NAMES = {
-    "CJK": "Chinese",
-    "HANGUL": "Korean Hangul",
-    "HIRAGANA": "Japanese kana",
-    "KATAKANA": "Japanese kana",
-}
-
-
-def script_of(char: str) -> str:
-    """Name of the writing system of a letter, from its Unicode name ('ж' -> 'Cyrillic', '가' -> 'Korean Hangul')."""
-    first_word = unicodedata.name(char, "UNKNOWN").split(" ")[0]
-    if first_word in ("FULLWIDTH", "HALFWIDTH", "MATHEMATICAL"):
-        first_word = unicodedata.name(char).split(" ")[1]
-    return _SCRIPT_NAMES.get(first_word, first_word.title())
-
-
-def find_scripts(text: str) -> list[str]:
-    """Scripts of the letters in `text`, in order of first appearance (digits and punctuation ignored)."""
-    scripts: dict[str, None] = {}
-    for char in text:
-        if char.isalpha():
-            scripts.setdefault(script_of(char), None)
-    return list(scripts)
 
 
 # --------------------------------------------------------------------------------------------- vocab
@@ -276,6 +248,7 @@ class OmniTalkerTokenizer(Vocabulary, FeatureExtractionMixin):
             "unknown_token_id": UNKNOWN_ID,
             "pad_token_id": PAD_ID,
             "chinese": "pypinyin TONE3 with tone sandhi",
+            "languages": list(SUPPORTED_LANGUAGES),  # the rule: omnitalker/frontend/languages.py
         }
         (directory / CONFIG_NAME).write_text(
             json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -294,6 +267,7 @@ class OmniTalkerTokenizer(Vocabulary, FeatureExtractionMixin):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
         if not normalize_text(text):
             raise ValueError("text is empty: pass at least one word to speak")
+        refuse_unsupported(text)
         return text_to_tokens(text)
 
     def convert_tokens_to_ids(self, tokens: Sequence[str], warn: bool = True) -> list[int]:
@@ -327,16 +301,15 @@ class OmniTalkerTokenizer(Vocabulary, FeatureExtractionMixin):
             raise ValueError("decode takes one sequence (nt,); loop over a batch")
         return "".join(self.vocab[index] for index in ids if index != PAD_ID)
 
-    def check_speakable(self, text: str) -> None:
-        """Raise a ValueError if `text` has no letter, digit or Chinese character the vocab can voice."""
-        tokens = self.tokenize(text)
-        if any(token in self.token_to_id and token[0].isalnum() for token in tokens):
-            return
-        scripts = [script for script in find_scripts(text) if script not in ("Latin", "Chinese")]
-        found = f"script: {', '.join(scripts)}" if scripts else "only punctuation, symbols or unknown letters"
-        raise ValueError(
-            f"text contains no characters the model can speak ({found}). Supported: {SUPPORTED_SCRIPTS}."
-        )
+    def check_speakable(self, text: str, what: str = "text") -> list[str]:
+        """The languages rule (``omnitalker.frontend.languages.check_speakable``: a ValueError naming the problem,
+        a warning naming emoji left out), then a ValueError if no letter, digit or Chinese character of `text`
+        is in this vocab. Returns the characters left out."""
+        dropped = check_speakable(text, what)
+        if not any(token in self.token_to_id and token[0].isalnum() for token in self.tokenize(text)):
+            raise ValueError(f"{what} has no letter, digit or Chinese character in this model's vocabulary: "
+                             "type English or Mandarin Chinese words.")
+        return dropped
 
     def __call__(
         self, text: str | Sequence[str], reference_text: str | Sequence[str] | None = None

@@ -220,6 +220,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
                 if not normalize_text(text):
                     raise ValueError("text is empty (or only whitespace): pass at least one word to speak")
                 self.tokenizer.check_speakable(text)
+            if reference is not None and reference.text is not None:
+                self.tokenizer.check_speakable(reference.text, "reference_text")
             if reference is not None and reference.text is None:
                 reason = getattr(reference, "asr_error", None)
                 if reason:

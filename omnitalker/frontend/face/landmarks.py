@@ -40,8 +40,8 @@ MAX_DETECT_SIDE = 1920  # larger frames are detected on a downscaled copy (landm
 DETECT_WORKERS = 2
 MIN_FRAMES_PER_WORKER = 8  # shorter clips are not worth a second graph
 NO_FACE_HELP = (
-    "Use a video where one face is clearly visible, roughly frontal and large enough "
-    "(at least {min_fraction:.0%} of the frame)."
+    "Use {article} {what} where one face is clearly visible, roughly frontal and large enough "
+    "(at least {min_fraction:.0%} of the {frame})."
 )
 
 
@@ -379,7 +379,9 @@ class FaceAnalyzer:
     def _build_track(self, faces, frame_size, fps, timestamps, notes, what: str) -> FaceTrack:
         num_frames = len(faces)
         height, width = frame_size
-        help_text = NO_FACE_HELP.format(min_fraction=self.min_face_fraction)
+        still = num_frames == 1  # a photo: no frame counts in the messages
+        help_text = NO_FACE_HELP.format(article="an" if what[:1] in "aeiou" else "a", what=what,
+                                        min_fraction=self.min_face_fraction, frame="picture" if still else "frame")
         if max(height, width) > MAX_DETECT_SIDE:
             notes.append(
                 f"frames are {width}x{height} px; faces were detected on a copy scaled to {MAX_DETECT_SIDE} px"
@@ -388,7 +390,8 @@ class FaceAnalyzer:
         landmarks, detected = self._follow(faces, frame_size, max_gap_frames, notes)
         found = int(detected.sum())
         if found == 0:
-            raise ValueError(f"no face found in the reference {what} (0/{num_frames} frames). {help_text}")
+            counts = "" if still else f" (0/{num_frames} frames)"
+            raise ValueError(f"no face found in the reference {what}{counts}. {help_text}")
         if found < self.min_detected_fraction * num_frames:
             raise ValueError(
                 f"face found in only {found}/{num_frames} frames ({found / num_frames:.0%}; at least "
@@ -406,9 +409,9 @@ class FaceAnalyzer:
         face_fraction = float(np.median(size[detected]))
         if face_fraction < self.min_face_fraction:
             raise ValueError(
-                f"the face is too small: it spans {face_fraction:.1%} of the frame (median over {found} "
-                f"frames), at least {self.min_face_fraction:.0%} is needed. Crop closer to the face or use "
-                "a higher resolution."
+                f"the face is too small: it spans {face_fraction:.1%} of the {'picture' if still else 'frame'}"
+                f"{'' if still else f' (median over {found} frames)'}, at least {self.min_face_fraction:.0%} is "
+                f"needed. Crop the {what} closer to the face or use a higher resolution."
             )
 
         angles = np.abs(head_angles_degrees(landmarks[detected]))[:, :2]  # |yaw|, |pitch|
@@ -416,8 +419,9 @@ class FaceAnalyzer:
         if turned.mean() > 0.5:
             raise ValueError(
                 f"the face is turned too far from the camera: median |yaw| {np.median(angles[:, 0]):.0f} deg, "
-                f"|pitch| {np.median(angles[:, 1]):.0f} deg (limit {self.max_head_turn_degrees:.0f} deg) "
-                f"in {found} frames. Use a view where the face looks roughly at the camera."
+                f"|pitch| {np.median(angles[:, 1]):.0f} deg (limit {self.max_head_turn_degrees:.0f} deg)"
+                f"{'' if still else f' in {found} frames'}. Use {'a photo' if still else 'a video'} where the face "
+                "looks roughly at the camera."
             )
         if turned.any():
             notes.append(
