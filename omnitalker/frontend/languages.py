@@ -153,7 +153,7 @@ def unsupported_parts(text: str) -> dict[str, str]:
     run, run_script = "", None
     for char in text + " ":
         # marks and digits belong to the letters around them; punctuation and spaces end a run
-        readable = not unicodedata.category(char)[0] in "LMN" or is_speakable_letter(char)
+        readable = unicodedata.category(char)[0] not in "LMN" or is_speakable_letter(char)
         script = None if readable else script_name(char)
         if script is not None and (run_script in (None, script)):
             run, run_script = run + char, script
