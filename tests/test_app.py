@@ -132,7 +132,7 @@ def test_talk_with_chinese_speech_and_no_transcript_asks_for_it(handlers, media)
     with pytest.raises(gr.Error) as caught:
         handlers.talk(**talk_args(media, reference_video=None, reference_image=media["photo"],
                                   reference_audio=media["chinese"], reference_text=""))
-    assert "reference_text is required" in str(caught.value) and "English" in str(caught.value)
+    assert "The reference transcript is required" in str(caught.value) and "English" in str(caught.value)
 
 
 def test_talk_photo_and_voice(handlers, media):
@@ -145,7 +145,7 @@ def test_talk_photo_and_voice(handlers, media):
     ("overrides", "message"),
     [
         ({"reference_video": None, "reference_image": "photo"}, "a photo needs a voice sample"),
-        ({"reference_video": "bad"}, "reference_video"),
+        ({"reference_video": "bad"}, "The reference video"),
         ({"reference_video": None}, "no reference"),
         ({"text": "   "}, "text is empty"),
         ({"reference_image": "photo"}, "not both"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,6 +36,8 @@ MAX_RESAMPLE_FACTOR = 1000
 _INT_SCALES = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int8): 2.0**7}
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".flv"}
 # libsndfile reads these with exact sample counts (FFmpeg may keep Vorbis end padding); PyAV does the rest.
+REENCODE_HINT = ("Use a common format (mp4, mov, webm, wav, mp3, m4a, flac, ogg), or export the file again from "
+                 "the phone or editor that made it.")
 _SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}
 
 
@@ -162,7 +165,8 @@ def _decode_file(path: Path) -> tuple[np.ndarray, int]:
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
-        raise ValueError(f"{path} is not an audio or video file that can be decoded ({error})") from error
+        raise ValueError(f"{path} is not an audio or video file that can be decoded ({error}). {REENCODE_HINT}") \
+            from error
 
     with container:
         if not container.streams.audio:
@@ -171,7 +175,7 @@ def _decode_file(path: Path) -> tuple[np.ndarray, int]:
                     f"this video has no audio track: {path}. Pass the speaker's voice separately, "
                     "e.g. reference_audio='voice.wav'"
                 )
-            raise ValueError(f"{path} contains no audio stream")
+            raise ValueError(f"{path} contains no audio stream: use a recording with sound in it")
         stream = container.streams.audio[0]
         # Planar float32 at the stream's own rate and layout: a pure sample-format conversion.
         converter = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=stream.rate)
@@ -181,7 +185,11 @@ def _decode_file(path: Path) -> tuple[np.ndarray, int]:
                 chunks.extend(converted.to_ndarray() for converted in converter.resample(frame))
             chunks.extend(converted.to_ndarray() for converted in converter.resample(None))
         except av.FFmpegError as error:
-            raise ValueError(f"could not decode the audio of {path} ({error})") from error
+            if not chunks:
+                raise ValueError(f"could not decode the audio of {path} ({error}). {REENCODE_HINT}") from error
+            seconds = sum(chunk.shape[-1] for chunk in chunks) / stream.rate
+            warnings.warn(f"the audio of {path.name} is damaged after {seconds:.2f} s (a truncated or corrupt "
+                          f"file?): only the first {seconds:.2f} s are used", UserWarning, stacklevel=3)
         sample_rate = stream.rate
 
     if not chunks:

@@ -95,12 +95,13 @@ def load_image(source: Any, max_side: int | None = None) -> np.ndarray:
 def _read_image_file(path: Path) -> np.ndarray:
     """Any image file OpenCV reads, 16 bits and alpha kept until ``to_rgb_uint8``."""
     if not path.is_file():
-        raise ValueError(f"image file {path} does not exist")
+        raise ValueError(f"image file {path} does not exist (check the path)")
     import cv2
 
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise ValueError(f"could not read {path} as an image (PNG, JPEG, TIFF, BMP, WebP ...)")
+        raise ValueError(f"could not read {path} as an image: use a PNG, JPEG, WebP, TIFF or BMP photo (a damaged or "
+                         "cut-off file needs to be exported again)")
     if pixels.ndim == 3:  # OpenCV orders channels BGR(A)
         pixels = pixels[..., [2, 1, 0, 3][: pixels.shape[-1]]]
     return to_rgb_uint8(pixels, name=str(path))

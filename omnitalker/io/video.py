@@ -29,6 +29,7 @@ import av
 import numpy as np
 from av.video.reformatter import Colorspace, VideoReformatter
 
+from omnitalker.io.audio import REENCODE_HINT
 from omnitalker.io.image import fit_within
 
 PIXEL_FORMAT = "yuv420p"  # the H.264 profile every browser and phone decodes
@@ -123,7 +124,8 @@ def _open_video(path: str | os.PathLike, what: str | None = None):
                          ".mov, .mkv, .webm") from error
     with container:
         if not container.streams.video:
-            raise ValueError(f"{prefix}{path} has no video stream (audio only?); a video of the speaker is needed")
+            raise ValueError(f"{prefix}{path} has no video stream (audio only?): use a video of the speaker, or a "
+                             "photo with this recording as the voice sample")
         yield container, container.streams.video[0]
 
 
@@ -161,10 +163,10 @@ def read_video(path: str | os.PathLike, sample_rate: int | None = None, max_seco
                 times.append(float(time))
         except av.error.FFmpegError as error:
             if not frames:
-                raise ValueError(f"could not decode any frame of {path} ({error})") from error
+                raise ValueError(f"could not decode any frame of {path} ({error}). {REENCODE_HINT}") from error
             notes.append(f"decoding stopped at frame {len(frames)} with an error ({error}); using the frames read")
     if not frames:
-        raise ValueError(f"{path} contains no video frames")
+        raise ValueError(f"{path} contains no video frames: use a video of the speaker")
     if rotation % RIGHT_ANGLE:
         notes.append(f"display rotation {rotation} deg is not a multiple of 90; applied the nearest")
     elif rotation % 360:
@@ -291,7 +293,8 @@ def _decode_window(path: Path, start: float, end: float | None, max_side: int | 
                 last_kept = time
         except av.error.FFmpegError as error:
             if not frames:
-                raise ValueError(f"{what}: could not decode any frame of {path} ({error})") from error
+                raise ValueError(f"{what}: could not decode any frame of {path} ({error}). {REENCODE_HINT}") \
+                    from error
             warnings.warn(f"{what}: decoding stopped with an error ({error}); using the {len(frames)} "
                           "frames read", stacklevel=4)
     if seek and not frames:
@@ -338,10 +341,10 @@ def iter_frames(path: str | Path, max_side: int, notes: list[str]) -> Iterator[t
                 yield float(time - first_time), pixels
         except av.error.FFmpegError as error:
             if count == 0:
-                raise ValueError(f"could not decode any frame of {path} ({error})") from error
+                raise ValueError(f"could not decode any frame of {path} ({error}). {REENCODE_HINT}") from error
             notes.append(f"decoding stopped after {count} frames ({error}); the frames read are used")
     if count == 0:
-        raise ValueError(f"{path} contains no video frames")
+        raise ValueError(f"{path} contains no video frames: use a video of the speaker")
 
 
 # ------------------------------------------------------------------------------------------------ headers

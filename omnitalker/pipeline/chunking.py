@@ -29,7 +29,8 @@ from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.frontend.text import normalize_text, text_length
 
 # F5-TTS: a driving text under 10 bytes gives a too-short estimate from the linear rule; it forces speed 0.3.
-# We instead give such texts at least this many seconds, which is enough for a word or two.
+# We instead give such texts at least this many seconds, which is enough for a word or two and for the audio
+# watermark every output carries (its AUDIO_MIN_SECONDS, omnitalker/io/watermark.py).
 MIN_GENERATED_SECONDS = 0.6
 # Sentence ends (Latin and CJK). A split happens after the punctuation (and the space that follows it).
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|(?<=[\u3002\uff01\uff1f\uff1b\uff1a])")

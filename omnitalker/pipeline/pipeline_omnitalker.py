@@ -49,14 +49,16 @@ from omnitalker.flow.guidance import (
 )
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.frontend.audio import rms_normalize
+from omnitalker.frontend.audio import SAMPLE_RATE, rms_normalize
 from omnitalker.frontend.face.codes import VIDEO_FPS
 from omnitalker.frontend.text import normalize_text
+from omnitalker.io.watermark import AUDIO_MIN_SECONDS
 from omnitalker.pipeline import components as _components  # noqa: F401  (saved components' modules)
 from omnitalker.pipeline.cascade import CascadeMixin
 from omnitalker.pipeline.chunking import (
     DEFAULT_MAX_CHUNK_SECONDS,
     DEFAULT_MOTION_SECONDS,
+    MIN_GENERATED_SECONDS,
     frame_windows,
 )
 from omnitalker.pipeline.decode import DecodeMixin, OmniTalkerPipelineOutput
@@ -215,7 +217,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
                 raise ValueError("text is missing: pass the words to speak, or audio=... to lip-sync a recording")
             for text in texts:
                 if not isinstance(text, str):
-                    raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}")
+                    raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}: "
+                                     "pass the words to speak, e.g. pipe(\"Hello there.\", ...)")
                 limits.check_text(text)
                 if not normalize_text(text):
                     raise ValueError("text is empty (or only whitespace): pass at least one word to speak")
@@ -242,8 +245,10 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
             raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
         if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
             raise ValueError(f"speed must be a positive number (1.0 = the reference's pace), got {speed!r}")
-        if duration is not None and not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-            raise ValueError(f"duration must be a positive number of seconds or None, got {duration!r}")
+        if duration is not None and not (isinstance(duration, (int, float)) and math.isfinite(duration)
+                                         and duration >= MIN_GENERATED_SECONDS):
+            raise ValueError(f"duration must be at least {MIN_GENERATED_SECONDS} s (the audio watermark needs "
+                             f"{AUDIO_MIN_SECONDS} s), or None for the text's own length; got {duration!r}")
         if not max_chunk_seconds > 2 * DEFAULT_MOTION_SECONDS:
             raise ValueError(f"max_chunk_seconds must exceed {2 * DEFAULT_MOTION_SECONDS:g} s, got {max_chunk_seconds}")
         if output_type not in OUTPUT_TYPES:
@@ -356,7 +361,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         if text is not None and not isinstance(text, (str, list, tuple)):
-            raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}")
+            raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}: pass the "
+                             "words to speak, e.g. pipe(\"Hello there.\", ...)")
         texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
         mode = resolve_mode(self.branches, mode, lipsync=audio is not None)
         visual_guidance_given = guidance_visual  # the cascade's visual pipeline keeps its own default otherwise
@@ -409,6 +415,9 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         driving = None
         if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
             driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
+            if len(driving) < AUDIO_MIN_SECONDS * SAMPLE_RATE:
+                raise ValueError(f"audio (the speech to lip-sync) is {len(driving) / SAMPLE_RATE:.2f} s long: use a "
+                                 f"recording of at least {AUDIO_MIN_SECONDS} s")
 
         # 2. prepare the reference (analysed once; a prepared one is reused as it is)
         if reference is None:

@@ -3,6 +3,8 @@ each item's text chunks with their frame counts (``chunking``, ``text_layout``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers.utils import logging
 
@@ -10,6 +12,7 @@ from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.frontend.audio import SAMPLE_RATE
 from omnitalker.frontend.text import normalize_text, text_length
 from omnitalker.pipeline.chunking import (
+    MIN_GENERATED_SECONDS,
     estimate_num_frames,
     pack_sentences,
     split_sentences,
@@ -180,6 +183,9 @@ class PrepareMixin:
         if self.uses_durations:
             timing = self._prompt_layout(reference)
             whole = self.layout_target(text, timing, speed, requested)
+            shortest = math.ceil(MIN_GENERATED_SECONDS * MEL_FRAME_RATE)
+            if whole.num_frames < shortest:  # "a", "7": long enough to carry the audio watermark
+                whole = self.layout_target(text, timing, speed, shortest)
             if whole.num_frames <= max_chunk_frames:
                 return [(text, whole.num_frames, whole)]
             frames_per_byte = whole.num_frames / text_length(text)

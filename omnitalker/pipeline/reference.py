@@ -169,7 +169,7 @@ def load_media_audio(source: Any, what: str) -> torch.Tensor:
     try:
         return load_audio(source)
     except FileNotFoundError as error:
-        raise ValueError(f"{what}: file not found: {os.fspath(source)}") from error
+        raise ValueError(f"{what}: file not found: {os.fspath(source)} (check the path)") from error
     except ValueError as error:
         raise ValueError(f"{what}: {error}") from error
 

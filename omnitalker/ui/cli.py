@@ -176,10 +176,9 @@ def run(args: argparse.Namespace) -> Path:
     target = Path(args.out)
     target.parent.mkdir(parents=True, exist_ok=True)
     if mode == "audio":
-        import soundfile
+        from omnitalker.io.audio import save_audio
 
-        soundfile.write(str(target), out.audio[0], out.sample_rate)
-        return target
+        return save_audio(target, out.audio[0], out.sample_rate)  # atomic: never a half-written file
     export_to_video(out.frames[0], str(target), fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)
     return target
 

@@ -67,6 +67,13 @@ GENERIC_ERROR = "Something went wrong while generating. Please try again; the de
 SESSION_NAME = re.compile(r"[^A-Za-z0-9_-]")  # characters of a session hash kept in its folder name
 MAX_SESSION_NAME = 64
 SERVER_PATH = re.compile(r"(?:/[^/\s'\"]+)+/([^/\s'\"]+)")  # an absolute path on the server -> its file name
+# Pipeline arguments as the page labels them (messages start with the argument they are about).
+PAGE_LABELS = {"reference_video": "The reference video", "reference_image": "The photo",
+               "reference_audio": "The voice sample", "reference_text": "The reference transcript",
+               "audio": "The speech to lip-sync", "text": "The text"}
+ARGUMENT_AT_START = re.compile(r"^([a-z_]+)\b(?:='([^']*)')?")
+PAGE_HINTS = {"e.g. reference_audio='voice.wav'": "in the voice sample box",
+              "reference_audio='voice.wav'": "a voice sample"}
 NO_WEIGHTS = ("The demo weights are not available ({source}). Build or download them (see weights/README.md) "
               "or start the demo with a pipeline folder or Hub id.")
 
@@ -157,10 +164,14 @@ class DemoHandlers:
         """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
         pose plot, mel plot, the reference transcript used). Guidance None: the pipeline's defaults."""
         progress(0, desc="Reading the reference")
-        with _friendly_errors():
+        with _friendly_errors(), _warnings_to_page():
             self._check_budget(text=text, reference_text=reference_text, reference_video=reference_video,
                                reference_image=reference_image, reference_audio=reference_audio)
             pipe = self.pipeline
+            # what can be spoken, before the slow reference analysis (omnitalker/frontend/languages.py)
+            pipe.tokenizer.check_speakable(text if isinstance(text, str) else "", "The text")
+            if isinstance(reference_text, str) and reference_text.strip():
+                pipe.tokenizer.check_speakable(reference_text, "The reference transcript")
             reference = self._prepare_reference(pipe, reference_video, reference_image, reference_audio,
                                                 reference_text, need_voice=True)
             progress(0.05, desc="Generating speech and motion")
@@ -181,7 +192,7 @@ class DemoHandlers:
         progress(0, desc="Reading the inputs")
         if audio is None:
             raise gr.Error("Add the speech to lip-sync (upload or record it).")
-        with _friendly_errors():
+        with _friendly_errors(), _warnings_to_page():
             self._check_budget(reference_video=reference_video, reference_image=reference_image, audio=audio)
             pipe = self.pipeline
             reference = self._prepare_reference(pipe, reference_video, reference_image, None, None,
@@ -225,15 +236,8 @@ class DemoHandlers:
             raise ValueError("a photo needs a voice sample to speak text: add a voice sample (upload or record) "
                              "next to the photo, or use the Lip-sync tab to animate it with a recording")
         transcript = transcript.strip() if isinstance(transcript, str) and transcript.strip() else None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            reference = pipe.prepare_reference(reference_video=video, reference_image=image,
-                                               reference_audio=voice, reference_text=transcript,
-                                               max_side=self.max_side, limits=self.limits)
-        for warning in caught:  # e.g. "longer than 10 s: only its first 9.87 s are used"
-            if issubclass(warning.category, UserWarning):
-                gr.Warning(str(warning.message))
-        return reference
+        return pipe.prepare_reference(reference_video=video, reference_image=image, reference_audio=voice,
+                                      reference_text=transcript, max_side=self.max_side, limits=self.limits)
 
     @contextmanager
     def _result_folder(self, request):
@@ -265,6 +269,20 @@ class DemoHandlers:
 
 
 @contextmanager
+def _warnings_to_page():
+    """The request's UserWarnings (e.g. "longer than 10 s: only its first 9.87 s are used", emoji left out)
+    shown on the page once each, as gr.Warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            shown = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+            for message in shown:
+                gr.Warning(SERVER_PATH.sub(r"\1", message))
+
+
+@contextmanager
 def _friendly_errors():
     """ValueError -> gr.Error(message); gr.Error passes; anything else -> logged + a generic gr.Error."""
     try:
@@ -272,10 +290,22 @@ def _friendly_errors():
     except gr.Error:
         raise
     except ValueError as error:
-        raise gr.Error(SERVER_PATH.sub(r"\1", str(error))) from error  # no server paths in the page
+        raise gr.Error(page_message(str(error))) from error
     except Exception:
         logger.exception("demo request failed")
         raise gr.Error(GENERIC_ERROR) from None
+
+
+def page_message(message: str) -> str:
+    """A pipeline message as the page says it: inputs by their labels on the page, no server paths."""
+    message = SERVER_PATH.sub(r"\1", message)
+    named = ARGUMENT_AT_START.match(message)
+    if named and named.group(1) in PAGE_LABELS:
+        value = f" ({named.group(2)})" if named.group(2) else ""
+        message = PAGE_LABELS[named.group(1)] + value + message[named.end():]
+    for argument, hint in PAGE_HINTS.items():
+        message = message.replace(argument, hint)
+    return message
 
 
 def _int(value, name: str) -> int:
