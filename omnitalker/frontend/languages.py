@@ -24,8 +24,8 @@ punctuation, and the symbols espeak-ng reads as words ($ % & + = ° ...). The re
    names the script, shows the part and lists the languages supported. English espeak would read them
    letter by letter ("Japanese letter", "Cyrillic pe"): confident nonsense, never produced.
 
-Why our own code: ``unicodedata`` has no script property and no library maps scripts to what espeak-ng's
-English voice can read; script membership uses the ``regex`` module's Unicode properties, emoji its
+Why our own code: no library maps scripts to what espeak-ng's English voice can read. Scripts come from
+fontTools' copy of Unicode's Scripts data (``fontTools.unicodedata``), emoji from the ``regex`` module's
 ``Extended_Pictographic`` property.
 """
 
@@ -60,18 +60,11 @@ _LATIN = regex.compile(r"\p{Script=Latin}")
 # A one-letter word with an accent ("é" alone): espeak's English voice reads its name ("e acute").
 _LONE_ACCENTED_LETTER = regex.compile(r"(?<!\p{L})[^\x00-\x7f](?!\p{L})(?<=\p{Script=Latin})")
 LATIN_1_LETTERS = ("\u00c0", "\u00ff")  # accented letters espeak-ng's English voice reads inside words
-# Scripts named in messages, most likely first; a character in none of them is named from its Unicode name.
-_SCRIPT_NAMES = {
-    "Cyrillic": "Cyrillic", "Greek": "Greek", "Arabic": "Arabic", "Hebrew": "Hebrew",
-    "Hiragana": "Japanese kana", "Katakana": "Japanese kana", "Hangul": "Korean Hangul",
-    "Devanagari": "Devanagari", "Bengali": "Bengali", "Tamil": "Tamil", "Telugu": "Telugu", "Thai": "Thai",
-    "Lao": "Lao", "Khmer": "Khmer", "Myanmar": "Myanmar", "Georgian": "Georgian", "Armenian": "Armenian",
-    "Ethiopic": "Ethiopic", "Gujarati": "Gujarati", "Gurmukhi": "Gurmukhi", "Kannada": "Kannada",
-    "Malayalam": "Malayalam", "Sinhala": "Sinhala", "Tibetan": "Tibetan", "Mongolian": "Mongolian",
-    "Bopomofo": "Bopomofo (zhuyin)", "Cherokee": "Cherokee", "Syriac": "Syriac", "Thaana": "Thaana",
-    "Latin": "Latin letters outside the English alphabet",
-}
-_SCRIPT_PATTERNS = {name: regex.compile(rf"\p{{Script={name}}}") for name in _SCRIPT_NAMES}
+# Script codes (ISO 15924, fontTools' Unicode Scripts data) named as a person knows them; others by Unicode's name.
+_FRIENDLY_SCRIPTS = {"Hira": "Japanese kana", "Kana": "Japanese kana", "Hang": "Korean Hangul",
+                     "Hani": "Chinese characters without a Mandarin reading", "Bopo": "Bopomofo (zhuyin)",
+                     "Latn": "Latin letters outside the English alphabet"}
+_NO_SCRIPT = ("Zyyy", "Zinh", "Zzzz")  # Common, Inherited, Unknown: shared marks and letters, not a language
 
 
 def _plain_form(char: str) -> str:
@@ -84,7 +77,15 @@ def _plain_form(char: str) -> str:
         char = str(unicodedata.decimal(char))
     if len(char) == 1 and unicodedata.category(char) == "So" and char not in SPOKEN_SYMBOLS:
         return ""
+    if len(char) == 1 and not char.isascii() and unicodedata.category(char)[0] in "LMN" and _belongs_to_no_script(char):
+        return ""  # a modifier letter or mark shared by scripts ('ˇ', 'ー'): not a word to speak
     return char
+
+
+def _belongs_to_no_script(char: str) -> bool:
+    from fontTools import unicodedata as scripts
+
+    return scripts.script(char) in _NO_SCRIPT
 
 
 def _ascii_base(char: str) -> str:
@@ -138,13 +139,10 @@ def is_chinese(char: str) -> bool:
 
 def script_name(char: str) -> str:
     """The writing system of a letter, for messages ('ж' -> 'Cyrillic', 'か' -> 'Japanese kana')."""
-    for name, pattern in _SCRIPT_PATTERNS.items():
-        if pattern.match(char):
-            return _SCRIPT_NAMES[name]
-    words = unicodedata.name(char, "UNKNOWN CHARACTER").split(" ")
-    if words[0] in ("CJK", "IDEOGRAPHIC"):
-        return "Chinese characters without a Mandarin reading"
-    return words[0].title()
+    from fontTools import unicodedata as scripts
+
+    code = scripts.script(char)
+    return _FRIENDLY_SCRIPTS.get(code) or scripts.script_name(code)
 
 
 def unsupported_parts(text: str) -> dict[str, str]:
