@@ -331,8 +331,9 @@ def media_cases(workdir: Path, faces: Path | None = None) -> list[Case]:
                                     ("mov", "libx264", "aac"), ("avi", "mjpeg", "pcm_s16le")):
         path = w(f"clip.{ext}")
         try:
-            _write_video(path, frames, fps, clip_wave, codec=codec, audio_codec=audio_codec,
-                         sample_rate=48000 if audio_codec == "libopus" else 24000)
+            rate = 48000 if audio_codec == "libopus" else 24000  # Opus runs at 48 kHz only
+            _write_video(path, frames, fps, resample(clip_wave, 24000, rate), codec=codec, audio_codec=audio_codec,
+                         sample_rate=rate)
         except Exception as error:  # an encoder this FFmpeg build lacks: the case is skipped, not faked
             print(f"skip clip.{ext}: {error}", file=sys.stderr)
             continue

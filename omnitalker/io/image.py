@@ -99,12 +99,25 @@ def _read_image_file(path: Path) -> np.ndarray:
     import cv2
 
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise ValueError(f"could not read {path} as an image: use a PNG, JPEG, WebP, TIFF or BMP photo (a damaged or "
-                         "cut-off file needs to be exported again)")
+    if pixels is None:  # GIF (OpenCV has no decoder for it) and whatever else Pillow reads
+        return _read_with_pillow(path)
     if pixels.ndim == 3:  # OpenCV orders channels BGR(A)
         pixels = pixels[..., [2, 1, 0, 3][: pixels.shape[-1]]]
     return to_rgb_uint8(pixels, name=str(path))
+
+
+def _read_with_pillow(path: Path) -> np.ndarray:
+    """The first frame of an image OpenCV cannot decode (an animated GIF's first picture)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.seek(0)
+            return to_rgb_uint8(np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB")),
+                                name=str(path))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise ValueError(f"could not read {path} as an image: use a PNG, JPEG, WebP, TIFF, BMP or GIF photo (a "
+                         "damaged or cut-off file needs to be exported again)") from error
 
 
 def _load_jpeg(path: Path, max_side: int | None) -> np.ndarray | None:

@@ -19,6 +19,8 @@ Run ``python -m omnitalker.io.watermark video.mp4`` to check a file for both inv
 
 from __future__ import annotations
 
+import math
+
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -167,9 +169,21 @@ def _frames_per_chunk(height: int, width: int) -> int:
     return max(1, FRAME_CHUNK_PIXELS // (height * width))
 
 
+def frame_fits_watermark(height: int, width: int, num_bits: int = 8 * len(FRAME_WATERMARK_PAYLOAD)) -> bool:
+    """Whether frames of this size have room for every payload bit FRAME_MIN_REPEATS times (a square frame
+    needs a side of at least ``frame_min_side()``)."""
+    blocks = (height // (2 * FRAME_WATERMARK_BLOCK)) * (width // (2 * FRAME_WATERMARK_BLOCK))
+    return blocks >= num_bits * FRAME_MIN_REPEATS
+
+
+def frame_min_side(num_bits: int = 8 * len(FRAME_WATERMARK_PAYLOAD)) -> int:
+    """The side of the smallest square frame that carries the watermark (128 px for the 32-bit payload)."""
+    return 2 * FRAME_WATERMARK_BLOCK * math.ceil(math.sqrt(num_bits * FRAME_MIN_REPEATS))
+
+
 def _check_frame_size(height: int, width: int, num_bits: int) -> None:
     blocks = (height // (2 * FRAME_WATERMARK_BLOCK)) * (width // (2 * FRAME_WATERMARK_BLOCK))
-    if blocks < num_bits * FRAME_MIN_REPEATS:
+    if not frame_fits_watermark(height, width, num_bits):
         raise ValueError(
             f"frames of {height}x{width} are too small to carry a {num_bits}-bit watermark robustly "
             f"(need {num_bits * FRAME_MIN_REPEATS} blocks of 8x8 pixels, have {blocks}); use larger frames "

@@ -153,6 +153,17 @@ def load_voice(
     return wave.float().contiguous(), start, gain
 
 
+def _check_watermark_room(shape: tuple[int, ...], what: str, kind: str) -> None:
+    """The output has the reference's size (never upscaled): it must have room for the frame watermark."""
+    from omnitalker.io.watermark import frame_fits_watermark, frame_min_side
+
+    height, width = shape[:2]
+    if not frame_fits_watermark(height, width):
+        side = frame_min_side()
+        raise ValueError(f"{what} is {width}x{height} px, too small for the invisible watermark every output "
+                         f"carries: use a {kind} of at least {side}x{side} px")
+
+
 def load_media_audio(source: Any, what: str) -> torch.Tensor:
     """``load_audio`` with errors that name the pipeline argument and the accepted forms."""
     if isinstance(source, (np.ndarray, torch.Tensor)):
@@ -235,10 +246,12 @@ def build_reference(
                                        min_seconds, max_seconds)
         begin = start / SAMPLE_RATE if audio is None else 0.0  # a separate voice is aligned to the video start
         frames, fps = load_reference_video(video, begin, begin + wave.shape[0] / SAMPLE_RATE, max_side)
+        _check_watermark_room(frames[0].shape, "reference_video", "video")
         track = _analyze(face_analyzer.analyze_video, frames, fps=fps)
         static = False
     else:
         pixels = load_reference_image(image, max_side)
+        _check_watermark_room(pixels.shape, "reference_image", "photo")
         if audio is not None:
             wave, _, gain = load_voice(audio, "reference_audio", min_seconds, max_seconds)
         else:
