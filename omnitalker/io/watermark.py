@@ -20,7 +20,6 @@ Run ``python -m omnitalker.io.watermark video.mp4`` to check a file for both inv
 from __future__ import annotations
 
 import math
-
 import sys
 from dataclasses import dataclass
 from typing import Any
