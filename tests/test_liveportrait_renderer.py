@@ -141,3 +141,26 @@ def test_refusals(renderer, reference):
         renderer.render_codes(object(), np.zeros((1, 58), np.float32))
     with pytest.raises(ValueError, match="input_size"):
         tiny_renderer(input_size=100)
+
+
+def test_pipeline_renders_with_it_and_saves_it(tmp_path):
+    """A tiny pipeline with the LivePortrait renderer as its `renderer=`: frames of the reference's size, and
+    save_pretrained / from_pretrained keep the component (weights in safetensors)."""
+    from omnitalker.pipeline import OmniTalkerPipeline
+    from tests.pipeline_fixtures import REFERENCE_TEXT, get_dummy_components, make_reference_video, seeded
+
+    components = get_dummy_components()
+    components["renderer"] = tiny_renderer(input_size=32, batch_size=8)
+    pipe = OmniTalkerPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    video = make_reference_video(tmp_path / "ref.mp4", seconds=1.5, size=160)
+    out = pipe("Hi there.", reference_video=video, reference_text=REFERENCE_TEXT, num_inference_steps=2,
+               generator=seeded())
+    frames = out.frames[0]
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (160, 160, 3) and len(frames) > 0
+    pipe.save_pretrained(tmp_path / "pipe")
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert index["renderer"] == ["omnitalker.render.liveportrait", "LivePortraitRenderer"]
+    assert (tmp_path / "pipe" / "renderer" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
+    assert isinstance(loaded.renderer, LivePortraitRenderer) and loaded.renderer.config.input_size == 32
