@@ -18,13 +18,16 @@
 # 8. **masked infilling** on 1-D sequences with `FlowMatchingLoss` and `omnitalker.flow.sample` — the
 #    in-context idea behind OmniTalker.
 #
-# Set `OMNITALKER_QUICK=1` to shrink the training runs (the tests do); the defaults take a few minutes on one
-# CPU core.
+# Set `OMNITALKER_QUICK=1` to shrink the training runs (the tests do); the full notebook runs in about a minute on
+# one CPU core.
 
 # %%
 import math
 import os
+import sys
 import time
+import warnings
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -38,7 +41,15 @@ NUM_EVAL = 2000  # samples used to measure a distance to the data
 torch.set_num_threads(1)  # models this small run fastest on one thread (and a shared CPU stays responsive)
 torch.manual_seed(0)
 np.random.seed(0)
-plt.rcParams["figure.dpi"] = 72  # small stored outputs
+# Work from the repository whether Jupyter was started at its root or in notebooks/: find the folder that holds
+# pyproject.toml and run there (what the notebook writes goes to the git-ignored outputs/).
+ROOT = next((folder for folder in (Path.cwd(), *Path.cwd().parents)
+             if (folder / "pyproject.toml").is_file() and (folder / "omnitalker").is_dir()), None)
+if ROOT is not None:
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))  # `import omnitalker` even without `pip install -e .`
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars without ipywidgets
+plt.rcParams.update({"figure.dpi": 110, "figure.constrained_layout.use": True})  # sharp figures, nothing overlapping
 print(f"quick mode: {QUICK}; {TRAIN_STEPS} training steps per model")
 
 
@@ -476,7 +487,7 @@ print(f"accuracy of real data under the same classifier: {real_accuracy:.3f}")
 # %% [markdown]
 # Guidance trades **fidelity to the condition** (accuracy rises above what real data achieves) for
 # **faithfulness to the distribution**: large $w$ pushes the clusters apart and shrinks them, so the SWD to the real
-# class data grows again. In OmniTalker the same knob sets how strongly the output follows the text (intelligibility)
+# class data grows with $w$. In OmniTalker the same knob sets how strongly the output follows the text (intelligibility)
 # and the reference's audio and visual style; notebook 03 sweeps it on the real model.
 #
 # `GuidanceConfig` also supports *annealing* the strength over $t$ (OmniHuman): strong guidance early (structure),

@@ -16,6 +16,8 @@
 # * plots as in the paper: head-motion heatmaps (Fig. 3) and yaw traces (Fig. 2);
 # * finally the effect of each condition's classifier-free guidance strength.
 #
+# It runs in 1-3 minutes on 2 CPU cores (more when other work shares the CPU).
+#
 # The pipeline comes from `OMNITALKER_PIPELINE` (default: the bundled `weights/omnitalker-demo`). With a randomly
 # initialised pipeline (what the tests use when no trained weights exist) all of this runs, but the numbers are
 # those of noise: expect no diagonal structure below.
@@ -23,13 +25,27 @@
 # %%
 import dataclasses
 import os
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
+
+# Work from the repository whether Jupyter was started at its root or in notebooks/: find the folder that holds
+# pyproject.toml and run there (what the notebook writes goes to the git-ignored outputs/).
+ROOT = next((folder for folder in (Path.cwd(), *Path.cwd().parents)
+             if (folder / "pyproject.toml").is_file() and (folder / "omnitalker").is_dir()), None)
+if ROOT is not None:
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))  # `import omnitalker` even without `pip install -e .`
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars without ipywidgets
+plt.rcParams.update({"figure.dpi": 110, "figure.constrained_layout.use": True})  # sharp figures, nothing overlapping
+
+from diffusers.utils import logging as diffusers_logging
 
 from omnitalker import OmniTalkerPipeline
 from omnitalker.eval.fid import e_fid, p_fid
@@ -38,10 +54,11 @@ from omnitalker.frontend.face.plots import plot_motion_heatmap
 
 QUICK = os.environ.get("OMNITALKER_QUICK", "0") == "1"
 NUM_STEPS = 4 if QUICK else 16
-plt.rcParams["figure.dpi"] = 72
+diffusers_logging.disable_progress_bar()  # no "Loading pipeline components" bar in the outputs
 PIPELINE = os.environ.get("OMNITALKER_PIPELINE", "weights/omnitalker-demo")
 # PIPELINE = "your-name/omnitalker"   # or a Hub repo id
 pipe = OmniTalkerPipeline.from_pretrained(PIPELINE)
+pipe.set_progress_bar_config(disable=True)  # no sampling progress bars in the outputs
 MEL_FPS = 24000 / 256  # 93.75 mel frames per second
 
 # %% [markdown]
@@ -140,29 +157,38 @@ for i, gen_name in enumerate(names):
         table["P-FID"][i, j] = p_fid(ref_codes, generated[gen_name]["codes"])
         table["E-FID"][i, j] = e_fid(ref_codes, generated[gen_name]["codes"])
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
 for axis, (metric, values) in zip(axes, table.items(), strict=False):
     image = axis.imshow(values, cmap="viridis_r" if "FID" in metric else "viridis")
     for (i, j), value in np.ndenumerate(values):
-        axis.text(j, i, f"{value:.3g}", ha="center", va="center", color="white", fontsize=9)
+        red, green, blue, _ = image.cmap(image.norm(value))
+        dark_cell = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+        axis.text(j, i, f"{value:.3g}", ha="center", va="center", color="white" if dark_cell else "black", fontsize=9)
     axis.set_xticks(range(3), names)
     axis.set_yticks(range(3), names)
-    axis.set_xlabel("reference")
-    axis.set_ylabel("generated with reference")
+    axis.set_xlabel("compared with reference")
+    if axis is axes[0]:
+        axis.set_ylabel("generated with reference")
     axis.set_title(metric + (" (lower = closer)" if "FID" in metric else " (higher = closer)"))
-    fig.colorbar(image, ax=axis)
+    fig.colorbar(image, ax=axis, shrink=0.8)
 plt.show()
 for metric, values in table.items():
     diagonal = np.diag(values).mean()
     off = values[~np.eye(3, dtype=bool)].mean()
     better = diagonal < off if "FID" in metric else diagonal > off
+    closest = [names[int(np.argmin(row) if "FID" in metric else np.argmax(row))] for row in values]
     print(f"{metric:>16}: own reference {diagonal:.4g} vs other references {off:.4g} -> "
-          f"{'follows its reference' if better else 'no preference for its own reference'}")
+          f"{'follows its reference on average' if better else 'no preference for its own reference'}; closest "
+          "reference per output: " + ", ".join(f"{gen} -> {ref}" for gen, ref in zip(names, closest, strict=True)))
 
 # %% [markdown]
-# A model that mimics style has its best value on the diagonal of each matrix: the output made with the *lively*
-# reference is closest to the lively reference, and so on. For scale: the distance between two *references* (last
-# cell of this section) shows how far apart the styles themselves are.
+# A model that mimicked style perfectly would have the best value of every row on the diagonal: the output made with
+# the *lively* reference closest to the lively reference, and so on. Read the rows, not only the averages printed
+# under the matrices. The voice follows its reference in every row. Head pose mostly does: the calm and the lively
+# outputs are closest to their own references, while the glancing output is a little closer to the calm reference
+# than to its own (the calm and glancing references themselves move alike: next cell). Expressions do not: every
+# output's expression statistics (E-FID) are closest to the calm reference's, the lively output's included. For
+# scale, the distances between the references themselves show how far apart the styles are.
 
 # %%
 print("P-FID between the references themselves:")
@@ -174,7 +200,8 @@ for a in names:
 # ## Head motion, as in the paper's figures
 #
 # **Heatmaps** (Fig. 3): where the head spent its frames (yaw × pitch), accumulated over the clip, references on top
-# and generated below, on shared axes. **Yaw traces** (Fig. 2): the reference's yaw followed by the generated yaw.
+# and generated below (the panels of each figure share their axes). **Yaw traces** (Fig. 2): the reference's yaw
+# followed by the generated yaw.
 #
 # The transformer sees only the reference's last second or two, too little to show a slow sway's size, so the demo
 # pipeline (`match_reference_motion` in its `model_index.json`) scales the generated head motion to the spread of the
@@ -201,7 +228,6 @@ for axis, name in zip(axes, names, strict=False):
     axis.set_title(f"{name}: reference, then the generated continuation")
     axis.legend(loc="upper right", fontsize="small")
 axes[-1].set_xlabel("time (s)")
-fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -268,14 +294,13 @@ for w, (pf, ef, _), (_, _, vs), wer in zip(strengths, sweep["visual"], sweep["au
 analyzer.close()
 
 # %% [markdown]
-# Read the curves as a measurement of this small demo model, one reference, one seed. Text guidance is what makes
-# the words come through: without it Whisper misses most words (a WER of 0.7 or more; into unclear speech it also
-# inserts words), at a strength of 0.5-1 it gets more than half of them, and from 2 on nearly all (one sentence and
-# one seed, and Whisper's transcripts differ a little between CPUs: the points jump about by a word or two); pushed
-# further, guidance overshoots (the sweep on the toy of notebook 01; here 4 is at most a word worse than 2), and on the held-out evaluation 4 was no
-# better than 3 on unseen voices while the expression drifted from the reference, and 5 was worse on both splits
-# (`BENCHMARKS.md`, "Default guidance" and "Which part of the prompt, which guidance"). The prompt strengths buy
-# much less here: the prompt is already in context, and on the held-out evaluation (`BENCHMARKS.md`, "Default
-# guidance") they lowered E-FID only slightly, so the pipeline's defaults are `guidance_text=3.0`,
-# `guidance_audio=0.0`, `guidance_visual=0.0` (two transformer passes per step instead of four, for CPU speed).
-# Raise the other two when a reference's style matters more than speed, and check the result with these distances.
+# Read the curves as a measurement of this small demo model, one reference, one seed (on one sentence Whisper's
+# transcript can move by a word or two between CPUs). **Text guidance** is what makes the words come through:
+# at 2 and 4 Whisper gets all but two words (WER 0.13), without it or at 0.5-1 it misses a third or more. **The
+# prompt strengths do not help this model:** visual-prompt guidance lowers the pose distance (P-FID) by only a few
+# percent and makes the expression distance (E-FID) worse from 2 on, sharply at 4, and audio-prompt guidance *lowers*
+# the voice similarity, slightly up to 2 and sharply at 4. The prompt is already in context; pushing the output
+# away from the prediction made without it overshoots rather than copying more of the style. The held-out
+# evaluation (`BENCHMARKS.md`, "Default guidance") led to the same choice, so the pipeline's defaults are
+# `guidance_text=3.0`, `guidance_audio=0.0`, `guidance_visual=0.0` (two transformer passes per step instead of four,
+# for CPU speed).
