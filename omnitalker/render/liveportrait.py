@@ -39,7 +39,8 @@ Crop and paste-back (MediaPipe, no InsightFace): the reference's 478 landmarks g
 eye line, `crop_scale` times the face mesh's extent, its centre moved by `crop_shift` of the side along the face's
 vertical (up, as LivePortrait's ``vy_ratio`` -0.125); the 256x256 crop feeds F and M, the 512x512 output (G
 upsamples 2x) goes back into the full frame through the inverse similarity with a feathered square mask. A
-reference whose face is too small or outside the image is refused with a ValueError that says so.
+reference whose face is too small or outside the image is refused with a ValueError that says so. A video
+reference's extra frames (``frames`` / ``frame_landmarks``) are not used: the generator draws the mouth interior.
 
 Cost: the released networks need a GPU for real time (LivePortrait reports 12.8 ms a frame on an RTX 4090);
 ``python bench/liveportrait.py`` measures frames/s on this machine.
