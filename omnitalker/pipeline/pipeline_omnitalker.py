@@ -63,6 +63,7 @@ from omnitalker.pipeline.chunking import (
 )
 from omnitalker.pipeline.decode import DecodeMixin, OmniTalkerPipelineOutput
 from omnitalker.pipeline.denoise import DenoiseMixin
+from omnitalker.pipeline.expression_style import match_expression, neutral_lid_gap
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side
 from omnitalker.pipeline.mel_smoothing import check_mel_smoothing
 from omnitalker.pipeline.modes import (
@@ -124,6 +125,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
             before the vocoder (``omnitalker.pipeline.mel_smoothing``; the demo's: [0.25, 0.5, 0.25]); None = off.
         match_reference_motion (`bool`, defaults to False): give the generated head motion the size of the whole
             reference's (``omnitalker.pipeline.motion_spread``; the demo: on); the transformer sees only its end.
+        match_reference_expression (`bool`, defaults to False): give the output the whole reference's blinks, gaze
+            range and articulation size (``omnitalker.pipeline.expression_style``; the demo: on).
 
     The vocoder and renderer may be None for output_type="latent". The face analyzer is built on first use.
     """
@@ -148,6 +151,7 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         guidance: dict | None = None,
         mel_smoothing: list[float] | None = None,
         match_reference_motion: bool = False,
+        match_reference_expression: bool = False,
     ):
         super().__init__()
         check_trained_branches(trained_branches)
@@ -165,7 +169,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
                                 trained_branches=None if trained_branches is None else list(trained_branches),
                                 visual_pipeline=visual_pipeline, guidance=guidance,
                                 mel_smoothing=None if mel_smoothing is None else [float(t) for t in mel_smoothing],
-                                match_reference_motion=bool(match_reference_motion))
+                                match_reference_motion=bool(match_reference_motion),
+                                match_reference_expression=bool(match_reference_expression))
         self._visual_pipeline = None  # the cascade's second pipeline, loaded on first use
         self._face_analyzer = None
         self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
@@ -180,6 +185,13 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         if not self.config.get("match_reference_motion"):
             return codes
         return match_pose_spread(codes, reference_codes)
+
+    def reference_expression(self, codes: torch.Tensor, reference, generator=None) -> torch.Tensor:
+        """Generated codes (n, 58) with the whole reference's blinks, gaze range and articulation size when the
+        `match_reference_expression` config is on (``omnitalker.pipeline.expression_style``), else as they are."""
+        if not self.config.get("match_reference_expression") or reference.static:
+            return codes
+        return match_expression(codes, reference.codes, neutral_lid_gap(reference.identity), generator)
 
     @property
     def num_timesteps(self) -> int:
@@ -446,7 +458,8 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
             callback_on_step_end_tensor_inputs, driving=driving, driving_mel=driving_mel, transcript=transcript,
             decode=output_type != "latent", audio_only=audio_only)
         if not audio_only:
-            code_items = [self.reference_motion(codes, reference.codes) for codes in code_items]
+            code_items = [self.reference_expression(self.reference_motion(codes, reference.codes), reference, gen)
+                          for codes, gen in zip(code_items, generators, strict=False)]
 
         # 5. decode (vocoder, renderer) and 6. watermark
         audio_out = frames_out = None

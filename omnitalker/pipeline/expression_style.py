@@ -1,0 +1,157 @@
+"""Eye and mouth dynamics from the whole reference (the pipeline's ``match_reference_expression`` config).
+
+Why: a durations model sees only the last 1-2 s of its reference in context (``text_layout.prompt_window``), and
+what it learnt from the synthetic corpus (6-36 blinks a minute, nearly still lids and gaze) is what it draws
+whatever the person does. Measured on nine real clips as references (``python -m omnitalker.eval.style``): the
+reference's codes keep its dynamics (eye-opening variation, gaze and mouth movement at 0.9-1.0x of what MediaPipe
+sees on the real frames), while the generated codes have no blinks, 3 % of the eye-opening variation, 7 % of the
+gaze movement and under half the mouth movement. This step carries the person's own dynamics over, from the
+whole reference, the way ``motion_spread`` carries the head-motion size:
+
+- **blinks**: the reference's blinks are found (lid gap below ``BLINK_DEPTH`` of its median) and cut out as lid
+  trajectories relative to the lids around them; the output gets blinks at the reference's rate, each one a copy
+  of one of the person's own blinks, at times drawn with the call's generator (at least ``MIN_BLINK_GAP_SECONDS``
+  apart);
+- **gaze**: the gaze codes' movement about their mean is scaled to the reference's spread (bounded);
+- **mouth**: the lip and jaw offsets from the neutral face are scaled so the mouth opening varies as much as the
+  reference's (bounded): articulation gain, the timing stays the model's (sync is the model's).
+
+The model still decides what the mouth says and when; only the person's blink habit, gaze range and
+articulation size come from the reference. A photo reference (its one frame repeated) or a reference shorter than
+``MIN_REFERENCE_SECONDS`` leaves the codes as generated.
+
+    codes = match_expression(codes, reference.codes, generator)     # (n, 58) generated, (m, 58) reference, mel rate
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
+from omnitalker.frontend.face.codes import EXP_SLICE, EYE_SLICE
+from omnitalker.frontend.face.template import EXPRESSION_POINTS
+
+MIN_REFERENCE_SECONDS = 2.0
+BLINK_DEPTH = 0.6  # a blink: the lid gap below this share of its median (as omnitalker.eval.style counts them)
+BLINK_MARGIN_SECONDS = 0.08  # kept each side of a blink's closed frames: the lids' run-up and return
+MIN_BLINK_GAP_SECONDS = 0.6  # inserted blinks are at least this far apart (and from the ends)
+MIN_SPREAD = 1e-4  # code units; below this a code does not move (a photo reference)
+GAZE_GAIN = (0.5, 6.0)  # bounds on the gaze-spread gain (the demo's gaze barely moves: ~1/7 of a person's)
+MOUTH_GAIN = (0.7, 2.0)  # bounds on the articulation gain
+_POINT = {name: index for index, (name, _) in enumerate(EXPRESSION_POINTS)}
+_LIDS = [("upper_lid_right", "lower_lid_right"), ("upper_lid_left", "lower_lid_left")]
+_MOUTH = ("upper_lip_outer", "upper_lip_inner", "lower_lip_inner", "lower_lip_outer", "mouth_corner_right",
+          "mouth_corner_left", "chin")
+_Y = 1  # the vertical axis of a point's (x, y, z) offset
+
+
+def _columns(names) -> list[int]:
+    """Code columns (x, y, z) of expression points."""
+    return [EXP_SLICE.start + 3 * _POINT[name] + axis for name in names for axis in range(3)]
+
+
+def lid_gap(codes: np.ndarray) -> np.ndarray:
+    """(T,) change of the lid gap from the neutral face (code units; negative while the eyes close), both eyes."""
+    gaps = [codes[:, EXP_SLICE.start + 3 * _POINT[lower] + _Y] - codes[:, EXP_SLICE.start + 3 * _POINT[upper] + _Y]
+            for upper, lower in _LIDS]
+    return np.mean(gaps, axis=0)
+
+
+def mouth_gap(codes: np.ndarray) -> np.ndarray:
+    """(T,) change of the inner-lip gap from the neutral face (code units)."""
+    start = EXP_SLICE.start
+    return codes[:, start + 3 * _POINT["lower_lip_inner"] + _Y] - codes[:, start + 3 * _POINT["upper_lip_inner"] + _Y]
+
+
+def neutral_lid_gap(identity) -> float:
+    """The lid gap of a ``FaceIdentity``'s neutral face in code units (its sign: the canonical space's y axis)."""
+    from omnitalker.frontend.face.template import LEFT_EYE, RIGHT_EYE
+
+    neutral = np.asarray(identity.neutral, np.float64)
+    return float(np.mean([neutral[eye[3], _Y] - neutral[eye[2], _Y] for eye in (RIGHT_EYE, LEFT_EYE)]))
+
+
+def _closed_frames(codes: np.ndarray, neutral_gap: float) -> np.ndarray:
+    """(T,) bool: the lid gap below BLINK_DEPTH of its median."""
+    gap = np.sign(neutral_gap) * (neutral_gap + lid_gap(codes))  # > 0 while open, whatever the y axis
+    return gap < BLINK_DEPTH * np.median(gap)
+
+
+def find_blinks(codes: np.ndarray, neutral_gap: float) -> list[np.ndarray]:
+    """The reference's blinks as lid-offset trajectories (k, 12) that start and end at zero."""
+    closed = _closed_frames(codes, neutral_gap)
+    margin = max(1, round(BLINK_MARGIN_SECONDS * MEL_FRAME_RATE))
+    lids = _columns([name for pair in _LIDS for name in pair])
+    blinks, index = [], 0
+    while index < len(closed):
+        if not closed[index]:
+            index += 1
+            continue
+        end = index
+        while end < len(closed) and closed[end]:
+            end += 1
+        start, stop = index - margin, end + margin
+        if start >= 0 and stop < len(codes):  # a whole blink, with its run-up and return
+            segment = codes[start : stop + 1, lids]  # k 12
+            ramp = np.linspace(0.0, 1.0, len(segment))[:, None]
+            blinks.append(segment - ((1 - ramp) * segment[:1] + ramp * segment[-1:]))  # relative to the lids around
+        index = end
+    return blinks
+
+
+def _blink_times(num_frames: int, count: int, generator: torch.Generator | None) -> list[int]:
+    """``count`` start frames in [gap, num_frames - gap), at least MIN_BLINK_GAP_SECONDS apart."""
+    gap = round(MIN_BLINK_GAP_SECONDS * MEL_FRAME_RATE)
+    free = num_frames - 2 * gap - (count - 1) * gap
+    if count < 1 or free < 1:
+        return []
+    if generator is not None and generator.device.type != "cpu":  # draws are made on the CPU
+        generator = torch.Generator().manual_seed(generator.initial_seed())
+    draws = torch.rand(count + 1, generator=generator, dtype=torch.float64).numpy()  # spacing shares
+    spacing = free * draws[:-1] / draws.sum()
+    return [int(gap + np.sum(spacing[: k + 1]) + k * gap) for k in range(count)]
+
+
+def _gain(reference: float, generated: float, bounds: tuple[float, float]) -> float:
+    if reference < MIN_SPREAD or generated < MIN_SPREAD:
+        return 1.0
+    return float(np.clip(reference / generated, *bounds))
+
+
+def match_expression(codes: torch.Tensor, reference_codes: torch.Tensor, neutral_lid_gap: float,
+                     generator: torch.Generator | None = None, *,
+                     min_reference_frames: int = round(MIN_REFERENCE_SECONDS * MEL_FRAME_RATE)) -> torch.Tensor:
+    """``codes`` (n, 58) with the reference's blinks, gaze spread and articulation size (module docstring).
+    ``neutral_lid_gap``: the neutral face's lid gap in code units (``FaceIdentity``), where a gap of zero is shut.
+    Returns a new tensor; unchanged when the reference is too short or does not move."""
+    if codes.ndim != 2 or reference_codes.ndim != 2 or codes.shape[1] != reference_codes.shape[1]:
+        raise ValueError(f"codes and reference_codes must be (frames, {codes.shape[-1]}) arrays with the same code "
+                         f"size, got {tuple(codes.shape)} and {tuple(reference_codes.shape)}")
+    if len(reference_codes) < min_reference_frames or len(codes) < 2:
+        return codes.clone()
+    out = codes.double().numpy().copy()  # n 58
+    reference = reference_codes.double().numpy()  # m 58
+
+    # gaze: movement about its mean, scaled to the reference's spread
+    gaze = out[:, EYE_SLICE]
+    gain = _gain(reference[:, EYE_SLICE].std(0).mean(), gaze.std(0).mean(), GAZE_GAIN)
+    out[:, EYE_SLICE] = gaze.mean(0) + gain * (gaze - gaze.mean(0))
+
+    # mouth: offsets from the neutral face scaled by the articulation gain
+    mouth = _columns(_MOUTH)
+    gain = _gain(mouth_gap(reference).std(), mouth_gap(out).std(), MOUTH_GAIN)
+    out[:, mouth] *= gain
+
+    lids = _columns([name for pair in _LIDS for name in pair])
+    # blinks: the person's own, at the person's rate
+    blinks = find_blinks(reference, neutral_lid_gap)
+    if blinks:
+        rate = len(blinks) / len(reference)  # per frame
+        have = len(find_blinks(out, neutral_lid_gap))
+        count = int(round(rate * len(out))) - have
+        for number, start in enumerate(_blink_times(len(out), count, generator)):
+            blink = blinks[number % len(blinks)]
+            stop = min(len(out), start + len(blink))
+            out[start:stop, lids] += blink[: stop - start]
+    return torch.from_numpy(out).to(codes.dtype)

@@ -1,0 +1,106 @@
+"""Eye and mouth dynamics from the whole reference (omnitalker/pipeline/expression_style.py).
+
+python -m pytest tests/test_expression_style.py -q
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from omnitalker.frontend.audio import FRAME_RATE
+from omnitalker.frontend.face.codes import EYE_SLICE, VISUAL_CODE_DIM
+from omnitalker.pipeline.expression_style import (
+    MOUTH_GAIN,
+    _columns,
+    _LIDS,
+    find_blinks,
+    lid_gap,
+    match_expression,
+    mouth_gap,
+)
+
+NEUTRAL_GAP = 0.05  # code units: the lids' distance in the neutral face (y axis pointing down)
+LIDS = _columns([name for pair in _LIDS for name in pair])
+
+
+def _blinking(seconds: float, blink_every: float, seed: int = 0) -> np.ndarray:
+    """Codes at the mel rate whose lids shut for ~0.15 s every `blink_every` s, with a moving mouth and gaze."""
+    rng = np.random.default_rng(seed)
+    frames = int(seconds * FRAME_RATE)
+    codes = rng.normal(0, 1e-4, (frames, VISUAL_CODE_DIM))
+    t = np.arange(frames) / FRAME_RATE
+    closure = np.zeros(frames)
+    for start in np.arange(0.5, seconds - 0.5, blink_every):
+        closure += np.exp(-0.5 * ((t - start) / 0.04) ** 2)
+    upper, lower = _columns(["upper_lid_right", "upper_lid_left"]), _columns(["lower_lid_right", "lower_lid_left"])
+    codes[:, upper[1::3]] += (0.5 * NEUTRAL_GAP * closure)[:, None]  # upper lids come down ...
+    codes[:, lower[1::3]] -= (0.45 * NEUTRAL_GAP * closure)[:, None]  # ... and the lower ones up
+    lower_lip = _columns(["lower_lip_inner"])[1]
+    codes[:, lower_lip] += 0.03 * (1 + np.sin(2 * np.pi * 4 * t))  # speech-like opening
+    codes[:, EYE_SLICE] += 0.05 * np.sin(2 * np.pi * 0.5 * t)[:, None]
+    return codes.astype(np.float32)
+
+
+def _still(seconds: float) -> np.ndarray:
+    frames = int(seconds * FRAME_RATE)
+    codes = np.zeros((frames, VISUAL_CODE_DIM), np.float32)
+    t = np.arange(frames) / FRAME_RATE
+    codes[:, _columns(["lower_lip_inner"])[1]] = 0.01 * (1 + np.sin(2 * np.pi * 4 * t))
+    return codes
+
+
+def test_the_reference_blinks_are_found_whole():
+    reference = _blinking(10.0, 2.0)
+    blinks = find_blinks(reference, NEUTRAL_GAP)
+    assert len(blinks) == 5
+    for blink in blinks:
+        assert np.allclose(blink[0], 0, atol=1e-6) and np.allclose(blink[-1], 0, atol=1e-6)  # starts and ends open
+
+
+def test_the_output_blinks_at_the_reference_rate_with_its_own_blinks():
+    reference, generated = torch.from_numpy(_blinking(10.0, 2.0)), torch.from_numpy(_still(8.0))
+    out = match_expression(generated, reference, NEUTRAL_GAP, torch.Generator().manual_seed(0))
+    assert len(find_blinks(generated.numpy(), NEUTRAL_GAP)) == 0
+    assert len(find_blinks(out.numpy(), NEUTRAL_GAP)) == 4  # 0.5 blinks/s x 8 s
+    shut = np.sign(NEUTRAL_GAP) * (NEUTRAL_GAP + lid_gap(out.numpy()))
+    assert shut.min() < 0.2 * NEUTRAL_GAP  # the eyes really close
+    again = match_expression(generated, reference, NEUTRAL_GAP, torch.Generator().manual_seed(0))
+    other = match_expression(generated, reference, NEUTRAL_GAP, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again) and not torch.equal(out, other)  # the generator decides when
+
+
+def test_articulation_and_gaze_take_the_reference_size_within_bounds():
+    reference, generated = torch.from_numpy(_blinking(10.0, 2.0)), torch.from_numpy(_still(8.0))
+    out = match_expression(generated, reference, NEUTRAL_GAP, torch.Generator().manual_seed(0)).numpy()
+    gain = mouth_gap(out).std() / mouth_gap(generated.numpy()).std()
+    assert np.isclose(gain, MOUTH_GAIN[1])  # the reference moves 3x as much: capped
+    assert np.allclose(out[:, EYE_SLICE], generated.numpy()[:, EYE_SLICE])  # a still gaze is left still
+
+
+def test_a_short_or_still_reference_leaves_the_codes_alone():
+    generated = torch.from_numpy(_blinking(4.0, 1.0, seed=1))
+    short = torch.from_numpy(_blinking(1.0, 0.5))
+    assert torch.equal(match_expression(generated, short, NEUTRAL_GAP), generated)
+    photo = torch.zeros(500, VISUAL_CODE_DIM)
+    out = match_expression(generated, photo, NEUTRAL_GAP)
+    assert torch.allclose(out, generated)
+
+
+def test_the_pipeline_setting_changes_the_face_not_the_voice(tmp_path):
+    from omnitalker import OmniTalkerPipeline
+    from tests.pipeline_fixtures import REFERENCE_TEXT, get_dummy_components, make_reference_video
+
+    video = make_reference_video(tmp_path / "ref.mp4", seconds=3.0, size=128)
+    outputs = {}
+    for setting in (False, True):
+        pipe = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"),
+                                  match_reference_expression=setting)
+        pipe.set_progress_bar_config(disable=True)
+        reference = pipe.prepare_reference(reference_video=video, reference_text=REFERENCE_TEXT)
+        outputs[setting] = pipe("Nice to meet you.", reference=reference, num_inference_steps=2, output_type="np",
+                                generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(outputs[True].audio[0], outputs[False].audio[0])
+    assert not np.array_equal(outputs[True].visual_codes[0], outputs[False].visual_codes[0])
+    pipe.save_pretrained(tmp_path / "pipe")
+    assert OmniTalkerPipeline.from_pretrained(tmp_path / "pipe").config.match_reference_expression is True
