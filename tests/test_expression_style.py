@@ -11,9 +11,9 @@ import torch
 from omnitalker.frontend.audio import FRAME_RATE
 from omnitalker.frontend.face.codes import EYE_SLICE, VISUAL_CODE_DIM
 from omnitalker.pipeline.expression_style import (
+    _LIDS,
     MOUTH_GAIN,
     _columns,
-    _LIDS,
     find_blinks,
     lid_gap,
     match_expression,
