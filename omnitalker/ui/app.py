@@ -39,6 +39,7 @@ from omnitalker.flow.guidance import (
     MIN_STRENGTH,
 )
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
+from omnitalker.frontend.languages import SUPPORTED_LANGUAGES
 from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
 
@@ -144,7 +145,9 @@ def _talk_tab(talk: Callable, examples: dict, limits,
             reference_text = gr.Textbox(label="Reference transcript (what is said in the reference)", lines=2,
                                         placeholder=TRANSCRIPT_PLACEHOLDER, elem_id="reference-text")
             length = "" if limits.max_text_length is None else f" (at most {limits.max_text_length:,} characters)"
-            text = gr.Textbox(label=f"Text to speak{length}", lines=3, elem_id="text")
+            text = gr.Textbox(label=f"Text to speak{length}", lines=3, elem_id="text",
+                              info=f"In {' or '.join(SUPPORTED_LANGUAGES.values())}: other languages are refused; "
+                              "emoji are left out.")
             with gr.Accordion("Advanced settings", open=False):
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps",
                                   elem_id="steps")
