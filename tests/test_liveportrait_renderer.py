@@ -164,3 +164,32 @@ def test_pipeline_renders_with_it_and_saves_it(tmp_path):
     assert (tmp_path / "pipe" / "renderer" / "diffusion_pytorch_model.safetensors").is_file()
     loaded = OmniTalkerPipeline.from_pretrained(tmp_path / "pipe")
     assert isinstance(loaded.renderer, LivePortraitRenderer) and loaded.renderer.config.input_size == 32
+
+
+def test_load_renderer_by_name(tmp_path):
+    from omnitalker.render.choose import load_renderer
+    from omnitalker.render.warp import WarpRenderer
+
+    assert isinstance(load_renderer(None, output_size=256), WarpRenderer)
+    assert load_renderer("warp", output_size=256).config.output_size == 256
+    tiny_renderer(input_size=32).save_pretrained(tmp_path / "lp")
+    loaded = load_renderer(tmp_path / "lp")
+    assert isinstance(loaded, LivePortraitRenderer) and not loaded.training
+    with pytest.raises(ValueError, match="convert.liveportrait"):
+        load_renderer(tmp_path / "missing")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"_class_name": "VocosVocoder"}))
+    with pytest.raises(ValueError, match="VocosVocoder"):
+        load_renderer(tmp_path / "other")
+
+
+def test_a_loaded_pipeline_takes_it_as_its_renderer(tmp_path):
+    """`pipe.renderer = ...` (what a --renderer option does) is what save_pretrained then writes."""
+    from omnitalker.pipeline import OmniTalkerPipeline
+    from tests.pipeline_fixtures import get_dummy_components
+
+    pipe = OmniTalkerPipeline(**get_dummy_components())
+    pipe.renderer = tiny_renderer(input_size=32)
+    pipe.save_pretrained(tmp_path / "pipe")
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert index["renderer"] == ["omnitalker.render.liveportrait", "LivePortraitRenderer"]
