@@ -35,12 +35,14 @@ The bridge from our codes to LivePortrait's motion (chosen because it needs no f
 5. **Stitching on**: the stitching MLP keeps the shoulders / crop border aligned with the source, so the paste-back
    seam does not move.
 
-Crop and paste-back (MediaPipe, no InsightFace): the reference's 478 landmarks give a square box rotated with the
-eye line, `crop_scale` times the face mesh's extent, its centre moved by `crop_shift` of the side along the face's
-vertical (up, as LivePortrait's ``vy_ratio`` -0.125); the 256x256 crop feeds F and M, the 512x512 output (G
-upsamples 2x) goes back into the full frame through the inverse similarity with a feathered square mask. A
-reference whose face is too small or outside the image is refused with a ValueError that says so. A video
-reference's extra frames (``frames`` / ``frame_landmarks``) are not used: the generator draws the mouth interior.
+Crop and paste-back (MediaPipe, no InsightFace): the reference's 478 landmarks give a square box rotated with
+the eye line, `crop_scale` (2.3, LivePortrait's) times the larger side of the face's box, measured on the mesh
+from the eyebrows down (LivePortrait's own landmarks, which its training crops were made with, have no
+forehead), its centre moved by `crop_shift` of the side along the face's vertical (up, as LivePortrait's
+``vy_ratio`` -0.125); the 256x256 crop feeds F and M, the 512x512 output (G upsamples 2x) goes back into the
+full frame through the inverse similarity with a feathered square mask. A reference whose face is too small or
+outside the image is refused with a ValueError that says so. A video reference's extra frames (``frames`` /
+``frame_landmarks``) are not used: the generator draws the mouth interior.
 
 Cost: the released networks need a GPU for real time (LivePortrait reports 12.8 ms a frame on an RTX 4090);
 ``python bench/liveportrait.py`` measures frames/s on this machine.
@@ -65,6 +67,8 @@ from omnitalker.render.warp import RenderReference, WarpRenderer
 EYE_POINTS = ((159, 145, 33, 133), (386, 374, 362, 263))  # per eye: upper lid, lower lid, two corners
 LIP_POINTS = (13, 14, 61, 291)  # inner upper lip, inner lower lip, mouth corners
 EYE_LINE = (33, 263)  # outer eye corners: the crop's rotation
+# eyebrows: the crop's box spans brows to chin, like LivePortrait's landmark box (its landmarks have no forehead)
+EYEBROWS = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
 NUM_MESH_POINTS = 468  # the face mesh without the iris points
 # LivePortrait's implicit keypoints that its eye / lip retargeting moves (its "animation region" indices)
 EYE_KEYPOINTS = (11, 13, 15, 16, 18)
@@ -87,7 +91,8 @@ def open_ratios(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def crop_transform(landmarks: np.ndarray, size: int, crop_scale: float, crop_shift: float) -> np.ndarray:
     """(2, 3) similarity: frame px -> crop px of a `size` square crop, rotated with the eye line, side
-    `crop_scale` x the face mesh's extent (in the rotated frame), centre moved `crop_shift` x side down the face."""
+    `crop_scale` x the larger side of the face's box (the mesh from the eyebrows down, in the rotated frame),
+    centre moved `crop_shift` x side down the face."""
     points = np.asarray(landmarks, np.float64)[:NUM_MESH_POINTS, :2]
     if points.shape != (NUM_MESH_POINTS, 2) or not np.isfinite(points).all():
         raise ValueError("the reference landmarks must be (478, 3) finite pixel coordinates of a detected face "
@@ -97,6 +102,7 @@ def crop_transform(landmarks: np.ndarray, size: int, crop_scale: float, crop_shi
     cos, sin = np.cos(angle), np.sin(angle)
     to_face = np.array([[cos, sin], [-sin, cos]])  # frame -> face-aligned axes (x along the eyes, y down)
     aligned = points @ to_face.T
+    aligned = aligned[aligned[:, 1] >= aligned[list(EYEBROWS), 1].min()]  # no forehead
     low, high = aligned.min(0), aligned.max(0)
     extent = float((high - low).max())
     if extent < MIN_FACE_PX:
