@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visual-pipeline", default=os.environ.get("OMNITALKER_VISUAL_PIPELINE") or None,
                         help="cascade mode: the pipeline that animates the face for an audio-only --pipeline "
                              "(default: OMNITALKER_VISUAL_PIPELINE, else its configured one, else the bundled demo)")
+    parser.add_argument("--renderer", default=os.environ.get("OMNITALKER_RENDERER") or None,
+                        help="what draws the face (default: OMNITALKER_RENDERER, else the pipeline's own): "
+                             "'warp' or a LivePortrait renderer folder / Hub id (python -m omnitalker.convert.liveportrait)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--host", default=None, help="server name (default GRADIO_SERVER_NAME or 0.0.0.0)")
     parser.add_argument("--port", type=int, default=None, help="port (default GRADIO_SERVER_PORT or 7860)")
@@ -45,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     from omnitalker.ui.app import build_demo, launch
 
     pipe = OmniTalkerPipeline.from_pretrained(args.pipeline).to(args.device)
-    launch(build_demo(pipe, visual_pipeline=args.visual_pipeline), server_name=args.host, server_port=args.port)
+    visual = args.visual_pipeline
+    if args.renderer:
+        from omnitalker.render.choose import attach_renderer
+
+        drawer = attach_renderer(pipe, args.renderer, device=args.device, visual_pipeline=visual)
+        visual = None if drawer is pipe else drawer
+    launch(build_demo(pipe, visual_pipeline=visual), server_name=args.host, server_port=args.port)
     return 0
 
 

@@ -62,6 +62,10 @@ visual_source = os.environ.get("OMNITALKER_VISUAL_PIPELINE") or None
 visual = OmniTalkerPipeline.from_pretrained(visual_source).to(device) if visual_source else None
 if visual is None and "visual" not in pipe.branches:
     visual = pipe.get_visual_pipeline()  # configured, else the bundled demo: loaded now, on the model's device
+if os.environ.get("OMNITALKER_RENDERER"):  # e.g. a converted LivePortrait renderer (needs a GPU for real time)
+    from omnitalker.render.choose import attach_renderer  # noqa: E402
+
+    attach_renderer(visual or pipe, os.environ["OMNITALKER_RENDERER"], device=device)
 demo = build_demo(pipe, examples_dir=examples_folder(), visual_pipeline=visual,
                   gpu=spaces.GPU(duration=GPU_SECONDS) if spaces is not None else None)
 

@@ -197,3 +197,20 @@ def test_released_weights_convert_and_animate(tmp_path, astronaut_reference):
     still = frames[0]
     error = np.abs(still[y0:y1, x0:x1].astype(float) - source.image[y0:y1, x0:x1].astype(float)).mean()
     assert error < 20.0
+
+
+def test_the_cli_draws_with_a_converted_renderer(tmp_path, capsys):
+    """``omnitalker generate --renderer FOLDER``: the bundled demo speaks, the LivePortrait renderer draws."""
+    from omnitalker.ui.cli import main as cli
+
+    src = write_released(tmp_path / "released", tiny_states())
+    main(["--src", str(src), "--out", str(tmp_path / "renderer"), "--config", str(_tiny_json(tmp_path))])
+    out = tmp_path / "out.mp4"
+    code = cli(["generate", "--text", "Hi.", "--image", "examples/astronaut.png", "--voice", "examples/voice.wav",
+                "--reference-text", "Good morning. This is my voice, recorded for the demo.", "--steps", "2",
+                "--renderer", str(tmp_path / "renderer"), "--out", str(out)])
+    assert code == 0 and out.is_file()
+    assert cli(["generate", "--text", "Hi.", "--image", "examples/astronaut.png", "--voice", "examples/voice.wav",
+                "--reference-text", "Hello.", "--renderer", str(tmp_path / "nothing"),
+                "--out", str(tmp_path / "no.mp4")]) == 2
+    assert "python -m omnitalker.convert.liveportrait" in capsys.readouterr().err and not (tmp_path / "no.mp4").exists()

@@ -17,6 +17,7 @@ COMPONENT_MODULES = (
     "omnitalker.frontend.text",
     "omnitalker.frontend.phonemes",
     "omnitalker.render.warp",
+    "omnitalker.render.liveportrait",
     "omnitalker.components",  # the names of older saved folders
 )
 

@@ -39,3 +39,12 @@ def load_renderer(spec: str | Path | None = None, *, output_size: int = 512, dev
         if name != LivePortraitRenderer.__name__:
             raise ValueError(f"renderer folder {spec} holds a {name or 'unknown'} model, not a LivePortraitRenderer")
     return LivePortraitRenderer.from_pretrained(str(spec)).to(device).eval()
+
+
+def attach_renderer(pipe, spec: str | Path, *, device: str = "cpu", visual_pipeline=None):
+    """Load `spec` (``load_renderer``) and make it the renderer of the pipeline that draws the face: `pipe` itself
+    when it has a trained visual branch, else (the cascade) its visual pipeline: `visual_pipeline` (a pipeline,
+    folder or Hub id) or the configured one. Returns that pipeline, to be passed on as the visual pipeline."""
+    drawer = pipe if "visual" in pipe.branches else pipe.get_visual_pipeline(visual_pipeline)
+    drawer.renderer = load_renderer(spec, device=device)
+    return drawer

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
 from omnitalker.pipeline.modes import MODES, default_mode, describe_mode
+from omnitalker.render.choose import RENDERER_CHOICES_HELP, attach_renderer
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "weights" / "omnitalker-demo"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"longest text accepted, in characters (default {limits.max_text_length:,})")
     common.add_argument("--visual-pipeline", help="cascade mode: the pipeline whose visual branch animates the face "
                         "(folder or Hub id; default: --pipeline's configured one, else the bundled demo)")
+    common.add_argument("--renderer", default=None, help=f"what draws the face: {RENDERER_CHOICES_HELP}")
     common.add_argument("--asr", help="speech recognizer for a missing --reference-text: 'default' (bundled "
                         "tiny.en, English), a faster-whisper size such as 'small', a folder, or 'none' "
                         "(default: the pipeline's own)")
@@ -160,6 +162,8 @@ def run(args: argparse.Namespace) -> Path:
     mode = getattr(args, "mode", None) or default_mode(pipe)
     if mode == "cascade" and args.visual_pipeline:
         pipe.set_visual_pipeline(args.visual_pipeline)
+    if args.renderer and mode != "audio":
+        attach_renderer(pipe, args.renderer, device=args.device)
     print(f"mode: {mode} ({describe_mode(pipe, mode)})")
     reference = pipe.prepare_reference(reference_video=args.reference, reference_image=args.image,
                                        reference_audio=args.voice, reference_text=args.reference_text,
