@@ -297,10 +297,10 @@ analyzer.close()
 # Read the curves as a measurement of this small demo model, one reference, one seed (on one sentence Whisper's
 # transcript can move by a word or two between CPUs). **Text guidance** is what makes the words come through:
 # at 2 and 4 Whisper gets all but two words (WER 0.13), without it or at 0.5-1 it misses a third or more. **The
-# prompt strengths do not help this model:** visual-prompt guidance lowers the pose distance (P-FID) by only a few
-# percent and makes the expression distance (E-FID) worse from 2 on, sharply at 4, and audio-prompt guidance *lowers*
-# the voice similarity, slightly up to 2 and sharply at 4. The prompt is already in context; pushing the output
-# away from the prediction made without it overshoots rather than copying more of the style. The held-out
-# evaluation (`BENCHMARKS.md`, "Default guidance") led to the same choice, so the pipeline's defaults are
-# `guidance_text=3.0`, `guidance_audio=0.0`, `guidance_visual=0.0` (two transformer passes per step instead of four,
-# for CPU speed).
+# prompt strengths do not help this model much:** visual-prompt guidance lowers the pose distance (P-FID) by only a
+# few percent and the expression distance (E-FID) a little up to 1, then raises E-FID again, most at 4; audio-prompt
+# guidance *lowers* the voice similarity, slightly up to 2 and sharply at 4. The prompt is already in context;
+# pushing the output away from the prediction made without it overshoots rather than copying more of the style.
+# The held-out evaluation (`BENCHMARKS.md`, "Default guidance") led to the same choice, so the pipeline's defaults
+# are `guidance_text=3.0`, `guidance_audio=0.0`, `guidance_visual=0.0` (two transformer passes per step instead of
+# four, for CPU speed).
