@@ -94,3 +94,18 @@ def test_real_clip_runs(tmp_path):
     report = main(["--clips", str(REAL_CLIPS), "--only", "d18", "--frames", "20", "--size", "256"])
     (clip,) = report["clips"]
     assert clip["photo"]["detected"] > 0.9 and clip["photo"]["mouth_ssim"] > clip["still"]["mouth_ssim"]
+
+
+def test_two_renderers_in_one_run(talking_clip, tmp_path):
+    """``--renderer warp FOLDER`` scores a converted LivePortrait renderer (tiny random weights here) beside the warp."""
+    from omnitalker.convert.liveportrait import main as convert
+    from tests.test_convert_liveportrait import _tiny_json, tiny_states, write_released
+
+    src = write_released(tmp_path / "released", tiny_states())
+    convert(["--src", str(src), "--out", str(tmp_path / "lp"), "--config", str(_tiny_json(tmp_path))])
+    report = main(["--clips", str(talking_clip), "--frames", "6", "--reference-seconds", "0.3", "--size", "256",
+                   "--renderer", "warp", str(tmp_path / "lp")])
+    assert set(report["renderers"]) == {"warp", str(tmp_path / "lp")}
+    assert report["renderers"][str(tmp_path / "lp")]["renderer"]["_class_name"] == "LivePortraitRenderer"
+    with pytest.raises(SystemExit):
+        main(["--clips", str(talking_clip), "--renderer", str(tmp_path / "missing")])

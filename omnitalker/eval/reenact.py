@@ -26,6 +26,7 @@ window, where neither mode has seen the truth.
     python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --json bench/results/reenact.json
     python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --smooth --json bench/results/reenact_smoothed.json
     python -m omnitalker.eval.reenact --clips DIR --only d3 d10 --frames 60 --size 256
+    python -m omnitalker.eval.reenact --clips DIR --renderer warp weights/liveportrait   # both renderers, one run
 
 The clips are real people's videos: they are read, never written anywhere (no frames are saved).
 """
@@ -49,6 +50,7 @@ from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, encode_codes
 from omnitalker.frontend.face.codes import smooth_codes
 from omnitalker.frontend.face.template import LEFT_EYE, RIGHT_EYE
 from omnitalker.io.video import read_video
+from omnitalker.render.choose import RENDERER_CHOICES_HELP, WARP, load_renderer
 from omnitalker.render.warp import NUM_MESH_VERTICES, WarpRenderer, mesh_topology
 
 DEFAULT_FRAMES = 150
@@ -161,7 +163,10 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 def motion_scores(analyzer: FaceAnalyzer, rendered: np.ndarray, fps: float, truth_landmarks: np.ndarray) -> dict:
     """Mouth and eye motion that MediaPipe sees on the rendered frames, correlated with the truth's."""
-    track = analyzer.analyze_video(list(rendered), fps=fps)
+    try:
+        track = analyzer.analyze_video(list(rendered), fps=fps)
+    except ValueError:  # MediaPipe finds no face in the rendered frames: nothing moves as the truth does
+        return {"mouth_corr": float("nan"), "eye_corr": float("nan"), "detected": 0.0}
     true_eyes = eye_openness(truth_landmarks)
     return {
         "mouth_corr": _corr(mouth_gap(track.landmarks), mouth_gap(truth_landmarks)),
@@ -272,6 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames scored per clip")
     parser.add_argument("--reference-seconds", type=float, default=REFERENCE_SECONDS,
                         help="video mode: length of the reference window at the start of each clip")
+    parser.add_argument("--renderer", nargs="+", default=[WARP], metavar="RENDERER",
+                        help=f"one or more renderers, each scored on every clip: {RENDERER_CHOICES_HELP}")
     parser.add_argument("--size", type=int, default=512, help="renderer output_size")
     parser.add_argument("--smooth", action="store_true",
                         help="low-pass the codes as the pipeline does for a reference (smooth_codes)")
@@ -296,23 +303,33 @@ def main(argv: list[str] | None = None) -> dict:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             parser.error(f"--set {item}: the value must be a Python literal (a number, a tuple, True/False)")
-    try:
-        renderer = WarpRenderer(output_size=args.size, **overrides)
-    except (TypeError, ValueError) as error:
-        parser.error(f"--set: {error}")
-    results = []
+    renderers = {}
+    for spec in args.renderer:
+        try:
+            renderers[spec] = (WarpRenderer(output_size=args.size, **overrides) if spec == WARP
+                               else load_renderer(spec, output_size=args.size))
+        except (TypeError, ValueError) as error:
+            parser.error(f"--renderer {spec} / --set: {error}")
+    runs = {}
     with FaceAnalyzer() as analyzer:
-        for path in paths:
-            result = evaluate_clip(path, renderer, analyzer, args.frames, args.reference_seconds, args.smooth)
-            print(f"{path.stem}: face {result['still']['face_psnr']:.2f} -> {result['photo']['face_psnr']:.2f} dB, "
-                  f"mouth SSIM {result['photo']['mouth_ssim']:.3f}, eyes SSIM {result['photo']['eyes_ssim']:.3f}, "
-                  f"eye corr {result['photo']['eye_corr']:.2f}", flush=True)
-            results.append(result)
-    summary = summarize(results)
-    print(table(results, summary))
-    report = {"renderer": dict(renderer.config), "frames": args.frames, "reference_seconds": args.reference_seconds,
-              "smooth": args.smooth,
-              "machine": platform.processor() or platform.machine(), "clips": results, "summary": summary}
+        for spec, renderer in renderers.items():
+            results = []
+            for path in paths:
+                result = evaluate_clip(path, renderer, analyzer, args.frames, args.reference_seconds, args.smooth)
+                print(f"[{spec}] {path.stem}: face {result['still']['face_psnr']:.2f} -> "
+                      f"{result['photo']['face_psnr']:.2f} dB, mouth SSIM {result['photo']['mouth_ssim']:.3f}, "
+                      f"eyes SSIM {result['photo']['eyes_ssim']:.3f}, eye corr {result['photo']['eye_corr']:.2f}",
+                      flush=True)
+                results.append(result)
+            summary = summarize(results)
+            print(f"renderer {spec}:\n{table(results, summary)}")
+            runs[spec] = {"renderer": dict(renderer.config), "clips": results, "summary": summary}
+    first = runs[args.renderer[0]]
+    report = {"renderer": first["renderer"], "frames": args.frames, "reference_seconds": args.reference_seconds,
+              "smooth": args.smooth, "machine": platform.processor() or platform.machine(),
+              "clips": first["clips"], "summary": first["summary"]}
+    if len(runs) > 1:
+        report["renderers"] = runs
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1, default=float))
