@@ -421,3 +421,16 @@ def test_demo_builds_without_a_pipeline_and_ships_examples():
     for name in ("astronaut_talking.mp4", "astronaut.png", "voice.wav", "driving_speech.wav"):
         assert (DEFAULT_EXAMPLES / name).stat().st_size < 1_000_000
     assert torch.get_num_threads() >= 1
+
+
+def test_the_page_says_what_the_demo_does_with_a_real_voice_and_which_languages():
+    import json
+
+    from omnitalker.notices import DEMO_REAL_VOICE_NOTICE
+
+    def texts(demo):
+        return json.dumps(demo.config["components"], ensure_ascii=False)
+
+    bundled = texts(build_demo(examples_dir=None))  # the bundled demo: synthetic voices only
+    assert DEMO_REAL_VOICE_NOTICE in bundled and "English or Mandarin Chinese" in bundled
+    assert DEMO_REAL_VOICE_NOTICE not in texts(build_demo("f5tts-v1", examples_dir=None))  # a real-voice pipeline

@@ -40,6 +40,7 @@ from omnitalker.flow.guidance import (
 )
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.frontend.languages import SUPPORTED_LANGUAGES
+from omnitalker.notices import DEMO_REAL_VOICE_NOTICE
 from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
 
@@ -114,7 +115,8 @@ def build_demo(
         gr.Markdown(handlers.mode_notice(), elem_id="mode")
         with gr.Tabs():
             with gr.Tab("Talk", id="talk"):
-                _talk_tab(talk, examples, handlers.limits, handlers.guidance_defaults())
+                _talk_tab(talk, examples, handlers.limits, handlers.guidance_defaults(),
+                          voice_notice=DEMO_REAL_VOICE_NOTICE if _synthetic_voices_only(pipeline) else None)
             with gr.Tab("Lip-sync", id="lipsync"):
                 _lipsync_tab(lipsync, examples, handlers.limits)
             with gr.Tab("Learn flow matching", id="learn"):
@@ -129,8 +131,15 @@ def _seconds(limit) -> str:
     return "" if limit is None else f"; at most {limit:g} s"
 
 
+def _synthetic_voices_only(pipeline) -> bool:
+    """True for the bundled demo, which has heard only synthetic espeak-ng voices (its voice upload says so)."""
+    source = DEFAULT_PIPELINE if pipeline is None else getattr(pipeline, "name_or_path", pipeline)
+    return Path(str(source)).name == Path(DEFAULT_PIPELINE).name
+
+
 def _talk_tab(talk: Callable, examples: dict, limits,
-              guidance=(DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH)) -> None:
+              guidance=(DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH),
+              voice_notice: str | None = None) -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tabs():
@@ -142,6 +151,8 @@ def _talk_tab(talk: Callable, examples: dict, limits,
                                                image_mode=None, elem_id="reference-image")  # file as uploaded
                     reference_audio = gr.Audio(label="Voice sample (1-10 s)", type="filepath",
                                                sources=["upload", "microphone"], elem_id="reference-audio")
+                    if voice_notice:
+                        gr.Markdown(voice_notice, elem_id="voice-notice")
             reference_text = gr.Textbox(label="Reference transcript (what is said in the reference)", lines=2,
                                         placeholder=TRANSCRIPT_PLACEHOLDER, elem_id="reference-text")
             length = "" if limits.max_text_length is None else f" (at most {limits.max_text_length:,} characters)"
