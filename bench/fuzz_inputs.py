@@ -640,6 +640,31 @@ def summarize(outcomes: list[Outcome]) -> dict:
     }
 
 
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _weights_hash(pipeline: str) -> str:
+    """sha256 (first 12 hex digits) of the pipeline's transformer weights: which weights a run used."""
+    import hashlib
+
+    files = sorted((Path(pipeline) / "transformer").glob("*.safetensors"))
+    if not files:
+        return f"{pipeline} (not a local folder)"
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{pipeline} (transformer sha256 {digest.hexdigest()[:12]})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", default=str(PIPELINE))
@@ -693,7 +718,8 @@ def main() -> None:
         for message, problems in summary["messages_without_input_or_fix"].items():
             print(f"message ({', '.join(problems)}): {message[:200]}")
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        record = {"commit": _git_commit(), "weights": _weights_hash(args.pipeline),
+                  "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                   "pipeline": args.pipeline, "steps": args.steps, "timeout_s": args.timeout,
                   "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "summary": summary,
                   "outcomes": [asdict(o) for o in outcomes]}
