@@ -3,7 +3,7 @@
 Two runs that share their early training stay in one basin of the loss, so their mean is a model of the same
 size and speed that often generalises better than either. Measured on the demo (the mean of the then-shipped
 18,000-update weights and the voice-warped 21,400-update ones): between the two, not better than the 18,000
-weights overall (BENCHMARKS.md, "Stage 8"). The folders must have the same config (architecture and the
+weights overall (CHANGELOG.md, stage 8; `bench/results/voice_warp/`). The folders must have the same config (architecture and the
 visual-code statistics); the output gets that config and the mean weights.
 
     PYTHONPATH=. python scripts/average_transformers.py --out /tmp/soup/transformer \

@@ -184,7 +184,7 @@ def build_corpus(
     """Generate the corpus; returns the index (also written to ``index.json``).
 
     ``voice_variants`` limits the espeak variants speakers are drawn from (e.g. only the female ones, to give
-    training more of the high-pitched voices the demo model found hardest: BENCHMARKS.md, "Stage 9").
+    training more of the high-pitched voices the demo model found hardest: CHANGELOG.md, stage 9; `bench/results/female_voices/`).
     """
     check_voice_variants(voice_variants)
     if hours <= 0 or speakers < 2:

@@ -3,8 +3,8 @@
 Why: at 16 steps the small demo transformer's mels jitter from one frame to the next (mean |x[t+1] - x[t]| about
 1.25x the ground truth's), and Griffin-Lim turns the jitter into a rough sound that Whisper misreads. A short
 low-pass along time removes it and leaves speech alone: ``(0.25, 0.5, 0.25)`` at 93.75 frames/s has its -6 dB point
-at 23 Hz and costs 0.6 dB at 8 Hz, while syllables and phonemes live at ~2-16 Hz. Measured in BENCHMARKS.md ("Mel
-smoothing"). Only generated frames are smoothed; prompts, given speech and ground truth are left as they are.
+at 23 Hz and costs 0.6 dB at 8 Hz, while syllables and phonemes live at ~2-16 Hz. Measured when it was chosen
+(CHANGELOG.md, 2026-11-29; `bench/results/mel_smoothing/`). Only generated frames are smoothed; prompts, given speech and ground truth are left as they are.
 
 A hand-written weighted sum of shifted frames (not ``scipy.ndimage``) so it runs on the tensor's own device and
 dtype inside the pipeline.

@@ -3,8 +3,8 @@
 Why: a durations model is given only the last 1-2 s of its reference in context (``text_layout.prompt_window``:
 a longer prompt costs words), and a slow head sway (0.15-0.8 Hz in the synthetic corpora) shows at most one cycle
 in that window. So the transformer's sway size follows the reference's only weakly (yaw-spread correlation 0.42
-across 9 unseen voices) while the whole reference, a few seconds, shows it much better (BENCHMARKS.md, "Head motion
-from the reference"). This step gives the output the reference's motion size: each generated pose code is scaled
+across 9 unseen voices) while the whole reference, a few seconds, shows it much better (CHANGELOG.md,
+2026-11-29; `bench/results/motion_spread/`). This step gives the output the reference's motion size: each generated pose code is scaled
 about its own mean so its spread over the output equals the reference's spread of that code,
 
     x' = mean(x) + g (x - mean(x)),   g = clip(std(reference) / std(x), MIN_GAIN, MAX_GAIN)

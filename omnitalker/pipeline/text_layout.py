@@ -34,7 +34,7 @@ from omnitalker.frontend.phonemes import WORD_BOUNDARY, PhonemeSequence, Phoneme
 # "durations" models learn to generate 70-100 % of a clip from the rest (loss.span_fraction of the demo recipe),
 # so the prompt given in context should be at most ~30 % of [prompt | target]: a longer one is outside what they
 # were trained on and costs words (3 s prompts cut to ~1.5 s: Whisper WER 0.455 -> 0.359 on unseen sentences,
-# BENCHMARKS.md, "Prompt length"). The reference still sets the pace and the voice's timing in full.
+# CHANGELOG.md, 2026-11-28; `bench/results/prompt_study/`). The reference still sets the pace and the voice's timing in full.
 MAX_PROMPT_SHARE = 0.3
 MIN_PROMPT_SECONDS = 1.0  # but never less of the reference than this: its voice and motion
 # A mel frame is "sound" when its mean log-mel energy is within this many nats of the loudest frame

@@ -1,13 +1,13 @@
 """Voice warping: new voices for training by stretching each clip's spectrum along frequency (VTLP).
 
 The demo transformer speaks the voices it has heard clearly but words suffer in voices it has not
-(BENCHMARKS.md, "Demo checkpoint, durations layout"): it can lean on recognising a known voice instead of
+(CHANGELOG.md, 2026-11-29; `bench/results/eval_demo*`): it can lean on recognising a known voice instead of
 copying the one in its prompt. Warping a whole clip's log-mel along frequency by a factor a (every
 frequency f is read from f / a: a > 1 raises pitch and formants together, as a shorter vocal tract
 does) turns each training voice into a continuum of voices, and because prompt and target of a clip are
 warped alike, the model can only get the target right by following its prompt (vocal tract length
 perturbation, an ASR augmentation, here on the mel the model generates). Measured on the demo model
-(BENCHMARKS.md, "Stage 8"): better on the large unseen-voice sets, worse on seen voices, without a reference
+(CHANGELOG.md, stage 8; `bench/results/voice_warp/`): better on the large unseen-voice sets, worse on seen voices, without a reference
 and in lip-sync, so the demo recipes leave it off.
 
 Why by hand: torchaudio and audiomentations warp waveforms or linear spectrograms; the training data here

@@ -4,7 +4,7 @@ Span masking trains a model to infill part of a clip from the rest of *the same*
 puts a *different* utterance of the speaker before the text it generates (the reference, cut by
 ``text_layout.prompt_window``). For voices it has heard the model can bridge that; for unseen ones it has to
 take the voice from another utterance, which it was never asked to do, and that is where it loses words
-(BENCHMARKS.md, "Demo checkpoint, durations layout").
+(CHANGELOG.md, stage 11; `bench/results/cross_prompt/`).
 
 With probability ``prob`` a training clip gets a partner: another clip of the same speaker in the same corpus.
 The partner's tail, cut by the pipeline's own rule (``prompt_window`` at its default share, at a word start),
