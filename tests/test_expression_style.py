@@ -70,12 +70,13 @@ def test_the_output_blinks_at_the_reference_rate_with_its_own_blinks():
     assert torch.equal(out, again) and not torch.equal(out, other)  # the generator decides when
 
 
-def test_articulation_and_gaze_take_the_reference_size_within_bounds():
+def test_articulation_and_gaze_take_the_reference_size():
     reference, generated = torch.from_numpy(_blinking(10.0, 2.0)), torch.from_numpy(_still(8.0))
     out = match_expression(generated, reference, NEUTRAL_GAP, torch.Generator().manual_seed(0)).numpy()
     gain = mouth_gap(out).std() / mouth_gap(generated.numpy()).std()
     assert np.isclose(gain, MOUTH_GAIN[1])  # the reference moves 3x as much: capped
-    assert np.allclose(out[:, EYE_SLICE], generated.numpy()[:, EYE_SLICE])  # a still gaze is left still
+    # a still gaze gets the person's own eye movements, as much as the reference's spread
+    assert np.isclose(out[:, EYE_SLICE].std(0).mean(), reference.numpy()[:, EYE_SLICE].std(0).mean(), rtol=0.1)
 
 
 def test_a_short_or_still_reference_leaves_the_codes_alone():

@@ -12,12 +12,14 @@ whole reference, the way ``motion_spread`` carries the head-motion size:
   trajectories relative to the lids around them; the output gets blinks at the reference's rate, each one a copy
   of one of the person's own blinks, at times drawn with the call's generator (at least ``MIN_BLINK_GAP_SECONDS``
   apart);
-- **gaze**: the gaze codes' movement about their mean is scaled to the reference's spread (bounded);
+- **gaze**: the demo's gaze barely moves (a tenth of a person's), so there is nothing to scale: the reference's
+  own eye movements are replayed (back and forth, from a start drawn with the generator), weighted so the output
+  has the reference's gaze spread;
 - **mouth**: the lip and jaw offsets from the neutral face are scaled so the mouth opening varies as much as the
   reference's (bounded): articulation gain, the timing stays the model's (sync is the model's).
 
-The model still decides what the mouth says and when; only the person's blink habit, gaze range and
-articulation size come from the reference. A photo reference (its one frame repeated) or a reference shorter than
+The model still decides what the mouth says and when; the person's blink habit, eye movements and articulation
+size come from the reference. A photo reference (its one frame repeated) or a reference shorter than
 ``MIN_REFERENCE_SECONDS`` leaves the codes as generated.
 
     codes = match_expression(codes, reference.codes, generator)     # (n, 58) generated, (m, 58) reference, mel rate
@@ -36,8 +38,8 @@ MIN_REFERENCE_SECONDS = 2.0
 BLINK_DEPTH = 0.6  # a blink: the lid gap below this share of its median (as omnitalker.eval.style counts them)
 BLINK_MARGIN_SECONDS = 0.08  # kept each side of a blink's closed frames: the lids' run-up and return
 MIN_BLINK_GAP_SECONDS = 0.6  # inserted blinks are at least this far apart (and from the ends)
+SPREAD_WINDOW_SECONDS = 0.1
 MIN_SPREAD = 1e-4  # code units; below this a code does not move (a photo reference)
-GAZE_GAIN = (0.5, 6.0)  # bounds on the gaze-spread gain (the demo's gaze barely moves: ~1/7 of a person's)
 MOUTH_GAIN = (0.7, 2.0)  # bounds on the articulation gain
 _POINT = {name: index for index, (name, _) in enumerate(EXPRESSION_POINTS)}
 _LIDS = [("upper_lid_right", "lower_lid_right"), ("upper_lid_left", "lower_lid_left")]
@@ -106,11 +108,40 @@ def _blink_times(num_frames: int, count: int, generator: torch.Generator | None)
     free = num_frames - 2 * gap - (count - 1) * gap
     if count < 1 or free < 1:
         return []
-    if generator is not None and generator.device.type != "cpu":  # draws are made on the CPU
-        generator = torch.Generator().manual_seed(generator.initial_seed())
-    draws = torch.rand(count + 1, generator=generator, dtype=torch.float64).numpy()  # spacing shares
+    draws = torch.rand(count + 1, generator=_cpu(generator), dtype=torch.float64).numpy()  # spacing shares
     spacing = free * draws[:-1] / draws.sum()
     return [int(gap + np.sum(spacing[: k + 1]) + k * gap) for k in range(count)]
+
+
+def _slow(codes: np.ndarray) -> np.ndarray:
+    """Moving average over SPREAD_WINDOW_SECONDS: spreads are compared on the movement a viewer sees, not on
+    frame-to-frame jitter (the output is shown at 25 fps)."""
+    width = max(1, round(SPREAD_WINDOW_SECONDS * MEL_FRAME_RATE))
+    if len(codes) <= width:
+        return codes
+    kernel = np.ones(width) / width
+    return np.stack([np.convolve(column, kernel, mode="valid") for column in codes.T], -1)
+
+
+def _gaze_replay(reference: np.ndarray, generated: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
+    """(n, 4) to add to the generated gaze: the reference's gaze movement (about its mean, back and forth so it
+    never jumps), from a start drawn with the generator, weighted so the sum has the reference's spread."""
+    movement = reference - reference.mean(0)  # m 4
+    wanted, have = _slow(reference).std(0).mean(), _slow(generated).std(0).mean()
+    if wanted < MIN_SPREAD or have >= wanted:
+        return np.zeros_like(generated)
+    weight = float(np.sqrt(wanted**2 - have**2) / wanted)
+    loop = np.concatenate([movement, movement[::-1]])  # back and forth: continuous at both ends
+    start = int(torch.randint(len(loop), (1,), generator=_cpu(generator)).item())
+    index = (start + np.arange(len(generated))) % len(loop)
+    return weight * loop[index]
+
+
+def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
+    """Draws are made on the CPU: a GPU generator is replaced by a CPU one with its seed."""
+    if generator is not None and generator.device.type != "cpu":
+        return torch.Generator().manual_seed(generator.initial_seed())
+    return generator
 
 
 def _gain(reference: float, generated: float, bounds: tuple[float, float]) -> float:
@@ -133,10 +164,8 @@ def match_expression(codes: torch.Tensor, reference_codes: torch.Tensor, neutral
     out = codes.double().numpy().copy()  # n 58
     reference = reference_codes.double().numpy()  # m 58
 
-    # gaze: movement about its mean, scaled to the reference's spread
-    gaze = out[:, EYE_SLICE]
-    gain = _gain(reference[:, EYE_SLICE].std(0).mean(), gaze.std(0).mean(), GAZE_GAIN)
-    out[:, EYE_SLICE] = gaze.mean(0) + gain * (gaze - gaze.mean(0))
+    # gaze: the person's own eye movements, replayed as much as the output lacks of their spread
+    out[:, EYE_SLICE] += _gaze_replay(reference[:, EYE_SLICE], out[:, EYE_SLICE], generator)
 
     # mouth: offsets from the neutral face scaled by the articulation gain
     mouth = _columns(_MOUTH)
