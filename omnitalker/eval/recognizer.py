@@ -1,7 +1,8 @@
 """A small CTC character recognizer over log-mel: the in-domain intelligibility judge (CER).
 
-No offline ASR model exists on these machines, so intelligibility on the synthetic corpus is measured
-by a recognizer trained on the corpus's own ground-truth mels (``python -m omnitalker.eval.train_recognizer``).
+Whisper (``omnitalker.frontend.asr``) judges general intelligibility; on the synthetic corpus, whose espeak voices
+Whisper partly misreads even as ground truth, intelligibility is also measured by a recognizer trained on the
+corpus's own ground-truth mels (``python -m omnitalker.eval.train_recognizer``).
 Its CER on held-out ground truth says how much a CER on generated speech can mean.
 
     recognizer = CTCRecognizer.from_pretrained("weights/ctc-recognizer")

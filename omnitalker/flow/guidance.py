@@ -26,21 +26,18 @@ number of steps.
 
 Cost: every non-zero strength adds one pass to the batched forward, and on a CPU the time is close to linear in
 the batch, so (text, audio, visual) guidance costs 4 passes per step, and the default (text only) and ``f5(s)``
-(one joint drop) 2 passes. Measured with bench's ``small`` config, 938 frames, 1 thread, one forward (process CPU time, shared
-2-core machine): 4 passes min 0.68 s, 2 passes min 0.37 s (x0.54). Per-condition control is what the extra
-passes buy; ``interval=(0, 0.5)`` keeps it where it matters most at roughly 5/8 of the cost.
+(one joint drop) 2 passes, about half the time of 4. Per-condition control is what the extra passes buy; ``interval=(0, 0.5)`` keeps it where it matters most at roughly 5/8 of the cost.
 
 Guidance reuse (``refresh_every`` k > 1): the guidance term ``sum_c w_c (v_full - v_{-c})`` changes slowly along
 the trajectory, so it is computed on every k-th step only and reused, rescaled by a(t), on the steps between,
 which then cost one pass. k = 2 (the default) with text guidance is 24 passes instead of 32 over 16 steps (the
-same idea as the cached CFG residual of video-diffusion accelerators; its cost in quality is measured in
-BENCHMARKS.md, "Default guidance").
+same idea as the cached CFG residual of video-diffusion accelerators; its cost in quality is in BENCHMARKS.md,
+"Default guidance").
 
 Negative strengths (down to -1) interpolate instead: w_c = -1 takes the velocity without condition c as the base
 and keeps the other terms, e.g. ``audio=-1`` with text 3 is ``v_{-audio} + 3 (v_full - v_{-text})``. On the demo it
-is a voice-likeness knob, not a free gain: Whisper WER 0.325 -> 0.283 on 98 clips of unseen voices, but 0.260 ->
-0.265 and 0.236 -> 0.286 on two other held-out sets, with SIM-A lower on all three (BENCHMARKS.md, "Default
-guidance"), so the default stays 0.
+is a voice-likeness knob, not a free gain (it helped unseen voices' words on one held-out set and hurt them on
+two, and lowered voice similarity on all three: CHANGELOG.md, 2026-11-29), so the default stays 0.
 
 F5-TTS compatibility: F5's ``cfg_strength`` s computes ``v + s (v - v_null)`` with text and audio prompt
 dropped together, i.e. ``GuidanceConfig.f5(s)`` = ``GuidanceConfig(text=0, audio=0, visual=0, joint=s)``.
@@ -62,17 +59,15 @@ CONDITIONS = ("text", "audio", "visual")
 STRENGTHS = (*CONDITIONS, "joint")  # the strength fields of GuidanceConfig
 ANNEAL_SCHEDULES = ("constant", "linear", "cosine")
 # The paper's per-condition strengths are not legible in our copy. Defaults: text guidance only (2 passes per
-# step), chosen on the demo model (BENCHMARKS.md, "Default guidance"): on held-out sentences, text alone matched
-# text 2 + audio 0.5 + visual 0.5 (4 passes) on Whisper WER, CER and lip-sync at half the DiT time (the prompt
-# guidance bought slightly lower E-FID); guidance only in an interval (t < 0.3 or 0.5) lost intelligibility;
-# and text 3 understood more words than 2 (WER 0.53 / 0.36 vs 0.57 / 0.50) at a slightly higher E-FID. Raise
-# audio / visual for a stronger pull towards the reference's style.
+# step), chosen on the demo model on held-out sentences: text alone was as intelligible and in sync as text +
+# audio + visual at half the DiT time, guidance in an interval only lost words, and strength 3 understood more
+# words than 2 (BENCHMARKS.md, "Default guidance"; `bench/results/guidance/`). Raise audio / visual for a
+# stronger pull towards the reference's style.
 DEFAULT_TEXT_STRENGTH = 3.0
 DEFAULT_AUDIO_STRENGTH = 0.0
 DEFAULT_VISUAL_STRENGTH = 0.0
-# The guidance term on every other step (24 passes instead of 32 over 16 steps): on the demo model it scored as
-# the every-step default within noise on both held-out splits (WER 0.544 / 0.341 vs 0.530 / 0.363, CER 0.259 /
-# 0.225 vs 0.261 / 0.218, sync expert and P-FID equal; BENCHMARKS.md, "Default guidance").
+# The guidance term on every other step (24 passes instead of 32 over 16 steps): on the demo model it scores as
+# the every-step default within noise on both held-out splits (BENCHMARKS.md, "Default guidance").
 DEFAULT_REFRESH_EVERY = 2
 # A negative strength w in [-1, 0) interpolates: v_full + w (v_full - v_{-c}) = (1 + w) v_full - w v_{-c}, i.e. it
 # weakens condition c (-1 ignores it). Below -1 would extrapolate away from the condition, which no use asks for.
