@@ -134,7 +134,7 @@ def test_text_file_named_mp4_shows_the_friendly_error(page, media, tmp_path):
     page.locator("#reference-video input[type=file]").set_input_files(str(media["bad"]))
     fill_texts(page, REFERENCE_TEXT, "Hello.")
     page.locator("#generate").click()
-    page.get_by_text("reference_video:").first.wait_for()
+    page.get_by_text("The reference video:").first.wait_for()
     page.screenshot(path=str(tmp_path / "bad-upload.png"), full_page=True)
     assert "Traceback" not in page.content()
 

@@ -192,7 +192,7 @@ def test_several_faces_follow_the_largest(face, analyzer):
 
 
 def test_small_and_turned_faces_are_errors_with_numbers(face):
-    with pytest.raises(ValueError, match=r"too small: it spans \d+\.\d% of the frame .* at least 90%"):
+    with pytest.raises(ValueError, match=r"too small: it spans \d+\.\d% of the picture, at least 90%"):
         FaceAnalyzer(min_face_fraction=0.9).analyze_image(face)
     # The astronaut's head is pitched by ~9 deg; a 3 deg limit makes that "turned too far".
     with pytest.raises(ValueError, match=r"turned too far .*\|pitch\| \d+ deg \(limit 3 deg\)"):
