@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.eval.wer import word_edits
     from omnitalker.frontend.asr import FasterWhisperRecognizer
+    from omnitalker.frontend.espeak import synthesize_many
 
     load_start = os.getloadavg()[0]
     utterances = synthesize_many([dict(text=text, voice=voice) for voice in VOICES for text in SENTENCES])

@@ -1,6 +1,6 @@
 """Vocoder speed (and Griffin-Lim quality) on this machine: seconds of audio per second of compute.
 
-Decodes the log-mel of 10 s of speech (espeak-ng through omnitalker.data.espeak when libespeak-ng is
+Decodes the log-mel of 10 s of speech (espeak-ng through omnitalker.frontend.espeak when libespeak-ng is
 installed, otherwise a synthetic vowel sequence) with
   - the real-size VocosVocoder (vocos-mel-24khz architecture, 13.5 M parameters, random weights: the
     speed is what matters here, the audio is noise),
@@ -45,7 +45,7 @@ PLAIN_GRIFFIN_LIM_ITERATIONS = 32  # momentum 0, to show what the fast variant b
 def speech(seconds: float) -> tuple[torch.Tensor, str]:
     """(wave of exactly `seconds` at 24 kHz, description). espeak-ng speech, looped to length."""
     try:
-        from omnitalker.data.espeak import synthesize
+        from omnitalker.frontend.espeak import synthesize
 
         utterance = synthesize(SPEECH_TEXT, voice="en-us")
         wave, source = load_audio(utterance.audio, sample_rate=utterance.sample_rate), "espeak-ng en-us"

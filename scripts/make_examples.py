@@ -4,7 +4,7 @@
 
 Everything is made by the project itself:
 - the face is scikit-image's public-domain astronaut photo, cropped to the head;
-- the voices are espeak-ng (omnitalker.data.espeak), with the phoneme timeline it reports;
+- the voices are espeak-ng (omnitalker.frontend.espeak), with the phoneme timeline it reports;
 - the talking reference clip animates the photo: visual codes from the same phonemes and a speaker style
   (omnitalker.data.motion.synthesize_codes) -> landmarks (omnitalker.frontend.face.codes.decode_codes) -> the warp
   renderer -> H.264 + AAC (omnitalker.io.export.export_to_video);
@@ -53,8 +53,8 @@ def astronaut_photo() -> np.ndarray:
 
 def speak(text: str, voice: str):
     """espeak-ng speech at 24 kHz (float32) and its phoneme timeline."""
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.frontend.audio import SAMPLE_RATE
+    from omnitalker.frontend.espeak import synthesize_many
     from omnitalker.io.audio import resample
 
     (utterance,) = synthesize_many([{"text": text, "voice": voice}])

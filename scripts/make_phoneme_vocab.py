@@ -101,8 +101,8 @@ def chinese_texts() -> list[str]:
 
 
 def collect() -> list[str]:
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.data.motion import CHINESE_VOICES, ENGLISH_VOICES
+    from omnitalker.frontend.espeak import synthesize_many
     from omnitalker.frontend.phonemes import (
         ENGLISH_VOICE,
         SPECIAL_TOKENS,

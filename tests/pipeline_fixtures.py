@@ -6,7 +6,7 @@
 
 The reference "person" is scikit-image's public-domain astronaut photo, cropped to the face and
 animated with a small head sway (rotation + translation), with a speech track from espeak-ng (the library
-in the espeakng-loader wheel, ``omnitalker.data.espeak``), padded with a synthetic voiced signal (harmonics
+in the espeakng-loader wheel, ``omnitalker.frontend.espeak``), padded with a synthetic voiced signal (harmonics
 at a moving pitch under a syllable envelope) when the clip is longer than the sentence.
 """
 
@@ -67,7 +67,7 @@ def synthetic_voice(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 
 
 def make_voice(seconds: float = 1.5, text: str = REFERENCE_TEXT) -> np.ndarray:
     """(nw,) float32 at 24 kHz: espeak-ng saying `text` (cut to `seconds`, padded with a synthetic voice)."""
-    from omnitalker.data.espeak import synthesize
+    from omnitalker.frontend.espeak import synthesize
     from omnitalker.io.audio import resample
 
     utterance = synthesize(text, voice="en-us")

@@ -41,8 +41,8 @@ VFR_SHIFT_SECONDS = 0.01
 
 def _speak(text: str):
     """(audio (n,) float32 at 24 kHz, codes (T, 58) at FPS) of one espeak utterance with matching mouth motion."""
-    from omnitalker.data.espeak import synthesize
     from omnitalker.data.motion import random_speaker, synthesize_codes
+    from omnitalker.frontend.espeak import synthesize
     from omnitalker.frontend.face.codes import CODE_FPS, resample_codes
     from omnitalker.io.audio import load_audio
 

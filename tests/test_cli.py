@@ -38,8 +38,8 @@ def media(tmp_path_factory):
 @pytest.fixture(scope="module")
 def espeak_voices(media):
     """An English and a Chinese voice sample spoken by espeak-ng (for the speech recognizer)."""
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.data.synthetic import espeak_text
+    from omnitalker.frontend.espeak import synthesize_many
 
     english, chinese = synthesize_many([dict(text=SPOKEN, voice="en-us"),
                                         dict(text=espeak_text("我明天要去北京开会。", "zh"), voice="cmn-latn-pinyin")])

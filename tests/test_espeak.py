@@ -6,7 +6,7 @@ import pytest
 
 
 def test_english_audio_and_phoneme_timeline():
-    from omnitalker.data.espeak import synthesize
+    from omnitalker.frontend.espeak import synthesize
 
     utt = synthesize("Hello world.", voice="en-us+f2")
     assert utt.sample_rate == 22050
@@ -23,7 +23,7 @@ def test_english_audio_and_phoneme_timeline():
 
 
 def test_voices_differ_and_pinyin_voice_speaks():
-    from omnitalker.data.espeak import synthesize
+    from omnitalker.frontend.espeak import synthesize
 
     a = synthesize("One two three.", voice="en-us+m3", pitch=30)
     b = synthesize("One two three.", voice="en-us+f3", pitch=80)
@@ -33,7 +33,7 @@ def test_voices_differ_and_pinyin_voice_speaks():
 
 
 def test_bad_voice_and_empty_text():
-    from omnitalker.data.espeak import synthesize
+    from omnitalker.frontend.espeak import synthesize
 
     with pytest.raises(ValueError, match="no voice"):
         synthesize("hello", voice="xx-not-a-voice")
@@ -45,7 +45,7 @@ def test_audio_is_reproducible_across_seconds():
     """libespeak-ng 1.52 seeds its noise (breathy variants) from the clock; EspeakNG reseeds it per utterance."""
     import time
 
-    from omnitalker.data.espeak import synthesize_many
+    from omnitalker.frontend.espeak import synthesize_many
 
     request = dict(text="Develop sound central themselves.", voice="en-gb-x-gbclan+f2", rate=181, pitch=76)
     first = synthesize_many([request])[0]

@@ -260,8 +260,8 @@ def test_cosine():
 
 def test_sim_a_same_voice_beats_other_voice():
     pytest.importorskip("resemblyzer", reason="resemblyzer is not installed: pip install --no-deps -r requirements-nodeps.txt")
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.eval.speaker_similarity import SpeakerSimilarity
+    from omnitalker.frontend.espeak import synthesize_many
     from omnitalker.io.audio import load_audio
 
     texts = [("Please call the office before noon tomorrow.", "en-us+m3", 35),

@@ -7,8 +7,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from omnitalker.data.espeak import PhonemeEvent
 from omnitalker.data.motion import FEMALE_VARIANTS, VOICE_VARIANTS, random_speaker, synthesize_codes, viseme
+from omnitalker.frontend.espeak import PhonemeEvent
 from omnitalker.frontend.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
 from omnitalker.frontend.face.template import EXPRESSION_POINTS
 

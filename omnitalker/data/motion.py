@@ -21,10 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from omnitalker.frontend.espeak import PhonemeEvent
 from omnitalker.frontend.face.codes import CODE_FPS, EXP_SLICE, EYE_SLICE, POSE_SLICE, VISUAL_CODE_DIM
 from omnitalker.frontend.face.template import EXPRESSION_POINTS
-
-from .espeak import PhonemeEvent
 
 _POINT = {name: i for i, (name, _) in enumerate(EXPRESSION_POINTS)}
 

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from omnitalker.frontend.audio import SAMPLE_RATE, log_mel_spectrogram
+from omnitalker.frontend.espeak import EspeakUtterance, synthesize_many
 from omnitalker.frontend.face.codes import CODE_FPS
 from omnitalker.frontend.phonemes import espeak_text
 from omnitalker.io.audio import load_audio
 
-from .espeak import EspeakUtterance, synthesize_many
 from .motion import VOICE_VARIANTS, SpeakerStyle, check_voice_variants, random_speaker, synthesize_codes
 from .sentences import SentenceGrammar
 
@@ -91,7 +91,7 @@ class TextSource:
 
 
 def speech_request(text: str, lang: str, style: SpeakerStyle) -> dict:
-    """Keyword arguments of :func:`omnitalker.data.espeak.synthesize` for one utterance."""
+    """Keyword arguments of :func:`omnitalker.frontend.espeak.synthesize` for one utterance."""
     return dict(text=espeak_text(text, lang), voice=style.voice, rate=style.rate, pitch=style.pitch,
                 pitch_range=style.pitch_range)
 

@@ -154,9 +154,9 @@ def run_cascade(items: list[EvalItem], data_dir: str | Path, seed: int) -> list[
     """espeak-ng + rule visemes with each item's speaker style (the corpus generator, re-run)."""
     import json
 
-    from omnitalker.data.espeak import synthesize_many
     from omnitalker.data.motion import SpeakerStyle
     from omnitalker.data.synthetic import make_sample, speech_request
+    from omnitalker.frontend.espeak import synthesize_many
 
     speakers_path = Path(data_dir) / "speakers.json"
     if not speakers_path.is_file():

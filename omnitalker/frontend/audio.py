@@ -21,7 +21,8 @@ import math
 import torch
 from torch import nn
 
-SAMPLE_RATE = 24000
+from omnitalker.io.audio import SAMPLE_RATE  # noqa: F401  (io owns the media rates; re-exported here)
+
 N_FFT = 1024
 WIN_LENGTH = 1024
 HOP_LENGTH = 256

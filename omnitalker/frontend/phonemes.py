@@ -5,7 +5,7 @@
     seq = tokenizer.phonemize("Hello 你好")        # tokens ['_', 'h', '@', 'l', "'oU", '|', ...] + seconds
     ids = tokenizer.convert_tokens_to_ids(seq.tokens)
 
-The tokens are exactly the phoneme mnemonics that espeak-ng's phoneme events report (``omnitalker.data.espeak``,
+The tokens are exactly the phoneme mnemonics that espeak-ng's phoneme events report (``omnitalker.frontend.espeak``,
 e.g. ``"'oU"`` — the stress mark is part of espeak's mnemonic), plus:
 
 - ``_`` pauses: espeak's own pause events (``_``, ``_:``, ``_!``, ``_|``) and the silence before the first
@@ -221,7 +221,7 @@ class PhonemeTokenizer(Vocabulary, FeatureExtractionMixin):
     def phonemize(self, text: str) -> PhonemeSequence:
         """Text -> timed tokens, spoken by espeak's default voice per language (times are its rule-based
         durations at the default rate; a reference's pace rescales them)."""
-        from omnitalker.data.espeak import synthesize_many
+        from omnitalker.frontend.espeak import synthesize_many
 
         text = normalize_text(text) if isinstance(text, str) else text
         if not isinstance(text, str) or not text:

@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnitalker.frontend.audio import SAMPLE_RATE
-
 # A 2-D array is read as (channels, n) or (n, channels): the axis no longer than this is the channel axis.
+SAMPLE_RATE = 24000  # Hz: every waveform the project reads for its models and writes (F5-TTS / Vocos)
 MAX_CHANNELS = 16
 # resample_poly's filter length grows with max(up, down); odd rates (e.g. 44101 Hz) are approximated by
 # the closest ratio with a denominator at most this (rate error below 0.01 %, inaudible).

@@ -25,11 +25,11 @@ from typing import Any
 import av
 import numpy as np
 
-from omnitalker.io.audio import as_mono_array
+from omnitalker.io.audio import SAMPLE_RATE, as_mono_array
 from omnitalker.io.video import PIXEL_FORMAT, RGBConverter
 
 DEFAULT_FPS = 25  # the rendered video's frame rate (the pipeline's video_fps default)
-DEFAULT_SAMPLE_RATE = 24000
+DEFAULT_SAMPLE_RATE = SAMPLE_RATE
 DEFAULT_CRF = 18  # libx264 constant-quality factor: 0 lossless, 18 visually lossless, 23 x264's default
 # x264 speed preset: "veryfast" costs ~1/2.5 of "medium"'s CPU for ~1.4 dB less PSNR at crf 18 (40.9 -> 39.5 dB
 # on a rendered 256 px clip, a smaller file); encoding was a fifth of the CPU time of a talking clip

@@ -35,6 +35,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from omnitalker.frontend.audio import N_MELS
+from omnitalker.frontend.face.codes import VISUAL_CODE_DIM
 from omnitalker.frontend.text import PAD_ID
 from omnitalker.models.configs import DEFAULT_TEXT_NUM_EMBEDS, load_named_config
 from omnitalker.models.fusion import FUSION_BLOCKS
@@ -97,8 +99,8 @@ class OmniTalkerTransformer(ModelMixin, ConfigMixin):
     def __init__(
         self,
         *,
-        mel_dim: int = 100,
-        visual_dim: int = 58,
+        mel_dim: int = N_MELS,
+        visual_dim: int = VISUAL_CODE_DIM,
         text_num_embeds: int = DEFAULT_TEXT_NUM_EMBEDS,
         text_dim: int = 512,
         text_conv_layers: int = 4,

@@ -14,6 +14,7 @@ from diffusers.utils import BaseOutput, logging
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.frontend.audio import SAMPLE_RATE
 from omnitalker.frontend.face.codes import CODE_FPS, retime, video_frame_count
+from omnitalker.io.export import DEFAULT_FPS
 from omnitalker.io.image import fit_within
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE
 from omnitalker.pipeline.reference import (
@@ -23,9 +24,9 @@ from omnitalker.pipeline.reference import (
 logger = logging.get_logger(__name__)
 
 FRAME_CHUNK_PIXELS = 50 * 512 * 512  # a streamed output (stream_frames=True) renders this many pixels at a time
-# ... and at most this many frames (1 s at 25 fps), so the renderer works on the next second while the encoder
+# ... and at most this many frames (1 s of video), so the renderer works on the next second while the encoder
 # takes this one (FrameStream's prefetch) even for short clips
-FRAME_CHUNK_MAX_FRAMES = 25
+FRAME_CHUNK_MAX_FRAMES = DEFAULT_FPS  # frames
 
 
 @dataclass

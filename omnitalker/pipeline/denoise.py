@@ -17,7 +17,7 @@ from omnitalker.flow.sampling import sample
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
 from omnitalker.frontend.audio import HOP_LENGTH
 from omnitalker.frontend.phonemes import PAUSE_ID
-from omnitalker.frontend.text import prepare_reference_text, text_length
+from omnitalker.frontend.text import PAD_ID, prepare_reference_text, text_length
 from omnitalker.pipeline.chunking import (
     DEFAULT_CROSSFADE_SECONDS,
     DEFAULT_MOTION_SECONDS,
@@ -263,7 +263,7 @@ def _layout_batch(segments: list[_Segment]) -> tuple[torch.Tensor, torch.Tensor,
             raise ValueError(f"phoneme durations cover {layout.num_frames} frames but the segment has {total}")
         layouts.append(layout)
     longest = max(len(layout.ids) for layout in layouts)
-    ids = torch.full((len(layouts), longest), -1, dtype=torch.long)  # b nt
+    ids = torch.full((len(layouts), longest), PAD_ID, dtype=torch.long)  # b nt
     durations = torch.zeros(len(layouts), longest, dtype=torch.long)  # b nt
     for row, layout in enumerate(layouts):
         ids[row, : len(layout.ids)], durations[row, : len(layout.ids)] = layout.tensors()

@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 from omnitalker.flow.guidance import STRENGTHS, GuidanceConfig
+from omnitalker.frontend.face.codes import VISUAL_CODE_DIM
 
 BRANCHES = ("audio", "visual")
 MODES = ("joint", "audio", "cascade")
@@ -143,7 +144,7 @@ def describe_mode(pipe, mode: str | None = None) -> str:
     return f"{MODE_TEXT['cascade']} {source}"
 
 
-def build_voice_reference(audio, text=None, visual_dim: int = 58, limits=None):
+def build_voice_reference(audio, text=None, visual_dim: int = VISUAL_CODE_DIM, limits=None):
     """A voice-only reference for ``mode='audio'`` (no face: speech only): the voice sample's trimmed,
     loudness-normalised wave, its log-mel, zero visual codes (never used: the visual stream is absent)."""
     import torch

@@ -36,6 +36,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
 from omnitalker.pipeline.modes import MODES, default_mode, describe_mode
 from omnitalker.render.choose import RENDERER_CHOICES_HELP, attach_renderer
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--reference", help="reference video of the person talking (1-10 s are used)")
     common.add_argument("--image", help="a photo of the person (instead of --reference)")
     common.add_argument("--out", required=True, help="output video (.mp4)")
-    common.add_argument("--steps", type=int, default=16, help="ODE sampling steps (default 16, as the paper)")
+    common.add_argument("--steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
+                        help=f"ODE sampling steps (default {DEFAULT_NUM_INFERENCE_STEPS}, as the paper)")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     limits = InputLimits()

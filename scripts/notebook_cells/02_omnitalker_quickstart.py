@@ -69,9 +69,9 @@ print(f"transformer: {pipe.transformer.num_parameters() / 1e6:.2f} M parameters;
 # %%
 from skimage import data
 
-from omnitalker.data.espeak import synthesize
 from omnitalker.data.motion import random_speaker, synthesize_codes
 from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.frontend.espeak import synthesize
 from omnitalker.frontend.face import CODE_FPS, FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
 from omnitalker.io.audio import resample
 from omnitalker.io.export import export_to_video

@@ -71,9 +71,9 @@ MEL_FPS = 24000 / 256  # 93.75 mel frames per second
 # %%
 from skimage import data
 
-from omnitalker.data.espeak import synthesize
 from omnitalker.data.motion import random_speaker, synthesize_codes
 from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.frontend.espeak import synthesize
 from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, decode_codes, encode_codes
 from omnitalker.io.audio import resample
 from omnitalker.io.export import export_to_video

@@ -7,7 +7,7 @@ The `espeak-ng` command line prints phonemes (`-x`) but not their times; the C l
 (No maintained Python binding exposes phoneme events: `py-espeak-ng` shells out to the CLI and
 `phonemizer` returns phoneme strings without timings.)
 
-    python -m omnitalker.data.espeak "Hello world." --voice en-us+f2 --out hello.wav
+    python -m omnitalker.frontend.espeak "Hello world." --voice en-us+f2 --out hello.wav
 
 The library and its data (voices, en and cmn dictionaries) come from the `espeakng-loader` wheel
 (libespeak-ng 1.52), so no system package is needed; a system libespeak-ng is used only when the wheel
