@@ -162,9 +162,9 @@ def unsupported_parts(text: str) -> dict[str, str]:
     return found
 
 
-def refuse_unsupported(text: str, what: str = "text") -> str:
-    """The cleaned text, or a ValueError naming the unsupported scripts in it (step 5; no warning)."""
-    cleaned = clean_text(text)
+def refuse_unsupported(cleaned: str, what: str = "text") -> str:
+    """``cleaned`` (a ``clean_text`` result: the tokenizers pass their normalised text) as it is, or a ValueError
+    naming the unsupported scripts in it (step 5; no warning)."""
     parts = unsupported_parts(cleaned)
     if parts:
         shown = " and ".join(f"{script} ('{part.strip()}')" for script, part in parts.items())
@@ -178,7 +178,7 @@ def check_speakable(text: str, what: str = "text") -> list[str]:
     symbols that will not be spoken (also given as a warning). ``what`` names the input in messages."""
     if not isinstance(text, str):
         raise ValueError(f"{what} must be a string, got {type(text).__name__}")
-    cleaned = refuse_unsupported(text, what)
+    cleaned = refuse_unsupported(clean_text(text), what)
     dropped = left_out(text)
     if not any(char.isalnum() for char in cleaned):
         if not text.strip():

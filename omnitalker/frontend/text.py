@@ -265,10 +265,11 @@ class OmniTalkerTokenizer(Vocabulary, FeatureExtractionMixin):
         """Text -> token strings (characters and pinyin syllables). Raises ValueError on empty text."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
-        if not normalize_text(text):
+        normalized = normalize_text(text)
+        if not normalized:
             raise ValueError("text is empty: pass at least one word to speak")
-        refuse_unsupported(text)
-        return text_to_tokens(text)
+        refuse_unsupported(normalized)  # never letter names: omnitalker/frontend/languages.py
+        return text_to_tokens(normalized)
 
     def convert_tokens_to_ids(self, tokens: Sequence[str], warn: bool = True) -> list[int]:
         """Tokens -> ids; unknown tokens map to the space id 0 and are named in a warning."""
