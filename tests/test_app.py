@@ -38,6 +38,7 @@ from omnitalker.ui.handlers import (  # noqa: E402
     DemoHandlers,
     app_limits,
 )
+from omnitalker.ui.serving import ServingSettings  # noqa: E402
 from tests.pipeline_fixtures import (  # noqa: E402
     REFERENCE_TEXT,
     astronaut_face,
@@ -235,6 +236,31 @@ def test_a_failed_request_leaves_no_files(pipe, media, tmp_path, monkeypatch):
     with pytest.raises(gr.Error):
         handlers.lipsync(media["photo"], None, media["voice"], num_inference_steps=1)
     assert not list(tmp_path.rglob("*.mp4"))
+
+
+def test_a_request_past_its_time_limit_is_stopped_with_a_message_and_no_file(pipe, media, tmp_path):
+    handlers = DemoHandlers(pipe, output_root=tmp_path, max_request_seconds=1e-6)  # past it after the first step
+    with pytest.raises(gr.Error, match="time limit of 1e-06 s") as error:
+        handlers.talk(**talk_args(media))
+    assert "OMNITALKER_MAX_REQUEST_SECONDS" in str(error.value) and "fewer sampling steps" in str(error.value)
+    with pytest.raises(gr.Error, match="time limit"):
+        handlers.lipsync(media["photo"], None, media["voice"], num_inference_steps=1)
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+
+
+def test_serving_settings_come_from_the_space_variables():
+    assert ServingSettings.from_env({}) == ServingSettings()
+    settings = ServingSettings.from_env({"OMNITALKER_QUEUE_SIZE": "4", "OMNITALKER_CONCURRENCY": "2",
+                                         "OMNITALKER_MAX_REQUEST_SECONDS": "none"})
+    assert (settings.queue_size, settings.concurrency, settings.max_request_seconds) == (4, 2, None)
+    with pytest.raises(ValueError, match="OMNITALKER_QUEUE_SIZE='many' is not a whole number"):
+        ServingSettings.from_env({"OMNITALKER_QUEUE_SIZE": "many"})
+    with pytest.raises(ValueError, match="at least 1.*OMNITALKER_CONCURRENCY"):
+        ServingSettings.from_env({"OMNITALKER_CONCURRENCY": "0"})
+    with pytest.raises(ValueError, match="positive.*OMNITALKER_MAX_REQUEST_SECONDS"):
+        ServingSettings.from_env({"OMNITALKER_MAX_REQUEST_SECONDS": "-5"})
+    demo = build_demo(None, examples_dir=None, serving=ServingSettings(queue_size=3, concurrency=1))
+    assert demo._queue.max_size == 3
 
 
 def test_a_session_keeps_its_newest_results_until_it_ends(pipe, media, tmp_path):

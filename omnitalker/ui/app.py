@@ -18,9 +18,11 @@ to it by ``visual_pipeline``, default the bundled demo).
 Handlers are in omnitalker/ui/handlers.py (errors -> gr.Error, the per-request budget, per-session result
 folders removed when the page closes).
 
-Under load: one generation at a time (CONCURRENCY), up to QUEUE_SIZE waiting; every request is checked against
+Under load (``omnitalker.ui.serving``, each setting a Space variable): one generation at a time, a bounded queue
+(more requests get gradio's "queue full"), each request stopped at a time limit. Every request is checked against
 the budget before any work (text length, upload seconds / size / pixels; the OMNITALKER_* Space variables,
-``omnitalker.pipeline.limits``) and renders at most OMNITALKER_MAX_SIDE (1024) px, so one request's memory is bounded.
+``omnitalker.pipeline.limits``) and renders at most OMNITALKER_MAX_SIDE (1024) px, so one request's memory is
+bounded.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from omnitalker.frontend.languages import SUPPORTED_LANGUAGES
 from omnitalker.notices import DEMO_REAL_VOICE_NOTICE
 from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
+from omnitalker.ui.serving import ServingSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE = REPO_ROOT / "weights" / "omnitalker-demo"
@@ -50,8 +53,6 @@ DEFAULT_EXAMPLES = REPO_ROOT / "examples"
 DEFAULT_STEPS = DEFAULT_NUM_INFERENCE_STEPS  # the paper's 16
 MAX_STEPS = 64
 MAX_GUIDANCE = 5.0  # slider ends; the strengths themselves are unbounded above (omnitalker/flow/guidance.py)
-QUEUE_SIZE = 16  # waiting requests beyond this are turned away with "queue full"
-CONCURRENCY = 1  # one generation at a time: a CPU (or one GPU) is saturated by one request
 CACHE_CLEANUP = (3600, 3600)  # gradio's cache: every hour, delete files older than an hour
 DEFAULT_PORT = 7860
 
@@ -87,6 +88,7 @@ def build_demo(
     limits=None,
     max_side=None,
     visual_pipeline=None,
+    serving: ServingSettings | None = None,
 ) -> gr.Blocks:
     """The showcase as a gr.Blocks (not launched).
 
@@ -101,10 +103,13 @@ def build_demo(
         max_side: longer side of the output video (default: OMNITALKER_MAX_SIDE or 1024).
         visual_pipeline: for a pipeline with only an audio branch (cascade mode), the pipeline / folder / Hub id
             whose visual branch animates the face (None: the pipeline's configured one, else the bundled demo).
+        serving: queue size, concurrency and the per-request time limit (default: ``ServingSettings.from_env()``).
     """
+    serving = ServingSettings.from_env() if serving is None else serving
     options = {} if max_side is None else {"max_side": max_side}
     handlers = DemoHandlers(DEFAULT_PIPELINE if pipeline is None else pipeline, output_root=output_root,
-                            limits=limits, visual_pipeline=visual_pipeline, **options)
+                            limits=limits, visual_pipeline=visual_pipeline,
+                            max_request_seconds=serving.max_request_seconds, **options)
     talk, lipsync = handlers.talk, handlers.lipsync
     if gpu is not None:
         talk, lipsync = gpu(talk), gpu(lipsync)
@@ -122,7 +127,7 @@ def build_demo(
             with gr.Tab("Learn flow matching", id="learn"):
                 build_learn_tab()
         demo.unload(handlers.end_session)  # the page closed: its results go
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    demo.queue(max_size=serving.queue_size, default_concurrency_limit=serving.concurrency)
     demo.omnitalker_limits = handlers.limits  # launch() sets gradio's upload limit from it
     return demo
 

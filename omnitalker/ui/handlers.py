@@ -51,6 +51,7 @@ from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENG
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.pipeline.limits import InputLimits, check_max_side, max_side_from_env
 from omnitalker.pipeline.modes import MODE_TEXT, default_mode, describe_mode, folder_default_mode
+from omnitalker.ui.serving import MAX_REQUEST_SECONDS, RequestDeadline, RequestTooLong
 
 logger = logging.getLogger(__name__)
 _FROM_ENV = object()  # DemoHandlers(max_side=...) default: read OMNITALKER_MAX_SIDE
@@ -94,10 +95,13 @@ class DemoHandlers:
         max_side: longer side of the output video (default: OMNITALKER_MAX_SIDE or 1024).
         visual_pipeline: for a pipeline with only an audio branch, the pipeline (or folder / Hub id) whose visual
             branch animates the face (cascade); None: the pipeline's configured one, else the bundled demo.
+        max_request_seconds: a request still running after this long is stopped with a message, nothing written
+            (``omnitalker.ui.serving``); None: no limit.
     """
 
     def __init__(self, pipeline, output_root: str | os.PathLike | None = None, limits: InputLimits | None = None,
-                 max_side: int | None = _FROM_ENV, visual_pipeline=None):
+                 max_side: int | None = _FROM_ENV, visual_pipeline=None,
+                 max_request_seconds: float | None = MAX_REQUEST_SECONDS):
         self._pipeline = None if isinstance(pipeline, (str, os.PathLike)) else pipeline
         self._source = pipeline if isinstance(pipeline, (str, os.PathLike)) else None
         self._visual_source = visual_pipeline
@@ -113,6 +117,7 @@ class DemoHandlers:
         self.limits = app_limits() if limits is None else limits
         self.max_side = max_side_from_env() if max_side is _FROM_ENV else max_side
         check_max_side(self.max_side)
+        self.max_request_seconds = max_request_seconds
 
     @property
     def pipeline(self):
@@ -164,6 +169,7 @@ class DemoHandlers:
         """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
         pose plot, mel plot, the reference transcript used). Guidance None: the pipeline's defaults."""
         progress(0, desc="Reading the reference")
+        deadline = RequestDeadline(self.max_request_seconds)
         with _friendly_errors(), _warnings_to_page():
             self._check_budget(text=text, reference_text=reference_text, reference_video=reference_video,
                                reference_image=reference_image, reference_audio=reference_audio)
@@ -178,7 +184,8 @@ class DemoHandlers:
             out = pipe(text, reference=reference, num_inference_steps=_int(num_inference_steps, "steps"),
                        guidance_text=_float(guidance_text), guidance_audio=_float(guidance_audio),
                        guidance_visual=_float(guidance_visual), speed=float(speed), generator=_generator(seed),
-                       max_side=self.max_side, stream_frames=True, limits=self.limits)
+                       max_side=self.max_side, stream_frames=True, limits=self.limits, callback_on_step_end=deadline)
+            deadline.check()
             with self._result_folder(request) as folder:
                 video = self._write_video(out, folder)  # renders + watermarks chunk by chunk (progress bar)
                 audio = folder / "speech.wav"
@@ -192,6 +199,7 @@ class DemoHandlers:
         progress(0, desc="Reading the inputs")
         if audio is None:
             raise gr.Error("Add the speech to lip-sync (upload or record it).")
+        deadline = RequestDeadline(self.max_request_seconds)
         with _friendly_errors(), _warnings_to_page():
             self._check_budget(reference_video=reference_video, reference_image=reference_image, audio=audio)
             pipe = self.pipeline
@@ -199,7 +207,9 @@ class DemoHandlers:
                                                 need_voice=False)
             progress(0.05, desc="Generating motion")
             out = pipe(reference=reference, audio=audio, num_inference_steps=_int(num_inference_steps, "steps"),
-                       generator=_generator(seed), max_side=self.max_side, stream_frames=True, limits=self.limits)
+                       generator=_generator(seed), max_side=self.max_side, stream_frames=True, limits=self.limits,
+                       callback_on_step_end=deadline)
+            deadline.check()
             with self._result_folder(request) as folder:
                 return str(self._write_video(out, folder))
 
@@ -284,11 +294,14 @@ def _warnings_to_page():
 
 @contextmanager
 def _friendly_errors():
-    """ValueError -> gr.Error(message); gr.Error passes; anything else -> logged + a generic gr.Error."""
+    """ValueError and RequestTooLong -> gr.Error(message); gr.Error passes; anything else -> logged + a generic
+    gr.Error."""
     try:
         yield
     except gr.Error:
         raise
+    except RequestTooLong as error:
+        raise gr.Error(str(error)) from None
     except ValueError as error:
         raise gr.Error(page_message(str(error))) from error
     except Exception:
