@@ -25,6 +25,7 @@ from omnitalker.flow.sampling import sample
 from omnitalker.flow.scheduler import (
     OmniTalkerFlowMatchScheduler,
     diffusers_sigmas,
+    flow_time_grid,
     sigma_to_t,
     t_to_sigma,
     velocity_from_diffusers,
@@ -244,6 +245,23 @@ def test_tiny_model_overfits_a_fixed_batch():
 
 
 # ----------------------------------------------------------------------------- scheduler
+def test_scheduler_uses_a_measured_grid_for_its_step_count_and_survives_save_load(tmp_path):
+    grid = [0.0, 0.05, 0.15, 0.4, 1.0]
+    scheduler = OmniTalkerFlowMatchScheduler(step_grids={"4": grid})
+    scheduler.set_timesteps(4)
+    torch.testing.assert_close(scheduler.flow_times, torch.tensor(grid))
+    scheduler.set_timesteps(5)  # no measured grid for 5 steps: the swayed one
+    torch.testing.assert_close(scheduler.flow_times, flow_time_grid(5, -1.0).float())
+    scheduler.save_pretrained(tmp_path)
+    loaded = OmniTalkerFlowMatchScheduler.from_pretrained(tmp_path)
+    loaded.set_timesteps(4)
+    torch.testing.assert_close(loaded.flow_times, torch.tensor(grid))
+    with pytest.raises(ValueError, match=r"step_grids\['4'\] has 3 flow times; 4 steps need 5"):
+        OmniTalkerFlowMatchScheduler(step_grids={"4": [0.0, 0.5, 1.0]})
+    with pytest.raises(ValueError, match="increase strictly"):
+        OmniTalkerFlowMatchScheduler(step_grids={"2": [0.0, 0.7, 0.5]})
+
+
 def test_scheduler_timesteps_and_sway():
     scheduler = OmniTalkerFlowMatchScheduler()
     scheduler.set_timesteps(16)

@@ -64,10 +64,17 @@ def sway(t: torch.Tensor, coef: float | None) -> torch.Tensor:
     return t + coef * (torch.cos(math.pi / 2 * t) - 1 + t)
 
 
+def _check_grid(grid: torch.Tensor, name: str) -> torch.Tensor:
+    if grid.ndim != 1 or grid.numel() < 2 or grid[0] != 0 or grid[-1] != 1 or not bool((grid.diff() > 0).all()):
+        raise ValueError(f"{name} must increase strictly from 0.0 to 1.0 (at least 2 values)")
+    return grid
+
+
 def flow_time_grid(num_inference_steps: int, sway_sampling_coef: float | None) -> torch.Tensor:
     """num_inference_steps + 1 flow times from 0 to 1 (float64), uniform then swayed."""
-    t = torch.linspace(0, 1, num_inference_steps + 1, dtype=torch.float64)
-    return sway(t, sway_sampling_coef)
+    t = sway(torch.linspace(0, 1, num_inference_steps + 1, dtype=torch.float64), sway_sampling_coef)
+    t[-1] = 1.0  # exactly: cos(pi / 2) is not 0 in floating point
+    return t
 
 
 class OmniTalkerFlowMatchScheduler(SchedulerMixin, ConfigMixin):
@@ -78,6 +85,9 @@ class OmniTalkerFlowMatchScheduler(SchedulerMixin, ConfigMixin):
         solver (`str`, defaults to `"euler"`): ``"euler"`` (1 model evaluation per interval) or ``"midpoint"``
             (2 per interval, second-order accurate).
         sway_sampling_coef (`float`, *optional*, defaults to -1.0): F5-TTS sway coefficient; None or 0 = uniform grid.
+        step_grids (`dict`, *optional*): measured time grids for some step counts, ``{"8": [0.0, ..., 1.0]}`` (N + 1
+            increasing flow times from 0 to 1 for N steps; keys are strings so the config stays JSON). A call with one
+            of these step counts uses its grid instead of the swayed one (how they are measured: ``bench/steps.py``).
 
     With ``"midpoint"`` the scheduler alternates stages like diffusers' ``HeunDiscreteScheduler``: ``timesteps``
     interleaves each interval's start ``t_k`` and midpoint ``t_k + h/2``; the first ``step`` of a pair returns
@@ -94,9 +104,14 @@ class OmniTalkerFlowMatchScheduler(SchedulerMixin, ConfigMixin):
         num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
         solver: str = "euler",
         sway_sampling_coef: float | None = DEFAULT_SWAY_SAMPLING_COEF,
+        step_grids: dict[str, list[float]] | None = None,
     ):
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; use one of {SOLVERS}")
+        for steps, grid in (step_grids or {}).items():
+            _check_grid(torch.as_tensor(grid, dtype=torch.float64), f"step_grids[{steps!r}]")
+            if len(grid) != int(steps) + 1:
+                raise ValueError(f"step_grids[{steps!r}] has {len(grid)} flow times; {steps} steps need {int(steps) + 1}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         self.init_noise_sigma = 1.0  # noise is N(0, I): pipelines scale initial noise by this
@@ -136,16 +151,18 @@ class OmniTalkerFlowMatchScheduler(SchedulerMixin, ConfigMixin):
                 applied to it.
         """
         if flow_times is not None:
-            grid = torch.as_tensor(flow_times, dtype=torch.float64).flatten()
-            if grid.numel() < 2 or grid[0] != 0 or grid[-1] != 1 or not bool((grid.diff() > 0).all()):
-                raise ValueError("flow_times must increase strictly from 0.0 to 1.0 (at least 2 values)")
+            grid = _check_grid(torch.as_tensor(flow_times, dtype=torch.float64).flatten(), "flow_times")
             if num_inference_steps is not None and num_inference_steps != grid.numel() - 1:
                 raise ValueError(f"{grid.numel()} flow_times give {grid.numel() - 1} steps, not {num_inference_steps}")
         else:
             num_inference_steps = self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
             if num_inference_steps < 1:
                 raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-            grid = flow_time_grid(num_inference_steps, self.config.sway_sampling_coef)
+            measured = (self.config.get("step_grids") or {}).get(str(num_inference_steps))
+            if measured is not None:
+                grid = torch.tensor(measured, dtype=torch.float64)
+            else:
+                grid = flow_time_grid(num_inference_steps, self.config.sway_sampling_coef)
         self.num_inference_steps = grid.numel() - 1
         if self.config.solver == "midpoint":
             starts = grid[:-1]
