@@ -136,3 +136,43 @@ def test_read_video_resamples_audio(tmp_path):
     assert abs(clip.audio_duration - 1.0) <= 1 / FPS
     with pytest.raises(ValueError, match="no such video"):
         read_video(tmp_path / "missing.mp4")
+
+
+def test_video_writer_written_in_chunks_equals_one_export(tmp_path):
+    """Chunks of frames with their sound (as a stream arrives) make the same video as one export_to_video."""
+    from omnitalker.io.export import VideoWriter
+
+    frames, wave = gradient_frames(40, 64, 96), tone(40 / FPS, 330.0)
+    whole = read_video(export_to_video(frames, tmp_path / "whole.mp4", audio=wave))
+    per_frame = SAMPLE_RATE // FPS
+    with VideoWriter(tmp_path / "chunks.mp4", 96, 64, FPS, SAMPLE_RATE) as writer:
+        for start, stop in ((0, 7), (7, 25), (25, 40)):  # a short first chunk, then longer ones
+            writer.write(frames[start:stop], wave[start * per_frame : stop * per_frame])
+        assert writer.seconds_written == pytest.approx(40 / FPS)
+        assert not (tmp_path / "chunks.mp4").exists()  # it appears only when complete
+    chunked = read_video(tmp_path / "chunks.mp4")
+    assert chunked.frames.shape == whole.frames.shape  # (x264's threads make neither bit-exact run to run)
+    assert np.abs(chunked.frames.astype(float) - frames).mean() < 3.0
+    np.testing.assert_allclose(chunked.audio, whole.audio, atol=1e-4)
+
+
+def test_video_writer_segments_and_failures(tmp_path):
+    from omnitalker.io.export import VideoWriter
+
+    segment = VideoWriter(tmp_path / "segment-0.ts", 64, 64, FPS, SAMPLE_RATE)
+    segment.write(gradient_frames(25, 64, 64), tone(1.0))
+    clip = read_video(segment.close())
+    # MPEG-TS keeps the AAC priming (no edit list): up to two AAC frames more sound
+    assert clip.duration == pytest.approx(1.0) and clip.audio_duration == pytest.approx(1.0, abs=2 * 1024 / SAMPLE_RATE)
+    with pytest.raises(RuntimeError, match="encoder died"), VideoWriter(tmp_path / "broken.mp4", 64, 64) as writer:
+        writer.write(gradient_frames(3, 64, 64), tone(0.12))
+        raise RuntimeError("encoder died")
+    with pytest.raises(ValueError, match="no sound track"):
+        with VideoWriter(tmp_path / "silent.mp4", 64, 64, sample_rate=None) as writer:
+            writer.write(gradient_frames(2, 64, 64), tone(0.08))
+    with pytest.raises(ValueError, match="no frames were written"):
+        VideoWriter(tmp_path / "empty.mp4", 64, 64).close()
+    with pytest.raises(ValueError, match=r"frame 0 is \(32, 32\)"):
+        with VideoWriter(tmp_path / "sizes.mp4", 64, 64) as writer:
+            writer.write(gradient_frames(1, 32, 32))
+    assert sorted(os.listdir(tmp_path)) == ["segment-0.ts"]  # nothing half-written left

@@ -42,7 +42,8 @@ AUDIO_ENCODER = "aac"
 # ffmpeg colour tags (AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange)
 BT709 = 1
 MPEG_RANGE = 1  # "tv"/limited range, what yuv420p H.264 uses
-CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".ts": "mpegts"}
+FASTSTART_FORMATS = ("mp4", "mov")  # the index up front, so a browser can play before the file has arrived
 
 
 def _pick_video_encoder() -> str:
@@ -129,76 +130,153 @@ def export_to_video(
     audio: (N,) or (1, N) float waveform in [-1, 1] at ``sample_rate``; fitted to T / fps seconds.
     crf: x264 quality (lower = better, bigger); ignored by the mpeg4 fallback, which uses a bitrate.
     """
-    path = os.fspath(path)
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in CONTAINER_FORMATS:
-        raise ValueError(f"unknown video extension {extension!r} in {path!r}; use one of {sorted(CONTAINER_FORMATS)}.")
-    if fps <= 0 or int(fps) != fps:
-        raise ValueError(f"fps must be a positive integer, got {fps}.")
-    if crf < 0:
-        raise ValueError(f"crf must be >= 0, got {crf}.")
+    _check_path(path)
     wave = None if audio is None else _prepare_audio(audio, sample_rate)
-    if wave is not None and audio_bitrate <= 0:
-        raise ValueError(f"audio_bitrate must be positive, got {audio_bitrate}.")
     frame_iter = _iter_frames(frames)
     first = next(frame_iter, None)
     if first is None:
         raise ValueError("frames is empty: there is nothing to export.")
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"output folder {folder!r} does not exist; create it first.")
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".part")
-    os.close(fd)
-    try:
-        _encode(first, frame_iter, tmp_path, CONTAINER_FORMATS[extension], int(fps), wave, sample_rate, crf, preset, audio_bitrate)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    return path
-
-
-def _encode(first, frame_iter, tmp_path, container_format, fps, wave, sample_rate, crf, preset, audio_bitrate):
     height, width = first.shape[:2]
-    encoder = _pick_video_encoder()
-    options = {"crf": str(crf), "preset": preset} if encoder != "mpeg4" else {}
-    with av.open(tmp_path, mode="w", format=container_format, options={"movflags": "+faststart"}) as container:
-        video = container.add_stream(encoder, rate=fps, options=options)
-        video.width, video.height, video.pix_fmt = _even(width), _even(height), PIXEL_FORMAT
+    with VideoWriter(path, width, height, fps, None if wave is None else sample_rate, crf, preset,
+                     audio_bitrate) as writer:
+        writer.write(_chain(first, frame_iter), wave)
+    return os.fspath(path)
+
+
+def _check_path(path) -> str:
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    if extension not in CONTAINER_FORMATS:
+        raise ValueError(f"unknown video extension {extension!r} in {os.fspath(path)!r}; use one of "
+                         f"{sorted(CONTAINER_FORMATS)}.")
+    return CONTAINER_FORMATS[extension]
+
+
+class VideoWriter:
+    """An H.264 (+ AAC) video written as its frames and sound arrive: ``export_to_video``'s encoder, kept open.
+
+        with VideoWriter("out.mp4", width, height, fps=25, sample_rate=24000) as writer:
+            for frames, wave in chunks:          # (n, H, W, 3) uint8 and the sound of those n frames
+                writer.write(frames, wave)
+        # the file appears complete at the end of the block; after an exception nothing is left
+
+    Sound is muxed frame by frame: each frame takes the samples up to its end time; sound given beyond the last
+    frame is dropped at ``close`` and missing sound is silence, so both streams end together (as in
+    ``export_to_video``). ``.ts`` (MPEG-TS) writes stand-alone segments for streaming players.
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, fps: int = DEFAULT_FPS,
+                 sample_rate: int | None = DEFAULT_SAMPLE_RATE, crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET,
+                 audio_bitrate: int = DEFAULT_AUDIO_BITRATE):
+        container_format = _check_path(path)
+        if fps <= 0 or int(fps) != fps:
+            raise ValueError(f"fps must be a positive integer, got {fps}.")
+        if crf < 0:
+            raise ValueError(f"crf must be >= 0, got {crf}.")
+        if sample_rate is not None and sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
+        if sample_rate is not None and audio_bitrate <= 0:
+            raise ValueError(f"audio_bitrate must be positive, got {audio_bitrate}.")
+        self.path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise ValueError(f"output folder {folder!r} does not exist; create it first.")
+        self.width, self.height, self.fps, self.sample_rate = int(width), int(height), int(fps), sample_rate
+        fd, self._tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(self.path) + ".",
+                                              suffix=".part")
+        os.close(fd)
+        self.frames_written = 0
+        self._audio = np.zeros(0, np.float32)  # sound not yet muxed
+        self._samples_written = 0
+        try:
+            self._open(container_format, crf, preset, audio_bitrate)
+        except BaseException:
+            os.remove(self._tmp_path)
+            raise
+
+    def _open(self, container_format: str, crf: int, preset: str, audio_bitrate: int) -> None:
+        encoder = _pick_video_encoder()
+        options = {"crf": str(crf), "preset": preset} if encoder != "mpeg4" else {}
+        muxer = {"movflags": "+faststart"} if container_format in FASTSTART_FORMATS else {}
+        self._container = av.open(self._tmp_path, mode="w", format=container_format, options=muxer)
+        self._video = self._container.add_stream(encoder, rate=self.fps, options=options)
+        self._video.width, self._video.height = _even(self.width), _even(self.height)
+        self._video.pix_fmt = PIXEL_FORMAT
         if encoder == "mpeg4":
-            video.bit_rate = 8 * width * height * fps // 10  # ~0.8 bits/pixel: roughly x264 crf 18 quality
-        context = video.codec_context
+            self._video.bit_rate = 8 * self.width * self.height * self.fps // 10  # ~0.8 bits/pixel: ~x264 crf 18
+        context = self._video.codec_context
         context.thread_type = "AUTO"  # the encoder's own threads (no GIL): they overlap the frames being made
         context.colorspace = context.color_primaries = context.color_trc = BT709
         context.color_range = MPEG_RANGE
-        audio_stream = None
-        if wave is not None:
-            audio_stream = container.add_stream(AUDIO_ENCODER, rate=sample_rate, layout="mono")
-            audio_stream.bit_rate = audio_bitrate
-        samples_written = 0
-        index = 0
-        converter = RGBConverter()
-        for index, frame in enumerate(_chain(first, frame_iter)):
-            if frame.shape[:2] != (height, width):
-                raise ValueError(f"frame {index} is {frame.shape[:2]} but frame 0 is {(height, width)}; all frames must match.")
-            picture = converter.to_encoder(_pad_to_even(frame))
-            picture.pts = index
-            container.mux(video.encode(picture))
-            if audio_stream is not None:
-                # interleave: audio up to the end of this frame, silence past the end of the waveform
-                end = (index + 1) * sample_rate // fps
-                chunk = np.zeros(end - samples_written, dtype=np.float32)
-                available = wave[samples_written:end]
+        self._sound = None
+        if self.sample_rate is not None:
+            self._sound = self._container.add_stream(AUDIO_ENCODER, rate=self.sample_rate, layout="mono")
+            self._sound.bit_rate = audio_bitrate
+        self._converter = RGBConverter()
+
+    @property
+    def seconds_written(self) -> float:
+        return self.frames_written / self.fps
+
+    def write(self, frames: Any, audio: Any = None) -> None:
+        """Append frames ((n, H, W, 3) uint8 or an iterable of frames) and, with a sample rate, their sound."""
+        if audio is not None:
+            if self._sound is None:
+                raise ValueError("this VideoWriter has no sound track: open it with a sample_rate to write audio.")
+            self._audio = np.concatenate([self._audio, _prepare_audio(audio, self.sample_rate)])
+        consumed = 0
+        for frame in _iter_frames(frames):
+            if frame.shape[:2] != (self.height, self.width):
+                raise ValueError(f"frame {self.frames_written} is {frame.shape[:2]} but the video is "
+                                 f"{(self.height, self.width)}; all frames must match.")
+            picture = self._converter.to_encoder(_pad_to_even(frame))
+            picture.pts = self.frames_written
+            self._container.mux(self._video.encode(picture))
+            self.frames_written += 1
+            if self._sound is not None:
+                # interleave: sound up to the end of this frame, silence where none was given
+                end = self.frames_written * self.sample_rate // self.fps
+                chunk = np.zeros(end - self._samples_written, dtype=np.float32)
+                available = self._audio[consumed : consumed + len(chunk)]
                 chunk[: len(available)] = available
+                consumed += len(available)
                 sound = av.AudioFrame.from_ndarray(chunk[None], format="fltp", layout="mono")
-                sound.sample_rate, sound.pts = sample_rate, samples_written
-                container.mux(audio_stream.encode(sound))
-                samples_written = end
-        container.mux(video.encode())
-        if audio_stream is not None:
-            container.mux(audio_stream.encode())
+                sound.sample_rate, sound.pts = self.sample_rate, self._samples_written
+                self._container.mux(self._sound.encode(sound))
+                self._samples_written = end
+        self._audio = self._audio[consumed:]
+
+    def close(self) -> str:
+        """Flush the encoders and put the finished file at ``path`` (atomically); returns the path."""
+        try:
+            if self.frames_written == 0:
+                raise ValueError("no frames were written: there is nothing to export.")
+            self._container.mux(self._video.encode())
+            if self._sound is not None:
+                self._container.mux(self._sound.encode())
+            self._container.close()
+            os.replace(self._tmp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and remove the partial file (nothing appears at ``path``)."""
+        try:
+            self._container.close()
+        except Exception:  # a container that failed mid-write may not close cleanly; the file goes anyway
+            pass
+        if os.path.exists(self._tmp_path):
+            os.remove(self._tmp_path)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
