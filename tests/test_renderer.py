@@ -18,6 +18,7 @@ skimage_data = pytest.importorskip("skimage.data")
 mp = pytest.importorskip("mediapipe")
 
 CORNER = 24  # px: the image corners checked for a still background
+LID_SKIN_ABOVE = 0.2  # eye widths above a closed eye: lid skin
 
 
 def detect(image: np.ndarray) -> np.ndarray | None:
@@ -485,3 +486,18 @@ def test_eyes_closed_in_the_photo_stay_closed(renderer, reference, astronaut):
         hi = np.ceil(landmarks[loop, :2].max(0)).astype(int) + 3
         window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
         assert psnr(opened[window], closed_image[window]) > psnr(opened[window], image[window]) + 3.0
+
+
+def test_a_closed_eye_shows_a_lash_line(renderer, reference, astronaut):
+    """Where the lids meet, a closed eye is darker than the lid skin above it (the reference's lash margin)."""
+    _, landmarks = astronaut
+    closed = close_eyes(landmarks)
+    frame = renderer.render_frame(reference, closed)
+    topo = mesh_topology()
+    for loop in topo.eye_loops:
+        upper, lower = split_loop(loop, landmarks, face_axis(landmarks))
+        width = np.linalg.norm(landmarks[upper[-1], :2] - landmarks[upper[0], :2])
+        middle = closed[lower[len(lower) // 4: 3 * len(lower) // 4 + 1], :2]
+        line = [luma(frame[int(round(y)), int(round(x))]) for x, y in middle]
+        skin = [luma(frame[int(round(y - LID_SKIN_ABOVE * width)), int(round(x))]) for x, y in middle]
+        assert np.mean(line) < np.mean(skin) - 20, (np.mean(line), np.mean(skin))
