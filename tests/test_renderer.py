@@ -435,7 +435,7 @@ def test_rings_follow_partly_and_never_fold(renderer, reference, astronaut):
         assert not _flipped(driven, reference.triangles[outer], reference.orientation[outer]).any()
         rings = driven[478: 478 + len(source_rings)]
         follows.append((rings - source_rings)[inner_ring, 0].mean() / (shift * face * to_crop))
-    assert 0.2 < follows[0] < 0.6 and follows[1] == pytest.approx(1.0, abs=0.02), follows
+    assert 0.05 < follows[0] < 0.3 and follows[1] == pytest.approx(1.0, abs=0.02), follows  # default 0.15, neck 0
 
 
 def test_slightly_parted_lips_show_no_drawn_teeth(renderer, reference, astronaut):
