@@ -112,6 +112,7 @@ def run_once(seconds: float, steps: int, render_size: int, variant: str, workdir
     sys.path.insert(0, str(ROOT))
     from omnitalker.io.export import export_to_video
     from omnitalker.pipeline import decode as decode_module
+    from omnitalker.pipeline.denoise import Sampler
     from tests.pipeline_fixtures import REFERENCE_TEXT, make_reference_video
 
     reference_video = make_reference_video(workdir / "ref.mp4", seconds=REFERENCE_SECONDS, size=REFERENCE_SIZE)
@@ -126,10 +127,10 @@ def run_once(seconds: float, steps: int, render_size: int, variant: str, workdir
          num_inference_steps=1)
     stages, cpu = defaultdict(float), defaultdict(float)
     pipe.prepare_reference = timed(stages, cpu, "reference analysis", pipe.prepare_reference)
-    pipe._denoise = timed(stages, cpu, "DiT sampling", pipe._denoise)
-    pipe._vocode = timed(stages, cpu, "vocoder", pipe._vocode)
-    pipe._render = timed(stages, cpu, "frames -> mp4", pipe._render)
-    decode_module._watermark = timed(stages, cpu, "frames -> mp4", decode_module._watermark)
+    Sampler.denoise = timed(stages, cpu, "DiT sampling", Sampler.denoise)
+    decode_module.vocode = timed(stages, cpu, "vocoder", decode_module.vocode)
+    decode_module.render = timed(stages, cpu, "frames -> mp4", decode_module.render)
+    decode_module.watermark = timed(stages, cpu, "frames -> mp4", decode_module.watermark)
     encode = timed(stages, cpu, "frames -> mp4", export_to_video)
 
     options = {"stream_frames": not previous}

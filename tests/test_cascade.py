@@ -56,12 +56,12 @@ def test_cascade_returns_an_mp4_with_both_streams(speech_pipe, motion_pipe, refe
     from omnitalker.io.export import export_to_video
 
     lipsync_calls = []
-    original = motion_pipe._lipsync
-    monkeypatch.setattr(motion_pipe, "_lipsync", lambda *a, **k: lipsync_calls.append(1) or original(*a, **k))
+    original = motion_pipe.generate
+    monkeypatch.setattr(motion_pipe, "generate", lambda plan, *a: lipsync_calls.append(plan.mode.value) or original(plan, *a))
     assert speech_pipe.branches == ("audio",) and motion_pipe.branches == ("audio", "visual")
     out = speech_pipe(TEXT, reference_video=reference_video, reference_text=REFERENCE_TEXT, visual_pipeline=motion_pipe,
                       num_inference_steps=STEPS, generator=seeded())
-    assert out.mode == "cascade" and lipsync_calls == [1]  # step (b) is the visual pipeline's own lip-sync
+    assert out.mode == "cascade" and lipsync_calls == ["lipsync"]  # step (b) is the visual pipeline's own lip-sync
     frames, wave = out.frames[0], out.audio[0]
     assert frames.ndim == 4 and frames.dtype == np.uint8 and out.visual_codes[0].shape[1] == 58
     assert abs(len(frames) / out.fps - len(wave) / out.sample_rate) <= 1 / out.fps

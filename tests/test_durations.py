@@ -146,13 +146,13 @@ def test_pipeline_gives_a_durations_model_only_the_prompt_tail(tmp_path, monkeyp
     pipe = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"))
     video = make_reference_video(tmp_path / "ref.mp4", seconds=4.0, size=128)
     seen = []
-    original = denoise.DenoiseMixin._denoise
+    original = denoise.Sampler.denoise
 
     def spy(self, segments, *args, **kwargs):
         seen.extend(segments)
         return original(self, segments, *args, **kwargs)
 
-    monkeypatch.setattr(denoise.DenoiseMixin, "_denoise", spy)
+    monkeypatch.setattr(denoise.Sampler, "denoise", spy)
     pipe("Hi there.", reference_video=video, reference_text=REFERENCE_TEXT, num_inference_steps=2,
          output_type="latent", generator=torch.Generator().manual_seed(0))
     reference = pipe.prepare_reference(reference_video=video, reference_text=REFERENCE_TEXT)

@@ -117,14 +117,16 @@ def test_long_speech_is_lip_synced_in_windows(pipe, reference):
 
 def test_long_text_is_generated_in_chunks_with_reference_and_motion_frames(pipe, reference, monkeypatch):
     text = "The first sentence is here. The second one follows it. And a third one ends the text."
+    from omnitalker.pipeline.denoise import Sampler
+
     segments = []
-    denoise = pipe._denoise
+    denoise = Sampler.denoise
 
-    def spy(batch, *args, **kwargs):
+    def spy(sampler, batch, *args, **kwargs):
         segments.extend(batch)
-        return denoise(batch, *args, **kwargs)
+        return denoise(sampler, batch, *args, **kwargs)
 
-    monkeypatch.setattr(pipe, "_denoise", spy)
+    monkeypatch.setattr(Sampler, "denoise", spy)
     steps = []
     out = pipe(text, reference=reference, num_inference_steps=STEPS, max_chunk_seconds=2.5, generator=generator(),
                callback_on_step_end=lambda p, i, t, kw: steps.append(i) or {})

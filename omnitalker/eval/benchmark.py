@@ -224,7 +224,7 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
     """In-fill each item's target with the pipeline's transformer + scheduler (batched, seeded per item).
     ``guidance``: None = the defaults; without a reference its audio/visual strengths are off (no prompt)."""
     from omnitalker.frontend.face.codes import retime
-    from omnitalker.pipeline.denoise import _layout_batch, _Segment
+    from omnitalker.pipeline.denoise import Segment, layout_batch
 
     if prompt_layout not in PROMPT_LAYOUTS:
         raise ValueError(f"prompt_layout must be one of {PROMPT_LAYOUTS}, got {prompt_layout!r}")
@@ -257,9 +257,9 @@ def run_model(pipe, items: list[EvalItem], with_reference: bool, steps: int, see
             targets.append(frames)
         text_durations = None
         if batch_layouts is not None:
-            segments = [_Segment(torch.zeros(p, 1), torch.zeros(p, 1), None, layout.num_frames - p, layout=layout)
+            segments = [Segment(torch.zeros(p, 1), torch.zeros(p, 1), None, layout.num_frames - p, layout=layout)
                         for p, layout in zip(prompts, batch_layouts, strict=True)]
-            text_ids, text_durations, totals = _layout_batch(segments)
+            text_ids, text_durations, totals = layout_batch(segments)
         else:
             text_ids = pipe.tokenizer.encode(texts)  # b nt
             tokens = (text_ids >= 0).sum(1).tolist()

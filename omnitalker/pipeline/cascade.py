@@ -1,9 +1,9 @@
 """mode="cascade" (the paper's baseline): this pipeline speaks, a second pipeline's visual branch lip-syncs the face
-to that speech (``omnitalker.pipeline.modes`` says when it runs); the CFG strengths of a call."""
+to that speech (``omnitalker.pipeline.modes`` says when it runs): ``run_cascade`` composes the two pipelines' steps.
+``CascadeMixin`` holds the pipeline's public methods for it (branches, the visual pipeline) and the CFG defaults
+of a call; they read only the pipeline's config."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import torch
 from diffusers.utils import logging
@@ -16,6 +16,8 @@ from omnitalker.pipeline.modes import (
     branches_of,
     load_visual_pipeline,
 )
+from omnitalker.pipeline.plan import CallPlan, Mode, lipsync_plan, speech_plan
+from omnitalker.pipeline.prepare import load_driving
 
 logger = logging.get_logger(__name__)
 
@@ -62,44 +64,40 @@ class CascadeMixin:
         module_defaults = GuidanceConfig()
         return {**{key: getattr(module_defaults, key) for key in GUIDANCE_KEYS}, **(self.config.get("guidance") or {})}
 
-    def _cascade(self, texts, audio, reference, reference_args, visual_pipeline, *, output_type, limits, max_side,
-                 generator, speech: dict, motion: dict) -> OmniTalkerPipelineOutput:
-        """The paper's cascade baseline: (a) this pipeline speaks each text with its audio branch (mode="audio"),
-        (b) the visual pipeline lip-syncs the reference face to that speech with its audio-driven visual branch
-        (``_lipsync`` of that pipeline; it also watermarks). With `audio` given, only (b) runs on it."""
-        visual = self.get_visual_pipeline(visual_pipeline)
-        if getattr(self, "_progress_bar_config", None) is not None:
-            visual.set_progress_bar_config(**self._progress_bar_config)
-        if reference is None:
-            reference = self.prepare_reference(*reference_args, max_side=max_side, limits=limits)
-            self.check_inputs(texts, audio, reference, speech["num_inference_steps"], speech["speed"],
-                              speech["duration"], speech["max_chunk_seconds"], output_type, generator,
-                              speech["callback_on_step_end_tensor_inputs"], limits, max_side, mode="cascade")
-        items = len(texts) if audio is None else 1
-        generators = generator if isinstance(generator, list) else [generator] * items
-        if audio is None:
-            spoken = self(texts, reference=reference, mode="audio", generator=generator, output_type="np",
-                          watermark=False, limits=limits, **speech)  # marked once, with the frames, in (b)
-            drivings, mels = [(SAMPLE_RATE, wave) for wave in spoken.audio], spoken.mel
-            limits = dataclasses.replace(limits, max_audio_seconds=None)  # our own speech: the text was checked
-        else:
-            drivings, mels = [audio], None
-        outputs = []
-        for index, driving in enumerate(drivings):
-            if self._interrupt:
-                break
-            outputs.append(visual(None if texts is None else texts[index], audio=driving, reference=reference,
-                                  mode="joint", generator=generators[index], output_type=output_type,
-                                  max_side=max_side, limits=limits, **motion))
-        if mels is None:
-            mels = [out.mel[0] for out in outputs]
-        elif output_type == "pt":
-            mels = [torch.from_numpy(mel) for mel in mels]
-        media = output_type != "latent"
-        output = OmniTalkerPipelineOutput(
-            audio=[out.audio[0] for out in outputs] if media else None, sample_rate=SAMPLE_RATE,
-            frames=[out.frames[0] for out in outputs] if media else None, fps=float(visual.config.video_fps),
-            mel=mels[: len(outputs)], visual_codes=[out.visual_codes[0] for out in outputs],
-            reference_text=reference.text, mode="cascade")
-        return output
 
+def run_cascade(speech, visual, plan: CallPlan) -> OmniTalkerPipelineOutput:
+    """The paper's cascade baseline, composed of the steps: (a) `speech` (this pipeline) speaks each text with its
+    audio branch (``Mode.SPEECH``, unmarked), (b) `visual` lip-syncs the reference face to that speech with its
+    audio-driven visual branch and its own guidance defaults (``Mode.LIPSYNC``; it also watermarks). With speech
+    given (``Mode.CASCADE_LIPSYNC``), only (b) runs on it."""
+    if getattr(speech, "_progress_bar_config", None) is not None:
+        visual.set_progress_bar_config(**speech._progress_bar_config)
+    reference = speech.call_reference(plan)
+    if plan.mode is Mode.CASCADE:
+        spoken = speech.generate(speech_plan(plan), reference, None)  # (mel, codes, wave) per text
+        speech.maybe_free_model_hooks()
+        drivings = [(SAMPLE_RATE, wave.numpy()) for _, _, wave in spoken]
+        mels = [mel.T.contiguous().numpy() for mel, _, _ in spoken]  # 100 g
+    else:
+        drivings, mels = [plan.audio], None
+    strengths = visual.guidance_strengths(None, None, plan.visual_guidance, None)
+    guidance = GuidanceConfig(**dict(zip(STRENGTHS, strengths, strict=True)), anneal=plan.guidance.anneal,
+                              refresh_every=visual.guidance_refresh_every())
+    outputs = []
+    for index, driving in enumerate(drivings):
+        if speech.interrupt:
+            break
+        text = None if plan.texts is None else plan.texts[index]
+        item = lipsync_plan(plan, guidance, text, plan.generators[index], given_speech=mels is None)
+        items = visual.generate(item, reference, load_driving(driving))
+        outputs.append(visual.finish(item, reference, items))
+    if mels is None:
+        mels = [out.mel[0] for out in outputs]
+    elif plan.output_type == "pt":
+        mels = [torch.from_numpy(mel) for mel in mels]
+    media = plan.decode
+    return OmniTalkerPipelineOutput(
+        audio=[out.audio[0] for out in outputs] if media else None, sample_rate=SAMPLE_RATE,
+        frames=[out.frames[0] for out in outputs] if media else None, fps=float(visual.config.video_fps),
+        mel=mels[: len(outputs)], visual_codes=[out.visual_codes[0] for out in outputs],
+        reference_text=reference.text, mode=plan.mode.output_name)

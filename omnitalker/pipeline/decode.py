@@ -1,5 +1,6 @@
-"""Steps 5-7 of ``OmniTalkerPipeline.__call__``: mel -> waveform (vocoder), codes -> frames (renderer), watermarks,
-and the output in the asked format."""
+"""Steps 5-7 of ``OmniTalkerPipeline.__call__``: mel -> waveform (``vocode``), codes -> frames (``render``, its source
+prepared once per reference and size by ``RenderSources``), watermarks (``watermark``), and the output in the asked
+format (``format_output``). Functions of what they are given: no step reads the pipeline."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from omnitalker.frontend.audio import SAMPLE_RATE
 from omnitalker.frontend.face.codes import CODE_FPS, retime, video_frame_count
 from omnitalker.io.export import DEFAULT_FPS
 from omnitalker.io.image import fit_within
-from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE
 from omnitalker.pipeline.reference import (
     OmniTalkerReference,
 )
@@ -53,104 +53,89 @@ class OmniTalkerPipelineOutput(BaseOutput):
     mode: str | None = None  # "joint", "audio" or "cascade" (omnitalker.pipeline.modes)
 
 
-class DecodeMixin:
-    """Decoding and output formatting of ``OmniTalkerPipeline`` (steps 5-7)."""
+def vocode(vocoder, mel: torch.Tensor, gain: float, device) -> torch.Tensor:
+    """mel (g, 100) -> wave (samples,) float32 on CPU, back at the reference's loudness."""
+    vocoder_dtype = next(vocoder.parameters(), mel).dtype  # Griffin-Lim has no parameters
+    wave = vocoder.decode(mel.T[None].to(device, vocoder_dtype))[0]  # nw
+    return (wave.float().cpu() / gain).clamp(-1.0, 1.0)
 
-    def _decode_items(self, reference, mel_items, code_items, wave_items, max_side, stream_frames: bool,
-                      watermark: bool, audio_only: bool) -> tuple[list, list]:
-        """Steps 5-6 of ``__call__``: waves (vocoder, unless chunking already made them) and frames (renderer,
-        none for speech only), watermarked when asked."""
-        audio_out, frames_out = [], []
-        for index, (mel, codes) in enumerate(zip(mel_items, code_items, strict=True)):
-            wave = wave_items[index] if wave_items is not None else self._vocode(mel, reference.gain)
-            frames = None
-            if not audio_only:
-                frames = self._render(reference, codes, len(wave), max_side=max_side, stream_frames=stream_frames)
-            wave = wave.numpy()
-            if watermark:
-                frames, wave = _watermark(frames, wave)
-            audio_out.append(wave)
-            frames_out.append(frames)
-        return audio_out, frames_out
 
-    def _vocode(self, mel: torch.Tensor, gain: float) -> torch.Tensor:
-        """mel (g, 100) -> wave (samples,) float32 on CPU, back at the reference's loudness."""
-        vocoder_dtype = next(self.vocoder.parameters(), mel).dtype  # Griffin-Lim has no parameters
-        wave = self.vocoder.decode(mel.T[None].to(self._execution_device, vocoder_dtype))[0]  # nw
-        return (wave.float().cpu() / gain).clamp(-1.0, 1.0)
+def render(renderer, source, codes: torch.Tensor, num_samples: int, fps: int, stream_frames: bool = False,
+           progress: Callable | None = None):
+    """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames at `fps` covering num_samples of audio, drawn by
+    ``renderer.render_codes`` from its prepared `source` (``RenderSources``). With `stream_frames` a ``FrameStream``
+    that renders ``FRAME_CHUNK_PIXELS`` (at most ``FRAME_CHUNK_MAX_FRAMES``) at a time as it is read, the next
+    chunk while the encoder takes this one (memory flat in the length and in the frame size), else an array."""
+    from omnitalker.io.frames import FrameStream
 
-    def _render(self, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int,
-                max_side: int | None = DEFAULT_MAX_SIDE, stream_frames: bool = False):
-        """codes (n, 58) at the mel rate -> (T, H, W, 3) uint8 frames covering num_samples of audio, at the output
-        size (the call's `max_side`). The renderer turns codes into frames (``renderer.render_codes``) from its
-        source prepared once per reference and size (``_render_source``). With `stream_frames` a ``FrameStream``
-        that renders ``FRAME_CHUNK_PIXELS`` (at most ``FRAME_CHUNK_MAX_FRAMES``) at a time as it is read, the
-        next chunk while the encoder takes this one (memory flat in the length and in the frame size), else an
-        array."""
-        from omnitalker.io.frames import FrameStream
+    codes_video = retime(codes, MEL_FRAME_RATE, fps, video_frame_count(num_samples, fps)).numpy()  # T 58
 
-        fps = self.config.video_fps
-        codes_video = retime(codes, MEL_FRAME_RATE, fps, video_frame_count(num_samples, fps)).numpy()  # T 58
-        source = self._render_source(reference, max_side)
+    def draw(start: int, stop: int) -> np.ndarray:
+        return np.asarray(renderer.render_codes(source, codes_video[start:stop]))
 
-        def render(start: int, stop: int) -> np.ndarray:
-            return np.asarray(self.renderer.render_codes(source, codes_video[start:stop]))
+    if stream_frames:
+        width, height = source.size
+        return FrameStream(len(codes_video), height, width, draw,
+                           chunk_frames=max(1, min(FRAME_CHUNK_MAX_FRAMES, FRAME_CHUNK_PIXELS // (height * width))),
+                           progress=progress)
+    return draw(0, len(codes_video))
 
-        if stream_frames:
-            width, height = source.size
-            return FrameStream(len(codes_video), height, width, render,
-                               chunk_frames=max(1, min(FRAME_CHUNK_MAX_FRAMES, FRAME_CHUNK_PIXELS // (height * width))),
-                               progress=self._frame_progress())
-        return render(0, len(codes_video))
 
-    def _render_source(self, reference: OmniTalkerReference, max_side: int | None):
-        """``renderer.prepare_source(reference, max_side)``, cached per reference and output size (the last
-        reference only: one reference at a time is the common case, and memory stays flat)."""
+class RenderSources:
+    """``renderer.prepare_source(reference, max_side)``, cached per reference and output size (the last reference
+    only: one reference at a time is the common case, and memory stays flat); the caller's reference is not
+    touched. Keys: (id(reference), size, id(renderer)) -> (weakref to the reference, source)."""
+
+    def __init__(self):
+        self.sources: dict = {}
+
+    def get(self, renderer, reference: OmniTalkerReference, max_side: int | None):
         height, width = reference.image.shape[:2]
-        key = (id(reference), fit_within(width, height, max_side), id(self.renderer))
-        owner, cached = self._render_sources.get(key, (None, None))
+        key = (id(reference), fit_within(width, height, max_side), id(renderer))
+        owner, cached = self.sources.get(key, (None, None))
         if owner is not None and owner() is reference:  # the same object, not a new one at a reused address
             return cached
-        source = self.renderer.prepare_source(reference, max_side)
-        self._render_sources = {k: v for k, v in self._render_sources.items() if v[0]() is reference}
-        self._render_sources[key] = (weakref.ref(reference), source)
+        source = renderer.prepare_source(reference, max_side)
+        self.sources = {k: v for k, v in self.sources.items() if v[0]() is reference}
+        self.sources[key] = (weakref.ref(reference), source)
         return source
 
-    def _frame_progress(self) -> Callable | None:
-        """A tqdm bar class for rendering a streamed video (the pipeline's progress-bar settings), or None."""
-        from functools import partial
 
-        from tqdm.auto import tqdm
+def frame_progress(progress_bar_config: dict) -> Callable | None:
+    """A tqdm bar class for rendering a streamed video (the pipeline's progress-bar settings), or None."""
+    from functools import partial
 
-        config = {key: value for key, value in getattr(self, "_progress_bar_config", {}).items() if key != "desc"}
-        return None if config.get("disable") else partial(tqdm, **config)
+    from tqdm.auto import tqdm
 
-    def _format_output(self, mel_items, code_items, audio_out, frames_out, output_type: str, audio_only: bool,
-                       reference_text: str | None, mode: str) -> OmniTalkerPipelineOutput:
-        """Step 7 of ``__call__``: codes at their own rate (30 fps) over the output's length, mels (100, g),
-        numpy or torch as asked."""
-        codes_out = None
-        if not audio_only:  # speech only: no motion was generated
-            codes_out = []
-            for index, codes in enumerate(code_items):
-                seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
-                codes_out.append(retime(codes, MEL_FRAME_RATE, CODE_FPS, max(1, round(seconds * CODE_FPS))).numpy())
-        else:
-            frames_out = None
-        mel_out = [mel.T.contiguous().numpy() for mel in mel_items]  # 100 g
-        if output_type == "pt":
-            audio_out = [torch.from_numpy(np.ascontiguousarray(wave)) for wave in audio_out]
-            if frames_out is not None:
-                frames_out = [torch.from_numpy(np.ascontiguousarray(frames)) for frames in frames_out]
-            mel_out = [torch.from_numpy(mel) for mel in mel_out]
-            if codes_out is not None:
-                codes_out = [torch.from_numpy(codes) for codes in codes_out]
-        return OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out,
-                                        fps=float(self.config.video_fps), mel=mel_out, visual_codes=codes_out,
-                                        reference_text=reference_text, mode=mode)
+    config = {key: value for key, value in progress_bar_config.items() if key != "desc"}
+    return None if config.get("disable") else partial(tqdm, **config)
 
 
-def _watermark(frames, wave: np.ndarray) -> tuple:
+def format_output(mel_items, code_items, audio_out, frames_out, output_type: str, visual: bool, fps: float,
+                  reference_text: str | None, mode: str) -> OmniTalkerPipelineOutput:
+    """Step 7 of ``__call__``: codes at their own rate (30 fps) over the output's length, mels (100, g),
+    numpy or torch as asked (`visual` False: speech only, no frames or codes)."""
+    codes_out = None
+    if visual:
+        codes_out = []
+        for index, codes in enumerate(code_items):
+            seconds = (len(audio_out[index]) / SAMPLE_RATE) if audio_out else len(codes) / MEL_FRAME_RATE
+            codes_out.append(retime(codes, MEL_FRAME_RATE, CODE_FPS, max(1, round(seconds * CODE_FPS))).numpy())
+    else:
+        frames_out = None
+    mel_out = [mel.T.contiguous().numpy() for mel in mel_items]  # 100 g
+    if output_type == "pt":
+        audio_out = [torch.from_numpy(np.ascontiguousarray(wave)) for wave in audio_out]
+        if frames_out is not None:
+            frames_out = [torch.from_numpy(np.ascontiguousarray(frames)) for frames in frames_out]
+        mel_out = [torch.from_numpy(mel) for mel in mel_out]
+        if codes_out is not None:
+            codes_out = [torch.from_numpy(codes) for codes in codes_out]
+    return OmniTalkerPipelineOutput(audio=audio_out, sample_rate=SAMPLE_RATE, frames=frames_out, fps=float(fps),
+                                    mel=mel_out, visual_codes=codes_out, reference_text=reference_text, mode=mode)
+
+
+def watermark(frames, wave: np.ndarray) -> tuple:
     """Visible label + invisible frame and audio marks; a ``FrameStream`` is marked chunk by chunk as it is read."""
     from omnitalker.io.frames import FrameStream
     from omnitalker.io.watermark import apply_watermarks, embed_audio_watermark

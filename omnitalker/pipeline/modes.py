@@ -144,15 +144,17 @@ def describe_mode(pipe, mode: str | None = None) -> str:
     return f"{MODE_TEXT['cascade']} {source}"
 
 
-def build_voice_reference(audio, text=None, visual_dim: int = VISUAL_CODE_DIM, limits=None):
+def build_voice_reference(audio, text=None, visual_dim: int = VISUAL_CODE_DIM, limits=None, headers_checked=False):
     """A voice-only reference for ``mode='audio'`` (no face: speech only): the voice sample's trimmed,
-    loudness-normalised wave, its log-mel, zero visual codes (never used: the visual stream is absent)."""
+    loudness-normalised wave, its log-mel, zero visual codes (never used: the visual stream is absent).
+    `headers_checked`: the file was checked against `limits` already (a pipeline call's plan)."""
     import torch
 
     from omnitalker.pipeline.limits import as_limits
     from omnitalker.pipeline.reference import OmniTalkerReference, load_voice, reference_mel
 
-    as_limits(limits).check_inputs(reference_audio=audio)
+    if not headers_checked:
+        as_limits(limits).check_inputs(reference_audio=audio)
     wave, _, gain = load_voice(audio, "reference_audio")
     mel = reference_mel(wave)  # n 100
     return OmniTalkerReference(wave=wave, mel=mel, codes=torch.zeros(len(mel), visual_dim), text=text,

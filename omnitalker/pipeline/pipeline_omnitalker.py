@@ -36,53 +36,49 @@ and audio marks (``omnitalker.io.watermark``) on everything the pipeline returns
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import logging
 
-from omnitalker.flow.guidance import (
-    GuidanceConfig,
-)
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
-from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.frontend.audio import SAMPLE_RATE, rms_normalize
 from omnitalker.frontend.face.codes import VIDEO_FPS
 from omnitalker.frontend.text import normalize_text
-from omnitalker.io.watermark import AUDIO_MIN_SECONDS
 from omnitalker.pipeline import components as _components  # noqa: F401  (saved components' modules)
-from omnitalker.pipeline.cascade import CascadeMixin
-from omnitalker.pipeline.chunking import (
-    DEFAULT_MAX_CHUNK_SECONDS,
-    DEFAULT_MOTION_SECONDS,
-    MIN_GENERATED_SECONDS,
-    frame_windows,
-)
-from omnitalker.pipeline.decode import DecodeMixin, OmniTalkerPipelineOutput
-from omnitalker.pipeline.denoise import DenoiseMixin
+from omnitalker.pipeline import decode
+from omnitalker.pipeline.cascade import CascadeMixin, run_cascade
+from omnitalker.pipeline.chunking import DEFAULT_MAX_CHUNK_SECONDS
+from omnitalker.pipeline.decode import OmniTalkerPipelineOutput, RenderSources
+from omnitalker.pipeline.denoise import SampledChunk, Sampler, StepHook, join_chunks, solver_calls
 from omnitalker.pipeline.expression_style import match_expression, neutral_lid_gap
-from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits, check_max_side
+from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits
 from omnitalker.pipeline.mel_smoothing import check_mel_smoothing
-from omnitalker.pipeline.modes import (
-    check_guidance_defaults,
-    check_trained_branches,
-    resolve_mode,
-)
+from omnitalker.pipeline.modes import check_guidance_defaults, check_trained_branches
 from omnitalker.pipeline.motion_spread import match_pose_spread
-from omnitalker.pipeline.prepare import _ASR_FROM_CONFIG, PrepareMixin
-from omnitalker.pipeline.reference import (
-    OmniTalkerReference,
-    load_media_audio,
-    reference_mel,
+from omnitalker.pipeline.plan import (
+    CALLBACK_TENSOR_INPUTS,
+    OUTPUT_TYPES,
+    CallPlan,
+    Mode,
+    check_reference,
+    plan_call,
 )
+from omnitalker.pipeline.prepare import (
+    _ASR_FROM_CONFIG,
+    PrepareMixin,
+    PromptTimings,
+    lipsync_windows,
+    load_driving,
+    text_chunks,
+)
+from omnitalker.pipeline.reference import OmniTalkerReference
 
 logger = logging.get_logger(__name__)
 
 DEFAULT_VIDEO_FPS = int(VIDEO_FPS)
-OUTPUT_TYPES = ("np", "pt", "latent")
+__all__ = ["OUTPUT_TYPES", "OmniTalkerPipeline", "OmniTalkerPipelineOutput"]
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -98,7 +94,7 @@ EXAMPLE_DOC_STRING = """
 """
 
 
-class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, DiffusionPipeline):
+class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
     r"""Pipeline for text-driven talking audio-video generation with in-context style (OmniTalker).
 
     Args:
@@ -133,7 +129,7 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
 
     model_cpu_offload_seq = "transformer->vocoder"
     _optional_components = ["vocoder", "renderer", "duration_predictor"]
-    _callback_tensor_inputs = ["audio_latents", "visual_latents"]
+    _callback_tensor_inputs = list(CALLBACK_TENSOR_INPUTS)
 
     def __init__(
         self,
@@ -175,9 +171,9 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         self._face_analyzer = None
         self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
         self._interrupt = False
-        # the renderer's prepared source of the last reference rendered, per output size: {(id(reference),
-        # size, id(renderer)): (weakref to the reference, RenderSource)}; the caller's reference is not touched
-        self._render_sources: dict = {}
+        self._num_timesteps = None  # solver steps per solve of the last call (diffusers' `num_timesteps`)
+        self._render_sources = RenderSources()  # the renderer's prepared source of the last reference, per size
+        self._prompt_timings = PromptTimings()  # a "durations" model's layout of the last reference's prompt
 
     def reference_motion(self, codes: torch.Tensor, reference_codes: torch.Tensor) -> torch.Tensor:
         """Generated codes (n, 58) with the whole reference's head-motion size when the `match_reference_motion`
@@ -205,80 +201,6 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
         """Set ``pipe._interrupt = True`` (e.g. from a callback) to stop sampling early (diffusers' protocol):
         the current latents are decoded and no further chunks are generated."""
         return self._interrupt
-
-    def check_inputs(
-        self,
-        texts,
-        audio,
-        reference,
-        num_inference_steps,
-        speed,
-        duration,
-        max_chunk_seconds,
-        output_type,
-        generator,
-        callback_on_step_end_tensor_inputs,
-        limits: InputLimits | dict | None = None,
-        max_side: int | None = DEFAULT_MAX_SIDE,
-        mode: str = "joint",
-    ) -> None:
-        limits = as_limits(limits)
-        check_max_side(max_side)
-        if audio is None:
-            if texts is None:
-                raise ValueError("text is missing: pass the words to speak, or audio=... to lip-sync a recording")
-            for text in texts:
-                if not isinstance(text, str):
-                    raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}: "
-                                     "pass the words to speak, e.g. pipe(\"Hello there.\", ...)")
-                limits.check_text(text)
-                if not normalize_text(text):
-                    raise ValueError("text is empty (or only whitespace): pass at least one word to speak")
-                self.tokenizer.check_speakable(text)
-            if reference is not None and reference.text is not None:
-                self.tokenizer.check_speakable(reference.text, "reference_text")
-            if reference is not None and reference.text is None:
-                reason = getattr(reference, "asr_error", None)
-                if reason:
-                    raise ValueError(f"reference_text is required: speech recognition could not supply it ({reason})")
-                raise ValueError(
-                    "reference_text is required: pass the transcript of the reference clip "
-                    "(reference_text='...'), or let the pipeline recognise it with pipe.set_asr('default')"
-                )
-        elif texts is not None and len(texts) != 1:
-            raise ValueError("audio-driven generation takes one recording; pass text as one string (its transcript)")
-        if mode != "audio" and reference is not None and reference.identity is None:
-            raise ValueError("this reference has no face (a voice sample only): pass reference_video or "
-                             "reference_image for a talking head, or mode='audio' for speech only")
-        if audio is None and self.uses_durations and getattr(self, "duration_predictor", None) is None:
-            raise ValueError("this pipeline's transformer lays phonemes out by duration but it has no "
-                             "duration_predictor: load one (DurationPredictor.from_pretrained(...)) and pass it")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
-        if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
-            raise ValueError(f"speed must be a positive number (1.0 = the reference's pace), got {speed!r}")
-        if duration is not None and not (isinstance(duration, (int, float)) and math.isfinite(duration)
-                                         and duration >= MIN_GENERATED_SECONDS):
-            raise ValueError(f"duration must be at least {MIN_GENERATED_SECONDS} s (the audio watermark needs "
-                             f"{AUDIO_MIN_SECONDS} s), or None for the text's own length; got {duration!r}")
-        if not max_chunk_seconds > 2 * DEFAULT_MOTION_SECONDS:
-            raise ValueError(f"max_chunk_seconds must exceed {2 * DEFAULT_MOTION_SECONDS:g} s, got {max_chunk_seconds}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if output_type != "latent" or mode == "cascade":  # the cascade drives the face with the waveform
-            needed = ("vocoder",) if mode in ("audio", "cascade") else ("vocoder", "renderer")
-            missing = [name for name in needed if getattr(self, name, None) is None]
-            if missing:
-                raise ValueError(
-                    f"this pipeline has no {' and no '.join(missing)}: load one (e.g. vocoder=GriffinLimVocoder()) "
-                    "or ask for output_type='latent' (mel and visual codes only)"
-                )
-        batch = 1 if texts is None else len(texts)
-        if isinstance(generator, list) and len(generator) != batch:
-            raise ValueError(f"got {len(generator)} generators for {batch} texts: pass one per text, or one")
-        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs {unknown} are not in {self._callback_tensor_inputs}")
 
     @torch.no_grad()
     def __call__(
@@ -369,109 +291,110 @@ class OmniTalkerPipeline(PrepareMixin, DenoiseMixin, DecodeMixin, CascadeMixin, 
 
         Examples:
         """
-        # 1. check inputs (the files against the limits from their headers, before anything is decoded)
-        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        if text is not None and not isinstance(text, (str, list, tuple)):
-            raise ValueError(f"text must be a string or a list of strings, got {type(text).__name__}: pass the "
-                             "words to speak, e.g. pipe(\"Hello there.\", ...)")
-        texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
-        mode = resolve_mode(self.branches, mode, lipsync=audio is not None)
-        visual_guidance_given = guidance_visual  # the cascade's visual pipeline keeps its own default otherwise
-        guidance_text, guidance_audio, guidance_visual, guidance_joint = self.guidance_strengths(
-            guidance_text, guidance_audio, guidance_visual, guidance_joint)
-        guidance_refresh_every = self.guidance_refresh_every(guidance_refresh_every)
-        voice_only = mode == "audio" and reference_video is None and reference_image is None
-        if reference is None and voice_only:
-            if reference_audio is None:
-                raise ValueError("no reference: pass reference_audio='voice.wav' (a voice sample is enough for "
-                                 "mode='audio'), or reference_video='ref.mp4'")
-        elif reference is None:
-            self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
-            if reference_image is not None and reference_audio is None and audio is None:
-                raise ValueError(
-                    "a photo needs a voice sample to speak text: pass reference_audio='voice.wav' "
-                    "(or audio='speech.wav' to lip-sync the photo to a recording)"
-                )
-        elif any(arg is not None for arg in (reference_video, reference_image, reference_audio, reference_text)):
-            raise ValueError("pass either reference= (a prepared reference) or the reference_* arguments, not both")
-        limits = as_limits(limits)
-        self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
-                          output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side, mode=mode)
-        if stream_frames and output_type != "np":
-            raise ValueError(f"stream_frames=True returns frames as a FrameStream of numpy chunks: use "
-                             f"output_type='np', not {output_type!r}")
-        # every file against the limits from its header, before anything is decoded
-        limits.check_inputs(reference_video=reference_video, reference_image=reference_image,
-                            reference_audio=reference_audio, audio=audio)
-        if reference_text is not None:
-            limits.check_text(reference_text, "reference_text")
-        if mode == "cascade":
-            return _returned(self._cascade(
-                texts, audio, reference, (reference_video, reference_image, reference_audio, reference_text),
-                visual_pipeline, output_type=output_type, limits=limits, max_side=max_side,
-                generator=generator,
-                speech=dict(num_inference_steps=num_inference_steps, guidance_text=guidance_text,
-                            guidance_audio=guidance_audio, guidance_visual=guidance_visual,
-                            guidance_joint=guidance_joint, guidance_anneal=guidance_anneal,
-                            guidance_refresh_every=guidance_refresh_every, speed=speed, duration=duration,
-                            max_chunk_seconds=max_chunk_seconds,
-                            callback_on_step_end=callback_on_step_end,
-                            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs),
-                motion=dict(num_inference_steps=num_inference_steps, guidance_visual=visual_guidance_given,
-                            guidance_anneal=guidance_anneal, max_chunk_seconds=max_chunk_seconds,
-                            watermark=watermark, stream_frames=stream_frames,
-                            callback_on_step_end=callback_on_step_end,
-                            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs)), return_dict)
-        audio_only = mode == "audio"  # speech only: the visual stream is absent
-        driving = None
-        if audio is not None:  # read the speech before the (slower) reference analysis: fail fast
-            driving = load_media_audio(audio, "audio")  # nw, kept as given for the output
-            if len(driving) < AUDIO_MIN_SECONDS * SAMPLE_RATE:
-                raise ValueError(f"audio (the speech to lip-sync) is {len(driving) / SAMPLE_RATE:.2f} s long: use a "
-                                 f"recording of at least {AUDIO_MIN_SECONDS} s")
+        # 1. check the arguments once: the call's plan (the files against the limits from their headers)
+        plan = plan_call(
+            self, text=text, reference_video=reference_video, reference_image=reference_image,
+            reference_audio=reference_audio, reference_text=reference_text, audio=audio, reference=reference,
+            num_inference_steps=num_inference_steps, guidance_text=guidance_text, guidance_audio=guidance_audio,
+            guidance_visual=guidance_visual, guidance_anneal=guidance_anneal, speed=speed, duration=duration,
+            max_chunk_seconds=max_chunk_seconds, generator=generator, output_type=output_type, watermark=watermark,
+            max_side=max_side, stream_frames=stream_frames, limits=limits, return_dict=return_dict,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, mode=mode,
+            visual_pipeline=visual_pipeline, guidance_joint=guidance_joint,
+            guidance_refresh_every=guidance_refresh_every)
+        if plan.mode.cascade:  # speech here, the face by the visual pipeline: the same steps, composed
+            return _returned(run_cascade(self, self.get_visual_pipeline(plan.visual_pipeline), plan), return_dict)
 
-        # 2. prepare the reference (analysed once; a prepared one is reused as it is)
-        if reference is None:
-            reference = self.prepare_reference(reference_video, reference_image, reference_audio, reference_text,
-                                               max_side=max_side, limits=limits)
-            self.check_inputs(texts, audio, reference, num_inference_steps, speed, duration, max_chunk_seconds,
-                              output_type, generator, callback_on_step_end_tensor_inputs, limits, max_side, mode=mode)
+        # 2. prepare: the speech to lip-sync first (fail fast), then the reference (analysed once, then checked)
+        driving = None if plan.audio is None else load_driving(plan.audio)  # (nw, n 100)
+        reference = self.call_reference(plan)
+
+        # 3-5. plan the segments, sample mel + visual codes, vocode: per item (mel, codes, wave)
+        items = self.generate(plan, reference, driving)
+
+        # 6-7. the reference's motion style, render, watermark, and the output in the asked format
+        return _returned(self.finish(plan, reference, items), return_dict)
+
+    # ------------------------------------------------------------------------------------------------ the steps
+
+    def call_reference(self, plan: CallPlan) -> OmniTalkerReference:
+        """Step 2: the call's reference: the prepared one (checked with the plan), or built from the plan's sources
+        (their headers checked by the plan) and then checked where that needs the reference."""
+        if plan.reference is not None:
+            return plan.reference
+        reference = self.build_reference(plan.sources, max_side=plan.max_side, limits=plan.limits,
+                                         headers_checked=True)
+        check_reference(plan.mode, reference, self.tokenizer, plan.texts, plan.audio)
+        return reference
+
+    def generate(self, plan: CallPlan, reference: OmniTalkerReference, driving) -> list[tuple]:
+        """Steps 3-5 for every item: its chunks (``chunks``) joined over their cross-fades -> (mel (g, 100), codes
+        (g, 58), wave (nw,) or None). Lip-sync returns the given speech and its mel."""
+        items = join_chunks(list(self.chunks(plan, reference, driving)), plan.items)
+        if driving is None:
+            return items
+        wave, driving_mel = driving
+        return [(driving_mel, codes, wave.float().clamp(-1.0, 1.0)) for _, codes, _ in items]
+
+    def chunks(self, plan: CallPlan, reference: OmniTalkerReference, driving) -> Iterator[SampledChunk]:
+        """Steps 3-5, chunk by chunk: plan the segments (text chunks or lip-sync windows), sample each, vocode it;
+        yields every chunk as soon as it is decoded (``denoise.SampledChunk``, with its wave when media are made)."""
         self._interrupt = False
-        guidance = GuidanceConfig(text=guidance_text, audio=guidance_audio, visual=guidance_visual,
-                                  joint=guidance_joint, anneal=guidance_anneal, refresh_every=guidance_refresh_every)
-        generators = generator if isinstance(generator, list) else [generator] * (len(texts) if texts else 1)
-
-        # 3. plan: every item as a list of chunks
-        max_chunk_frames = round(max_chunk_seconds * MEL_FRAME_RATE)
-        driving_mel = transcript = None
+        durations = self.uses_durations and driving is None
+        timing = self._prompt_timings.get(reference, self.layout_prompt) if durations else None
         if driving is not None:
-            driving_mel = reference_mel(rms_normalize(driving)[0])  # n 100, loudness-normalised like a prompt
-            transcript = None if texts is None else normalize_text(texts[0])
-            plans = [frame_windows(len(driving_mel), max_chunk_frames)]
+            chunk_plans = [lipsync_windows(driving[1], plan.max_chunk_seconds)]
         else:
-            plans = [self._text_chunks(t, reference, speed, duration, max_chunk_frames) for t in texts]
+            chunk_plans = [text_chunks(text, reference, plan.speed, plan.duration, plan.max_chunk_seconds, timing,
+                                       self.layout_target) for text in plan.texts]
+        self.scheduler.set_timesteps(plan.num_inference_steps)
+        self._num_timesteps = len(self.scheduler.timesteps)
+        total = solver_calls(chunk_plans, driven=driving is not None) * self._num_timesteps
+        with self.progress_bar(total=total) as progress_bar:
+            sampler = Sampler(self.transformer, self.scheduler, self.tokenizer, self._execution_device,
+                              self.config.get("mel_smoothing"), self.uses_durations, timing,
+                              self.word_start_ids() if durations else set(), self._should_stop,
+                              StepHook(self, progress_bar, plan.callback, plan.callback_tensor_inputs))
+            if driving is not None:
+                transcript = None if plan.texts is None else normalize_text(plan.texts[0])
+                chunks = sampler.lipsync(reference, driving[1], transcript, chunk_plans[0], plan.generators[0],
+                                         plan.guidance, plan.num_inference_steps)
+            else:
+                chunks = sampler.sample(reference, chunk_plans, plan.generators, plan.guidance,
+                                        plan.num_inference_steps, audio_only=plan.mode is Mode.SPEECH)
+            for chunk in chunks:
+                if plan.decode and chunk.mel is not None:  # 5. vocode: the one place waves are made
+                    chunk.wave = decode.vocode(self.vocoder, chunk.mel, reference.gain, self._execution_device)
+                yield chunk
 
-        # 4. sample mel + visual codes (chunked items are vocoded chunk by chunk, to cross-fade them)
-        mel_items, code_items, wave_items = self._sample_items(
-            reference, plans, generators, guidance, num_inference_steps, callback_on_step_end,
-            callback_on_step_end_tensor_inputs, driving=driving, driving_mel=driving_mel, transcript=transcript,
-            decode=output_type != "latent", audio_only=audio_only)
-        if not audio_only:
+    def finish(self, plan: CallPlan, reference: OmniTalkerReference, items: list[tuple]) -> OmniTalkerPipelineOutput:
+        """Steps 6-7: the whole reference's motion style on each item's codes, frames (renderer), watermarks, and
+        the output in the plan's format."""
+        mel_items, code_items, waves = (list(column) for column in zip(*items, strict=True))
+        if plan.mode.visual:
             code_items = [self.reference_expression(self.reference_motion(codes, reference.codes), reference, gen)
-                          for codes, gen in zip(code_items, generators, strict=False)]
-
-        # 5. decode (vocoder, renderer) and 6. watermark
+                          for codes, gen in zip(code_items, plan.generators, strict=False)]
         audio_out = frames_out = None
-        if output_type != "latent":
-            audio_out, frames_out = self._decode_items(reference, mel_items, code_items, wave_items, max_side,
-                                                       stream_frames, watermark, audio_only)
-
-        # 7. format the output
+        if plan.decode:
+            audio_out, frames_out = [], []
+            for wave, codes in zip(waves, code_items, strict=True):
+                frames = self.render(plan, reference, codes, len(wave)) if plan.mode.visual else None
+                wave = wave.numpy()
+                if plan.watermark:
+                    frames, wave = decode.watermark(frames, wave)
+                audio_out.append(wave)
+                frames_out.append(frames)
         self.maybe_free_model_hooks()
-        output = self._format_output(mel_items, code_items, audio_out, frames_out, output_type, audio_only,
-                                     reference.text, mode)
-        return _returned(output, return_dict)
+        return decode.format_output(mel_items, code_items, audio_out, frames_out, plan.output_type, plan.mode.visual,
+                                    self.config.video_fps, reference.text, plan.mode.output_name)
+
+    def render(self, plan: CallPlan, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int):
+        """Step 6: codes (n, 58) at the mel rate -> frames covering num_samples of audio (``decode.render``)."""
+        source = self._render_sources.get(self.renderer, reference, plan.max_side)
+        progress = decode.frame_progress(getattr(self, "_progress_bar_config", {})) if plan.stream_frames else None
+        return decode.render(self.renderer, source, codes, num_samples, self.config.video_fps, plan.stream_frames,
+                             progress)
 
 
 def _returned(output: OmniTalkerPipelineOutput, return_dict: bool):

@@ -1,30 +1,35 @@
-"""Steps 2-3 of ``OmniTalkerPipeline.__call__``: prepare the reference (analysis, transcript by ASR) and plan
-each item's text chunks with their frame counts (``chunking``, ``text_layout``)."""
+"""Steps 2-3 of ``OmniTalkerPipeline.__call__``: prepare the reference (analysis, transcript by ASR; ``PrepareMixin``,
+the pipeline's public reference methods), read the speech to lip-sync (``load_driving``) and plan each item's
+chunks with their frame counts (``text_chunks``, ``lipsync_windows``; ``chunking``, ``text_layout``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from diffusers.utils import logging
 
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.frontend.audio import SAMPLE_RATE
+from omnitalker.frontend.audio import SAMPLE_RATE, rms_normalize
 from omnitalker.frontend.text import normalize_text, text_length
+from omnitalker.io.watermark import AUDIO_MIN_SECONDS
 from omnitalker.pipeline.chunking import (
     MIN_GENERATED_SECONDS,
     estimate_num_frames,
+    frame_windows,
     pack_sentences,
     split_sentences,
 )
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits
-from omnitalker.pipeline.modes import (
-    build_voice_reference,
-)
+from omnitalker.pipeline.modes import build_voice_reference
+from omnitalker.pipeline.plan import ReferenceSources, check_reference_args, check_voice_text
 from omnitalker.pipeline.reference import (
     MAX_REFERENCE_SECONDS,
     MIN_REFERENCE_SECONDS,
     OmniTalkerReference,
+    load_media_audio,
+    reference_mel,
 )
 from omnitalker.pipeline.text_layout import (
     ReferenceTiming,
@@ -127,26 +132,28 @@ class PrepareMixin:
         policy, ``omnitalker.pipeline.limits``; None: full size). `limits`: file size, pixels and seconds checked on the
         headers first (``InputLimits``; None: the defaults).
         """
+        if reference_video is None and reference_image is None and reference_audio is not None:
+            check_voice_text(reference_text)
+        else:
+            check_reference_args(reference_video, reference_image, reference_audio, reference_text)
+        return self.build_reference(ReferenceSources(reference_video, reference_image, reference_audio,
+                                                     reference_text), min_seconds, max_seconds, max_side,
+                                    as_limits(limits), headers_checked=False)
+
+    def build_reference(self, sources: ReferenceSources, min_seconds: float = MIN_REFERENCE_SECONDS,
+                        max_seconds: float = MAX_REFERENCE_SECONDS, max_side: int | None = DEFAULT_MAX_SIDE,
+                        limits: InputLimits | None = None, headers_checked: bool = False) -> OmniTalkerReference:
+        """Step 2 of ``__call__``: the analysis of arguments already checked (``prepare_reference`` checks them
+        first); `headers_checked`: the files were checked against `limits` already (``plan_call``)."""
         from omnitalker.pipeline.reference import build_reference
 
-        if reference_video is None and reference_image is None and reference_audio is not None:
-            if reference_text is not None and not normalize_text(reference_text):
-                raise ValueError("reference_text is empty: pass the transcript of the voice sample, or leave it None")
-            reference = build_voice_reference(reference_audio, reference_text, self.transformer.config.visual_dim,
-                                              as_limits(limits))  # no face: for mode="audio" (speech only)
+        if sources.video is None and sources.image is None:  # a voice sample alone: for mode="audio" (speech only)
+            reference = build_voice_reference(sources.audio, sources.text, self.transformer.config.visual_dim,
+                                              limits, headers_checked=headers_checked)
             return self._transcribe_reference(reference)
-        self._check_reference_args(reference_video, reference_image, reference_audio, reference_text)
-        reference = build_reference(
-            self.face_analyzer,
-            video=reference_video,
-            image=reference_image,
-            audio=reference_audio,
-            text=reference_text,
-            min_seconds=min_seconds,
-            max_seconds=max_seconds,
-            max_side=max_side,
-            limits=as_limits(limits),
-        )
+        reference = build_reference(self.face_analyzer, video=sources.video, image=sources.image, audio=sources.audio,
+                                    text=sources.text, min_seconds=min_seconds, max_seconds=max_seconds,
+                                    max_side=max_side, limits=limits, headers_checked=headers_checked)
         return self._transcribe_reference(reference)
 
     def _transcribe_reference(self, reference: OmniTalkerReference) -> OmniTalkerReference:
@@ -162,50 +169,59 @@ class PrepareMixin:
                 logger.warning(f"no reference transcript from speech recognition: {error}")
         return reference
 
-    @staticmethod
-    def _check_reference_args(reference_video, reference_image, reference_audio, reference_text) -> None:
-        if reference_video is None and reference_image is None:
-            raise ValueError(
-                "no reference: pass reference_video='ref.mp4', or reference_image='face.png' together with "
-                "reference_audio='voice.wav'"
-            )
-        if reference_video is not None and reference_image is not None:
-            raise ValueError("pass either reference_video or reference_image, not both")
-        if reference_text is not None and (not isinstance(reference_text, str) or not normalize_text(reference_text)):
-            raise ValueError("reference_text is empty: pass the transcript of the reference clip, or leave it None")
 
-    def _text_chunks(self, text, reference, speed, duration, max_chunk_frames) -> list[tuple]:
-        """(chunk text, frames to generate, phoneme layout or None) for one item: one chunk unless the output
-        exceeds the budget. "durations" models get their frames from the duration predictor at the
-        reference's pace; the others from the reference's frames per byte (``omnitalker.pipeline.chunking``)."""
-        text = normalize_text(text)
-        requested = None if duration is None else max(1, round(duration * MEL_FRAME_RATE))
-        if self.uses_durations:
-            timing = self._prompt_layout(reference)
-            whole = self.layout_target(text, timing, speed, requested)
-            shortest = math.ceil(MIN_GENERATED_SECONDS * MEL_FRAME_RATE)
-            if whole.num_frames < shortest:  # "a", "7": long enough to carry the audio watermark
-                whole = self.layout_target(text, timing, speed, shortest)
-            if whole.num_frames <= max_chunk_frames:
-                return [(text, whole.num_frames, whole)]
-            frames_per_byte = whole.num_frames / text_length(text)
-            chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
-            layouts = [self.layout_target(chunk, timing, speed, None if requested is None else
-                                          max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
-            return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
-        total = requested or estimate_num_frames(reference.num_frames, reference.text, text, speed)
-        if total <= max_chunk_frames:
-            return [(text, total, None)]
-        frames_per_byte = total / text_length(text)
-        chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
-        return [(chunk, max(1, round(text_length(chunk) * frames_per_byte)), None) for chunk in chunks]
+class PromptTimings:
+    """The reference's prompt layout for a "durations" model (``PrepareMixin.layout_prompt``), computed once per
+    (transcript, prompt) and kept for the next call (one reference at a time: memory stays flat)."""
 
-    def _prompt_layout(self, reference) -> ReferenceTiming:
-        """The reference's prompt layout, computed once per (transcript, prompt) and cached."""
+    def __init__(self):
+        self.cache: dict = {}
+
+    def get(self, reference, layout_prompt: Callable) -> ReferenceTiming:
         key = (reference.text, len(reference.mel), float(reference.mel.float().sum()))
-        cache = self.__dict__.setdefault("_prompt_layout_cache", {})
-        if key not in cache:
-            cache.clear()  # one reference at a time is the common case; keep memory flat
-            cache[key] = self.layout_prompt(reference.text, reference.mel)
-        return cache[key]
+        if key not in self.cache:
+            self.cache = {key: layout_prompt(reference.text, reference.mel)}
+        return self.cache[key]
 
+
+def load_driving(audio) -> tuple[torch.Tensor, torch.Tensor]:
+    """The speech to lip-sync: (wave (nw,) as given, mel (n, 100) loudness-normalised like a prompt)."""
+    driving = load_media_audio(audio, "audio")  # nw
+    if len(driving) < AUDIO_MIN_SECONDS * SAMPLE_RATE:
+        raise ValueError(f"audio (the speech to lip-sync) is {len(driving) / SAMPLE_RATE:.2f} s long: use a "
+                         f"recording of at least {AUDIO_MIN_SECONDS} s")
+    return driving, reference_mel(rms_normalize(driving)[0])  # nw, n 100
+
+
+def lipsync_windows(driving_mel: torch.Tensor, max_chunk_seconds: float) -> list[tuple[int, int]]:
+    """(start, end) mel frames of the lip-sync windows over the given speech."""
+    return frame_windows(len(driving_mel), round(max_chunk_seconds * MEL_FRAME_RATE))
+
+
+def text_chunks(text: str, reference, speed: float, duration: float | None, max_chunk_seconds: float,
+                timing: ReferenceTiming | None, layout_target: Callable) -> list[tuple]:
+    """(chunk text, frames to generate, phoneme layout or None) for one item: one chunk unless the output
+    exceeds the budget. "durations" models (a `timing` given) get their frames from the duration predictor at the
+    reference's pace (`layout_target`: ``PrepareMixin.layout_target``); the others from the reference's frames per
+    byte (``omnitalker.pipeline.chunking``)."""
+    max_chunk_frames = round(max_chunk_seconds * MEL_FRAME_RATE)
+    text = normalize_text(text)
+    requested = None if duration is None else max(1, round(duration * MEL_FRAME_RATE))
+    if timing is not None:
+        whole = layout_target(text, timing, speed, requested)
+        shortest = math.ceil(MIN_GENERATED_SECONDS * MEL_FRAME_RATE)
+        if whole.num_frames < shortest:  # "a", "7": long enough to carry the audio watermark
+            whole = layout_target(text, timing, speed, shortest)
+        if whole.num_frames <= max_chunk_frames:
+            return [(text, whole.num_frames, whole)]
+        frames_per_byte = whole.num_frames / text_length(text)
+        chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
+        layouts = [layout_target(chunk, timing, speed, None if requested is None else
+                                 max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
+        return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
+    total = requested or estimate_num_frames(reference.num_frames, reference.text, text, speed)
+    if total <= max_chunk_frames:
+        return [(text, total, None)]
+    frames_per_byte = total / text_length(text)
+    chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
+    return [(chunk, max(1, round(text_length(chunk) * frames_per_byte)), None) for chunk in chunks]

@@ -226,6 +226,7 @@ def build_reference(
     max_seconds: float = MAX_REFERENCE_SECONDS,
     max_side: int | None = None,
     limits=None,
+    headers_checked: bool = False,
 ) -> OmniTalkerReference:
     """The whole reference analysis (module docstring); `face_analyzer` is an ``omnitalker.frontend.face.FaceAnalyzer``.
 
@@ -233,13 +234,15 @@ def build_reference(
     or `image` alone, whose prompt is then ``PHOTO_SILENCE_SECONDS`` of silence (for audio-driven use).
     `max_side`: the frames are decoded at a working size whose longer side is at most this (None: full
     size); the face is tracked and the renderer's source frame kept at that size. `limits`: an
-    ``omnitalker.pipeline.limits.InputLimits`` checked on the file headers before anything is decoded (None: the defaults).
+    ``omnitalker.pipeline.limits.InputLimits`` checked on the file headers before anything is decoded (None: the defaults;
+    `headers_checked`: the caller did, with `max_side`: a pipeline call's plan).
     """
     from omnitalker.frontend.face.codes import CODE_FPS, FaceIdentity, encode_codes, retime, track_to_codes
     from omnitalker.pipeline.limits import as_limits, check_max_side
 
-    check_max_side(max_side)
-    as_limits(limits).check_inputs(reference_video=video, reference_image=image, reference_audio=audio)
+    if not headers_checked:
+        check_max_side(max_side)
+        as_limits(limits).check_inputs(reference_video=video, reference_image=image, reference_audio=audio)
     if video is not None:
         wave, start, gain = load_voice(video if audio is None else audio,
                                        "reference_video" if audio is None else "reference_audio",
