@@ -358,7 +358,7 @@ def test_client_generates_and_two_queued_requests_complete(client, media):
     args = (handle_file(media["video"]), None, None, REFERENCE_TEXT, "Hello there.", STEPS, 2.0, 0.5, 0.5, 1.0)
     jobs = [client.submit(*args, seed, api_name="/talk") for seed in (0, 1)]  # the second waits in the queue
     for job in jobs:
-        video, audio, _, _, transcript = job.result(timeout=120)
+        _, video, audio, _, _, transcript = job.result(timeout=120)  # (the played stream, the mp4, ...)
         assert read_video(video["video"] if isinstance(video, dict) else video).duration > 0
         assert transcript == REFERENCE_TEXT
 
@@ -368,7 +368,7 @@ def test_client_with_an_empty_transcript_box_gets_the_recognised_one(client, med
 
     from omnitalker.eval.wer import word_error_rate
 
-    video, _, _, _, transcript = client.predict(None, handle_file(media["photo"]), handle_file(media["english"]), "",
+    _, video, _, _, _, transcript = client.predict(None, handle_file(media["photo"]), handle_file(media["english"]), "",
                                                 "Hello.", 1, 2.0, 0.5, 0.5, 1.0, 0, api_name="/talk")
     assert read_video(video["video"] if isinstance(video, dict) else video).duration > 0
     assert word_error_rate(SPOKEN, transcript) <= MAX_WER, transcript
@@ -402,7 +402,7 @@ def test_three_sessions_at_once_each_get_their_own_result(server, media):
         jobs.update({name: submit(name) for name in ("second", "third")})
         durations = {}
         for name, job in jobs.items():
-            video, _, _, _, transcript = job.result(timeout=180)
+            _, video, _, _, _, transcript = job.result(timeout=180)
             assert transcript == f"Transcript of the {name}."  # each gets its own result back
             durations[name] = read_video(video["video"] if isinstance(video, dict) else video).duration
         assert durations["first"] < durations["second"] < durations["third"]  # the text each one typed

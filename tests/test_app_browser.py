@@ -2,7 +2,8 @@
 
     python -m pytest tests/test_app_browser.py -q
 
-Upload a reference clip, type the texts, press Generate, wait for a <video> whose duration is > 0; leave the
+Upload a reference clip, type the texts, press Generate, wait for a <video> whose duration is > 0 (it plays from
+the first streamed piece) and then for the whole mp4 offered for download; leave the
 transcript box empty (photo + an espeak voice sample) and see the recognised transcript appear in it; and a
 bad request (a photo without a voice sample, a text file named .mp4, a text over the length limit) shows the
 friendly error in the page.
@@ -37,6 +38,7 @@ from tests.test_app import MAX_WER, SPOKEN, espeak_voices  # noqa: E402
 STEPS = 2
 VIDEO_READY = """() => { const v = document.querySelector('#output-video video');
                          return v !== null && Number.isFinite(v.duration) && v.duration > 0; }"""
+MP4_READY = "() => document.querySelector('#output-file a[download]') !== null"  # the stream is complete
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +99,12 @@ def test_generate_shows_a_playable_video(page, media, tmp_path):
     fill_texts(page, REFERENCE_TEXT, "Hello from the browser.")
     page.screenshot(path=str(tmp_path / "filled.png"), full_page=True)
     page.locator("#generate").click()
-    page.wait_for_function(VIDEO_READY, timeout=TIMEOUT_MS)
+    page.wait_for_function(VIDEO_READY, timeout=TIMEOUT_MS)  # plays from the first streamed piece
     duration = page.evaluate("document.querySelector('#output-video video').duration")
+    page.wait_for_function(MP4_READY, timeout=TIMEOUT_MS)  # then the whole mp4 is offered for download
     page.screenshot(path=str(tmp_path / "generated.png"), full_page=True)
     assert duration > 0
+    assert page.locator("#output-file a[download]").get_attribute("download") == "omnitalker.mp4"
 
 
 def test_empty_transcript_box_is_filled_by_speech_recognition(page, media, tmp_path):
@@ -112,7 +116,7 @@ def test_empty_transcript_box_is_filled_by_speech_recognition(page, media, tmp_p
     page.locator("#reference-audio input[type=file]").set_input_files(str(media["english"]))
     fill_texts(page, "", "Hello from the browser.", steps=1)
     page.locator("#generate").click()
-    page.wait_for_function(VIDEO_READY, timeout=TIMEOUT_MS)
+    page.wait_for_function(MP4_READY, timeout=TIMEOUT_MS)  # the transcript comes with the last update
     transcript = page.locator("#reference-text textarea").input_value()
     page.screenshot(path=str(tmp_path / "recognised.png"), full_page=True)
     assert word_error_rate(SPOKEN, transcript) <= MAX_WER, transcript

@@ -9,7 +9,8 @@
 Tabs:
 - Talk: a reference video (upload or webcam), or a photo + a voice sample; the reference transcript (optional:
   when empty, the offline speech recognizer fills it in and the box shows what it heard, editable); the
-  text -> the mp4, the speech alone, and plots (reference vs generated head pose, log-mels);
+  text -> the video, playing while it is written (``omnitalker.ui.streaming``), then the mp4 to download, the
+  speech alone, and plots (reference vs generated head pose, log-mels);
 - Lip-sync: a photo or a clip + a recording -> the face speaking it (the pipeline's audio-driven mode);
 - Learn flow matching: the same sampler on a 2-D toy (omnitalker/ui/learn.py).
 Under the intro a line says which mode runs (``omnitalker.pipeline.modes``): "joint" (one transformer speaks and moves) or,
@@ -110,7 +111,7 @@ def build_demo(
     handlers = DemoHandlers(DEFAULT_PIPELINE if pipeline is None else pipeline, output_root=output_root,
                             limits=limits, visual_pipeline=visual_pipeline,
                             max_request_seconds=serving.max_request_seconds, **options)
-    talk, lipsync = handlers.talk, handlers.lipsync
+    talk, lipsync = handlers.talk_stream, handlers.lipsync_stream  # the video plays while it is written
     if gpu is not None:
         talk, lipsync = gpu(talk), gpu(lipsync)
     examples = _load_examples(Path(examples_dir)) if examples_dir is not None else {}
@@ -179,13 +180,14 @@ def _talk_tab(talk: Callable, examples: dict, limits,
                 gr.Markdown(WATERMARK_NOTICE)
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column():
-            video = gr.Video(label="Talking video", autoplay=True, elem_id="output-video")
+            video = gr.Video(label="Talking video", autoplay=True, streaming=True, elem_id="output-video")
+            download = gr.File(label="Download the mp4 (when the video is complete)", elem_id="output-file")
             audio = gr.Audio(label="Speech only", type="filepath")
             pose_plot = gr.Plot(label="Head pose: reference vs generated")
             mel_plot = gr.Plot(label="Log-mel: reference vs generated")
     inputs = [reference_video, reference_image, reference_audio, reference_text, text, steps, guidance_text,
               guidance_audio, guidance_visual, speed, seed]
-    generate.click(talk, inputs, [video, audio, pose_plot, mel_plot, reference_text], api_name="talk")
+    generate.click(talk, inputs, [video, download, audio, pose_plot, mel_plot, reference_text], api_name="talk")
     if examples.get("talk_video"):
         gr.Examples([[e["video"], e["reference_text"], e["text"]] for e in examples["talk_video"]],
                     [reference_video, reference_text, text], label="Example: a reference clip",
@@ -214,8 +216,9 @@ def _lipsync_tab(lipsync: Callable, examples: dict, limits) -> None:
                 gr.Markdown(WATERMARK_NOTICE)
             run = gr.Button("Lip-sync", variant="primary")
         with gr.Column():
-            video = gr.Video(label="Lip-synced video", autoplay=True)
-    run.click(lipsync, [image, clip, speech, steps, seed], video, api_name="lipsync")
+            video = gr.Video(label="Lip-synced video", autoplay=True, streaming=True, elem_id="lipsync-video")
+            download = gr.File(label="Download the mp4 (when the video is complete)", elem_id="lipsync-file")
+    run.click(lipsync, [image, clip, speech, steps, seed], [video, download], api_name="lipsync")
     if examples.get("lipsync"):
         gr.Examples([[e["image"], e["audio"]] for e in examples["lipsync"]], [image, speech],
                     label="Example: photo + recording", cache_examples=False)

@@ -63,6 +63,7 @@ MAX_TEXT_LENGTH = 1000  # characters, about a minute of speech
 RESULTS_PER_SESSION = 2  # the page shows the newest; the one before may still be downloading
 OUTPUT_MAX_AGE_SECONDS = 3600  # results of sessions that never ended cleanly
 RESULTS_FOLDER = "omnitalker-results"  # inside gradio's cache unless an output_root is given
+VIDEO_NAME, SPEECH_NAME = "omnitalker.mp4", "speech.wav"  # a result's files in its folder
 LOCAL_SESSION = "local"  # calls without a gradio request (direct calls, tests)
 GENERIC_ERROR = "Something went wrong while generating. Please try again; the details are in the server log."
 SESSION_NAME = re.compile(r"[^A-Za-z0-9_-]")  # characters of a session hash kept in its folder name
@@ -164,13 +165,70 @@ class DemoHandlers:
     # ------------------------------------------------------------------------------------------ tabs
 
     def talk(self, reference_video, reference_image, reference_audio, reference_text, text,
-             num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_text=None, guidance_audio=None, guidance_visual=None, speed=1.0,
-             seed=0, progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
+             num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_text=None, guidance_audio=None,
+             guidance_visual=None, speed=1.0, seed=0, progress=gr.Progress(track_tqdm=True),
+             request: gr.Request = None):
         """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
         pose plot, mel plot, the reference transcript used). Guidance None: the pipeline's defaults."""
-        progress(0, desc="Reading the reference")
         deadline = RequestDeadline(self.max_request_seconds)
-        with _friendly_errors(), _warnings_to_page():
+        with _friendly_errors():
+            reference, out = self._generate_talk(
+                reference_video, reference_image, reference_audio, reference_text, text, num_inference_steps,
+                guidance_text, guidance_audio, guidance_visual, speed, seed, progress, deadline)
+            with self._result_folder(request) as folder:
+                video = self._write_video(out, folder)  # renders + watermarks chunk by chunk (progress bar)
+                audio = self._write_speech(out, folder)
+            return (str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
+                    out.reference_text or "")
+
+    def talk_stream(self, reference_video, reference_image, reference_audio, reference_text, text,
+                    num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_text=None, guidance_audio=None,
+                    guidance_visual=None, speed=1.0, seed=0, progress=gr.Progress(track_tqdm=True),
+                    request: gr.Request = None):
+        """``talk`` for the page: yields (segment, ...) as each piece of the video is encoded (the streaming
+        player starts on the first), then (the full mp4, the wav, plots, transcript) with the segment skipped."""
+        deadline = RequestDeadline(self.max_request_seconds)
+        with _friendly_errors():
+            reference, out = self._generate_talk(
+                reference_video, reference_image, reference_audio, reference_text, text, num_inference_steps,
+                guidance_text, guidance_audio, guidance_visual, speed, seed, progress, deadline)
+            with self._result_folder(request) as folder:
+                video = folder / VIDEO_NAME
+                for segment in self._segments(out, video, deadline, progress):
+                    yield str(segment), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                audio = self._write_speech(out, folder)
+            yield (gr.skip(), str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
+                   out.reference_text or "")
+
+    def lipsync(self, reference_image, reference_video, audio, num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, seed=0,
+                progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
+        """A photo or a clip + driving speech -> mp4 of the face speaking it (audio-driven mode)."""
+        deadline = RequestDeadline(self.max_request_seconds)
+        with _friendly_errors():
+            out = self._generate_lipsync(reference_image, reference_video, audio, num_inference_steps, seed,
+                                         progress, deadline)
+            with self._result_folder(request) as folder:
+                return str(self._write_video(out, folder))
+
+    def lipsync_stream(self, reference_image, reference_video, audio, num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS,
+                       seed=0, progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
+        """``lipsync`` for the page: yields (segment, skip) per piece of the video, then (skip, the full mp4)."""
+        deadline = RequestDeadline(self.max_request_seconds)
+        with _friendly_errors():
+            out = self._generate_lipsync(reference_image, reference_video, audio, num_inference_steps, seed,
+                                         progress, deadline)
+            with self._result_folder(request) as folder:
+                video = folder / VIDEO_NAME
+                for segment in self._segments(out, video, deadline, progress):
+                    yield str(segment), gr.skip()
+            yield gr.skip(), str(video)
+
+    def _generate_talk(self, reference_video, reference_image, reference_audio, reference_text, text,
+                       num_inference_steps, guidance_text, guidance_audio, guidance_visual, speed, seed, progress,
+                       deadline: RequestDeadline):
+        """The Talk tab's checks, reference and generation -> (reference, pipeline output with streamed frames)."""
+        progress(0, desc="Reading the reference")
+        with _warnings_to_page():
             self._check_budget(text=text, reference_text=reference_text, reference_video=reference_video,
                                reference_image=reference_image, reference_audio=reference_audio)
             pipe = self.pipeline
@@ -180,38 +238,33 @@ class DemoHandlers:
                 pipe.tokenizer.check_speakable(reference_text, "The reference transcript")
             reference = self._prepare_reference(pipe, reference_video, reference_image, reference_audio,
                                                 reference_text, need_voice=True)
+            deadline.check()
             progress(0.05, desc="Generating speech and motion")
             out = pipe(text, reference=reference, num_inference_steps=_int(num_inference_steps, "steps"),
                        guidance_text=_float(guidance_text), guidance_audio=_float(guidance_audio),
                        guidance_visual=_float(guidance_visual), speed=float(speed), generator=_generator(seed),
                        max_side=self.max_side, stream_frames=True, limits=self.limits, callback_on_step_end=deadline)
             deadline.check()
-            with self._result_folder(request) as folder:
-                video = self._write_video(out, folder)  # renders + watermarks chunk by chunk (progress bar)
-                audio = folder / "speech.wav"
-                _write_wav(audio, out.audio[0], out.sample_rate)
-            return (str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
-                    out.reference_text or "")
+        return reference, out
 
-    def lipsync(self, reference_image, reference_video, audio, num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, seed=0,
-                progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
-        """A photo or a clip + driving speech -> mp4 of the face speaking it (audio-driven mode)."""
+    def _generate_lipsync(self, reference_image, reference_video, audio, num_inference_steps, seed, progress,
+                          deadline: RequestDeadline):
+        """The Lip-sync tab's checks, reference and generation -> the pipeline output with streamed frames."""
         progress(0, desc="Reading the inputs")
         if audio is None:
             raise gr.Error("Add the speech to lip-sync (upload or record it).")
-        deadline = RequestDeadline(self.max_request_seconds)
-        with _friendly_errors(), _warnings_to_page():
+        with _warnings_to_page():
             self._check_budget(reference_video=reference_video, reference_image=reference_image, audio=audio)
             pipe = self.pipeline
             reference = self._prepare_reference(pipe, reference_video, reference_image, None, None,
                                                 need_voice=False)
+            deadline.check()
             progress(0.05, desc="Generating motion")
             out = pipe(reference=reference, audio=audio, num_inference_steps=_int(num_inference_steps, "steps"),
                        generator=_generator(seed), max_side=self.max_side, stream_frames=True, limits=self.limits,
                        callback_on_step_end=deadline)
             deadline.check()
-            with self._result_folder(request) as folder:
-                return str(self._write_video(out, folder))
+        return out
 
     def end_session(self, request: gr.Request = None) -> None:
         """Remove a session's results (``demo.unload``: the page was closed)."""
@@ -273,9 +326,27 @@ class DemoHandlers:
     def _write_video(out, folder: Path) -> Path:
         from omnitalker.io.export import export_to_video
 
-        path = folder / "omnitalker.mp4"
+        path = folder / VIDEO_NAME
         export_to_video(out.frames[0], path, fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)
         return path
+
+    @staticmethod
+    def _write_speech(out, folder: Path) -> Path:
+        path = folder / SPEECH_NAME
+        _write_wav(path, out.audio[0], out.sample_rate)
+        return path
+
+    @staticmethod
+    def _segments(out, video: Path, deadline: RequestDeadline, progress):
+        """The video's streamed pieces (``omnitalker.ui.streaming``), the full mp4 written alongside."""
+        from omnitalker.ui.streaming import segment_bounds, write_segments
+
+        frames = out.frames[0]
+        total = len(segment_bounds(len(frames), int(out.fps)))
+        for index, segment in enumerate(write_segments(frames, out.audio[0], out.sample_rate, out.fps, video,
+                                                        check=deadline.check)):
+            progress((index + 1) / total, desc=f"Playing: piece {index + 1} of {total} ready")
+            yield segment
 
 
 @contextmanager
