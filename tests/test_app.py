@@ -248,6 +248,18 @@ def test_a_request_past_its_time_limit_is_stopped_with_a_message_and_no_file(pip
     assert not [path for path in tmp_path.rglob("*") if path.is_file()]
 
 
+def test_without_ffmpeg_the_page_shows_the_whole_video(handlers, media, monkeypatch):
+    import omnitalker.ui.streaming as streaming
+
+    monkeypatch.setattr(streaming.shutil, "which", lambda name: None)  # no ffmpeg / ffprobe programs
+    assert not streaming.streaming_available()
+    demo = build_demo(handlers.pipeline, examples_dir=None)
+    players = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "output-video"]
+    assert players and players[0]["props"]["streaming"] is False
+    played, download, audio, _, _, transcript = handlers.talk_whole(**talk_args(media))
+    assert played == download and read_video(played).duration > 0 and transcript == REFERENCE_TEXT
+
+
 def test_serving_settings_come_from_the_space_variables():
     assert ServingSettings.from_env({}) == ServingSettings()
     settings = ServingSettings.from_env({"OMNITALKER_QUEUE_SIZE": "4", "OMNITALKER_CONCURRENCY": "2",

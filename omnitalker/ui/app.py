@@ -47,6 +47,7 @@ from omnitalker.notices import DEMO_REAL_VOICE_NOTICE
 from omnitalker.ui.handlers import DemoHandlers, app_limits
 from omnitalker.ui.learn import build_learn_tab
 from omnitalker.ui.serving import ServingSettings
+from omnitalker.ui.streaming import streaming_available
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE = REPO_ROOT / "weights" / "omnitalker-demo"
@@ -90,6 +91,7 @@ def build_demo(
     max_side=None,
     visual_pipeline=None,
     serving: ServingSettings | None = None,
+    stream: bool | None = None,
 ) -> gr.Blocks:
     """The showcase as a gr.Blocks (not launched).
 
@@ -105,13 +107,19 @@ def build_demo(
         visual_pipeline: for a pipeline with only an audio branch (cascade mode), the pipeline / folder / Hub id
             whose visual branch animates the face (None: the pipeline's configured one, else the bundled demo).
         serving: queue size, concurrency and the per-request time limit (default: ``ServingSettings.from_env()``).
+        stream: play the video while it is written (default: when ffmpeg and ffprobe are installed, which gradio's
+            streaming player needs); False shows it when complete.
     """
     serving = ServingSettings.from_env() if serving is None else serving
     options = {} if max_side is None else {"max_side": max_side}
     handlers = DemoHandlers(DEFAULT_PIPELINE if pipeline is None else pipeline, output_root=output_root,
                             limits=limits, visual_pipeline=visual_pipeline,
                             max_request_seconds=serving.max_request_seconds, **options)
-    talk, lipsync = handlers.talk_stream, handlers.lipsync_stream  # the video plays while it is written
+    stream = streaming_available() if stream is None else stream
+    if stream:  # the video plays while it is written
+        talk, lipsync = handlers.talk_stream, handlers.lipsync_stream
+    else:
+        talk, lipsync = handlers.talk_whole, handlers.lipsync_whole
     if gpu is not None:
         talk, lipsync = gpu(talk), gpu(lipsync)
     examples = _load_examples(Path(examples_dir)) if examples_dir is not None else {}
@@ -121,10 +129,10 @@ def build_demo(
         gr.Markdown(handlers.mode_notice(), elem_id="mode")
         with gr.Tabs():
             with gr.Tab("Talk", id="talk"):
-                _talk_tab(talk, examples, handlers.limits, handlers.guidance_defaults(),
+                _talk_tab(talk, examples, handlers.limits, stream, handlers.guidance_defaults(),
                           voice_notice=DEMO_REAL_VOICE_NOTICE if _synthetic_voices_only(pipeline) else None)
             with gr.Tab("Lip-sync", id="lipsync"):
-                _lipsync_tab(lipsync, examples, handlers.limits)
+                _lipsync_tab(lipsync, examples, handlers.limits, stream)
             with gr.Tab("Learn flow matching", id="learn"):
                 build_learn_tab()
         demo.unload(handlers.end_session)  # the page closed: its results go
@@ -143,7 +151,7 @@ def _synthetic_voices_only(pipeline) -> bool:
     return Path(str(source)).name == Path(DEFAULT_PIPELINE).name
 
 
-def _talk_tab(talk: Callable, examples: dict, limits,
+def _talk_tab(talk: Callable, examples: dict, limits, stream: bool,
               guidance=(DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH),
               voice_notice: str | None = None) -> None:
     with gr.Row():
@@ -180,7 +188,7 @@ def _talk_tab(talk: Callable, examples: dict, limits,
                 gr.Markdown(WATERMARK_NOTICE)
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column():
-            video = gr.Video(label="Talking video", autoplay=True, streaming=True, elem_id="output-video")
+            video = gr.Video(label="Talking video", autoplay=True, streaming=stream, elem_id="output-video")
             download = gr.File(label="Download the mp4 (when the video is complete)", elem_id="output-file")
             audio = gr.Audio(label="Speech only", type="filepath")
             pose_plot = gr.Plot(label="Head pose: reference vs generated")
@@ -198,7 +206,7 @@ def _talk_tab(talk: Callable, examples: dict, limits,
                     cache_examples=False)
 
 
-def _lipsync_tab(lipsync: Callable, examples: dict, limits) -> None:
+def _lipsync_tab(lipsync: Callable, examples: dict, limits, stream: bool) -> None:
     gr.Markdown("Animate a face with any recording: the model generates only the motion (audio-driven mode).")
     with gr.Row():
         with gr.Column():
@@ -216,7 +224,7 @@ def _lipsync_tab(lipsync: Callable, examples: dict, limits) -> None:
                 gr.Markdown(WATERMARK_NOTICE)
             run = gr.Button("Lip-sync", variant="primary")
         with gr.Column():
-            video = gr.Video(label="Lip-synced video", autoplay=True, streaming=True, elem_id="lipsync-video")
+            video = gr.Video(label="Lip-synced video", autoplay=True, streaming=stream, elem_id="lipsync-video")
             download = gr.File(label="Download the mp4 (when the video is complete)", elem_id="lipsync-file")
     run.click(lipsync, [image, clip, speech, steps, seed], [video, download], api_name="lipsync")
     if examples.get("lipsync"):

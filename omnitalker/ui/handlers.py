@@ -200,6 +200,17 @@ class DemoHandlers:
             yield (gr.skip(), str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
                    out.reference_text or "")
 
+    def talk_whole(self, *args, progress=gr.Progress(track_tqdm=True), request: gr.Request = None, **kwargs):
+        """``talk`` with the page's outputs of ``talk_stream`` (player, download, ...), where the page cannot stream:
+        the whole mp4 goes to both."""
+        video, *rest = self.talk(*args, progress=progress, request=request, **kwargs)
+        return (video, video, *rest)
+
+    def lipsync_whole(self, *args, progress=gr.Progress(track_tqdm=True), request: gr.Request = None, **kwargs):
+        """``lipsync`` with the page's outputs of ``lipsync_stream``, where the page cannot stream."""
+        video = self.lipsync(*args, progress=progress, request=request, **kwargs)
+        return video, video
+
     def lipsync(self, reference_image, reference_video, audio, num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, seed=0,
                 progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """A photo or a clip + driving speech -> mp4 of the face speaking it (audio-driven mode)."""

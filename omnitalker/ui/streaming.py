@@ -6,12 +6,14 @@
 The frames are rendered, watermarked and encoded once: each segment's frames and sound go both into their own
 ``.ts`` file (a stand-alone H.264 + AAC piece that gradio's streaming video output appends to what plays) and into
 the full mp4, which appears (atomically) after the last segment. The first segment is short so playback starts
-early; later ones are longer, so fewer pieces are muxed. A failure or a stop removes the partial mp4; the segments
+early; later ones are longer, so fewer pieces are muxed. Streaming needs the ffmpeg and ffprobe programs
+(``streaming_available``); without them the demo shows the whole video at the end. A failure or a stop removes the partial mp4; the segments
 already sent stay in the request's folder, which the demo's result policy removes (omnitalker/ui/handlers.py).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +22,12 @@ import numpy as np
 FIRST_SEGMENT_SECONDS = 1.0  # the first playable piece
 SEGMENT_SECONDS = 2.0  # every later piece
 SEGMENT_NAME = "segment-{index:03d}.ts"
+
+
+def streaming_available() -> bool:
+    """Whether the page can stream: gradio's streaming video output muxes the pieces with the ffmpeg and ffprobe
+    programs (system packages); without them the page shows the whole video when it is done."""
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 
 def segment_bounds(num_frames: int, fps: int) -> list[tuple[int, int]]:
