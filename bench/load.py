@@ -11,7 +11,9 @@ and stopped at the end, so the test stops by itself (--timeout bounds the whole 
 Reports (bench/results/load.json): completed requests, busy answers ("queue full"), other errors with their
 message, p50 / p95 seconds from submission to the first output the client receives and to the end, the server's
 peak resident memory (its process tree, sampled every SAMPLE_SECONDS), the result files left in the results folder
-after the users closed their sessions, and what is left in the server's temp folder after it stopped.
+once the users closed their sessions (waiting up to SESSION_END_WAIT for the server to remove them), and what is
+left in the server's temp folder after it stopped (gradio's copies of the examples and uploads, removed by its
+hourly cache cleanup).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ TEXT = "Space is quiet, but I can still tell you a story."  # 10 words, ~3 s of 
 RESULTS = ROOT / "bench" / "results" / "load.json"
 SAMPLE_SECONDS = 0.2  # memory sampling period
 START_TIMEOUT = 300.0  # seconds for the server to load the weights and answer
+SESSION_END_WAIT = 30.0  # seconds for the server to remove the results of the sessions the users closed
 
 
 def free_port() -> int:
@@ -185,9 +188,12 @@ def main(argv: list[str] | None = None) -> dict:
                 thread.join(timeout=max(0.0, args.timeout - (time.perf_counter() - start)))
             wall = time.perf_counter() - start
             unfinished = sum(thread.is_alive() for thread in users)
-            time.sleep(1.0)  # let the server handle the closed sessions
+            results = gradio_dir / RESULTS_FOLDER
+            settle = time.monotonic() + SESSION_END_WAIT  # the closed sessions' results go in the background
+            while results.exists() and files_under(results) and time.monotonic() < settle:
+                time.sleep(0.5)
             memory.stop()
-            results_left = files_under(gradio_dir / RESULTS_FOLDER) if (gradio_dir / RESULTS_FOLDER).exists() else []
+            results_left = files_under(results) if results.exists() else []
         finally:
             os.killpg(server.pid, signal.SIGINT)
             try:
