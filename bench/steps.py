@@ -1,7 +1,8 @@
 """Fewer sampling steps: which time grid keeps the output, measured two ways on the held-out splits.
 
     bash scripts/demo_corpora.sh                                      # data/synth-eval (once)
-    PYTHONPATH=. python bench/steps.py trajectory                     # grid error at 4-16 steps, 8 items
+    PYTHONPATH=. python bench/steps.py trajectory                     # every candidate grid at 4-16 steps, 8 items
+    PYTHONPATH=. python bench/steps.py trajectory --grids sway:6 epss:6   # some of them
     PYTHONPATH=. python bench/steps.py wer --grids sway:16 sway:8 epss:8 sway:6 epss:6 --max-samples 64
 
 1. ``trajectory``: every candidate grid samples the same items with the same noise; its error is the distance of
@@ -92,8 +93,10 @@ def trajectory(args) -> dict:
     solver = pipe.scheduler.config.solver
     with_grid(pipe, f"sway:{FINE_STEPS}")
     fine = run_model(pipe, items, True, FINE_STEPS, args.seed)
-    names = [f"sway{coef:+g}:{n}" if coef != -1.0 else f"sway:{n}" for n in STEP_COUNTS for coef in SWAY_COEFS]
-    names += [f"epss:{n}" for n in STEP_COUNTS if n in EPSS_POINTS]
+    names = args.grids
+    if names is None:  # every candidate
+        names = [f"sway{coef:+g}:{n}" if coef != -1.0 else f"sway:{n}" for n in STEP_COUNTS for coef in SWAY_COEFS]
+        names += [f"epss:{n}" for n in STEP_COUNTS if n in EPSS_POINTS]
     rows = {}
     for name in names:
         steps = with_grid(pipe, name)
@@ -105,7 +108,7 @@ def trajectory(args) -> dict:
                       "seconds": round(time.perf_counter() - start, 1)}
         print(f"{name:14s} mel L1 {mel:.4f}  codes L1 {codes:.5f}  ({rows[name]['seconds']} s)", flush=True)
     best = {}
-    for n in STEP_COUNTS:
+    for n in sorted({row["steps"] for row in rows.values()}):
         candidates = {name: row for name, row in rows.items() if row["steps"] == n}
         best[n] = min(candidates, key=lambda name: candidates[name]["mel_l1"])
     return {"solver": solver, "fine_steps": FINE_STEPS, "items": len(items), "grids": rows, "best_by_mel": best}
@@ -140,11 +143,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "synth-eval"))
     parser.add_argument("--items", type=int, default=8, help="trajectory: items, shared by the two splits")
     parser.add_argument("--max-samples", type=int, default=64, help="wer: items, shared by the two splits")
-    parser.add_argument("--grids", nargs="+", default=["sway:16", "sway:8", "sway:6"], help="wer: grids to score")
+    parser.add_argument("--grids", nargs="+", default=None,
+                        help="grids to score (trajectory default: every candidate; wer default: sway:16 sway:8 sway:6)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
+    if args.phase == "wer" and args.grids is None:
+        args.grids = ["sway:16", "sway:8", "sway:6"]
     result = trajectory(args) if args.phase == "trajectory" else wer(args)
     result["machine"] = f"{platform.machine()} {os.cpu_count()} CPU cores, {torch.get_num_threads()} threads"
     result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
