@@ -1,10 +1,11 @@
 """The pipeline: text + a reference -> speech and a talking-head video (diffusers' ``DiffusionPipeline``).
 
-    pipeline_omnitalker.py  OmniTalkerPipeline: __init__, check_inputs, __call__ (the recipe, steps 1-7)
-    prepare.py              step 2-3: reference preparation, transcript (ASR), text planning per item
-    denoise.py              step 4: in-filling segments with the flow sampler (batched, chunked, lip-sync)
-    decode.py               steps 5-7: vocoder, renderer, watermarks, output formats
-    cascade.py              mode="cascade": speech from this pipeline, the face from a second one
+    pipeline_omnitalker.py  OmniTalkerPipeline: components, __call__ (the recipe, steps 1-7) and its step methods
+    plan.py                 step 1: the call's arguments checked once -> CallPlan (mode, texts, guidance, ...)
+    prepare.py              steps 2-3: reference preparation, transcript (ASR), speech to lip-sync, chunks per item
+    denoise.py              step 4: Sampler: in-filling segments with the flow sampler, one chunk at a time
+    decode.py               steps 5-7: vocode, render, watermarks, output formats
+    cascade.py              mode="cascade": speech from this pipeline, the face from a second one (steps composed)
     reference.py            the reference analysis (audio, face track, codes) -> OmniTalkerReference
     chunking.py             sentence chunks, frame estimates, cross-fades between chunks
     text_layout.py          the "durations" layout: phonemes laid over frames

@@ -146,20 +146,7 @@ class Sampler:
                       for s, n in zip(segments, text_tokens, strict=True)]
         targets = [total - len(segment.prompt_mel) for segment, total in zip(segments, totals, strict=True)]
         num_frames = max(totals)
-        batch = len(segments)
-        audio_cond = torch.zeros(batch, num_frames, self.transformer.config.mel_dim)  # b n 100
-        visual_cond = torch.zeros(batch, num_frames, self.transformer.config.visual_dim)  # b n 58
-        audio_mask = torch.zeros(batch, num_frames, dtype=torch.bool)  # b n
-        visual_mask = torch.zeros(batch, num_frames, dtype=torch.bool)  # b n
-        for row, segment in enumerate(segments):
-            prompt = len(segment.prompt_mel)
-            audio_cond[row, :prompt] = segment.prompt_mel
-            visual_cond[row, :prompt] = segment.prompt_codes
-            audio_mask[row, :prompt] = visual_mask[row, :prompt] = True
-            if segment.known_mel is not None:
-                known = segment.known_mel[: targets[row]]
-                audio_cond[row, prompt : prompt + len(known)] = known
-                audio_mask[row, prompt : prompt + len(known)] = True
+        audio_cond, visual_cond, audio_mask, visual_mask = self.conditions(segments, targets, num_frames)
         lengths = torch.tensor(totals)
         attention_mask = None
         if len(set(totals)) > 1:  # only pad-mask when lengths differ: a mask-free batch is the fast path
@@ -189,6 +176,25 @@ class Sampler:
             mel = smooth_mel(out.audio[row, span].float().cpu(), self.mel_smoothing)  # g 100
             results.append((mel, codes))
         return results
+
+    def conditions(self, segments: list[Segment], targets: list[int], num_frames: int) -> tuple[torch.Tensor, ...]:
+        """The prompts (and given speech) of a batch laid over `num_frames`: audio (b n 100) and visual (b n 58)
+        conditions with their masks (b n)."""
+        batch = len(segments)
+        audio_cond = torch.zeros(batch, num_frames, self.transformer.config.mel_dim)  # b n 100
+        visual_cond = torch.zeros(batch, num_frames, self.transformer.config.visual_dim)  # b n 58
+        audio_mask = torch.zeros(batch, num_frames, dtype=torch.bool)  # b n
+        visual_mask = torch.zeros(batch, num_frames, dtype=torch.bool)  # b n
+        for row, segment in enumerate(segments):
+            prompt = len(segment.prompt_mel)
+            audio_cond[row, :prompt] = segment.prompt_mel
+            visual_cond[row, :prompt] = segment.prompt_codes
+            audio_mask[row, :prompt] = visual_mask[row, :prompt] = True
+            if segment.known_mel is not None:
+                known = segment.known_mel[: targets[row]]
+                audio_cond[row, prompt : prompt + len(known)] = known
+                audio_mask[row, prompt : prompt + len(known)] = True
+        return audio_cond, visual_cond, audio_mask, visual_mask
 
     def joint_segment(self, reference, chunk: tuple, tail: tuple | None) -> Segment:
         """A text chunk (text, frames, layout) as a segment; `tail` = (mel, codes, transcript, layout) motion
