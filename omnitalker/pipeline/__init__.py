@@ -6,6 +6,7 @@
     denoise.py              step 4: Sampler: in-filling segments with the flow sampler, one chunk at a time
     decode.py               steps 5-7: vocode, render, watermarks, output formats
     cascade.py              mode="cascade": speech from this pipeline, the face from a second one (steps composed)
+    stream.py               OmniTalkerPipeline.stream: each chunk's audio and frames as soon as it is decoded
     reference.py            the reference analysis (audio, face track, codes) -> OmniTalkerReference
     chunking.py             sentence chunks, frame estimates, cross-fades between chunks
     text_layout.py          the "durations" layout: phonemes laid over frames
@@ -21,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"OmniTalkerPipeline": "pipeline_omnitalker", "OmniTalkerPipelineOutput": "decode",
+_LAZY = {"OmniTalkerPipeline": "pipeline_omnitalker", "OmniTalkerPipelineOutput": "decode", "OmniTalkerChunk": "stream",
          "OmniTalkerReference": "reference"}
 __all__ = sorted(_LAZY)
 

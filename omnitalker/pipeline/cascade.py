@@ -5,6 +5,8 @@ of a call; they read only the pipeline's config."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from diffusers.utils import logging
 
@@ -67,30 +69,12 @@ class CascadeMixin:
 
 def run_cascade(speech, visual, plan: CallPlan) -> OmniTalkerPipelineOutput:
     """The paper's cascade baseline, composed of the steps: (a) `speech` (this pipeline) speaks each text with its
-    audio branch (``Mode.SPEECH``, unmarked), (b) `visual` lip-syncs the reference face to that speech with its
-    audio-driven visual branch and its own guidance defaults (``Mode.LIPSYNC``; it also watermarks). With speech
+    audio branch (``Mode.SPEECH``, unmarked; ``speak``), (b) `visual` lip-syncs the reference face to that speech with
+    its audio-driven visual branch and its own guidance defaults (``Mode.LIPSYNC``; it also watermarks). With speech
     given (``Mode.CASCADE_LIPSYNC``), only (b) runs on it."""
-    if getattr(speech, "_progress_bar_config", None) is not None:
-        visual.set_progress_bar_config(**speech._progress_bar_config)
-    reference = speech.call_reference(plan)
-    if plan.mode is Mode.CASCADE:
-        spoken = speech.generate(speech_plan(plan), reference, None)  # (mel, codes, wave) per text
-        speech.maybe_free_model_hooks()
-        drivings = [(SAMPLE_RATE, wave.numpy()) for _, _, wave in spoken]
-        mels = [mel.T.contiguous().numpy() for mel, _, _ in spoken]  # 100 g
-    else:
-        drivings, mels = [plan.audio], None
-    strengths = visual.guidance_strengths(None, None, plan.visual_guidance, None)
-    guidance = GuidanceConfig(**dict(zip(STRENGTHS, strengths, strict=True)), anneal=plan.guidance.anneal,
-                              refresh_every=visual.guidance_refresh_every())
-    outputs = []
-    for index, driving in enumerate(drivings):
-        if speech.interrupt:
-            break
-        text = None if plan.texts is None else plan.texts[index]
-        item = lipsync_plan(plan, guidance, text, plan.generators[index], given_speech=mels is None)
-        items = visual.generate(item, reference, load_driving(driving))
-        outputs.append(visual.finish(item, reference, items))
+    reference, drivings, mels = speak(speech, visual, plan)
+    outputs = [visual.finish(item, reference, visual.generate(item, reference, driving))
+               for item, driving in lipsync_items(speech, visual, plan, drivings)]
     if mels is None:
         mels = [out.mel[0] for out in outputs]
     elif plan.output_type == "pt":
@@ -101,3 +85,30 @@ def run_cascade(speech, visual, plan: CallPlan) -> OmniTalkerPipelineOutput:
         frames=[out.frames[0] for out in outputs] if media else None, fps=float(visual.config.video_fps),
         mel=mels[: len(outputs)], visual_codes=[out.visual_codes[0] for out in outputs],
         reference_text=reference.text, mode=plan.mode.output_name)
+
+
+def speak(speech, visual, plan: CallPlan) -> tuple:
+    """Step (a): (reference, the speech of every item as (sample rate, wave), their mels (100, g) or None when the
+    speech was given)."""
+    if getattr(speech, "_progress_bar_config", None) is not None:
+        visual.set_progress_bar_config(**speech._progress_bar_config)
+    reference = speech.call_reference(plan)
+    if plan.mode is not Mode.CASCADE:
+        return reference, [plan.audio], None
+    spoken = speech.generate(speech_plan(plan), reference, None)  # (mel, codes, wave) per text
+    speech.maybe_free_model_hooks()
+    return reference, [(SAMPLE_RATE, wave.numpy()) for _, _, wave in spoken], [mel.T.contiguous().numpy()
+                                                                              for mel, _, _ in spoken]
+
+
+def lipsync_items(speech, visual, plan: CallPlan, drivings: list) -> Iterator[tuple]:
+    """Step (b), item by item: (the visual pipeline's lip-sync plan, the speech read as ``load_driving`` reads it)."""
+    strengths = visual.guidance_strengths(None, None, plan.visual_guidance, None)
+    guidance = GuidanceConfig(**dict(zip(STRENGTHS, strengths, strict=True)), anneal=plan.guidance.anneal,
+                              refresh_every=visual.guidance_refresh_every())
+    for index, driving in enumerate(drivings):
+        if speech.interrupt:
+            break
+        text = None if plan.texts is None else plan.texts[index]
+        item = lipsync_plan(plan, guidance, text, plan.generators[index], given_speech=plan.mode is not Mode.CASCADE)
+        yield item, load_driving(driving)

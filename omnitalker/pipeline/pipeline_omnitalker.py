@@ -36,6 +36,7 @@ and audio marks (``omnitalker.io.watermark``) on everything the pipeline returns
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 
 import torch
@@ -74,6 +75,7 @@ from omnitalker.pipeline.prepare import (
     text_chunks,
 )
 from omnitalker.pipeline.reference import OmniTalkerReference
+from omnitalker.pipeline.stream import OmniTalkerChunk, stream_cascade, stream_chunks
 
 logger = logging.get_logger(__name__)
 
@@ -391,10 +393,29 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
 
     def render(self, plan: CallPlan, reference: OmniTalkerReference, codes: torch.Tensor, num_samples: int):
         """Step 6: codes (n, 58) at the mel rate -> frames covering num_samples of audio (``decode.render``)."""
-        source = self._render_sources.get(self.renderer, reference, plan.max_side)
+        source = self.render_source(plan, reference)
         progress = decode.frame_progress(getattr(self, "_progress_bar_config", {})) if plan.stream_frames else None
         return decode.render(self.renderer, source, codes, num_samples, self.config.video_fps, plan.stream_frames,
                              progress)
+
+    def render_source(self, plan: CallPlan, reference: OmniTalkerReference):
+        """The renderer's source of the reference at the plan's output size (prepared once, ``RenderSources``)."""
+        return self._render_sources.get(self.renderer, reference, plan.max_side)
+
+    @torch.no_grad()
+    def stream(self, *args, **kwargs) -> Iterator[OmniTalkerChunk]:
+        """The output chunk by chunk as each is decoded (``omnitalker.pipeline.stream``): the same arguments as
+        ``__call__`` (``output_type`` "np"; ``return_dict`` and ``stream_frames`` are not used), yielding one
+        ``OmniTalkerChunk`` at a time: audio samples, frames, their start, whether it is the item's last. Concatenated
+        they equal ``__call__``'s output for the same seed, up to the differences that module's docstring lists."""
+        arguments = inspect.signature(OmniTalkerPipeline.__call__).bind(self, *args, **kwargs)
+        arguments.apply_defaults()
+        plan = plan_call(self, **{name: value for name, value in arguments.arguments.items() if name != "self"})
+        if plan.mode.cascade:
+            yield from stream_cascade(self, self.get_visual_pipeline(plan.visual_pipeline), plan)
+            return
+        driving = None if plan.audio is None else load_driving(plan.audio)  # (nw, n 100)
+        yield from stream_chunks(self, plan, self.call_reference(plan), driving)
 
 
 def _returned(output: OmniTalkerPipelineOutput, return_dict: bool):
