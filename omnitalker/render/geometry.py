@@ -125,17 +125,25 @@ def mesh_topology() -> MeshTopology:
     )
 
 
-def split_loop(loop: np.ndarray, points: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_loop(loop: np.ndarray, points: np.ndarray, axis: np.ndarray,
+               canonical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Split a closed contour at its two extremes along `axis` into (upper, lower) chains, both running
-    from the first corner to the second (corners included). "Upper" = smaller coordinate along the normal."""
+    from the first corner to the second (corners included). "Upper" = smaller coordinate along the normal, or,
+    with `canonical` (the face template's points, y down, lips and lids apart), the chain that is upper there:
+    on lips or lids pressed together the two chains lie on one line and their order in `points` is noise (a
+    closed reference mouth split upside down left every opening of it undrawn)."""
     along = points[loop, :2] @ axis
     first, second = int(np.argmin(along)), int(np.argmax(along))
     rolled = np.roll(loop, -first)
     cut = (second - first) % len(loop)
     chain_a = rolled[: cut + 1]
     chain_b = np.concatenate([rolled[cut:], rolled[:1]])[::-1]
-    normal = np.array([-axis[1], axis[0]])
-    if points[chain_a, :2].mean(0) @ normal > points[chain_b, :2].mean(0) @ normal:
+    if canonical is not None:
+        swap = canonical[chain_a, 1].mean() > canonical[chain_b, 1].mean()
+    else:
+        normal = np.array([-axis[1], axis[0]])
+        swap = points[chain_a, :2].mean(0) @ normal > points[chain_b, :2].mean(0) @ normal
+    if swap:
         chain_a, chain_b = chain_b, chain_a
     return chain_a, chain_b
 

@@ -54,6 +54,7 @@ from scipy.spatial import Delaunay
 from transformers import FeatureExtractionMixin
 
 from omnitalker.frontend.face.codes import decode_codes
+from omnitalker.frontend.face.template import load_face_template
 from omnitalker.io.image import fit_within
 from omnitalker.render.eyes import MIN_EYE_OPENING, EyeReference, eye_layers, eye_textures
 from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the renderer's public names)
@@ -363,8 +364,9 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         outer = np.concatenate([*bands, outer[~inside]])
 
         # Face triangles + the mouth and eye openings closed with strips.
-        mouth_upper, mouth_lower = split_loop(topo.mouth_loop, landmarks, eye_axis)
-        eye_chains = [split_loop(loop, landmarks, eye_axis) for loop in topo.eye_loops]
+        canonical = load_face_template().vertices  # decides which chain is upper where lips or lids touch
+        mouth_upper, mouth_lower = split_loop(topo.mouth_loop, landmarks, eye_axis, canonical)
+        eye_chains = [split_loop(loop, landmarks, eye_axis, canonical) for loop in topo.eye_loops]
         holes = [strip_triangles(mouth_upper, mouth_lower)] + [strip_triangles(u, lo) for u, lo in eye_chains]
         triangles = np.concatenate([outer, topo.face_triangles, *holes])
 
