@@ -27,6 +27,8 @@ logger = logging.get_logger(__name__)
 class CascadeMixin:
     """The cascade and the per-call guidance strengths of ``OmniTalkerPipeline``."""
 
+    _visual_pipeline = None  # the cascade's second pipeline, loaded on first use
+
     @property
     def branches(self) -> tuple[str, ...]:
         """The trained branches of these weights: ("audio", "visual"), or ("audio",) for a converted F5-TTS."""

@@ -40,6 +40,7 @@ _CLAUSE_END = re.compile(r"(?<=[,])\s+|(?<=[\uff0c\u3001])")
 DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s prompt F5's ~22 s budget
 DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
 DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks
+SPEED_MESSAGE = "speed must be a positive number (1.0 = the reference's pace), got {speed!r}"
 
 
 def estimate_num_frames(
@@ -51,7 +52,7 @@ def estimate_num_frames(
 ) -> int:
     """Frames to generate for `text`, spoken at the reference's rate (module docstring); at least 1."""
     if speed <= 0 or not math.isfinite(speed):
-        raise ValueError(f"speed must be a positive number (1.0 = the reference's pace), got {speed}")
+        raise ValueError(SPEED_MESSAGE.format(speed=speed))
     reference_bytes = text_length(reference_text)
     if reference_bytes == 0:
         raise ValueError("reference_text is empty: the speaking rate cannot be measured from it")

@@ -67,7 +67,6 @@ from omnitalker.pipeline.plan import (
     plan_call,
 )
 from omnitalker.pipeline.prepare import (
-    _ASR_FROM_CONFIG,
     PrepareMixin,
     PromptTimings,
     lipsync_windows,
@@ -169,9 +168,6 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
                                 mel_smoothing=None if mel_smoothing is None else [float(t) for t in mel_smoothing],
                                 match_reference_motion=bool(match_reference_motion),
                                 match_reference_expression=bool(match_reference_expression))
-        self._visual_pipeline = None  # the cascade's second pipeline, loaded on first use
-        self._face_analyzer = None
-        self._asr = _ASR_FROM_CONFIG  # resolved from config.asr on first use (nothing loads here)
         self._interrupt = False
         self._num_timesteps = None  # solver steps per solve of the last call (diffusers' `num_timesteps`)
         self._render_sources = RenderSources()  # the renderer's prepared source of the last reference, per size

@@ -20,7 +20,7 @@ import torch
 from omnitalker.flow.guidance import STRENGTHS, GuidanceConfig
 from omnitalker.frontend.text import normalize_text
 from omnitalker.io.watermark import AUDIO_MIN_SECONDS
-from omnitalker.pipeline.chunking import DEFAULT_MOTION_SECONDS, MIN_GENERATED_SECONDS
+from omnitalker.pipeline.chunking import DEFAULT_MOTION_SECONDS, MIN_GENERATED_SECONDS, SPEED_MESSAGE
 from omnitalker.pipeline.limits import InputLimits, as_limits, check_max_side
 from omnitalker.pipeline.modes import resolve_mode
 
@@ -239,7 +239,7 @@ def _check_settings(pipe, mode: Mode, audio, num_inference_steps, speed, duratio
     if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
         raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
     if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
-        raise ValueError(f"speed must be a positive number (1.0 = the reference's pace), got {speed!r}")
+        raise ValueError(SPEED_MESSAGE.format(speed=speed))
     if duration is not None and not (isinstance(duration, (int, float)) and math.isfinite(duration)
                                      and duration >= MIN_GENERATED_SECONDS):
         raise ValueError(f"duration must be at least {MIN_GENERATED_SECONDS} s (the audio watermark needs "

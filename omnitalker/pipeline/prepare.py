@@ -46,7 +46,11 @@ _ASR_FROM_CONFIG = object()  # PrepareMixin._asr before its first use: load conf
 
 
 class PrepareMixin:
-    """Reference preparation and text planning of ``OmniTalkerPipeline``."""
+    """The reference methods of ``OmniTalkerPipeline`` (public API); they read the pipeline's components and config
+    and what this class defines."""
+
+    _asr = _ASR_FROM_CONFIG  # the speech recognizer: resolved from config.asr on first use (nothing loads before)
+    _face_analyzer = None  # built on first use from config.face_analyzer_config
 
     def set_asr(self, recognizer) -> None:
         """The speech recognizer for references given without a transcript: a name (``omnitalker.frontend.asr.
