@@ -18,7 +18,7 @@ from omnitalker.pipeline.modes import (
     branches_of,
     load_visual_pipeline,
 )
-from omnitalker.pipeline.plan import CallPlan, Mode, lipsync_plan, speech_plan
+from omnitalker.pipeline.plan import CallPlan, Mode, check_components, lipsync_plan, speech_plan
 from omnitalker.pipeline.prepare import load_driving
 
 logger = logging.get_logger(__name__)
@@ -92,6 +92,7 @@ def run_cascade(speech, visual, plan: CallPlan) -> OmniTalkerPipelineOutput:
 def speak(speech, visual, plan: CallPlan) -> tuple:
     """Step (a): (reference, the speech of every item as (sample rate, wave), their mels (100, g) or None when the
     speech was given)."""
+    check_components(visual, Mode.LIPSYNC, plan.output_type, "the cascade's visual pipeline")
     if getattr(speech, "_progress_bar_config", None) is not None:
         visual.set_progress_bar_config(**speech._progress_bar_config)
     reference = speech.call_reference(plan)

@@ -248,11 +248,17 @@ def _check_settings(pipe, mode: Mode, audio, num_inference_steps, speed, duratio
         raise ValueError(f"max_chunk_seconds must exceed {2 * DEFAULT_MOTION_SECONDS:g} s, got {max_chunk_seconds}")
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    check_components(pipe, mode, output_type)
+
+
+def check_components(pipe, mode: Mode, output_type: str, what: str = "this pipeline") -> None:
+    """The vocoder and renderer the mode and output need (the cascade: `pipe`'s vocoder; its visual pipeline's
+    renderer is checked when it is loaded, ``cascade.speak``)."""
     if output_type != "latent" or mode.cascade:  # the cascade drives the face with the waveform
         needed = ("vocoder",) if mode in (Mode.SPEECH, Mode.CASCADE, Mode.CASCADE_LIPSYNC) else ("vocoder", "renderer")
         missing = [name for name in needed if getattr(pipe, name, None) is None]
         if missing:
-            raise ValueError(f"this pipeline has no {' and no '.join(missing)}: load one (e.g. "
+            raise ValueError(f"{what} has no {' and no '.join(missing)}: load one (e.g. "
                              "vocoder=GriffinLimVocoder()) or ask for output_type='latent' (mel and visual codes only)")
 
 
