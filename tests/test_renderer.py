@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from omnitalker.render.segment import background_plate, keep_background
 from omnitalker.render.warp import (
     NUM_FACE_TRIANGLES,
     RenderReference,
@@ -521,3 +522,50 @@ def test_lips_pressed_together_keep_upper_and_lower(renderer, astronaut):
     x = int(round(driven[13, 0]))
     column = slice(int(round(driven[13, 1])) + 1, int(round(driven[14, 1])))
     assert np.abs(luma(drawn[column, x]) - luma(stretched[column, x])).mean() > 20  # an interior, not stretched lips
+
+
+def test_the_person_is_segmented_from_the_background(reference, astronaut):
+    image, landmarks = astronaut
+    assert reference.plate is not None and reference.plate.shape == (*image.shape[:2], 4)
+    mask = reference.plate[..., 3]
+    nose = landmarks[1, :2].astype(int)
+    assert mask[nose[1], nose[0]] > 200  # the face is person
+    assert mask[:CORNER, -CORNER:].mean() < 50  # the wall behind the astronaut's shoulder is not
+    still = WarpRenderer(output_size=256, keep_background=False).prepare(image, landmarks)
+    assert still.plate is None and still.still_plate is None
+
+
+def test_background_plate_paints_the_person_out():
+    image = np.full((120, 160, 3), (40, 120, 200), np.uint8)
+    image[40:80, 60:100] = (250, 250, 250)
+    mask = np.zeros(image.shape[:2], np.float32)
+    mask[40:80, 60:100] = 1.0
+    plate = background_plate(image, mask)
+    np.testing.assert_array_equal(plate[:20], image[:20])  # far from the person: the image itself
+    assert np.abs(plate[50:70, 70:90].astype(float) - (40, 120, 200)).max() < 12  # the person: the wall
+
+
+def test_keep_background_leaves_a_still_frame_alone_and_stills_moved_background():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), np.uint8)  # the reference: background left, person right
+    plate = np.dstack([image, np.zeros((32, 32), np.uint8)])
+    plate[:, 16:, :3] = 90  # the person painted out
+    plate[:, 16:, 3] = 255
+    still = plate[..., :3].astype(np.float32)
+    gy, gx = np.mgrid[0:32, 0:32].astype(np.float32)
+    # no motion: the reference whatever the mask
+    np.testing.assert_array_equal(keep_background(image, still, plate, gx, gy), image)
+    # a warp that samples the background (column 3) everywhere: the still plate shows instead
+    column = np.full_like(gx, 3.0)
+    out = keep_background(image[gy.astype(int), column.astype(int)], still, plate, column, gy)
+    np.testing.assert_array_equal(out, plate[..., :3])
+    # a warp that samples the person (column 20) everywhere: the warped person is kept
+    column = np.full_like(gx, 20.0)
+    moved = image[gy.astype(int), column.astype(int)]
+    np.testing.assert_array_equal(keep_background(moved, still, plate, column, gy), moved)
+
+
+def test_a_saved_config_without_new_keys_loads(tmp_path):
+    config = {k: v for k, v in WarpRenderer(output_size=256).config.items() if k != "keep_background"}
+    loaded = WarpRenderer.from_config(config)
+    assert loaded.config.keep_background

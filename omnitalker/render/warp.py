@@ -26,7 +26,9 @@ How one frame is made (`render_frame`):
    a triangle. Face triangles turned away from the camera are culled; the rest are rasterised far-to-near
    (painter's algorithm on the landmark depth) into a triangle-index image on a coarse grid; each pixel's
    source position is its triangle's affine map, upsampled to full size and applied with one `cv2.remap`.
-   An eye closed in the reference stays closed (``keep_closed_eyes``).
+   An eye closed in the reference stays closed (``keep_closed_eyes``). With ``keep_background``, pixels whose
+   warp samples the background show the still reference there instead (person segmentation,
+   ``omnitalker/render/segment.py``): walls and cabinets behind a moving head no longer bend with it.
 3. Layers over the warp, anti-aliased at their contours (``omnitalker/render/layers.py``), sampled from
    an *atlas* (the reference image with small textures appended to its right):
    - the mouth interior (``omnitalker/render/mouth.py``): from the reference clip's own open-mouth frames,
@@ -56,6 +58,9 @@ from transformers import FeatureExtractionMixin
 from omnitalker.frontend.face.codes import decode_codes
 from omnitalker.frontend.face.template import load_face_template
 from omnitalker.io.image import fit_within
+from omnitalker.render.checks import check_frames as _check_frames
+from omnitalker.render.checks import check_image as _check_image
+from omnitalker.render.checks import check_landmarks as _check_landmarks
 from omnitalker.render.eyes import MIN_EYE_OPENING, EyeReference, eye_layers, eye_textures
 from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the renderer's public names)
     NUM_FACE_TRIANGLES,
@@ -73,6 +78,7 @@ from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the render
 )
 from omnitalker.render.layers import composite
 from omnitalker.render.mouth import MouthReference, bank_entries, draws_teeth, mouth_layers, strip_textures
+from omnitalker.render.segment import keep_background, plate_with_mask
 
 NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down" (cosine) follow less
 RING_INSET = 0.95  # rings are kept inside this fraction of the crop half-size
@@ -110,6 +116,8 @@ class RenderReference:
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
     orientation: np.ndarray  # (F,) +-1: orientation of each triangle in the reference (0: collapsed)
     closed_eyes: tuple = ()  # (upper, lower, LipFrame) of each eye closed in the reference
+    plate: np.ndarray | None = None  # (H, W, 4) uint8: background plate + person mask (``segment.py``)
+    still_plate: np.ndarray | None = None  # (r, r, 3) float32: the plate through the unwarped crop
 
     @property
     def height(self) -> int:
@@ -119,57 +127,6 @@ class RenderReference:
     def width(self) -> int:
         return self.image.shape[1]
 
-
-
-def _check_image(image) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"reference_image must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(
-            f"reference_image must be uint8 (0-255), got {image.dtype}; convert it first, e.g. "
-            "(img / 257).astype(np.uint8) for 16-bit or (img * 255).round().astype(np.uint8) for floats in [0, 1]"
-        )
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]  # RGBA: the colour channels (alpha is not used for a photo)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"reference_image must be (H, W, 3) RGB (gray and RGBA are converted), got shape {image.shape}")
-    if min(image.shape[:2]) < 16:
-        raise ValueError(f"reference_image is too small ({image.shape[1]}x{image.shape[0]}); it needs a visible face")
-    return np.ascontiguousarray(image)
-
-
-def _check_landmarks(landmarks, leading: tuple[int, ...], name: str) -> np.ndarray:
-    landmarks = np.asarray(landmarks, dtype=np.float32)
-    if landmarks.ndim == len(leading) + 2 and landmarks.shape[-1] == 2:
-        landmarks = np.concatenate([landmarks, np.zeros_like(landmarks[..., :1])], axis=-1)
-    expected = "(" + ", ".join(["T"] * len(leading) + [str(NUM_LANDMARKS), "3"]) + ")"
-    if landmarks.ndim != len(leading) + 2 or landmarks.shape[-2:] != (NUM_LANDMARKS, 3):
-        raise ValueError(f"{name} must have shape {expected} (MediaPipe Face Mesh with iris points, pixel "
-                         f"coordinates), got {landmarks.shape}")
-    if not np.isfinite(landmarks).all():
-        raise ValueError(f"{name} contains NaN or inf; interpolate or drop the frames where no face was found")
-    return landmarks
-
-
-
-def _check_frames(frames, frame_landmarks, shape: tuple[int, ...]):
-    """Optional reference-clip frames (K, H, W, 3) uint8 + landmarks (K, 478, 3), same size as the image."""
-    if frames is None and frame_landmarks is None:
-        return None, None
-    if frames is None or frame_landmarks is None:
-        raise ValueError("frames and frame_landmarks go together: pass both or neither")
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != tuple(shape):
-        raise ValueError(f"frames must be (K, {shape[0]}, {shape[1]}, 3) uint8 like the reference image, "
-                         f"got {frames.shape} {frames.dtype}")
-    frame_landmarks = _check_landmarks(frame_landmarks, (0,), "frame_landmarks")
-    if len(frame_landmarks) != len(frames):
-        raise ValueError(f"{len(frames)} frames but {len(frame_landmarks)} frame_landmarks")
-    return frames, frame_landmarks
 
 
 @dataclass
@@ -206,6 +163,8 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         mouth_fill: draw the mouth interior (the reference clip's own, or teeth + cavity) when the lips part.
         eye_fill: draw the eyeballs inside the eye openings, slid with the irises (gaze).
         feather: width of the paste-back blend, as a fraction of the crop side.
+        keep_background: segment the reference into person and background (``omnitalker/render/segment.py``) and
+            keep the background still: only the person (face, hair, ears, neck) moves with the warp.
     """
 
     # FeatureExtractionMixin: what makes diffusers save and load it with a pipeline (omnitalker/components.py)
@@ -225,6 +184,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         mouth_fill: bool = True,
         eye_fill: bool = True,
         feather: float = 0.08,
+        keep_background: bool = True,
     ):
         if not (isinstance(output_size, int) and 32 <= output_size <= 4096):
             raise ValueError(f"output_size must be an int in [32, 4096] (e.g. 256 or 512), got {output_size!r}")
@@ -421,6 +381,14 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
                                    bank_states=bank_states if has_bank else None,
                                    bank_offsets=np.stack(offsets_xy[first + len(strips):]) if has_bank else None)
 
+        plate = still_plate = None
+        if cfg.keep_background:
+            plate = plate_with_mask(image)
+        if plate is not None:
+            still = (np.arange(render_size, dtype=np.float32) + 0.5) / to_crop - 0.5
+            still_plate = cv2.remap(plate[..., :3], *np.meshgrid(still + crop_origin[0], still + crop_origin[1]),
+                                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
         return RenderReference(
             image=image, atlas=atlas, landmarks=landmarks, crop_origin=crop_origin, crop_size=crop_size,
             render_size=render_size,
@@ -428,7 +396,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             ring_points3d=ring_points3d, ring_follow=ring_follow, border_vertices=border, stable=stable,
             oval=topo.oval_loop, background=background,
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
-            closed_eyes=closed_eyes,
+            closed_eyes=closed_eyes, plate=plate, still_plate=still_plate,
             orientation=np.sign(_signed_areas(source_vertices, triangles)),
         )
 
@@ -519,6 +487,8 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         np.clip(map_y, 0, ref.height - 1, out=map_y)
 
         crop = cv2.remap(ref.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if ref.plate is not None:  # the background back in place: only the person moves
+            crop = keep_background(crop, ref.still_plate, ref.plate, map_x, map_y)
         driven_crop = driven[:NUM_LANDMARKS]
         layers = mouth_layers(ref.mouth, driven_crop, size) if ref.mouth is not None else []
         for eye in ref.eyes or ():
