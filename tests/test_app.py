@@ -10,6 +10,7 @@ a session's older results, a closed page; 100 requests: slow).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -472,3 +473,19 @@ def test_the_page_says_what_the_demo_does_with_a_real_voice_and_which_languages(
     bundled = texts(build_demo(examples_dir=None))  # the bundled demo: synthetic voices only
     assert DEMO_REAL_VOICE_NOTICE in bundled and "English or Mandarin Chinese" in bundled
     assert DEMO_REAL_VOICE_NOTICE not in texts(build_demo("f5tts-v1", examples_dir=None))  # a real-voice pipeline
+
+
+def test_the_steps_sliders_start_at_the_pipelines_own_default(pipe, tmp_path):
+    original = pipe.scheduler.config.num_inference_steps
+    pipe.scheduler.register_to_config(num_inference_steps=7)
+    try:
+        assert DemoHandlers(pipe, output_root=tmp_path).steps_default() == 7
+        demo = build_demo(pipe, examples_dir=None)
+        sliders = [c["props"]["value"] for c in demo.config["components"]
+                   if c.get("props", {}).get("label") == "Sampling steps"]
+        assert sliders == [7, 7]
+    finally:
+        pipe.scheduler.register_to_config(num_inference_steps=original)
+    assert DemoHandlers(DEFAULT_EXAMPLES.parent / "weights" / "omnitalker-demo", output_root=tmp_path).steps_default() \
+        == json.loads((DEFAULT_EXAMPLES.parent / "weights" / "omnitalker-demo" / "scheduler" /
+                       "scheduler_config.json").read_text())["num_inference_steps"]

@@ -44,7 +44,6 @@ from diffusers import DiffusionPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import logging
 
-from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.frontend.face.codes import VIDEO_FPS
 from omnitalker.frontend.text import normalize_text
 from omnitalker.pipeline import components as _components  # noqa: F401  (saved components' modules)
@@ -210,7 +209,7 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         reference_text: str | None = None,
         audio=None,
         reference: OmniTalkerReference | None = None,
-        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        num_inference_steps: int | None = None,
         guidance_text: float | None = None,
         guidance_audio: float | None = None,
         guidance_visual: float | None = None,
@@ -246,7 +245,9 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
             audio (*optional*): speech to lip-sync (file or `(sample_rate, array)`); switches to audio-driven mode.
             reference (`OmniTalkerReference`, *optional*): a prepared reference (`prepare_reference`) instead of
                 the four reference arguments; reuse it to skip the analysis.
-            num_inference_steps (`int`, defaults to 16): ODE steps (paper: 16).
+            num_inference_steps (`int`, *optional*): ODE steps; None = the scheduler's configured default
+                (`scheduler.config.num_inference_steps`: 16 as in the paper unless the weights chose another, e.g.
+                from a measured few-step grid in `scheduler.config.step_grids`).
             guidance_text / guidance_audio / guidance_visual (`float`): multi-condition CFG strength per
                 condition (0 disables a condition's extra pass; negative, down to -1, weakens the condition, e.g.
                 guidance_audio=-1 for less of the reference's voice); guidance_anneal: "constant" | "linear" |

@@ -128,6 +128,8 @@ def plan_call(pipe, *, text, reference_video, reference_image, reference_audio, 
     _check_texts(texts, audio, limits, pipe.tokenizer)
     if reference is not None:
         check_reference(mode, reference, pipe.tokenizer, texts, audio)
+    if num_inference_steps is None:  # the weights' own default
+        num_inference_steps = pipe.scheduler.config.num_inference_steps
     _check_settings(pipe, mode, audio, num_inference_steps, speed, duration, max_chunk_seconds, output_type)
     items = 1 if texts is None else len(texts)
     if isinstance(generator, list) and len(generator) != items:

@@ -41,7 +41,6 @@ from omnitalker.flow.guidance import (
     DEFAULT_VISUAL_STRENGTH,
     MIN_STRENGTH,
 )
-from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.frontend.languages import SUPPORTED_LANGUAGES
 from omnitalker.notices import DEMO_REAL_VOICE_NOTICE
 from omnitalker.ui.handlers import DemoHandlers, app_limits
@@ -52,7 +51,6 @@ from omnitalker.ui.streaming import streaming_available
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE = REPO_ROOT / "weights" / "omnitalker-demo"
 DEFAULT_EXAMPLES = REPO_ROOT / "examples"
-DEFAULT_STEPS = DEFAULT_NUM_INFERENCE_STEPS  # the paper's 16
 MAX_STEPS = 64
 MAX_GUIDANCE = 5.0  # slider ends; the strengths themselves are unbounded above (omnitalker/flow/guidance.py)
 CACHE_CLEANUP = (3600, 3600)  # gradio's cache: every hour, delete files older than an hour
@@ -129,10 +127,11 @@ def build_demo(
         gr.Markdown(handlers.mode_notice(), elem_id="mode")
         with gr.Tabs():
             with gr.Tab("Talk", id="talk"):
-                _talk_tab(talk, examples, handlers.limits, stream, handlers.guidance_defaults(),
+                _talk_tab(talk, examples, handlers.limits, stream, handlers.steps_default(),
+                          handlers.guidance_defaults(),
                           voice_notice=DEMO_REAL_VOICE_NOTICE if _synthetic_voices_only(pipeline) else None)
             with gr.Tab("Lip-sync", id="lipsync"):
-                _lipsync_tab(lipsync, examples, handlers.limits, stream)
+                _lipsync_tab(lipsync, examples, handlers.limits, stream, handlers.steps_default())
             with gr.Tab("Learn flow matching", id="learn"):
                 build_learn_tab()
         demo.unload(handlers.end_session)  # the page closed: its results go
@@ -151,7 +150,7 @@ def _synthetic_voices_only(pipeline) -> bool:
     return Path(str(source)).name == Path(DEFAULT_PIPELINE).name
 
 
-def _talk_tab(talk: Callable, examples: dict, limits, stream: bool,
+def _talk_tab(talk: Callable, examples: dict, limits, stream: bool, default_steps: int,
               guidance=(DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH),
               voice_notice: str | None = None) -> None:
     with gr.Row():
@@ -174,7 +173,7 @@ def _talk_tab(talk: Callable, examples: dict, limits, stream: bool,
                               info=f"In {' or '.join(SUPPORTED_LANGUAGES.values())}: other languages are refused; "
                               "emoji are left out.")
             with gr.Accordion("Advanced settings", open=False):
-                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps",
+                steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Sampling steps",
                                   elem_id="steps")
                 with gr.Row():
                     guidance_text = gr.Slider(0, MAX_GUIDANCE, value=guidance[0], step=0.1, label="Guidance: text")
@@ -206,7 +205,7 @@ def _talk_tab(talk: Callable, examples: dict, limits, stream: bool,
                     cache_examples=False)
 
 
-def _lipsync_tab(lipsync: Callable, examples: dict, limits, stream: bool) -> None:
+def _lipsync_tab(lipsync: Callable, examples: dict, limits, stream: bool, default_steps: int) -> None:
     gr.Markdown("Animate a face with any recording: the model generates only the motion (audio-driven mode).")
     with gr.Row():
         with gr.Column():
@@ -219,7 +218,7 @@ def _lipsync_tab(lipsync: Callable, examples: dict, limits, stream: bool) -> Non
             speech = gr.Audio(label=f"Speech to lip-sync{at_most}", type="filepath",
                               sources=["upload", "microphone"])
             with gr.Accordion("Advanced settings", open=False):
-                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps")
+                steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Sampling steps")
                 seed = gr.Number(0, precision=0, label="Seed")
                 gr.Markdown(WATERMARK_NOTICE)
             run = gr.Button("Lip-sync", variant="primary")

@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--reference", help="reference video of the person talking (1-10 s are used)")
     common.add_argument("--image", help="a photo of the person (instead of --reference)")
     common.add_argument("--out", required=True, help="output video (.mp4)")
-    common.add_argument("--steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
-                        help=f"ODE sampling steps (default {DEFAULT_NUM_INFERENCE_STEPS}, as the paper)")
+    common.add_argument("--steps", type=int, default=None,
+                        help=f"ODE sampling steps (default: the pipeline's own, its scheduler config; "
+                             f"{DEFAULT_NUM_INFERENCE_STEPS} as in the paper unless the weights chose another)")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     limits = InputLimits()
@@ -110,7 +111,7 @@ def check_args(args: argparse.Namespace) -> None:
     if Path(args.out).suffix.lower() not in suffixes:
         kind = "an audio file (--mode audio)" if speech_only else "a video file"
         raise ValueError(f"--out must be {kind} ending in {', '.join(suffixes)}, got {args.out!r}")
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     check_max_side(max_side(args), "--max-side")
 

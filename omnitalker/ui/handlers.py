@@ -32,6 +32,7 @@ the page can show it in the box, editable for the next run.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -152,6 +153,16 @@ class DemoHandlers:
         mode = default_mode(self._pipeline)
         return f"**Mode: {mode}** ({describe_mode(self._pipeline, mode)})."
 
+    def steps_default(self) -> int:
+        """Start value of the steps sliders: the pipeline's scheduler default (read from the folder's
+        scheduler_config.json while nothing is loaded; the module default when the folder has none)."""
+        if self._pipeline is not None:
+            return int(self._pipeline.scheduler.config.num_inference_steps)
+        config = Path(os.fspath(self._source)) / "scheduler" / "scheduler_config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text()).get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS))
+        return DEFAULT_NUM_INFERENCE_STEPS
+
     def guidance_defaults(self) -> tuple[float, float, float]:
         """Start values of the text / voice / motion sliders: the pipeline's own defaults (F5-TTS weights: 0 and
         their joint strength), motion from the visual pipeline in cascade mode; module defaults while unloaded."""
@@ -165,7 +176,7 @@ class DemoHandlers:
     # ------------------------------------------------------------------------------------------ tabs
 
     def talk(self, reference_video, reference_image, reference_audio, reference_text, text,
-             num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_text=None, guidance_audio=None,
+             num_inference_steps=None, guidance_text=None, guidance_audio=None,
              guidance_visual=None, speed=1.0, seed=0, progress=gr.Progress(track_tqdm=True),
              request: gr.Request = None):
         """Text + a reference (video, or photo + voice) and its transcript (empty: recognised) -> (mp4, wav,
@@ -182,7 +193,7 @@ class DemoHandlers:
                     out.reference_text or "")
 
     def talk_stream(self, reference_video, reference_image, reference_audio, reference_text, text,
-                    num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_text=None, guidance_audio=None,
+                    num_inference_steps=None, guidance_text=None, guidance_audio=None,
                     guidance_visual=None, speed=1.0, seed=0, progress=gr.Progress(track_tqdm=True),
                     request: gr.Request = None):
         """``talk`` for the page: yields (segment, ...) as each piece of the video is encoded (the streaming
@@ -211,7 +222,7 @@ class DemoHandlers:
         video = self.lipsync(*args, progress=progress, request=request, **kwargs)
         return video, video
 
-    def lipsync(self, reference_image, reference_video, audio, num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, seed=0,
+    def lipsync(self, reference_image, reference_video, audio, num_inference_steps=None, seed=0,
                 progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """A photo or a clip + driving speech -> mp4 of the face speaking it (audio-driven mode)."""
         deadline = RequestDeadline(self.max_request_seconds)
@@ -221,7 +232,7 @@ class DemoHandlers:
             with self._result_folder(request) as folder:
                 return str(self._write_video(out, folder))
 
-    def lipsync_stream(self, reference_image, reference_video, audio, num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS,
+    def lipsync_stream(self, reference_image, reference_video, audio, num_inference_steps=None,
                        seed=0, progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
         """``lipsync`` for the page: yields (segment, skip) per piece of the video, then (skip, the full mp4)."""
         deadline = RequestDeadline(self.max_request_seconds)
@@ -251,7 +262,7 @@ class DemoHandlers:
                                                 reference_text, need_voice=True)
             deadline.check()
             progress(0.05, desc="Generating speech and motion")
-            out = pipe(text, reference=reference, num_inference_steps=_int(num_inference_steps, "steps"),
+            out = pipe(text, reference=reference, num_inference_steps=_steps(num_inference_steps),
                        guidance_text=_float(guidance_text), guidance_audio=_float(guidance_audio),
                        guidance_visual=_float(guidance_visual), speed=float(speed), generator=_generator(seed),
                        max_side=self.max_side, stream_frames=True, limits=self.limits, callback_on_step_end=deadline)
@@ -271,7 +282,7 @@ class DemoHandlers:
                                                 need_voice=False)
             deadline.check()
             progress(0.05, desc="Generating motion")
-            out = pipe(reference=reference, audio=audio, num_inference_steps=_int(num_inference_steps, "steps"),
+            out = pipe(reference=reference, audio=audio, num_inference_steps=_steps(num_inference_steps),
                        generator=_generator(seed), max_side=self.max_side, stream_frames=True, limits=self.limits,
                        callback_on_step_end=deadline)
             deadline.check()
@@ -407,6 +418,11 @@ def _int(value, name: str) -> int:
     if value is None or float(value) != int(float(value)):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(float(value))
+
+
+def _steps(value) -> int | None:
+    """The steps box: None (an API call without it) means the pipeline's own default."""
+    return None if value is None else _int(value, "steps")
 
 
 def _float(value) -> float | None:
