@@ -33,6 +33,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -120,10 +122,7 @@ def one_user(url: str, user: int, requests: int, settings: tuple, example: dict,
 
 
 def percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))], 2)
+    return round(float(np.percentile(values, 100 * share)), 2) if values else None
 
 
 def files_under(folder: Path) -> list[str]:

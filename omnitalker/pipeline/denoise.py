@@ -49,9 +49,6 @@ class Segment:
     layout: TextLayout | None = None  # "durations" models: phoneme ids + frames over [prompt | target]
 
 
-_Segment = Segment  # the name older callers import
-
-
 @dataclass
 class SampledChunk:
     """One solved chunk of one item: its mel (g, 100) and codes (g, 58; (g, 0) for speech only), of which the first
@@ -316,7 +313,3 @@ def layout_batch(segments: list[Segment]) -> tuple[torch.Tensor, torch.Tensor, l
     for row, layout in enumerate(layouts):
         ids[row, : len(layout.ids)], durations[row, : len(layout.ids)] = layout.tensors()
     return ids, durations, [layout.num_frames for layout in layouts]
-
-
-
-_layout_batch = layout_batch  # the name older callers import

@@ -82,7 +82,7 @@ class InputLimits:
         values = {**{name: getattr(cls, name) for name in LIMITS}, **defaults}
         for name, (_, _, _, variable) in LIMITS.items():
             if variable in environ:
-                values[name] = _parse_env(variable, environ[variable], int if "pixels" in name or "length" in name
+                values[name] = parse_env(variable, environ[variable], int if "pixels" in name or "length" in name
                                           else float)
         return cls(**values, audience="space")
 
@@ -199,7 +199,7 @@ def max_side_from_env(default: int | None = DEFAULT_MAX_SIDE, environ: dict | No
     environ = os.environ if environ is None else environ
     if MAX_SIDE_ENV not in environ:
         return default
-    value = _parse_env(MAX_SIDE_ENV, environ[MAX_SIDE_ENV], int)
+    value = parse_env(MAX_SIDE_ENV, environ[MAX_SIDE_ENV], int)
     check_max_side(value, MAX_SIDE_ENV)
     return value
 
@@ -232,12 +232,18 @@ def image_size(source: Any) -> tuple[int, int] | None:
     return None
 
 
-def _parse_env(variable: str, text: str, kind: type) -> int | float | None:
+def parse_env(variable: str, text: str, kind: type, allow_none: bool = True) -> int | float | None:
+    """A Space variable's value: a number of `kind` ("1_000" and "1,000" read as 1000), or None for "none" /
+    "off" / "" when `allow_none`; ValueError naming the variable otherwise."""
     text = text.strip().replace("_", "").replace(",", "")
+    wanted = "a whole number" if kind is int else "a number"
     if text.lower() in ("none", "off", ""):
-        return None
+        if allow_none:
+            return None
+        raise ValueError(f"{variable}={text!r} is not {wanted}: it cannot be switched off")
     try:
         value = kind(float(text)) if kind is int else kind(text)
     except ValueError as error:
-        raise ValueError(f"{variable}={text!r} is not a number (or 'none' for no limit)") from error
+        suffix = " (or 'none' for no limit)" if allow_none else ""
+        raise ValueError(f"{variable}={text!r} is not {wanted}{suffix}") from error
     return value

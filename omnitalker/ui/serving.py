@@ -18,6 +18,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from omnitalker.pipeline.limits import parse_env
+
 QUEUE_SIZE = 16  # waiting requests beyond this are turned away with gradio's "queue full"
 CONCURRENCY = 1  # one generation at a time: a CPU (or one GPU) is saturated by one request
 MAX_REQUEST_SECONDS = 300.0  # a request running longer is stopped (the longest text takes ~60 s on 2 CPU cores)
@@ -52,21 +54,11 @@ class ServingSettings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> ServingSettings:
-        """The defaults above, each overridden by its Space variable when set ("none" switches the time limit off)."""
+        """The defaults above, each overridden by its Space variable when set ("none" switches the time limit off;
+        parsed like the input limits' variables, ``omnitalker.pipeline.limits.parse_env``)."""
         environ = os.environ if environ is None else environ
-        values = {}
-        for name, (variable, kind) in ENVIRONMENT.items():
-            if variable not in environ:
-                continue
-            text = environ[variable].strip()
-            if name == "max_request_seconds" and text.lower() == "none":
-                values[name] = None
-                continue
-            try:
-                values[name] = kind(text)
-            except ValueError:
-                wanted = "a whole number" if kind is int else "a number of seconds or 'none'"
-                raise ValueError(f"{variable}={environ[variable]!r} is not {wanted}: set it to {wanted}") from None
+        values = {name: parse_env(variable, environ[variable], kind, allow_none=name == "max_request_seconds")
+                  for name, (variable, kind) in ENVIRONMENT.items() if variable in environ}
         return cls(**values)
 
 

@@ -3,9 +3,11 @@
     for segment in write_segments(out.frames[0], out.audio[0], out.sample_rate, out.fps, folder / "omnitalker.mp4"):
         yield segment                     # -> gr.Video(streaming=True), which plays each as it arrives
 
-The frames are rendered, watermarked and encoded once: each segment's frames and sound go both into their own
+The frames are rendered and watermarked once; each segment's frames and sound are encoded twice, into their own
 ``.ts`` file (a stand-alone H.264 + AAC piece that gradio's streaming video output appends to what plays) and into
-the full mp4, which appears (atomically) after the last segment. The first segment is short so playback starts
+the full mp4, which appears (atomically) after the last segment. Why not remux the pieces into the mp4 instead:
+every piece starts its own AAC stream with its own priming samples, which a copy would leave as clicks and drift at
+the joins; the price is a second x264 encode (``veryfast``) of each frame. The first segment is short so playback starts
 early; later ones are longer, so fewer pieces are muxed. Streaming needs the ffmpeg and ffprobe programs
 (``streaming_available``); without them the demo shows the whole video at the end. A failure or a stop removes the partial mp4; the segments
 already sent stay in the request's folder, which the demo's result policy removes (omnitalker/ui/handlers.py).
