@@ -16,6 +16,7 @@ STEPS = 2
 TEXT = "Hello there, nice to meet you."
 LONG_TEXT = "The first sentence is here. The second one follows it. And a third one ends the text."
 CHUNK_SECONDS = 2.5
+FIRST_SECONDS = 1.0  # chunking.DEFAULT_FIRST_CHUNK_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +93,40 @@ def test_cascade_streams_the_visual_pipelines_lipsync(pipe, reference, data_dir)
     pieces = assert_stream_equals_call(speech, TEXT, reference=reference, visual_pipeline=pipe,
                                        num_inference_steps=STEPS, watermark=False)
     assert pieces[0].frames is not None
+
+
+def test_a_short_first_chunk_streams_early_and_joins_as_the_call_with_it(pipe, reference):
+    pieces = assert_stream_equals_call(pipe, LONG_TEXT, reference=reference, num_inference_steps=STEPS,
+                                       first_chunk_seconds=FIRST_SECONDS, watermark=False)
+    assert len(pieces) >= 2
+    first = len(pieces[0].audio) / SAMPLE_RATE
+    assert 0.5 <= first <= 1.6 * FIRST_SECONDS  # about a second of speech (a word or pause away), marked
+    whole = pipe(LONG_TEXT, reference=reference, num_inference_steps=STEPS, first_chunk_seconds=FIRST_SECONDS,
+                 generator=seeded(7), watermark=False)
+    np.testing.assert_array_equal(pieces[-1].mel, whole.mel[0])  # the last piece carries the item's mel, codes
+    np.testing.assert_array_equal(pieces[-1].visual_codes, whole.visual_codes[0])
+
+
+def test_the_first_chunk_option_leaves_short_texts_whole_and_is_checked(pipe, reference):
+    whole = pipe(TEXT, reference=reference, num_inference_steps=STEPS, generator=seeded(3))
+    short = pipe(TEXT, reference=reference, num_inference_steps=STEPS, generator=seeded(3),
+                 first_chunk_seconds=FIRST_SECONDS)  # under two first chunks long: one chunk, as without it
+    np.testing.assert_array_equal(short.audio[0], whole.audio[0])
+    with pytest.raises(ValueError, match="first_chunk_seconds must be between"):
+        pipe(TEXT, reference=reference, first_chunk_seconds=0.1)
+
+
+def test_watermarked_stream_with_a_short_first_chunk_marks_every_piece(pipe, reference):
+    pieces = list(pipe.stream(LONG_TEXT, reference=reference, num_inference_steps=STEPS,
+                              first_chunk_seconds=FIRST_SECONDS, generator=seeded(1)))
+    assert len(pieces) >= 2
+    for piece in pieces:
+        assert detect_audio_watermark(piece.audio, SAMPLE_RATE).detected
+        assert detect_frame_watermark(piece.frames).detected
+
+
+def test_lipsync_with_a_short_first_window(pipe, reference):
+    speech = (SAMPLE_RATE, make_voice(3.2, "A longer recording that needs two windows of lip sync."))
+    pieces = assert_stream_equals_call(pipe, audio=speech, reference=reference, num_inference_steps=STEPS,
+                                       first_chunk_seconds=FIRST_SECONDS, watermark=False)
+    assert len(pieces) >= 2 and len(pieces[0].audio) / SAMPLE_RATE <= FIRST_SECONDS

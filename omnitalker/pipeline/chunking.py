@@ -40,6 +40,14 @@ _CLAUSE_END = re.compile(r"(?<=[,])\s+|(?<=[\uff0c\u3001])")
 DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s prompt F5's ~22 s budget
 DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
 DEFAULT_CROSSFADE_SECONDS = 0.15  # F5-TTS's cross-fade between chunks
+# Streaming (issue 34): the first chunk is about this much speech, so the first sound and picture come early; the
+# rest of the text is chunked as usual. Enough for the audio watermark once the cross-fade is held back.
+DEFAULT_FIRST_CHUNK_SECONDS = 1.0
+# A text is split for its first chunk only when the rest is at least this share of the first chunk: a short text
+# costs about as much whole as its first piece would, and a second solve would only add a seam.
+MIN_REST_SHARE = 1.0
+# A pause (comma, sentence end) is preferred over a word boundary within this factor of the first chunk's length.
+PAUSE_REACH = 1.6
 SPEED_MESSAGE = "speed must be a positive number (1.0 = the reference's pace), got {speed!r}"
 
 
@@ -103,6 +111,37 @@ def _split_long(sentence: str, max_bytes: int) -> list[str]:
             current = ""
         current += char
     return pieces + [current]
+
+
+def split_first(text: str, first_bytes: float) -> tuple[str, str] | None:
+    """Cut normalised `text` into (first, rest) with `first` about `first_bytes` long: at a pause (after ``, . ! ? ;
+    :`` or a CJK mark) up to ``PAUSE_REACH`` times longer, else at the word (or CJK character) boundary nearest to
+    the target; None when no boundary leaves words on both sides."""
+    text = normalize_text(text)
+    cuts = _boundaries(text)  # (char index where `rest` starts, after a pause)
+    if not cuts:
+        return None
+    position = {cut: text_length(text[:cut].rstrip()) for cut, _ in cuts}
+    pauses = [cut for cut, pause in cuts if pause and position[cut] <= PAUSE_REACH * first_bytes]
+    if pauses:  # the pause nearest to the target (a longer first chunk is fine, a shorter one sounds cut)
+        cut = min(pauses, key=lambda cut: abs(position[cut] - first_bytes))
+    else:
+        cut = min((cut for cut, _ in cuts), key=lambda cut: abs(position[cut] - first_bytes))
+    return text[:cut].strip(), text[cut:].strip()
+
+
+def _boundaries(text: str) -> list[tuple[int, bool]]:
+    """Where a text may be cut: (index of the next word's first character, whether a pause precedes it)."""
+    cuts = []
+    for index in range(1, len(text)):
+        before, char = text[index - 1], text[index]
+        if char == " " or not text[:index].strip():
+            continue
+        if before == " " or not _is_latin_end(char) or not _is_latin_end(before):
+            previous = text[:index].rstrip()[-1]
+            cuts.append((index, previous in ",.!?;:" or "\u3000" <= previous <= "\u303f"
+                         or previous in "\uff0c\uff01\uff1f\uff1b\uff1a"))
+    return cuts
 
 
 def frame_windows(num_frames: int, max_frames: int) -> list[tuple[int, int]]:

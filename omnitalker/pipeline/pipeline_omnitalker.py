@@ -230,6 +230,7 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         visual_pipeline=None,
         guidance_joint: float | None = None,
         guidance_refresh_every: int | None = None,
+        first_chunk_seconds: float | None = None,
     ):
         r"""Generate talking audio + video.
 
@@ -263,6 +264,9 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
             duration (`float`, *optional*): seconds of generated output (prompt excluded); overrides the
                 text-length estimate (`omnitalker.pipeline.chunking`).
             max_chunk_seconds (`float`, defaults to 12): longer outputs are generated in chunks of at most this.
+            first_chunk_seconds (`float`, *optional*): make the first chunk about this much speech, cut at a pause or
+                a word (``prepare.chunk_texts``; lip-sync: the first window), so ``stream`` hands out its first
+                piece early (``chunking.DEFAULT_FIRST_CHUNK_SECONDS``); None: chunks only past `max_chunk_seconds`.
             generator (`torch.Generator` or a list, one per text): for reproducible noise.
             output_type (`str`, defaults to "np"): "np", "pt" or "latent" (mel + codes, no vocoder/renderer).
             watermark (`bool`, defaults to True): visible "AI-generated" label + invisible frame/audio marks.
@@ -301,7 +305,7 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, mode=mode,
             visual_pipeline=visual_pipeline, guidance_joint=guidance_joint,
-            guidance_refresh_every=guidance_refresh_every)
+            guidance_refresh_every=guidance_refresh_every, first_chunk_seconds=first_chunk_seconds)
         if plan.mode.cascade:  # speech here, the face by the visual pipeline: the same steps, composed
             return _returned(run_cascade(self, self.get_visual_pipeline(plan.visual_pipeline), plan), return_dict)
 
@@ -343,10 +347,10 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         durations = self.uses_durations and driving is None
         timing = self._prompt_timings.get(reference, self.layout_prompt) if durations else None
         if driving is not None:
-            chunk_plans = [lipsync_windows(driving[1], plan.max_chunk_seconds)]
+            chunk_plans = [lipsync_windows(driving[1], plan.max_chunk_seconds, plan.first_chunk_seconds)]
         else:
             chunk_plans = [text_chunks(text, reference, plan.speed, plan.duration, plan.max_chunk_seconds, timing,
-                                       self.layout_target) for text in plan.texts]
+                                       self.layout_target, plan.first_chunk_seconds) for text in plan.texts]
         self.scheduler.set_timesteps(plan.num_inference_steps)
         self._num_timesteps = len(self.scheduler.timesteps)
         total = solver_calls(chunk_plans, driven=driving is not None) * self._num_timesteps

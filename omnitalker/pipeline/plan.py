@@ -92,6 +92,7 @@ class CallPlan:
     callback: object
     callback_tensor_inputs: tuple[str, ...]
     visual_pipeline: object = None  # the cascade's visual pipeline for this call (None: the pipeline's)
+    first_chunk_seconds: float | None = None  # a short first chunk (streaming, ``prepare.chunk_texts``); None: none
 
     @property
     def decode(self) -> bool:
@@ -107,7 +108,7 @@ def plan_call(pipe, *, text, reference_video, reference_image, reference_audio, 
               num_inference_steps, guidance_text, guidance_audio, guidance_visual, guidance_anneal, speed, duration,
               max_chunk_seconds, generator, output_type, watermark, max_side, stream_frames, limits, return_dict,
               callback_on_step_end, callback_on_step_end_tensor_inputs, mode, visual_pipeline, guidance_joint,
-              guidance_refresh_every) -> CallPlan:
+              guidance_refresh_every, first_chunk_seconds=None) -> CallPlan:
     """Check every argument of ``OmniTalkerPipeline.__call__`` once (the files on their headers) -> ``CallPlan``.
     `pipe` answers what the weights can do: its branches, tokenizer, components and guidance defaults."""
     from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -131,6 +132,7 @@ def plan_call(pipe, *, text, reference_video, reference_image, reference_audio, 
     if num_inference_steps is None:  # the weights' own default
         num_inference_steps = pipe.scheduler.config.num_inference_steps
     _check_settings(pipe, mode, audio, num_inference_steps, speed, duration, max_chunk_seconds, output_type)
+    _check_first_chunk(first_chunk_seconds, max_chunk_seconds)
     items = 1 if texts is None else len(texts)
     if isinstance(generator, list) and len(generator) != items:
         raise ValueError(f"got {len(generator)} generators for {items} texts: pass one per text, or one")
@@ -152,7 +154,7 @@ def plan_call(pipe, *, text, reference_video, reference_image, reference_audio, 
                     max_chunk_seconds=max_chunk_seconds, generators=generators, output_type=output_type,
                     watermark=watermark, stream_frames=stream_frames, return_dict=return_dict,
                     callback=callback_on_step_end, callback_tensor_inputs=tuple(callback_on_step_end_tensor_inputs),
-                    visual_pipeline=visual_pipeline)
+                    visual_pipeline=visual_pipeline, first_chunk_seconds=first_chunk_seconds)
 
 
 def _mode(name: str, lipsync: bool) -> Mode:
@@ -251,6 +253,16 @@ def _check_settings(pipe, mode: Mode, audio, num_inference_steps, speed, duratio
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
     check_components(pipe, mode, output_type)
+
+
+def _check_first_chunk(first_chunk_seconds, max_chunk_seconds) -> None:
+    if first_chunk_seconds is None:
+        return
+    if not (isinstance(first_chunk_seconds, (int, float)) and math.isfinite(first_chunk_seconds)
+            and MIN_GENERATED_SECONDS <= first_chunk_seconds <= max_chunk_seconds):
+        raise ValueError(f"first_chunk_seconds must be between {MIN_GENERATED_SECONDS} s (the audio watermark needs "
+                         f"{AUDIO_MIN_SECONDS} s) and max_chunk_seconds ({max_chunk_seconds:g}), or None for no "
+                         f"short first chunk; got {first_chunk_seconds!r}")
 
 
 def check_components(pipe, mode: Mode, output_type: str, what: str = "this pipeline") -> None:

@@ -16,9 +16,11 @@ from omnitalker.frontend.text import normalize_text, text_length
 from omnitalker.io.watermark import AUDIO_MIN_SECONDS
 from omnitalker.pipeline.chunking import (
     MIN_GENERATED_SECONDS,
+    MIN_REST_SHARE,
     estimate_num_frames,
     frame_windows,
     pack_sentences,
+    split_first,
     split_sentences,
 )
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, as_limits
@@ -197,35 +199,61 @@ def load_driving(audio) -> tuple[torch.Tensor, torch.Tensor]:
     return driving, reference_mel(rms_normalize(driving)[0])  # nw, n 100
 
 
-def lipsync_windows(driving_mel: torch.Tensor, max_chunk_seconds: float) -> list[tuple[int, int]]:
-    """(start, end) mel frames of the lip-sync windows over the given speech."""
-    return frame_windows(len(driving_mel), round(max_chunk_seconds * MEL_FRAME_RATE))
+def lipsync_windows(driving_mel: torch.Tensor, max_chunk_seconds: float,
+                    first_chunk_seconds: float | None = None) -> list[tuple[int, int]]:
+    """(start, end) mel frames of the lip-sync windows over the given speech; with `first_chunk_seconds`, the first
+    window is that long (``chunking.MIN_REST_SHARE``: when the rest is long enough) and the rest windowed as usual."""
+    first = 0
+    if first_chunk_seconds is not None and len(driving_mel) >= (1 + MIN_REST_SHARE) * first_chunk_seconds * MEL_FRAME_RATE:
+        first = round(first_chunk_seconds * MEL_FRAME_RATE)
+    rest = frame_windows(len(driving_mel) - first, round(max_chunk_seconds * MEL_FRAME_RATE))
+    return ([(0, first)] if first else []) + [(start + first, end + first) for start, end in rest]
 
 
 def text_chunks(text: str, reference, speed: float, duration: float | None, max_chunk_seconds: float,
-                timing: ReferenceTiming | None, layout_target: Callable) -> list[tuple]:
+                timing: ReferenceTiming | None, layout_target: Callable,
+                first_chunk_seconds: float | None = None) -> list[tuple]:
     """(chunk text, frames to generate, phoneme layout or None) for one item: one chunk unless the output
-    exceeds the budget. "durations" models (a `timing` given) get their frames from the duration predictor at the
-    reference's pace (`layout_target`: ``PrepareMixin.layout_target``); the others from the reference's frames per
-    byte (``omnitalker.pipeline.chunking``)."""
+    exceeds the budget, or `first_chunk_seconds` asks for a short first chunk (streaming: ``chunk_texts``).
+    "durations" models (a `timing` given) get their frames from the duration predictor at the reference's pace
+    (`layout_target`: ``PrepareMixin.layout_target``); the others from the reference's frames per byte
+    (``omnitalker.pipeline.chunking``)."""
     max_chunk_frames = round(max_chunk_seconds * MEL_FRAME_RATE)
     text = normalize_text(text)
     requested = None if duration is None else max(1, round(duration * MEL_FRAME_RATE))
+    whole = None
     if timing is not None:
         whole = layout_target(text, timing, speed, requested)
         shortest = math.ceil(MIN_GENERATED_SECONDS * MEL_FRAME_RATE)
         if whole.num_frames < shortest:  # "a", "7": long enough to carry the audio watermark
             whole = layout_target(text, timing, speed, shortest)
-        if whole.num_frames <= max_chunk_frames:
-            return [(text, whole.num_frames, whole)]
-        frames_per_byte = whole.num_frames / text_length(text)
-        chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
+        total = whole.num_frames
+    else:
+        total = requested or estimate_num_frames(reference.num_frames, reference.text, text, speed)
+    frames_per_byte = total / text_length(text)
+    chunks = chunk_texts(text, total, frames_per_byte, max_chunk_frames, first_chunk_seconds)
+    if len(chunks) == 1:
+        return [(text, total, whole)]
+    if timing is not None:
         layouts = [layout_target(chunk, timing, speed, None if requested is None else
                                  max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
         return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
-    total = requested or estimate_num_frames(reference.num_frames, reference.text, text, speed)
-    if total <= max_chunk_frames:
-        return [(text, total, None)]
-    frames_per_byte = total / text_length(text)
-    chunks = pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))
     return [(chunk, max(1, round(text_length(chunk) * frames_per_byte)), None) for chunk in chunks]
+
+
+def chunk_texts(text: str, total: int, frames_per_byte: float, max_chunk_frames: int,
+                first_chunk_seconds: float | None = None) -> list[str]:
+    """The texts of one item's chunks: a short first one when asked (``chunking.split_first``, cut at a pause or a
+    word near `first_chunk_seconds` of speech; only when the rest is at least ``MIN_REST_SHARE`` of it), then
+    sentences packed into chunks of at most `max_chunk_frames` (`total`: the whole text's frames)."""
+    first = []
+    if first_chunk_seconds is not None:
+        first_frames = first_chunk_seconds * MEL_FRAME_RATE
+        split = split_first(text, first_frames / frames_per_byte) if total >= (1 + MIN_REST_SHARE) * first_frames \
+            else None
+        if split is not None:
+            first, text = [split[0]], split[1]
+            total = text_length(text) * frames_per_byte
+    if total <= max_chunk_frames:
+        return first + [text]
+    return first + pack_sentences(split_sentences(text), max(1, int(max_chunk_frames / frames_per_byte)))

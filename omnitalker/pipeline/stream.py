@@ -3,6 +3,11 @@
     for chunk in pipe.stream("Hello there.", reference_video="ref.mp4", reference_text="Hi, I am Ann."):
         play(chunk.audio, chunk.frames)          # (samples,) float32 at 24 kHz, (T, H, W, 3) uint8 at pipe fps
         chunk.start, chunk.is_last               # seconds into the item, the item's last chunk
+    chunk.mel, chunk.visual_codes                # on the item's last chunk: the whole item's, as __call__ gives them
+
+``first_chunk_seconds`` (a ``__call__`` argument; ``chunking.DEFAULT_FIRST_CHUNK_SECONDS`` for a player) makes the
+first chunk about a second of speech, cut at a pause or a word, so the first piece comes out early; pass the same to
+``__call__`` to get the same output whole.
 
 The streaming call shares ``__call__``'s steps: the same plan, reference and chunk loop (``OmniTalkerPipeline.chunks``:
 plan segments, sample, vocode); ``Emitter`` joins the chunks exactly as ``join_chunks`` does and hands out what no
@@ -50,14 +55,18 @@ class OmniTalkerChunk:
     item: int = 0
     sample_rate: int = SAMPLE_RATE
     fps: float = 25.0
+    mel: np.ndarray | None = None  # the item's last chunk: its whole mel (100, g), for plots (``__call__``'s ``mel``)
+    visual_codes: np.ndarray | None = None  # ... and its codes (T30, 58) at CODE_FPS (``__call__``'s ``visual_codes``)
 
 
 class Emitter:
     """Joins one item's chunks and hands out the settled part (module docstring)."""
 
-    def __init__(self, pipe, plan, reference, item: int, driving_wave: torch.Tensor | None):
+    def __init__(self, pipe, plan, reference, item: int, driving_wave: torch.Tensor | None,
+                 driving_mel: torch.Tensor | None = None):
         self.pipe, self.plan, self.reference, self.item = pipe, plan, reference, item
         self.driving_wave = driving_wave  # lip-sync: the given speech is the soundtrack
+        self.mel = driving_mel  # n 100: joined as chunks come (lip-sync: the given speech's)
         self.fps = pipe.config.video_fps
         self.hold = round(DEFAULT_CROSSFADE_SECONDS * MEL_FRAME_RATE)  # mel frames the next chunk may regenerate
         filter_reach = GAUSSIAN_TRUNCATE * ANTI_ALIAS_SIGMA * MEL_FRAME_RATE / self.fps  # mel frames
@@ -68,6 +77,8 @@ class Emitter:
 
     def add(self, chunk: SampledChunk) -> OmniTalkerChunk | None:
         self.codes = _joined(self.codes, chunk.codes, chunk.overlap)  # n 58
+        if self.driving_wave is None:
+            self.mel = _joined(self.mel, chunk.mel, chunk.overlap)  # n 100
         if self.driving_wave is not None:
             self.wave = self.driving_wave[: min(len(self.driving_wave), len(self.codes) * HOP_LENGTH)]
             if chunk.last:
@@ -87,9 +98,10 @@ class Emitter:
         from omnitalker.pipeline import decode
 
         wave = self.wave[self.sent_samples : samples].numpy()  # nw
-        video = None
-        if self.plan.mode.visual and frames > self.sent_frames:
+        video = codes = None
+        if self.plan.mode.visual and (frames > self.sent_frames or last):
             codes = self.styled(self.codes)
+        if self.plan.mode.visual and frames > self.sent_frames:
             codes_video = retime(codes, MEL_FRAME_RATE, self.fps, frames).numpy()[self.sent_frames :]  # t 58
             source = self.pipe.render_source(self.plan, self.reference)
             video = np.asarray(self.pipe.renderer.render_codes(source, codes_video))
@@ -97,6 +109,10 @@ class Emitter:
             video, wave = decode.watermark(video, wave)
         out = OmniTalkerChunk(audio=wave, frames=video, start=self.sent_samples / SAMPLE_RATE,
                               frame_start=self.sent_frames, is_last=last, item=self.item, fps=float(self.fps))
+        if last:  # the whole item as __call__ formats it (decode.format_output), for plots and checks
+            whole = decode.format_output([self.mel], [codes], [self.wave.numpy()], None, "np", self.plan.mode.visual,
+                                         self.fps, None, "")
+            out.mel, out.visual_codes = whole.mel[0], None if whole.visual_codes is None else whole.visual_codes[0]
         self.sent_samples, self.sent_frames = samples, max(frames, self.sent_frames)
         self.pieces += 1
         return out
@@ -117,10 +133,11 @@ def stream_chunks(pipe, plan, reference, driving) -> Iterator[OmniTalkerChunk]:
     if not plan.decode:
         raise ValueError("stream() yields audio and frames: use output_type='np' (or __call__ for 'latent')")
     driving_wave = None if driving is None else driving[0].float().clamp(-1.0, 1.0)  # nw
+    driving_mel = None if driving is None else driving[1]  # n 100
     emitters = {}
     for chunk in pipe.chunks(plan, reference, driving):
         if chunk.item not in emitters:
-            emitters[chunk.item] = Emitter(pipe, plan, reference, chunk.item, driving_wave)
+            emitters[chunk.item] = Emitter(pipe, plan, reference, chunk.item, driving_wave, driving_mel)
         piece = emitters[chunk.item].add(chunk)
         if piece is not None:
             yield piece
