@@ -249,6 +249,53 @@ def test_a_request_past_its_time_limit_is_stopped_with_a_message_and_no_file(pip
     assert not [path for path in tmp_path.rglob("*") if path.is_file()]
 
 
+LONG_SPOKEN = "Hello there, it is nice to meet you and to talk about the stars tonight."  # a few seconds
+
+
+def test_talk_stream_plays_a_short_first_chunk_then_offers_the_whole_mp4(handlers, media):
+    steps = list(handlers.talk_stream(**talk_args(media, text=LONG_SPOKEN)))
+    segments, final = steps[:-1], steps[-1]
+    assert len(segments) >= 2 and all(isinstance(step[0], str) and step[0].endswith(".ts") for step in segments)
+    assert len(final) == 6 and isinstance(final[1], str) and final[1].endswith(".mp4")
+    counts = [len(read_video(step[0]).frames) for step in segments]
+    whole = read_video(final[1])
+    assert counts[0] < len(whole.frames) / 2 and sum(counts) == len(whole.frames)  # short first, all of it
+    assert abs(whole.audio_duration - whole.duration) <= 1 / whole.fps
+    assert final[5] == REFERENCE_TEXT and final[3] is not None and final[4] is not None  # transcript, plots
+
+
+def test_a_stream_stopped_or_failing_midway_leaves_no_files_and_no_threads(pipe, media, tmp_path, monkeypatch):
+    import threading
+
+    handlers = DemoHandlers(pipe, output_root=tmp_path)
+    threads = threading.active_count()
+    stream = handlers.talk_stream(**talk_args(media, text=LONG_SPOKEN))
+    assert next(stream)[0].endswith(".ts")
+    stream.close()  # the page went away after the first piece
+    original = pipe.stream
+
+    def failing(*args, **kwargs):
+        pieces = original(*args, **kwargs)
+        yield next(pieces)
+        raise RuntimeError("the sampler failed")
+
+    monkeypatch.setattr(pipe, "stream", failing)
+    with pytest.raises(gr.Error, match="Something went wrong"):
+        list(handlers.talk_stream(**talk_args(media, text=LONG_SPOKEN)))
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert threading.active_count() == threads
+
+
+def test_lipsync_stream_plays_pieces_then_the_whole_mp4(handlers, media, tmp_path):
+    import soundfile
+
+    speech = tmp_path / "speech.wav"
+    soundfile.write(speech, make_voice(3.0, "A longer recording for two pieces of lip sync."), 24000)
+    steps = list(handlers.lipsync_stream(media["photo"], None, str(speech), num_inference_steps=STEPS))
+    assert len(steps) >= 3 and steps[-1][1].endswith(".mp4")
+    assert abs(read_video(steps[-1][1]).duration - 3.0) <= 1 / 25
+
+
 def test_without_ffmpeg_the_page_shows_the_whole_video(handlers, media, monkeypatch):
     import omnitalker.ui.streaming as streaming
 

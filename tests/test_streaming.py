@@ -55,3 +55,60 @@ def test_a_stop_between_pieces_leaves_no_whole_video(tmp_path):
         next(pieces)
     assert not (tmp_path / "out.mp4").exists()
     assert not [path for path in tmp_path.iterdir() if path.name.endswith(".part")]
+
+
+def chunk(frames, audio, start_frame, last):
+    from omnitalker.pipeline.stream import OmniTalkerChunk
+
+    return OmniTalkerChunk(audio=audio, frames=frames, start=0.0, frame_start=start_frame, is_last=last,
+                           sample_rate=SAMPLE_RATE, fps=float(FPS))
+
+
+def out_of_step_pieces(frames: np.ndarray, wave: np.ndarray) -> list:
+    """Pieces as the pipeline's stream hands them out: the sound ahead of the frames, then behind."""
+    cuts = [(0, 20, 0, 22 * SAMPLE_RATE // FPS), (20, 50, 22 * SAMPLE_RATE // FPS, 47 * SAMPLE_RATE // FPS + 7),
+            (50, len(frames), 47 * SAMPLE_RATE // FPS + 7, len(wave))]
+    return [chunk(frames[a:b], wave[c:d], a, index == len(cuts) - 1) for index, (a, b, c, d) in enumerate(cuts)]
+
+
+def test_the_aligner_gives_whole_frames_with_exactly_their_sound():
+    from omnitalker.ui.streaming import FrameAligner
+
+    frames, wave = moving_frames(70), np.arange(70 * SAMPLE_RATE // FPS, dtype=np.float32)
+    aligner = FrameAligner(FPS, SAMPLE_RATE)
+    sent = [aligner.add(piece.frames, piece.audio, piece.is_last) for piece in out_of_step_pieces(frames, wave)]
+    assert [len(f) for f, _ in sent] == [20, 27, 23]  # frames wait for their sound
+    for f, sound in sent[:-1]:
+        assert len(sound) == len(f) * SAMPLE_RATE // FPS
+    np.testing.assert_array_equal(np.concatenate([f for f, _ in sent]), frames)
+    np.testing.assert_array_equal(np.concatenate([s for _, s in sent]), wave)
+
+
+def test_streamed_chunks_become_segments_and_the_whole_video(tmp_path):
+    from omnitalker.ui.streaming import write_chunk_segments
+
+    frames = moving_frames(70)
+    wave = (0.3 * np.sin(np.arange(70 * SAMPLE_RATE // FPS) * 2 * np.pi * 220 / SAMPLE_RATE)).astype(np.float32)
+    written = list(write_chunk_segments(out_of_step_pieces(frames, wave), tmp_path / "out.mp4"))
+    assert [len(read_video(path).frames) for path, _ in written] == [20, 27, 23]
+    whole = read_video(tmp_path / "out.mp4")
+    assert len(whole.frames) == 70 and abs(whole.audio_duration - whole.duration) <= 1 / FPS
+
+
+def test_a_stream_that_fails_or_stops_midway_leaves_no_whole_video(tmp_path):
+    from omnitalker.ui.streaming import write_chunk_segments
+
+    frames, wave = moving_frames(70), np.zeros(70 * SAMPLE_RATE // FPS, np.float32)
+
+    def failing():
+        yield out_of_step_pieces(frames, wave)[0]
+        raise RuntimeError("the sampler failed")
+
+    written = write_chunk_segments(failing(), tmp_path / "failed.mp4")
+    assert next(written)[0].is_file()
+    with pytest.raises(RuntimeError):
+        next(written)
+    stopped = write_chunk_segments(iter(out_of_step_pieces(frames, wave)), tmp_path / "stopped.mp4")
+    next(stopped)
+    stopped.close()  # the page went away
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*.part"))

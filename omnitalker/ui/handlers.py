@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -50,6 +50,7 @@ import torch
 
 from omnitalker.flow.guidance import DEFAULT_AUDIO_STRENGTH, DEFAULT_TEXT_STRENGTH, DEFAULT_VISUAL_STRENGTH
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
+from omnitalker.pipeline.chunking import DEFAULT_FIRST_CHUNK_SECONDS
 from omnitalker.pipeline.limits import InputLimits, check_max_side, max_side_from_env
 from omnitalker.pipeline.modes import MODE_TEXT, default_mode, describe_mode, folder_default_mode
 from omnitalker.ui.serving import MAX_REQUEST_SECONDS, RequestDeadline, RequestTooLong
@@ -196,17 +197,21 @@ class DemoHandlers:
                     num_inference_steps=None, guidance_text=None, guidance_audio=None,
                     guidance_visual=None, speed=1.0, seed=0, progress=gr.Progress(track_tqdm=True),
                     request: gr.Request = None):
-        """``talk`` for the page: yields (segment, ...) as each piece of the video is encoded (the streaming
-        player starts on the first), then (the full mp4, the wav, plots, transcript) with the segment skipped."""
+        """``talk`` for the page, played while it generates: yields (segment, skip, ...) as each chunk of
+        ``OmniTalkerPipeline.stream`` is decoded and encoded (the first is about a second of speech, so the player
+        starts early), then (skip, the full mp4, the wav, plots, transcript) from the joined result."""
         deadline = RequestDeadline(self.max_request_seconds)
         with _friendly_errors():
-            reference, out = self._generate_talk(
+            reference, pieces = self._stream_talk(
                 reference_video, reference_image, reference_audio, reference_text, text, num_inference_steps,
                 guidance_text, guidance_audio, guidance_visual, speed, seed, progress, deadline)
             with self._result_folder(request) as folder:
                 video = folder / VIDEO_NAME
-                for segment in self._segments(out, video, deadline, progress):
-                    yield str(segment), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                collected = StreamedResult(reference)
+                with closing(self._chunk_segments(pieces, video, deadline, progress, collected)) as segments:
+                    for segment in segments:
+                        yield str(segment), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                out = collected.output()
                 audio = self._write_speech(out, folder)
             yield (gr.skip(), str(video), str(audio), plot_pose(reference, out), plot_mel(reference, out),
                    out.reference_text or "")
@@ -234,21 +239,49 @@ class DemoHandlers:
 
     def lipsync_stream(self, reference_image, reference_video, audio, num_inference_steps=None,
                        seed=0, progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
-        """``lipsync`` for the page: yields (segment, skip) per piece of the video, then (skip, the full mp4)."""
+        """``lipsync`` for the page, played while it generates (``OmniTalkerPipeline.stream``, a short first window):
+        yields (segment, skip) per chunk of the video, then (skip, the full mp4)."""
         deadline = RequestDeadline(self.max_request_seconds)
         with _friendly_errors():
-            out = self._generate_lipsync(reference_image, reference_video, audio, num_inference_steps, seed,
-                                         progress, deadline)
+            pieces = self._stream_lipsync(reference_image, reference_video, audio, num_inference_steps, seed,
+                                          progress, deadline)
             with self._result_folder(request) as folder:
                 video = folder / VIDEO_NAME
-                for segment in self._segments(out, video, deadline, progress):
-                    yield str(segment), gr.skip()
+                with closing(self._chunk_segments(pieces, video, deadline, progress, None)) as segments:
+                    for segment in segments:
+                        yield str(segment), gr.skip()
             yield gr.skip(), str(video)
 
     def _generate_talk(self, reference_video, reference_image, reference_audio, reference_text, text,
                        num_inference_steps, guidance_text, guidance_audio, guidance_visual, speed, seed, progress,
                        deadline: RequestDeadline):
         """The Talk tab's checks, reference and generation -> (reference, pipeline output with streamed frames)."""
+        pipe, reference = self._talk_reference(reference_video, reference_image, reference_audio, reference_text,
+                                               text, progress, deadline)
+        progress(0.05, desc="Generating speech and motion")
+        with _warnings_to_page():
+            out = pipe(text, reference=reference, stream_frames=True,
+                       **self._talk_settings(num_inference_steps, guidance_text, guidance_audio, guidance_visual,
+                                             speed, seed, deadline))
+            deadline.check()
+        return reference, out
+
+    def _stream_talk(self, reference_video, reference_image, reference_audio, reference_text, text,
+                     num_inference_steps, guidance_text, guidance_audio, guidance_visual, speed, seed, progress,
+                     deadline: RequestDeadline):
+        """The Talk tab's checks and reference, then (reference, ``pipe.stream``'s pieces: a short first chunk)."""
+        pipe, reference = self._talk_reference(reference_video, reference_image, reference_audio, reference_text,
+                                               text, progress, deadline)
+        progress(0.05, desc="Generating chunk 1 (about a second of speech)")
+        settings = self._talk_settings(num_inference_steps, guidance_text, guidance_audio, guidance_visual, speed,
+                                       seed, deadline)
+        return reference, _page_warnings_around(pipe.stream(text, reference=reference,
+                                                            first_chunk_seconds=DEFAULT_FIRST_CHUNK_SECONDS,
+                                                            **settings))
+
+    def _talk_reference(self, reference_video, reference_image, reference_audio, reference_text, text, progress,
+                        deadline: RequestDeadline):
+        """The Talk tab's checks (before any slow work) and its reference -> (pipeline, reference)."""
         progress(0, desc="Reading the reference")
         with _warnings_to_page():
             self._check_budget(text=text, reference_text=reference_text, reference_video=reference_video,
@@ -261,17 +294,40 @@ class DemoHandlers:
             reference = self._prepare_reference(pipe, reference_video, reference_image, reference_audio,
                                                 reference_text, need_voice=True)
             deadline.check()
-            progress(0.05, desc="Generating speech and motion")
-            out = pipe(text, reference=reference, num_inference_steps=_steps(num_inference_steps),
-                       guidance_text=_float(guidance_text), guidance_audio=_float(guidance_audio),
-                       guidance_visual=_float(guidance_visual), speed=float(speed), generator=_generator(seed),
-                       max_side=self.max_side, stream_frames=True, limits=self.limits, callback_on_step_end=deadline)
-            deadline.check()
-        return reference, out
+        return pipe, reference
+
+    def _talk_settings(self, num_inference_steps, guidance_text, guidance_audio, guidance_visual, speed, seed,
+                       deadline: RequestDeadline) -> dict:
+        """The page's settings as pipeline arguments (the same for the whole and the streamed call)."""
+        return dict(num_inference_steps=_steps(num_inference_steps), guidance_text=_float(guidance_text),
+                    guidance_audio=_float(guidance_audio), guidance_visual=_float(guidance_visual),
+                    speed=float(speed), generator=_generator(seed), max_side=self.max_side, limits=self.limits,
+                    callback_on_step_end=deadline)
 
     def _generate_lipsync(self, reference_image, reference_video, audio, num_inference_steps, seed, progress,
                           deadline: RequestDeadline):
         """The Lip-sync tab's checks, reference and generation -> the pipeline output with streamed frames."""
+        pipe, reference = self._lipsync_reference(reference_image, reference_video, audio, progress, deadline)
+        progress(0.05, desc="Generating motion")
+        with _warnings_to_page():
+            out = pipe(reference=reference, audio=audio, num_inference_steps=_steps(num_inference_steps),
+                       generator=_generator(seed), max_side=self.max_side, stream_frames=True, limits=self.limits,
+                       callback_on_step_end=deadline)
+            deadline.check()
+        return out
+
+    def _stream_lipsync(self, reference_image, reference_video, audio, num_inference_steps, seed, progress,
+                        deadline: RequestDeadline):
+        """The Lip-sync tab's checks and reference, then ``pipe.stream``'s pieces (a short first window)."""
+        pipe, reference = self._lipsync_reference(reference_image, reference_video, audio, progress, deadline)
+        progress(0.05, desc="Generating chunk 1 (the first second)")
+        return _page_warnings_around(pipe.stream(
+            reference=reference, audio=audio, num_inference_steps=_steps(num_inference_steps),
+            generator=_generator(seed), max_side=self.max_side, limits=self.limits, callback_on_step_end=deadline,
+            first_chunk_seconds=DEFAULT_FIRST_CHUNK_SECONDS))
+
+    def _lipsync_reference(self, reference_image, reference_video, audio, progress, deadline: RequestDeadline):
+        """The Lip-sync tab's checks (before any slow work) and its reference -> (pipeline, reference)."""
         progress(0, desc="Reading the inputs")
         if audio is None:
             raise gr.Error("Add the speech to lip-sync (upload or record it).")
@@ -281,12 +337,7 @@ class DemoHandlers:
             reference = self._prepare_reference(pipe, reference_video, reference_image, None, None,
                                                 need_voice=False)
             deadline.check()
-            progress(0.05, desc="Generating motion")
-            out = pipe(reference=reference, audio=audio, num_inference_steps=_steps(num_inference_steps),
-                       generator=_generator(seed), max_side=self.max_side, stream_frames=True, limits=self.limits,
-                       callback_on_step_end=deadline)
-            deadline.check()
-        return out
+        return pipe, reference
 
     def end_session(self, request: gr.Request = None) -> None:
         """Remove a session's results (``demo.unload``: the page was closed)."""
@@ -359,16 +410,48 @@ class DemoHandlers:
         return path
 
     @staticmethod
-    def _segments(out, video: Path, deadline: RequestDeadline, progress):
-        """The video's streamed pieces (``omnitalker.ui.streaming``), the full mp4 written alongside."""
-        from omnitalker.ui.streaming import segment_bounds, write_segments
+    def _chunk_segments(pieces, video: Path, deadline: RequestDeadline, progress, collected):
+        """Each streamed piece encoded as it arrives (``omnitalker.ui.streaming.write_chunk_segments``), the full
+        mp4 written alongside; progress names the chunk; `collected` (a ``StreamedResult``) keeps the sound."""
+        from omnitalker.ui.streaming import write_chunk_segments
 
-        frames = out.frames[0]
-        total = len(segment_bounds(len(frames), int(out.fps)))
-        for index, segment in enumerate(write_segments(frames, out.audio[0], out.sample_rate, out.fps, video,
-                                                        check=deadline.check)):
-            progress((index + 1) / total, desc=f"Playing: piece {index + 1} of {total} ready")
+        for index, (segment, piece) in enumerate(write_chunk_segments(pieces, video, check=deadline.check)):
+            if collected is not None:
+                collected.add(piece)
+            ready = piece.start + len(piece.audio) / piece.sample_rate
+            desc = "Done: writing the mp4" if piece.is_last else \
+                f"Chunk {index + 1} playing ({ready:.1f} s ready); generating chunk {index + 2}"
+            progress((index + 1, None), desc=desc, unit="chunks")
             yield segment
+        deadline.check()
+
+
+class StreamedResult:
+    """The streamed pieces of one Talk request joined back into what ``talk`` shows: the sound for the wav, the
+    last piece's mel and codes for the plots (``OmniTalkerChunk``), the reference transcript."""
+
+    def __init__(self, reference):
+        self.reference, self.audio, self.last = reference, [], None
+
+    def add(self, piece) -> None:
+        self.audio.append(piece.audio)
+        if piece.is_last:
+            self.last = piece
+
+    def output(self):
+        from omnitalker.pipeline.decode import OmniTalkerPipelineOutput
+
+        if self.last is None:
+            raise RuntimeError("the stream ended before its last piece")
+        return OmniTalkerPipelineOutput(audio=[np.concatenate(self.audio)], sample_rate=self.last.sample_rate,
+                                        frames=None, fps=self.last.fps, mel=[self.last.mel],
+                                        visual_codes=[self.last.visual_codes], reference_text=self.reference.text)
+
+
+def _page_warnings_around(pieces):
+    """A stream's pieces with the UserWarnings raised while each is made shown on the page (``_warnings_to_page``)."""
+    with _warnings_to_page():
+        yield from pieces
 
 
 @contextmanager

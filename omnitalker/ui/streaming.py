@@ -1,7 +1,13 @@
-"""Play while it renders: a generated video written as short MPEG-TS segments for the page, and whole for download.
+"""Play while it generates: a video written as short MPEG-TS segments for the page, and whole for download.
 
-    for segment in write_segments(out.frames[0], out.audio[0], out.sample_rate, out.fps, folder / "omnitalker.mp4"):
+    pieces = pipe.stream(text, reference=ref, first_chunk_seconds=DEFAULT_FIRST_CHUNK_SECONDS)
+    for segment, piece in write_chunk_segments(pieces, folder / "omnitalker.mp4"):
         yield segment                     # -> gr.Video(streaming=True), which plays each as it arrives
+
+``write_chunk_segments`` encodes each piece ``OmniTalkerPipeline.stream`` hands out (issue 34: the first is about a
+second of speech) as soon as it arrives, so the page plays while the rest is still being sampled;
+``write_segments`` cuts a finished video (a ``FrameStream``) into pieces of FIRST_SEGMENT_SECONDS, then
+SEGMENT_SECONDS.
 
 The frames are rendered and watermarked once; each segment's frames and sound are encoded twice, into their own
 ``.ts`` file (a stand-alone H.264 + AAC piece that gradio's streaming video output appends to what plays) and into
@@ -16,7 +22,7 @@ already sent stay in the request's folder, which the demo's result policy remove
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +77,79 @@ def write_segments(frames, wave: np.ndarray, sample_rate: int, fps: int, full_pa
                 segment.abort()
                 raise
             yield Path(segment.close())
+
+
+def write_chunk_segments(chunks: Iterable, full_path: str | Path, check: Callable[[], None] | None = None
+                         ) -> Iterator[tuple[Path, object]]:
+    """Yield (segment path, the piece) for each streamed piece of one item (``OmniTalkerChunk``s, frames and
+    audio), encoded as it arrives, while writing the whole video to ``full_path`` (it appears after the last piece;
+    a failure or a stop leaves no partial mp4). ``check()`` runs before each piece is encoded.
+
+    A piece's audio and frames need not end together (the stream holds back what the next chunk may change);
+    each segment takes whole frames and the sound up to their end (``FrameAligner``), the rest waits for the next.
+    """
+    from omnitalker.io.export import VideoWriter
+
+    full_path = Path(full_path)
+    aligner = full = None
+    index = 0
+    try:
+        for piece in chunks:
+            if check is not None:
+                check()
+            if piece.frames is None:
+                raise ValueError("write_chunk_segments needs frames: stream a talking head, not speech only")
+            if full is None:
+                height, width = piece.frames.shape[1:3]
+                full = VideoWriter(full_path, width, height, int(piece.fps), piece.sample_rate)
+                aligner = FrameAligner(int(piece.fps), piece.sample_rate)
+            frames, sound = aligner.add(piece.frames, piece.audio, last=piece.is_last)  # n H W 3, ns
+            if not len(frames):
+                continue
+            full.write(frames, sound)
+            yield _write_segment(full_path.parent / SEGMENT_NAME.format(index=index), frames, sound, int(piece.fps),
+                                 piece.sample_rate), piece
+            index += 1
+            if piece.is_last:
+                full.close()
+                full = None
+    finally:
+        if full is not None:  # stopped or failed before the last piece
+            full.abort()
+
+
+def _write_segment(path: Path, frames: np.ndarray, sound: np.ndarray, fps: int, sample_rate: int) -> Path:
+    from omnitalker.io.export import VideoWriter
+
+    segment = VideoWriter(path, frames.shape[2], frames.shape[1], fps, sample_rate)
+    try:
+        segment.write(frames, sound)
+    except BaseException:
+        segment.abort()
+        raise
+    return Path(segment.close())
+
+
+class FrameAligner:
+    """Pieces of frames and sound that arrive out of step -> segments of whole frames with exactly their sound
+    (frame f covers samples [f * sample_rate // fps, (f + 1) * sample_rate // fps), as in ``write_segments``)."""
+
+    def __init__(self, fps: int, sample_rate: int):
+        self.fps, self.sample_rate = fps, sample_rate
+        self.frames: list[np.ndarray] = []  # received, not yet sent
+        self.sound = np.zeros(0, np.float32)
+        self.frames_sent = self.samples_sent = 0
+
+    def add(self, frames: np.ndarray | None, sound: np.ndarray, last: bool) -> tuple[np.ndarray, np.ndarray]:
+        if frames is not None and len(frames):
+            self.frames.append(np.asarray(frames))
+        self.sound = np.concatenate([self.sound, np.asarray(sound, np.float32)])
+        pending = np.concatenate(self.frames) if self.frames else np.zeros((0, 1, 1, 3), np.uint8)  # n H W 3
+        heard = self.samples_sent + len(self.sound)  # samples received so far
+        count = len(pending) if last else min(len(pending), heard * self.fps // self.sample_rate - self.frames_sent)
+        end = heard if last else (self.frames_sent + count) * self.sample_rate // self.fps
+        frames, sound = pending[:count], self.sound[: end - self.samples_sent]
+        self.frames = [pending[count:]] if count < len(pending) else []
+        self.sound = self.sound[end - self.samples_sent :]
+        self.frames_sent, self.samples_sent = self.frames_sent + count, end
+        return frames, sound
