@@ -17,7 +17,8 @@ Rendered and true frames are compared on boxes taken from the *true* frame's lan
 - ``flicker``: mean absolute change of the face box between consecutive frames, rendered over true.
 - ``mouth_corr`` / ``eye_corr``: correlation over time of the inner-lip gap and of the eye openness
   (lid gap over eye width) that MediaPipe measures on the rendered frames against the true ones
-  (eye_corr is reported for clips whose truth blinks).
+  (eye_corr is reported for clips whose truth blinks); ``mouth_gain`` / ``eye_gain``: the least-squares slope of
+  the rendered measure on the true one (1: a movement drawn as large as it was; a shallow blink reads < 1).
 
 Photo mode is scored on the ``--frames`` frames after the first (the reference itself, where the still frame
 would score an infinite PSNR); the photo/video comparison (``heldout``) on the frames after the video reference
@@ -161,16 +162,29 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _gain(rendered: np.ndarray, truth: np.ndarray) -> float:
+    """Least-squares slope of the rendered measure on the true one: 1 when the renderer draws a movement as large
+    as it was, < 1 when it draws it smaller (a shallow blink), > 1 larger (a mouth opened too wide)."""
+    if len(truth) < 3 or truth.std() < 1e-9:
+        return float("nan")
+    return float(np.cov(rendered, truth)[0, 1] / truth.var(ddof=1))
+
+
 def motion_scores(analyzer: FaceAnalyzer, rendered: np.ndarray, fps: float, truth_landmarks: np.ndarray) -> dict:
     """Mouth and eye motion that MediaPipe sees on the rendered frames, correlated with the truth's."""
     try:
         track = analyzer.analyze_video(list(rendered), fps=fps)
     except ValueError:  # MediaPipe finds no face in the rendered frames: nothing moves as the truth does
-        return {"mouth_corr": float("nan"), "eye_corr": float("nan"), "detected": 0.0}
-    true_eyes = eye_openness(truth_landmarks)
+        return {"mouth_corr": float("nan"), "eye_corr": float("nan"), "mouth_gain": float("nan"),
+                "eye_gain": float("nan"), "detected": 0.0}
+    true_eyes, eyes = eye_openness(truth_landmarks), eye_openness(track.landmarks)
+    true_mouth, mouth = mouth_gap(truth_landmarks), mouth_gap(track.landmarks)
+    blinks = has_blinks(true_eyes)
     return {
-        "mouth_corr": _corr(mouth_gap(track.landmarks), mouth_gap(truth_landmarks)),
-        "eye_corr": _corr(eye_openness(track.landmarks), true_eyes) if has_blinks(true_eyes) else float("nan"),
+        "mouth_corr": _corr(mouth, true_mouth),
+        "eye_corr": _corr(eyes, true_eyes) if blinks else float("nan"),
+        "mouth_gain": _gain(mouth, true_mouth),
+        "eye_gain": _gain(eyes, true_eyes) if blinks else float("nan"),
         "detected": track.detected_fraction,
     }
 
@@ -244,7 +258,8 @@ def summarize(results: list[dict]) -> dict:
     for mode in ("still", "photo"):
         keys = results[0][mode].keys()
         summary[mode] = {k: mean([r[mode][k] for r in results]) for k in keys}
-    summary["photo"]["eye_corr"] = mean([r["photo"]["eye_corr"] for r in results if r["eye_blinks"]])
+    for key in ("eye_corr", "eye_gain"):
+        summary["photo"][key] = mean([r["photo"].get(key, float("nan")) for r in results if r["eye_blinks"]])
     gains = {r["clip"]: r["photo"]["face_psnr"] - r["still"]["face_psnr"] for r in results}
     summary["face_psnr_gain"] = mean(list(gains.values()))
     summary["clips_below_still"] = sorted(c for c, g in gains.items() if g <= 0)
@@ -256,15 +271,16 @@ def summarize(results: list[dict]) -> dict:
 
 def table(results: list[dict], summary: dict) -> str:
     lines = ["| clip | still face PSNR / SSIM | photo face PSNR / SSIM | mouth SSIM still / photo | eyes SSIM "
-             "still / photo | mouth corr | eye corr | flicker | held-out mouth SSIM photo / video |",
+             "still / photo | mouth corr / gain | eye corr / gain | flicker | held-out mouth SSIM photo / video |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results + [dict(summary, clip="**mean**", still=summary["still"], photo=summary["photo"])]:
-        s, p = r["still"], r["photo"]
+        s, p, nan = r["still"], r["photo"], float("nan")
         held = r["heldout"]
         lines.append(
             f"| {r['clip']} | {s['face_psnr']:.2f} / {s['face_ssim']:.3f} | {p['face_psnr']:.2f} / {p['face_ssim']:.3f} "
             f"| {s['mouth_ssim']:.3f} / {p['mouth_ssim']:.3f} | {s['eyes_ssim']:.3f} / {p['eyes_ssim']:.3f} "
-            f"| {p.get('mouth_corr', float('nan')):.2f} | {p.get('eye_corr', float('nan')):.2f} "
+            f"| {p.get('mouth_corr', nan):.2f} / {p.get('mouth_gain', nan):.2f} "
+            f"| {p.get('eye_corr', nan):.2f} / {p.get('eye_gain', nan):.2f} "
             f"| {p.get('flicker', float('nan')):.2f} | {held['photo']['mouth_ssim']:.3f} / {held['video']['mouth_ssim']:.3f} |"
         )
     return "\n".join(lines)
