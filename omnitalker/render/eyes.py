@@ -38,11 +38,14 @@ DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # white of the eye relative to wh
 LID_MARGIN = 0.15  # the lid texture also fills this much around the opening (the lash margin, eye widths)
 LID_CLOSURE_START, LID_CLOSURE_FADE = 0.2, 0.3  # the lid layer fades in from this closure over this much more
 MIN_EYE_OPENING = 0.06  # opening / width below this: the warp alone draws the eye (a closed lid)
-EYE_FADE = 0.06  # the eyeball layer fades in over this much more opening
+# The eyeball shows from this share of the reference's own opening, fully over this much more. MediaPipe's lids on a
+# shut eye stay about 0.1 eye widths apart (the lash line's thickness): drawn from a fixed 0.06, the eyeball showed
+# through that slit and a blink read as a half-open eye (self-reenactment: blinks drawn at 0.64x their depth).
+EYE_HIDDEN_SHARE, EYE_FADE_SHARE = 0.35, 0.25
 # The lash line of a closing eye (eye widths): the band of the reference just around its upper lid margin, drawn
 # across the driven opening and at least this thick, so a closed lid reads as a dark lash line instead of the
 # collapsed warp of the eyeball (bright and dark dots along a slit).
-LASH_ABOVE, LASH_BELOW = 0.02, 0.06  # the band sampled from the reference, above / below its upper lid margin
+LASH_ABOVE, LASH_BELOW = 0.04, 0.01  # the band sampled from the reference, above / below its upper lid margin
 # (Tried: the warp's strip closing the opening mapped onto that band too: eyes SSIM 0.760 -> 0.751 on five clips,
 # the band showing dark at the open eye's anti-aliased edge.)
 LASH_HALF_WIDTH = 0.035  # the drawn lash line is at least twice this thick at the middle of the eye
@@ -121,7 +124,7 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     layers = [] if lid is None else [lid]
     lash = _lash_layer(eye, frame, driven, size)
     layers += [] if lash is None else [lash]
-    fade = float(np.clip((frame.gap() / frame.width - MIN_EYE_OPENING) / EYE_FADE, 0.0, 1.0))
+    fade = _eyeball_fade(frame, eye.frame)
     region = region_grid(driven[np.concatenate([eye.upper, eye.lower]), :2], size, 1.0) if fade > 0.0 else None
     if region is None:
         return layers
@@ -145,6 +148,14 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     return layers
 
 
+def _eyeball_fade(frame: LipFrame, reference: LipFrame) -> float:
+    """0 for an eye shut (or opened under EYE_HIDDEN_SHARE of the reference's opening), 1 for one open."""
+    opening = frame.gap() / frame.width
+    share = opening / max(reference.gap() / reference.width, MIN_EYE_OPENING)
+    fade = np.clip((share - EYE_HIDDEN_SHARE) / EYE_FADE_SHARE, 0.0, 1.0)
+    return float(fade) if opening >= MIN_EYE_OPENING else 0.0
+
+
 def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int) -> Layer | None:
     """Lid skin between where the reference's upper lid was and where the driven one (`frame`) is."""
     ref = eye.frame
@@ -163,7 +174,8 @@ def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int
     v_ref_up = np.interp(u, ref.upper_u, ref_upper_v)
     v_ref_lo = np.interp(u, ref.lower_u, ref.lower_v / to_ref)
     # covered: below the reference's upper lid, above the driven upper lid (or in a closed opening), inside the socket
-    bottom = np.where(frame.gap() / frame.width < MIN_EYE_OPENING, np.maximum(v_lo, v_up), v_up)
+    # as the eyeball fades out (a shutting eye), the lid comes down over the slit left between the lids
+    bottom = v_up + (1.0 - _eyeball_fade(frame, ref)) * np.maximum(v_lo - v_up, 0.0)
     alpha = opening_coverage(u, v, v_ref_up, np.minimum(bottom, v_ref_lo), frame.width) * fade
     src_x, src_y = ref.to_pixels(u, v * to_ref)
     return Layer(window, (src_x + eye.lid_offset[0]).astype(np.float32), (src_y + eye.lid_offset[1]).astype(np.float32),
@@ -182,7 +194,7 @@ def _lash_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: in
     u, v, v_up, v_lo = frame.coords(xs, ys)
     middle = (v_up + v_lo) / 2
     # Thinner towards the corners, as lashes are.
-    half = np.maximum((v_lo - v_up) / 2, half_min * np.sqrt(np.sin(np.pi * np.clip(u, 0.0, 1.0))))
+    half = half_min * np.sqrt(np.sin(np.pi * np.clip(u, 0.0, 1.0)))
     alpha = opening_coverage(u, v, middle - half, middle + half, frame.width)
     share = np.clip((v - middle + half) / np.maximum(2 * half, 1e-6), 0.0, 1.0)  # 0 at the band's top, 1 at its bottom
     ref_v = np.interp(u, ref.upper_u, ref.upper_v) + ref.width * (share * (LASH_ABOVE + LASH_BELOW) - LASH_ABOVE)
