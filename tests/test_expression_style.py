@@ -18,6 +18,7 @@ from omnitalker.pipeline.expression_style import (
     lid_gap,
     match_expression,
     mouth_gap,
+    without_blinks,
 )
 
 NEUTRAL_GAP = 0.05  # code units: the lids' distance in the neutral face (y axis pointing down)
@@ -77,6 +78,21 @@ def test_articulation_and_gaze_take_the_reference_size():
     assert np.isclose(gain, MOUTH_GAIN[1])  # the reference moves 3x as much: capped
     # a still gaze gets the person's own eye movements, as much as the reference's spread
     assert np.isclose(out[:, EYE_SLICE].std(0).mean(), reference.numpy()[:, EYE_SLICE].std(0).mean(), rtol=0.1)
+
+
+def test_the_lids_move_between_blinks_as_the_persons_do():
+    reference = _blinking(10.0, 2.0)
+    t = np.arange(len(reference)) / FRAME_RATE
+    upper = _columns(["upper_lid_right", "upper_lid_left"])[1::3]
+    reference[:, upper] += (0.1 * NEUTRAL_GAP * np.sin(2 * np.pi * 0.3 * t))[:, None]  # a slow squint
+    steady = without_blinks(reference, NEUTRAL_GAP)
+    assert len(find_blinks(steady, NEUTRAL_GAP)) == 0 and len(find_blinks(reference, NEUTRAL_GAP)) == 5
+    generated = torch.from_numpy(_still(8.0))
+    out = match_expression(generated, torch.from_numpy(reference), NEUTRAL_GAP,
+                           torch.Generator().manual_seed(0)).numpy()
+    between = without_blinks(out, NEUTRAL_GAP)
+    assert np.isclose(lid_gap(between).std(), lid_gap(steady).std(), rtol=0.25)  # the squint carried over
+    assert lid_gap(generated.numpy()).std() < 0.1 * lid_gap(steady).std()
 
 
 def test_a_short_or_still_reference_leaves_the_codes_alone():

@@ -15,6 +15,9 @@ whole reference, the way ``motion_spread`` carries the head-motion size:
 - **gaze**: the demo's gaze barely moves (a tenth of a person's), so there is nothing to scale: the reference's
   own eye movements are replayed (back and forth, from a start drawn with the generator), weighted so the output
   has the reference's gaze spread;
+- **lids between blinks**: likewise the reference's own lid movement with its blinks taken out (squints, widened
+  eyes; the generated lids hold still, so the output had 60 % of the person's eye-opening variation with blinks
+  alone);
 - **mouth**: the lip and jaw offsets from the neutral face are scaled so the mouth opening varies as much as the
   reference's (bounded): articulation gain, the timing stays the model's (sync is the model's).
 
@@ -102,6 +105,21 @@ def find_blinks(codes: np.ndarray, neutral_gap: float) -> list[np.ndarray]:
     return blinks
 
 
+def without_blinks(codes: np.ndarray, neutral_gap: float) -> np.ndarray:
+    """``codes`` with the lids of each blink (and BLINK_MARGIN_SECONDS around it) replaced by the straight line
+    between the lids on either side: the lid movement a person makes besides blinking."""
+    closed = _closed_frames(codes, neutral_gap)
+    margin = max(1, round(BLINK_MARGIN_SECONDS * MEL_FRAME_RATE))
+    hidden = np.convolve(closed.astype(float), np.ones(2 * margin + 1), mode="same") > 0  # closed, widened
+    if not hidden.any() or hidden.all():
+        return codes
+    lids = _columns([name for pair in _LIDS for name in pair])
+    frames, kept = np.arange(len(codes)), np.flatnonzero(~hidden)
+    out = codes.copy()
+    out[:, lids] = np.stack([np.interp(frames, kept, codes[kept, column]) for column in lids], -1)
+    return out
+
+
 def _blink_times(num_frames: int, count: int, generator: torch.Generator | None) -> list[int]:
     """``count`` start frames in [gap, num_frames - gap), at least MIN_BLINK_GAP_SECONDS apart."""
     gap = round(MIN_BLINK_GAP_SECONDS * MEL_FRAME_RATE)
@@ -123,9 +141,10 @@ def _slow(codes: np.ndarray) -> np.ndarray:
     return np.stack([np.convolve(column, kernel, mode="valid") for column in codes.T], -1)
 
 
-def _gaze_replay(reference: np.ndarray, generated: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
-    """(n, 4) to add to the generated gaze: the reference's gaze movement (about its mean, back and forth so it
-    never jumps), from a start drawn with the generator, weighted so the sum has the reference's spread."""
+def _replay(reference: np.ndarray, generated: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
+    """(n, c) to add to generated columns (n, c): the reference's movement of them (m, c) (about its mean, back and
+    forth so it never jumps), from a start drawn with the generator, weighted so the sum has the reference's
+    spread."""
     movement = reference - reference.mean(0)  # m 4
     wanted, have = _slow(reference).std(0).mean(), _slow(generated).std(0).mean()
     if wanted < MIN_SPREAD or have >= wanted:
@@ -165,7 +184,7 @@ def match_expression(codes: torch.Tensor, reference_codes: torch.Tensor, neutral
     reference = reference_codes.double().numpy()  # m 58
 
     # gaze: the person's own eye movements, replayed as much as the output lacks of their spread
-    out[:, EYE_SLICE] += _gaze_replay(reference[:, EYE_SLICE], out[:, EYE_SLICE], generator)
+    out[:, EYE_SLICE] += _replay(reference[:, EYE_SLICE], out[:, EYE_SLICE], generator)
 
     # mouth: offsets from the neutral face scaled by the articulation gain
     mouth = _columns(_MOUTH)
@@ -173,6 +192,8 @@ def match_expression(codes: torch.Tensor, reference_codes: torch.Tensor, neutral
     out[:, mouth] *= gain
 
     lids = _columns([name for pair in _LIDS for name in pair])
+    # lids between blinks: the person's own slow movement (squints, widened eyes), as for the gaze
+    out[:, lids] += _replay(without_blinks(reference, neutral_lid_gap)[:, lids], out[:, lids], generator)
     # blinks: the person's own, at the person's rate
     blinks = find_blinks(reference, neutral_lid_gap)
     if blinks:
