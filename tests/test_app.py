@@ -296,6 +296,22 @@ def test_lipsync_stream_plays_pieces_then_the_whole_mp4(handlers, media, tmp_pat
     assert abs(read_video(steps[-1][1]).duration - 3.0) <= 1 / 25
 
 
+def test_an_upload_is_analysed_once_before_the_click(pipe, media, tmp_path, monkeypatch):
+    handlers = DemoHandlers(pipe, output_root=tmp_path)
+    calls = []
+    original = pipe.prepare_reference
+    monkeypatch.setattr(pipe, "prepare_reference", lambda *a, **k: calls.append(k) or original(*a, **k))
+    handlers.prefetch_reference(media["video"], None, None)  # the page's upload event
+    assert len(calls) == 1 and calls[0]["transcribe"] is False
+    first = handlers.talk(**talk_args(media))
+    again = handlers.talk(**talk_args(media))
+    assert len(calls) == 1  # both clicks found the analysis done
+    np.testing.assert_array_equal(read_video(first[0]).audio, read_video(again[0]).audio)
+    handlers.prefetch_reference(None, None, None)  # nothing uploaded: nothing to do
+    handlers.prefetch_reference(media["bad"], None, None)  # not a video: left for the click to report
+    assert len(calls) == 2
+
+
 def test_without_ffmpeg_the_page_shows_the_whole_video(handlers, media, monkeypatch):
     import omnitalker.ui.streaming as streaming
 

@@ -127,6 +127,7 @@ class PrepareMixin:
         max_seconds: float = MAX_REFERENCE_SECONDS,
         max_side: int | None = DEFAULT_MAX_SIDE,
         limits: InputLimits | dict | None = None,
+        transcribe: bool = True,
     ) -> OmniTalkerReference:
         """Analyse a reference once (audio, transcript, face track, renderer source) for many calls.
 
@@ -136,7 +137,8 @@ class PrepareMixin:
         for speech only (mode="audio").
         `max_side`: frames are decoded at a working size with the longer side at most this (the output size
         policy, ``omnitalker.pipeline.limits``; None: full size). `limits`: file size, pixels and seconds checked on the
-        headers first (``InputLimits``; None: the defaults).
+        headers first (``InputLimits``; None: the defaults). `transcribe` False: a missing transcript stays None
+        (``transcribe_reference`` later; the demo analyses an upload before its transcript is typed).
         """
         if reference_video is None and reference_image is None and reference_audio is not None:
             check_voice_text(reference_text)
@@ -144,11 +146,12 @@ class PrepareMixin:
             check_reference_args(reference_video, reference_image, reference_audio, reference_text)
         return self.build_reference(ReferenceSources(reference_video, reference_image, reference_audio,
                                                      reference_text), min_seconds, max_seconds, max_side,
-                                    as_limits(limits), headers_checked=False)
+                                    as_limits(limits), headers_checked=False, transcribe=transcribe)
 
     def build_reference(self, sources: ReferenceSources, min_seconds: float = MIN_REFERENCE_SECONDS,
                         max_seconds: float = MAX_REFERENCE_SECONDS, max_side: int | None = DEFAULT_MAX_SIDE,
-                        limits: InputLimits | None = None, headers_checked: bool = False) -> OmniTalkerReference:
+                        limits: InputLimits | None = None, headers_checked: bool = False,
+                        transcribe: bool = True) -> OmniTalkerReference:
         """Step 2 of ``__call__``: the analysis of arguments already checked (``prepare_reference`` checks them
         first); `headers_checked`: the files were checked against `limits` already (``plan_call``)."""
         from omnitalker.pipeline.reference import build_reference
@@ -156,13 +159,13 @@ class PrepareMixin:
         if sources.video is None and sources.image is None:  # a voice sample alone: for mode="audio" (speech only)
             reference = build_voice_reference(sources.audio, sources.text, self.transformer.config.visual_dim,
                                               limits, headers_checked=headers_checked)
-            return self._transcribe_reference(reference)
+            return self.transcribe_reference(reference) if transcribe else reference
         reference = build_reference(self.face_analyzer, video=sources.video, image=sources.image, audio=sources.audio,
                                     text=sources.text, min_seconds=min_seconds, max_seconds=max_seconds,
                                     max_side=max_side, limits=limits, headers_checked=headers_checked)
-        return self._transcribe_reference(reference)
+        return self.transcribe_reference(reference) if transcribe else reference
 
-    def _transcribe_reference(self, reference: OmniTalkerReference) -> OmniTalkerReference:
+    def transcribe_reference(self, reference: OmniTalkerReference) -> OmniTalkerReference:
         """Fill in a missing transcript with the pipeline's speech recognizer (failures are kept for check_inputs)."""
         if reference.text is None and reference.wave.abs().max() > 0:
             try:

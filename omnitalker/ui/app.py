@@ -128,7 +128,7 @@ def build_demo(
         with gr.Tabs():
             with gr.Tab("Talk", id="talk"):
                 _talk_tab(talk, examples, handlers.limits, stream, handlers.steps_default(),
-                          handlers.guidance_defaults(),
+                          handlers.guidance_defaults(), prefetch=handlers.prefetch_reference,
                           voice_notice=DEMO_REAL_VOICE_NOTICE if _synthetic_voices_only(pipeline) else None)
             with gr.Tab("Lip-sync", id="lipsync"):
                 _lipsync_tab(lipsync, examples, handlers.limits, stream, handlers.steps_default())
@@ -152,7 +152,7 @@ def _synthetic_voices_only(pipeline) -> bool:
 
 def _talk_tab(talk: Callable, examples: dict, limits, stream: bool, default_steps: int,
               guidance=(DEFAULT_TEXT_STRENGTH, DEFAULT_AUDIO_STRENGTH, DEFAULT_VISUAL_STRENGTH),
-              voice_notice: str | None = None) -> None:
+              voice_notice: str | None = None, prefetch: Callable | None = None) -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tabs():
@@ -195,6 +195,11 @@ def _talk_tab(talk: Callable, examples: dict, limits, stream: bool, default_step
     inputs = [reference_video, reference_image, reference_audio, reference_text, text, steps, guidance_text,
               guidance_audio, guidance_visual, speed, seed]
     generate.click(talk, inputs, [video, download, audio, pose_plot, mel_plot, reference_text], api_name="talk")
+    if prefetch is not None:  # the reference is analysed while the text is typed (DemoHandlers.prefetch_reference)
+        for source in (reference_video, reference_image, reference_audio):
+            source.change(prefetch, [reference_video, reference_image, reference_audio], None, api_visibility="private",
+                          show_progress="hidden", trigger_mode="always_last", concurrency_limit=1,
+                          concurrency_id="prefetch")
     if examples.get("talk_video"):
         gr.Examples([[e["video"], e["reference_text"], e["text"]] for e in examples["talk_video"]],
                     [reference_video, reference_text, text], label="Example: a reference clip",

@@ -32,6 +32,8 @@ the page can show it in the box, editable for the next run.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +43,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -53,6 +56,7 @@ from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
 from omnitalker.pipeline.chunking import DEFAULT_FIRST_CHUNK_SECONDS
 from omnitalker.pipeline.limits import InputLimits, check_max_side, max_side_from_env
 from omnitalker.pipeline.modes import MODE_TEXT, default_mode, describe_mode, folder_default_mode
+from omnitalker.pipeline.plan import check_reference_args, check_voice_text
 from omnitalker.ui.serving import MAX_REQUEST_SECONDS, RequestDeadline, RequestTooLong
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,7 @@ MAX_DRIVING_SECONDS = 30.0  # lip-sync speech; each second costs generation time
 MAX_UPLOAD_MB = 25.0  # also gradio's own upload limit (omnitalker.ui.app.launch)
 MAX_TEXT_LENGTH = 1000  # characters, about a minute of speech
 RESULTS_PER_SESSION = 2  # the page shows the newest; the one before may still be downloading
+REFERENCE_CACHE_SIZE = 4  # analysed references kept (a few MB each: the renderer's frames at the output size)
 OUTPUT_MAX_AGE_SECONDS = 3600  # results of sessions that never ended cleanly
 RESULTS_FOLDER = "omnitalker-results"  # inside gradio's cache unless an output_root is given
 VIDEO_NAME, SPEECH_NAME = "omnitalker.mp4", "speech.wav"  # a result's files in its folder
@@ -121,6 +126,7 @@ class DemoHandlers:
         self.max_side = max_side_from_env() if max_side is _FROM_ENV else max_side
         check_max_side(self.max_side)
         self.max_request_seconds = max_request_seconds
+        self._references = ReferenceCache()
 
     @property
     def pipeline(self):
@@ -372,8 +378,36 @@ class DemoHandlers:
             raise ValueError("a photo needs a voice sample to speak text: add a voice sample (upload or record) "
                              "next to the photo, or use the Lip-sync tab to animate it with a recording")
         transcript = transcript.strip() if isinstance(transcript, str) and transcript.strip() else None
+        if video is None and image is None:  # a voice sample alone: the pipeline's own checks and messages
+            check_voice_text(transcript)
+        else:
+            check_reference_args(video, image, voice, transcript)
+        key = self._references.key(video, image, voice, self.max_side)
+        analysed = self._references.analysed(key, lambda: self._analyse(pipe, video, image, voice))
+        if transcript is not None:
+            return dataclasses.replace(analysed, text=transcript)
+        return self._references.transcribed(key, lambda: pipe.transcribe_reference(dataclasses.replace(analysed)))
+
+    def _analyse(self, pipe, video, image, voice):
+        """The slow part of a reference (audio, face track), without its transcript (``ReferenceCache``)."""
         return pipe.prepare_reference(reference_video=video, reference_image=image, reference_audio=voice,
-                                      reference_text=transcript, max_side=self.max_side, limits=self.limits)
+                                      max_side=self.max_side, limits=self.limits, transcribe=False)
+
+    def prefetch_reference(self, reference_video=None, reference_image=None, reference_audio=None) -> None:
+        """Analyse an upload as soon as it arrives (the page's upload events), so a click finds it done: the face
+        track is most of the time before the first chunk (issue 34). Errors are left for the click to report."""
+        if (reference_video is None) == (reference_image is None) or self._pipeline is None:
+            return  # nothing to analyse yet, or both (the click says which to clear); no loading from here
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the click's analysis (cached) shows them
+                self._check_budget(reference_video=reference_video, reference_image=reference_image,
+                                   reference_audio=reference_audio)
+                key = self._references.key(reference_video, reference_image, reference_audio, self.max_side)
+                self._references.analysed(key, lambda: self._analyse(self._pipeline, reference_video,
+                                                                      reference_image, reference_audio))
+        except Exception as error:  # noqa: BLE001 - the click reports it with the page's wording
+            logger.debug(f"reference prefetch skipped: {error}")
 
     @contextmanager
     def _result_folder(self, request):
@@ -424,6 +458,55 @@ class DemoHandlers:
             progress((index + 1, None), desc=desc, unit="chunks")
             yield segment
         deadline.check()
+
+
+class ReferenceCache:
+    """Analysed references (audio and face track, no transcript) by the content of their files and the output size,
+    the newest REFERENCE_CACHE_SIZE kept: a click after the upload's prefetch, a second click with the same clip, or
+    an example, skips the analysis. One analysis at a time: a click waits for the prefetch of its own upload. The
+    speech recogniser's transcript of each is kept too (the transcript box left empty)."""
+
+    def __init__(self, size: int = REFERENCE_CACHE_SIZE):
+        self.size = size
+        self._entries: OrderedDict = OrderedDict()  # key -> {"analysed": reference, "transcribed": reference}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(video, image, voice, max_side) -> tuple | None:
+        """The files' contents and the output size; None (not cached) for inputs that are not files."""
+        digests = []
+        for source in (video, image, voice):
+            if source is not None and not (isinstance(source, (str, os.PathLike)) and Path(source).is_file()):
+                return None
+            digests.append(None if source is None else _digest(Path(source)))
+        return (*digests, max_side)
+
+    def analysed(self, key, analyse):
+        return self._get(key, "analysed", analyse)
+
+    def transcribed(self, key, transcribe):
+        return self._get(key, "transcribed", transcribe)
+
+    def _get(self, key, kind: str, make):
+        if key is None:
+            return make()
+        with self._lock:
+            entry = self._entries.get(key, {})
+            if kind not in entry:
+                entry[kind] = make()
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            return entry[kind]
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class StreamedResult:
