@@ -120,3 +120,19 @@ def test_transcript_comes_from_speech_recognition(media, espeak_voices, capsys):
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "omnitalker", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "generate" in result.stdout and "lipsync" in result.stdout
+
+
+def test_generate_streamed_says_when_the_first_chunk_was_ready(media, capsys):
+    text = "The first sentence is here. The second one follows it. And a third one ends the text."
+    common = ["generate", "--pipeline", str(media / "pipe"), "--text", text, "--reference", str(media / "ref.mp4"),
+              "--reference-text", REFERENCE_TEXT, "--steps", "2"]
+    assert main([*common, "--out", str(media / "whole.mp4")]) == 0
+    assert "first chunk ready" not in capsys.readouterr().out  # the whole call, as before
+    assert main([*common, "--stream", "--out", str(media / "streamed.mp4")]) == 0
+    printed = capsys.readouterr().out
+    assert "first chunk ready after" in printed and "all chunks ready after" in printed
+    assert_talking_video(media / "streamed.mp4")
+    # the same words; its chunks (a short first one) cross-fade, so the length may differ by a frame or two
+    streamed, whole = read_video(str(media / "streamed.mp4")), read_video(str(media / "whole.mp4"))
+    assert abs(streamed.duration - whole.duration) <= 0.2
+    assert not list(media.glob(".*.part"))

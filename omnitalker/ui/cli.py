@@ -24,6 +24,11 @@ trained visual branch), ``cascade`` (speech from ``--pipeline``, the face lip-sy
 F5-TTS, ``python -m omnitalker.convert.pipeline``) and ``audio`` (speech only, written as a .wav; ``--voice``
 alone is a reference enough). The mode that runs is printed.
 
+``--stream`` generates through ``OmniTalkerPipeline.stream`` with a short first chunk (about a second of speech,
+``first_chunk_seconds``), writes each piece into the output as it is decoded and prints when the first was ready;
+concatenated the pieces equal the whole call with that option, up to the differences ``omnitalker.pipeline.stream``
+documents (the audio watermark and the reference's motion style per chunk). Without it the output is the whole call's.
+
 Without ``--reference-text`` the reference speech is transcribed by the pipeline's speech recognizer (the
 bundled offline Whisper tiny.en unless the pipeline or ``--asr`` names another: a faster-whisper size such
 as ``small`` for Chinese, a folder, or ``none`` to require the typed transcript); the transcript used is
@@ -34,9 +39,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from omnitalker.flow.scheduler import DEFAULT_NUM_INFERENCE_STEPS
+from omnitalker.pipeline.chunking import DEFAULT_FIRST_CHUNK_SECONDS
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits, check_max_side
 from omnitalker.pipeline.modes import MODES, default_mode, describe_mode
 from omnitalker.render.choose import RENDERER_CHOICES_HELP, attach_renderer
@@ -78,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--visual-pipeline", help="cascade mode: the pipeline whose visual branch animates the face "
                         "(folder or Hub id; default: --pipeline's configured one, else the bundled demo)")
     common.add_argument("--renderer", default=None, help=f"what draws the face: {RENDERER_CHOICES_HELP}")
+    common.add_argument("--stream", action="store_true",
+                        help="generate chunk by chunk, the first about a second long, and print when it was ready "
+                        "(the pieces are written as they come)")
     common.add_argument("--asr", help="speech recognizer for a missing --reference-text: 'default' (bundled "
                         "tiny.en, English), a faster-whisper size such as 'small', a folder, or 'none' "
                         "(default: the pipeline's own)")
@@ -173,21 +183,60 @@ def run(args: argparse.Namespace) -> Path:
                                        max_side=max_side(args), limits=limits)
     generator = torch.Generator("cpu").manual_seed(args.seed)
     common = dict(reference=reference, num_inference_steps=args.steps, generator=generator, max_side=max_side(args),
-                  stream_frames=mode != "audio", limits=limits, mode=mode)
+                  limits=limits, mode=mode)
     if args.command == "generate":
-        out = pipe(args.text, speed=args.speed, duration=args.duration, **common)
+        common.update(speed=args.speed, duration=args.duration)
     else:
-        out = pipe(args.text, audio=args.audio, **common)
-    if args.reference_text is None and out.reference_text is not None:
-        print(f"reference transcript (speech recognition): {out.reference_text}")
+        common.update(audio=args.audio)
+    if args.reference_text is None and reference.text is not None:
+        print(f"reference transcript (speech recognition): {reference.text}")
     target = Path(args.out)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if args.stream:
+        return write_streamed(pipe.stream(args.text, first_chunk_seconds=DEFAULT_FIRST_CHUNK_SECONDS, **common),
+                              target, mode)
+    out = pipe(args.text, stream_frames=mode != "audio", **common)
     if mode == "audio":
         from omnitalker.io.audio import save_audio
 
         return save_audio(target, out.audio[0], out.sample_rate)  # atomic: never a half-written file
     export_to_video(out.frames[0], str(target), fps=int(out.fps), audio=out.audio[0], sample_rate=out.sample_rate)
     return target
+
+
+def write_streamed(pieces, target: Path, mode: str) -> Path:
+    """Write ``OmniTalkerPipeline.stream``'s pieces into `target` as they come (the video atomically: nothing is left
+    after a failure) and say when the first was ready."""
+    import numpy as np
+
+    from omnitalker.io.export import VideoWriter
+
+    started = time.perf_counter()
+    writer, sound, unsent = None, [], []  # unsent: sound that came before the first frames
+    try:
+        for index, piece in enumerate(pieces):
+            if index == 0:
+                print(f"first chunk ready after {time.perf_counter() - started:.1f} s "
+                      f"({len(piece.audio) / piece.sample_rate:.1f} s of speech)", flush=True)
+            sound.append(piece.audio)
+            unsent.append(piece.audio)
+            if writer is None and piece.frames is not None and len(piece.frames):
+                height, width = piece.frames.shape[1:3]
+                writer = VideoWriter(target, width, height, int(piece.fps), piece.sample_rate)
+            if writer is not None:
+                writer.write(piece.frames if piece.frames is not None and len(piece.frames) else [],
+                             np.concatenate(unsent))
+                unsent = []
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    print(f"all chunks ready after {time.perf_counter() - started:.1f} s")
+    if mode == "audio":
+        from omnitalker.io.audio import save_audio
+
+        return save_audio(target, np.concatenate(sound), piece.sample_rate)
+    return Path(writer.close())
 
 
 def main(argv: list[str] | None = None) -> int:
