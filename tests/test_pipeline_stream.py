@@ -130,3 +130,12 @@ def test_lipsync_with_a_short_first_window(pipe, reference):
     pieces = assert_stream_equals_call(pipe, audio=speech, reference=reference, num_inference_steps=STEPS,
                                        first_chunk_seconds=FIRST_SECONDS, watermark=False)
     assert len(pieces) >= 2 and len(pieces[0].audio) / SAMPLE_RATE <= FIRST_SECONDS
+
+
+def test_a_durations_model_streams_a_short_first_chunk_as_its_call(tmp_path):
+    pipe = dummy_pipeline(text_layout="durations")
+    video = make_reference_video(tmp_path / "ref.mp4", seconds=1.5, size=160)
+    reference = pipe.prepare_reference(reference_video=video, reference_text=REFERENCE_TEXT)
+    pieces = assert_stream_equals_call(pipe, LONG_TEXT, reference=reference, num_inference_steps=STEPS,
+                                       first_chunk_seconds=FIRST_SECONDS, watermark=False)
+    assert len(pieces) >= 2 and len(pieces[0].audio) / SAMPLE_RATE <= 1.6 * FIRST_SECONDS

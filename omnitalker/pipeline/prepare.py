@@ -225,6 +225,13 @@ def text_chunks(text: str, reference, speed: float, duration: float | None, max_
     text = normalize_text(text)
     requested = None if duration is None else max(1, round(duration * MEL_FRAME_RATE))
     whole = None
+    if timing is not None and first_chunk_seconds is not None:
+        # a short first chunk is planned on the reference's frames per byte: the whole text's layout (an espeak run
+        # before the first chunk can start) is made only when the text stays whole
+        rough = requested or estimate_num_frames(reference.num_frames, reference.text, text, speed)
+        chunks = chunk_texts(text, rough, rough / text_length(text), max_chunk_frames, first_chunk_seconds)
+        if len(chunks) > 1:
+            return _laid_out(chunks, timing, speed, requested, rough / text_length(text), layout_target)
     if timing is not None:
         whole = layout_target(text, timing, speed, requested)
         shortest = math.ceil(MIN_GENERATED_SECONDS * MEL_FRAME_RATE)
@@ -238,10 +245,16 @@ def text_chunks(text: str, reference, speed: float, duration: float | None, max_
     if len(chunks) == 1:
         return [(text, total, whole)]
     if timing is not None:
-        layouts = [layout_target(chunk, timing, speed, None if requested is None else
-                                 max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
-        return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
+        return _laid_out(chunks, timing, speed, requested, frames_per_byte, layout_target)
     return [(chunk, max(1, round(text_length(chunk) * frames_per_byte)), None) for chunk in chunks]
+
+
+def _laid_out(chunks: list[str], timing: ReferenceTiming, speed: float, requested: int | None,
+              frames_per_byte: float, layout_target: Callable) -> list[tuple]:
+    """Each chunk of a "durations" model with its phoneme layout (a requested duration shared by bytes)."""
+    layouts = [layout_target(chunk, timing, speed, None if requested is None else
+                             max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
+    return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
 
 
 def chunk_texts(text: str, total: int, frames_per_byte: float, max_chunk_frames: int,
