@@ -134,7 +134,7 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     coverage = opening_coverage(u, v, v_up, v_lo, frame.width) * fade
     ref = eye.frame
     to_ref = ref.width / frame.width  # reference px per driven px, along the eye
-    src_x, src_y = ref.to_pixels(u, v * to_ref)
+    src_x, src_y = ref.to_pixels(u, _widened(ref, u, v * to_ref, v_up * to_ref, v_lo * to_ref))
     layers.append(Layer(window, (src_x + eye.offset[0]).astype(np.float32),
                         (src_y + eye.offset[1]).astype(np.float32), coverage))
     # The iris: the reference disc moved to the driven centre (its offset within the opening, in eye axes).
@@ -147,6 +147,21 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     layers.append(Layer(window, (src_x + eye.iris_offset[0]).astype(np.float32),
                         (src_y + eye.iris_offset[1]).astype(np.float32), (coverage * rim).astype(np.float32)))
     return layers
+
+
+def _widened(ref: LipFrame, u: np.ndarray, v: np.ndarray, v_up: np.ndarray, v_lo: np.ndarray) -> np.ndarray:
+    """Reference v of the eyeball for driven v (all in reference px along the driven eye axes): where a lid has
+    opened past the reference's, its side of the eyeball is stretched so the reference's lid margin lands on the
+    driven lid (the white and the lid's shadow move with it; the iris is a disc of its own). Unstretched, a widened
+    eye showed the reference eye's shading unmoved and read as no wider (self-reenactment)."""
+    ref_up, ref_lo = np.interp(u, ref.upper_u, ref.upper_v), np.interp(u, ref.lower_u, ref.lower_v)
+
+    def squeeze(ref_lid, lid):  # <= 1 where the driven lid is further from the corner line than the reference's
+        ratio = ref_lid / np.where(np.abs(lid) < 1e-6, 1e-6, lid)
+        return np.where(ratio > 0, np.minimum(ratio, 1.0), 1.0)
+
+    on_upper = np.sign(v) == np.sign(v_up - v_lo)
+    return v * np.where(on_upper, squeeze(ref_up, v_up), squeeze(ref_lo, v_lo))
 
 
 def _eyeball_fade(frame: LipFrame, reference: LipFrame) -> float:
