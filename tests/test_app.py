@@ -268,7 +268,10 @@ def test_a_stream_stopped_or_failing_midway_leaves_no_files_and_no_threads(pipe,
     import threading
 
     handlers = DemoHandlers(pipe, output_root=tmp_path)
-    threads = threading.active_count()
+    def threads():  # tqdm's monitor is one per process, started by any long bar: not the request's
+        return sorted(thread.name for thread in threading.enumerate() if thread.name != "tqdm_monitor")
+
+    before = threads()
     stream = handlers.talk_stream(**talk_args(media, text=LONG_SPOKEN))
     assert next(stream)[0].endswith(".ts")
     stream.close()  # the page went away after the first piece
@@ -282,8 +285,12 @@ def test_a_stream_stopped_or_failing_midway_leaves_no_files_and_no_threads(pipe,
     monkeypatch.setattr(pipe, "stream", failing)
     with pytest.raises(gr.Error, match="Something went wrong"):
         list(handlers.talk_stream(**talk_args(media, text=LONG_SPOKEN)))
+    monkeypatch.setattr(pipe, "stream", original)
+    late = DemoHandlers(pipe, output_root=tmp_path, max_request_seconds=1e-6)  # past it after the first step
+    with pytest.raises(gr.Error, match="time limit"):
+        list(late.talk_stream(**talk_args(media, text=LONG_SPOKEN)))
     assert not [path for path in tmp_path.rglob("*") if path.is_file()]
-    assert threading.active_count() == threads
+    assert threads() == before
 
 
 def test_lipsync_stream_plays_pieces_then_the_whole_mp4(handlers, media, tmp_path):
