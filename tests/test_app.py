@@ -253,7 +253,10 @@ LONG_SPOKEN = "Hello there, it is nice to meet you and to talk about the stars t
 
 
 def test_talk_stream_plays_a_short_first_chunk_then_offers_the_whole_mp4(handlers, media):
-    steps = list(handlers.talk_stream(**talk_args(media, text=LONG_SPOKEN)))
+    said = []
+    steps = list(handlers.talk_stream(**talk_args(media, text=LONG_SPOKEN),
+                                      progress=lambda *args, desc=None, **kwargs: said.append(desc)))
+    assert "Generating chunk 1 (about a second of speech)" in said and any("generating chunk 2" in d for d in said)
     segments, final = steps[:-1], steps[-1]
     assert len(segments) >= 2 and all(isinstance(step[0], str) and step[0].endswith(".ts") for step in segments)
     assert len(final) == 6 and isinstance(final[1], str) and final[1].endswith(".mp4")
