@@ -12,7 +12,9 @@ So, each a layer over the warp (``omnitalker/render/layers.py``), in drawing ord
   closed eye reads as lashes instead of the eyeball squeezed into a slit of dots;
 - the eyeball, inside the driven opening: the reference eye through the eye-corner similarity, with its
   iris removed (filled in from the visible white of the eye only, so no lash or lid colour bleeds in) and
-  extended beyond the opening the same way: looking sideways uncovers white, not a copy of the iris;
+  extended beyond the opening the same way: looking sideways uncovers white, not a copy of the iris; stretched
+  on the side where a lid opens wider than the reference's, and faded out as the lids shut (the lid skin then
+  covers the slit they leave);
 - the iris, a disc with an anti-aliased rim at the driven iris position, clipped by the opening: the
   reference iris with the parts its lids hid filled in from its visible part.
 No outline and no flat blocks: every fill is inpainted from the person's own pixels; a flat colour is used
