@@ -469,6 +469,37 @@ def test_slightly_parted_lips_show_no_drawn_teeth(renderer, reference, astronaut
     # the dark interior alone, then teeth half out (white, not grey), then whole
     assert brightest[0] < 120 and brightest[1] > 150 and brightest[2] > 150, brightest
 
+def test_the_lower_teeth_come_out_after_the_upper(renderer, reference, astronaut):
+    """A slightly parted closed-mouth photo shows its upper teeth over a dark mouth (a speaking jaw shows the upper
+    row first), not both rows closing the opening into a pale ring; wide open, both rows show."""
+    import cv2
+
+    from omnitalker.render.geometry import LipFrame
+    from omnitalker.render.mouth import LOWER_TEETH_SHOW_RATIO, TEETH_FADE_RATIO, TEETH_SHOW_RATIO, mouth_layers
+
+    _, landmarks = astronaut
+    upper, lower = split_loop(mesh_topology().mouth_loop, landmarks, face_axis(landmarks))
+    closed = landmarks.copy()
+    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
+    closed[upper, 1], closed[lower, 1] = middle, middle
+    closed_ref = renderer.prepare(renderer.render_frame(reference, closed), closed)
+    width = np.ptp(closed[upper, 0])
+    halves = []
+    for ratio in (min(TEETH_SHOW_RATIO + TEETH_FADE_RATIO, LOWER_TEETH_SHOW_RATIO), 0.3):
+        driven = renderer.driven_vertices(closed_ref, open_jaw(closed, ratio * width))[:478]
+        (layer,) = mouth_layers(closed_ref.mouth, driven, closed_ref.render_size)
+        drawn = luma(cv2.remap(closed_ref.atlas, layer.map_x, layer.map_y, cv2.INTER_LINEAR))
+        ys, xs = np.mgrid[layer.window[0], layer.window[1]].astype(np.float64)
+        frame = LipFrame.from_points(driven, closed_ref.mouth.upper, closed_ref.mouth.lower)
+        u, v, v_up, v_lo = frame.coords(xs, ys)
+        inside = (layer.alpha > 0.9) & (np.abs(u - 0.5) < 0.15)
+        near_upper = inside & (v - v_up < (v_lo - v_up) / 2)
+        halves.append((drawn[near_upper].max(), drawn[inside & ~near_upper].max()))
+    (slight_up, slight_low), (wide_up, wide_low) = halves
+    assert slight_up > 150 and slight_low < 120, halves  # upper teeth over a dark mouth
+    assert wide_up > 150 and wide_low > 150, halves  # both rows
+
+
 def test_eyes_closed_in_the_photo_stay_closed(renderer, reference, astronaut):
     """A photo with closed eyes has no eyeball to show: driven open, its eyes stay closed (no flat blocks drawn in
     their place), and the user is told why."""

@@ -30,6 +30,9 @@ MOUTH_OPEN_RATIO = 0.04  # reference lip gap / width above this: use its own tee
 MOUTH_CLOSED_RATIO = 0.02  # driven gap / width below this: no interior is drawn (lips pressed together)
 MOUTH_FADE_RATIO = 0.04  # the interior fades in over this much more opening
 TEETH_SHOW_RATIO, TEETH_FADE_RATIO = 0.06, 0.08  # drawn teeth slide out from this opening over this much more
+# The lower row follows from this opening (as a speaking jaw shows the upper teeth first): both rows at once closed a
+# slightly parted mouth with a pale ring of teeth around a thin dark slot.
+LOWER_TEETH_SHOW_RATIO = 0.12
                                                   # (pursed or pouting lips part a little over a dark mouth)
 MOUTH_STRIP_DEPTH = 0.5  # each mouth strip reaches this far from its lip
 MOUTH_OVERSAMPLE = 2  # strip texels per reference pixel (procedural teeth need the resolution)
@@ -199,6 +202,7 @@ def mouth_layers(mouth: MouthReference, driven: np.ndarray, size: int) -> list[L
         # Drawn teeth slide out from behind the lips as the mouth opens (never half-transparent: grey): the strip
         # is read further from the lip by the part of the teeth still hidden.
         height = np.where(use_upper, UPPER_TEETH_HEIGHT, LOWER_TEETH_HEIGHT) * mouth.frame.width * MOUTH_OVERSAMPLE
-        hidden = 1.0 - float(np.clip((state.mean() - TEETH_SHOW_RATIO) / TEETH_FADE_RATIO, 0.0, 1.0))
+        show = np.where(use_upper, TEETH_SHOW_RATIO, LOWER_TEETH_SHOW_RATIO)
+        hidden = 1.0 - np.clip((state.mean() - show) / TEETH_FADE_RATIO, 0.0, 1.0)
         row = np.clip(row + hidden * height, 0, rows - 1)
     return [strips_layer(mouth.upper_strip, mouth.lower_strip, alpha)]
