@@ -286,6 +286,12 @@ def test_config_round_trip(tmp_path):
     loaded = WarpRenderer.from_pretrained(tmp_path, subfolder="renderer")
     assert loaded.config.output_size == 256 and loaded.config.crop_scale == 2.6 and not loaded.config.mouth_fill
     assert list(loaded.config.ring_scales) == list(renderer.config.ring_scales)
+    # a setting named when loading overrides the saved one (it was silently dropped); a misspelt one is refused
+    overridden = WarpRenderer.from_pretrained(tmp_path, subfolder="renderer", eye_fill=False, crop_scale=2.2)
+    assert not overridden.config.eye_fill and overridden.config.crop_scale == 2.2
+    assert overridden.config.output_size == 256
+    with pytest.raises(ValueError, match="no setting eye_fil"):
+        WarpRenderer.from_pretrained(tmp_path, subfolder="renderer", eye_fil=False)
 
 
 @pytest.mark.parametrize("mouth_fill, eye_fill", [(False, False), (True, False), (False, True)])

@@ -209,8 +209,15 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, subfolder: str | None = None,
                         **kwargs) -> WarpRenderer:
-        config = cls.load_config(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
-        return cls.from_config(config)
+        """The saved renderer; keyword arguments that name a setting (``eye_fill=False``) override the saved value, the
+        others go to ``load_config`` (``cache_dir``, ``local_files_only``, ...)."""
+        config, overrides = cls.load_config(pretrained_model_name_or_path, subfolder=subfolder,
+                                            return_unused_kwargs=True, **kwargs)
+        unknown = sorted(set(overrides) - set(config))
+        if unknown:
+            raise ValueError(f"WarpRenderer has no setting {', '.join(unknown)}; its settings: "
+                             f"{', '.join(k for k in sorted(config) if not k.startswith('_'))}")
+        return cls.from_config({**config, **overrides})
 
     # ------------------------------------------------------------------------------------ the pipeline's contract
 
