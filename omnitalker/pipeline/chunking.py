@@ -36,6 +36,8 @@ MIN_GENERATED_SECONDS = 0.6
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|(?<=[\u3002\uff01\uff1f\uff1b\uff1a])")
 # Weaker boundaries for a single sentence that is longer than a chunk.
 _CLAUSE_END = re.compile(r"(?<=[,])\s+|(?<=[\uff0c\u3001])")
+# Where a short first chunk may end at a pause (with the CJK punctuation block, ``_is_pause``).
+_PAUSE_MARKS = frozenset(",.!?;:\uff0c\uff01\uff1f\uff1b\uff1a")
 
 DEFAULT_MAX_CHUNK_SECONDS = 12.0  # generated seconds per chunk; with a 10 s prompt F5's ~22 s budget
 DEFAULT_MOTION_SECONDS = 1.0  # tail of the previous chunk given as prompt to the next
@@ -118,29 +120,33 @@ def split_first(text: str, first_bytes: float) -> tuple[str, str] | None:
     :`` or a CJK mark) up to ``PAUSE_REACH`` times longer, else at the word (or CJK character) boundary nearest to
     the target; None when no boundary leaves words on both sides."""
     text = normalize_text(text)
-    cuts = _boundaries(text)  # (char index where `rest` starts, after a pause)
+    cuts = _boundaries(text)
     if not cuts:
         return None
-    position = {cut: text_length(text[:cut].rstrip()) for cut, _ in cuts}
-    pauses = [cut for cut, pause in cuts if pause and position[cut] <= PAUSE_REACH * first_bytes]
-    if pauses:  # the pause nearest to the target (a longer first chunk is fine, a shorter one sounds cut)
-        cut = min(pauses, key=lambda cut: abs(position[cut] - first_bytes))
-    else:
-        cut = min((cut for cut, _ in cuts), key=lambda cut: abs(position[cut] - first_bytes))
-    return text[:cut].strip(), text[cut:].strip()
+    pauses = [cut for cut in cuts if cut[2] and cut[1] <= PAUSE_REACH * first_bytes]
+    # the pause nearest to the target (a longer first chunk is fine, a shorter one sounds cut), else any boundary
+    index = min(pauses or cuts, key=lambda cut: abs(cut[1] - first_bytes))[0]
+    return text[:index].strip(), text[index:].strip()
 
 
-def _boundaries(text: str) -> list[tuple[int, bool]]:
-    """Where a text may be cut: (index of the next word's first character, whether a pause precedes it)."""
+def _is_pause(char: str) -> bool:
+    return char in _PAUSE_MARKS or "\u3000" <= char <= "\u303f"
+
+
+def _boundaries(text: str) -> list[tuple[int, int, bool]]:
+    """Where normalised `text` may be cut, in one pass: (index of the next word's first character, UTF-8 bytes of
+    the text before it without its trailing spaces, whether a pause precedes it)."""
     cuts = []
+    last, size, kept = "", 0, 0  # the last non-space character, bytes read, bytes up to that character
     for index in range(1, len(text)):
         before, char = text[index - 1], text[index]
-        if char == " " or not text[:index].strip():
+        size += len(before.encode("utf-8"))
+        if before != " ":
+            last, kept = before, size
+        if char == " " or not last:
             continue
         if before == " " or not _is_latin_end(char) or not _is_latin_end(before):
-            previous = text[:index].rstrip()[-1]
-            cuts.append((index, previous in ",.!?;:" or "\u3000" <= previous <= "\u303f"
-                         or previous in "\uff0c\uff01\uff1f\uff1b\uff1a"))
+            cuts.append((index, kept, _is_pause(last)))
     return cuts
 
 
