@@ -69,14 +69,7 @@ def write_segments(frames, wave: np.ndarray, sample_rate: int, fps: int, full_pa
             piece = np.asarray(frames[start:stop])  # n H W 3
             sound = wave[start * sample_rate // fps : stop * sample_rate // fps]
             full.write(piece, sound)
-            segment = VideoWriter(full_path.parent / SEGMENT_NAME.format(index=index), width, height, fps,
-                                  sample_rate)
-            try:
-                segment.write(piece, sound)
-            except BaseException:
-                segment.abort()
-                raise
-            yield Path(segment.close())
+            yield _write_segment(full_path.parent / SEGMENT_NAME.format(index=index), piece, sound, fps, sample_rate)
 
 
 def write_chunk_segments(chunks: Iterable, full_path: str | Path, check: Callable[[], None] | None = None
