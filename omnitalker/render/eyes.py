@@ -123,11 +123,11 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     """The lid, eyeball and iris layers of one eye (in drawing order) for driven landmarks (478, 2+) in px of a
     crop `size` px wide; the driven opening is measured once for all three."""
     frame = LipFrame.from_points(driven, eye.upper, eye.lower)
-    lid = _lid_layer(eye, frame, driven, size)
+    fade = _eyeball_fade(frame, eye.frame)
+    lid = _lid_layer(eye, frame, driven, size, fade)
     layers = [] if lid is None else [lid]
     lash = _lash_layer(eye, frame, driven, size)
     layers += [] if lash is None else [lash]
-    fade = _eyeball_fade(frame, eye.frame)
     region = region_grid(driven[np.concatenate([eye.upper, eye.lower]), :2], size, 1.0) if fade > 0.0 else None
     if region is None:
         return layers
@@ -174,8 +174,10 @@ def _eyeball_fade(frame: LipFrame, reference: LipFrame) -> float:
     return float(fade) if opening >= MIN_EYE_OPENING else 0.0
 
 
-def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int) -> Layer | None:
-    """Lid skin between where the reference's upper lid was and where the driven one (`frame`) is."""
+def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int, eyeball_fade: float
+               ) -> Layer | None:
+    """Lid skin between where the reference's upper lid was and where the driven one (`frame`) is, and over the
+    slit between the lids as far as the eyeball has faded out (`eyeball_fade`, ``_eyeball_fade``)."""
     ref = eye.frame
     to_ref = ref.width / frame.width
     closure = 1.0 - (frame.gap() / frame.width) / max(ref.gap() / ref.width, 1e-6)
@@ -193,7 +195,7 @@ def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int
     v_ref_lo = np.interp(u, ref.lower_u, ref.lower_v / to_ref)
     # covered: below the reference's upper lid, above the driven upper lid (or in a closed opening), inside the socket
     # as the eyeball fades out (a shutting eye), the lid comes down over the slit left between the lids
-    bottom = v_up + (1.0 - _eyeball_fade(frame, ref)) * np.maximum(v_lo - v_up, 0.0)
+    bottom = v_up + (1.0 - eyeball_fade) * np.maximum(v_lo - v_up, 0.0)
     alpha = opening_coverage(u, v, v_ref_up, np.minimum(bottom, v_ref_lo), frame.width) * fade
     src_x, src_y = ref.to_pixels(u, v * to_ref)
     return Layer(window, (src_x + eye.lid_offset[0]).astype(np.float32), (src_y + eye.lid_offset[1]).astype(np.float32),
