@@ -445,6 +445,16 @@ def test_rings_follow_partly_and_never_fold(renderer, reference, astronaut):
     assert 0.05 < follows[0] < 0.3 and follows[1] == pytest.approx(1.0, abs=0.02), follows  # default 0.15, neck 0
 
 
+def _closed_mouth_reference(renderer, reference, astronaut):
+    """(landmarks with the lips pressed together, the reference prepared from them, the upper inner-lip chain)."""
+    _, landmarks = astronaut
+    upper, lower = split_loop(mesh_topology().mouth_loop, landmarks, face_axis(landmarks))
+    closed = landmarks.copy()
+    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
+    closed[upper, 1], closed[lower, 1] = middle, middle
+    return closed, renderer.prepare(renderer.render_frame(reference, closed), closed), upper
+
+
 def test_slightly_parted_lips_show_no_drawn_teeth(renderer, reference, astronaut):
     """Pursed or barely parted lips of a closed-mouth photo show a dark mouth, not a bar of drawn teeth; the
     teeth slide out from behind the lips as the mouth opens wider, always opaque (half-transparent teeth over
@@ -453,12 +463,7 @@ def test_slightly_parted_lips_show_no_drawn_teeth(renderer, reference, astronaut
 
     from omnitalker.render.mouth import TEETH_FADE_RATIO, TEETH_SHOW_RATIO, mouth_layers
 
-    _, landmarks = astronaut
-    upper, lower = split_loop(mesh_topology().mouth_loop, landmarks, face_axis(landmarks))
-    closed = landmarks.copy()
-    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
-    closed[upper, 1], closed[lower, 1] = middle, middle
-    closed_ref = renderer.prepare(renderer.render_frame(reference, closed), closed)
+    closed, closed_ref, upper = _closed_mouth_reference(renderer, reference, astronaut)
     assert closed_ref.mouth.drawn_teeth
     rows, cols = closed_ref.mouth.strip_shape
     x, y = closed_ref.mouth.upper_strip
@@ -483,12 +488,7 @@ def test_the_lower_teeth_come_out_after_the_upper(renderer, reference, astronaut
     from omnitalker.render.geometry import LipFrame
     from omnitalker.render.mouth import LOWER_TEETH_SHOW_RATIO, TEETH_FADE_RATIO, TEETH_SHOW_RATIO, mouth_layers
 
-    _, landmarks = astronaut
-    upper, lower = split_loop(mesh_topology().mouth_loop, landmarks, face_axis(landmarks))
-    closed = landmarks.copy()
-    middle = (landmarks[upper, 1] + landmarks[lower, 1]) / 2
-    closed[upper, 1], closed[lower, 1] = middle, middle
-    closed_ref = renderer.prepare(renderer.render_frame(reference, closed), closed)
+    closed, closed_ref, upper = _closed_mouth_reference(renderer, reference, astronaut)
     width = np.ptp(closed[upper, 0])
     halves = []
     for ratio in (min(TEETH_SHOW_RATIO + TEETH_FADE_RATIO, LOWER_TEETH_SHOW_RATIO), 0.3):
