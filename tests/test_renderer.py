@@ -388,8 +388,9 @@ def test_layers_are_anti_aliased(renderer, reference, astronaut):
     from omnitalker.render.mouth import mouth_layers
 
     _, landmarks = astronaut
-    driven = renderer.driven_vertices(reference, open_jaw(landmarks, 10.0))[:478]
-    (layer,) = mouth_layers(reference.mouth, driven, reference.render_size)
+    opened = open_jaw(landmarks, 10.0)
+    driven = renderer.driven_vertices(reference, opened)[:478]
+    (layer,) = mouth_layers(reference.mouth, driven, reference.render_size, renderer.crop_head_pose(reference, opened))
     partial = (layer.alpha > 0.05) & (layer.alpha < 0.95)
     assert partial.sum() > 10 and (layer.alpha >= 0.95).sum() > 50
 
@@ -455,55 +456,76 @@ def _closed_mouth_reference(renderer, reference, astronaut):
     return closed, renderer.prepare(renderer.render_frame(reference, closed), closed), upper
 
 
-def test_slightly_parted_lips_show_no_drawn_teeth(renderer, reference, astronaut):
-    """Pursed or barely parted lips of a closed-mouth photo show a dark mouth, not a bar of drawn teeth; the
-    teeth slide out from behind the lips as the mouth opens wider, always opaque (half-transparent teeth over
-    the dark cavity read as a grey bar)."""
+def _middle_column(renderer, closed_ref, driven_frame_px):
+    """Luminance of the drawn mouth interior down the middle of the opening (top to bottom), and the crop px rows."""
     import cv2
 
-    from omnitalker.render.mouth import TEETH_FADE_RATIO, TEETH_SHOW_RATIO, mouth_layers
+    from omnitalker.render.mouth import mouth_layers
 
+    pose = renderer.crop_head_pose(closed_ref, driven_frame_px)
+    driven = renderer.driven_vertices(closed_ref, driven_frame_px, pose)[:478]
+    (layer,) = mouth_layers(closed_ref.mouth, driven, closed_ref.render_size, pose)
+    drawn = luma(cv2.remap(closed_ref.atlas, layer.map_x, layer.map_y, cv2.INTER_LINEAR))
+    middle = (driven[closed_ref.mouth.upper[0], 0] + driven[closed_ref.mouth.upper[-1], 0]) / 2
+    column = int(round(middle)) - layer.window[1].start
+    inside = layer.alpha[:, column] > 0.9
+    rows = np.arange(layer.window[0].start, layer.window[0].stop)
+    return drawn[inside, column], rows[inside]
+
+
+def test_drawn_teeth_sit_on_the_skull_and_the_jaw(renderer, reference, astronaut):
+    """A closed-mouth photo's drawn teeth are fixed to the skull (upper row) and the jaw (lower row), not hung from
+    the lips: lips drawn apart over a closed jaw (a grin) show both rows meeting across the opening; the jaw opened
+    as wide shows the upper row over a dark mouth. The old teeth, hung from each lip, drew the same for both."""
     closed, closed_ref, upper = _closed_mouth_reference(renderer, reference, astronaut)
     assert closed_ref.mouth.drawn_teeth
-    rows, cols = closed_ref.mouth.strip_shape
-    x, y = closed_ref.mouth.upper_strip
-    assert luma(closed_ref.atlas[int(y): int(y) + rows, int(x): int(x) + cols]).max() > 150  # the strip has teeth
-    width = np.ptp(closed[upper, 0])
-    brightest = []
-    for ratio in (0.9 * TEETH_SHOW_RATIO, TEETH_SHOW_RATIO + 0.5 * TEETH_FADE_RATIO, 0.25):
-        driven = renderer.driven_vertices(closed_ref, open_jaw(closed, ratio * width))[:478]
-        (layer,) = mouth_layers(closed_ref.mouth, driven, closed_ref.render_size)
-        drawn = cv2.remap(closed_ref.atlas, layer.map_x, layer.map_y, cv2.INTER_LINEAR)
-        brightest.append(luma(drawn[layer.alpha > 0.25]).max())
-        if ratio > TEETH_SHOW_RATIO:
-            assert layer.alpha.max() == pytest.approx(1.0, abs=0.05)  # teeth shown opaque: never a grey bar
-    # the dark interior alone, then teeth half out (white, not grey), then whole
-    assert brightest[0] < 120 and brightest[1] > 150 and brightest[2] > 150, brightest
+    lower = closed_ref.mouth.lower
+    gap = 0.25 * np.ptp(closed[upper, 0])
+    grin = closed.copy()
+    grin[upper[1:-1], 1] -= gap / 2
+    grin[lower[1:-1], 1] += gap / 2
+    grin_column, _ = _middle_column(renderer, closed_ref, grin)
+    jaw_column, _ = _middle_column(renderer, closed_ref, open_jaw(closed, gap))
+    assert len(grin_column) > 6 and len(jaw_column) > 6
+    assert (grin_column > 150).mean() > 0.6, grin_column.round()  # teeth across the opening, a thin line between
+    top, bottom = np.array_split(jaw_column, 2)
+    assert top.max() > 150 and (bottom > 150).mean() < 0.3, jaw_column.round()  # upper row over a dark mouth
 
-def test_the_lower_teeth_come_out_after_the_upper(renderer, reference, astronaut):
-    """A slightly parted closed-mouth photo shows its upper teeth over a dark mouth (a speaking jaw shows the upper
-    row first), not both rows closing the opening into a pale ring; wide open, both rows show."""
-    import cv2
 
-    from omnitalker.render.geometry import LipFrame
-    from omnitalker.render.mouth import LOWER_TEETH_SHOW_RATIO, TEETH_FADE_RATIO, TEETH_SHOW_RATIO, mouth_layers
-
+def test_drawn_teeth_do_not_stretch_with_the_lips(renderer, reference, astronaut):
+    """The upper lip rising further uncovers more of the same teeth: their edge stays where it was in the image."""
     closed, closed_ref, upper = _closed_mouth_reference(renderer, reference, astronaut)
     width = np.ptp(closed[upper, 0])
-    halves = []
-    for ratio in (min(TEETH_SHOW_RATIO + TEETH_FADE_RATIO, LOWER_TEETH_SHOW_RATIO), 0.3):
-        driven = renderer.driven_vertices(closed_ref, open_jaw(closed, ratio * width))[:478]
-        (layer,) = mouth_layers(closed_ref.mouth, driven, closed_ref.render_size)
-        drawn = luma(cv2.remap(closed_ref.atlas, layer.map_x, layer.map_y, cv2.INTER_LINEAR))
-        ys, xs = np.mgrid[layer.window[0], layer.window[1]].astype(np.float64)
-        frame = LipFrame.from_points(driven, closed_ref.mouth.upper, closed_ref.mouth.lower)
-        u, v, v_up, v_lo = frame.coords(xs, ys)
-        inside = (layer.alpha > 0.9) & (np.abs(u - 0.5) < 0.15)
-        near_upper = inside & (v - v_up < (v_lo - v_up) / 2)
-        halves.append((drawn[near_upper].max(), drawn[inside & ~near_upper].max()))
-    (slight_up, slight_low), (wide_up, wide_low) = halves
-    assert slight_up > 150 and slight_low < 120, halves  # upper teeth over a dark mouth
-    assert wide_up > 150 and wide_low > 150, halves  # both rows
+    opened = open_jaw(closed, 0.25 * width)
+    raised = opened.copy()
+    raised[upper[1:-1], 1] -= 0.08 * width
+    edges = []
+    for driven in (opened, raised):
+        column, rows = _middle_column(renderer, closed_ref, driven)
+        assert column[0] > 150, column.round()  # teeth just below the upper lip
+        edges.append(rows[np.argmax(column < 120)])  # the first dark row below them
+    to_crop = closed_ref.render_size / closed_ref.crop_size
+    assert abs(edges[1] - edges[0]) <= 1.5, edges  # px in the crop (the lip moved 0.08 width = more than that)
+    assert 0.08 * width * to_crop > 3
+
+
+def test_a_dark_parted_mouth_gets_drawn_teeth():
+    """A photo whose lips part over a dark slot (teeth in shadow) gets drawn teeth; one showing its own teeth keeps
+    them."""
+    from omnitalker.render.geometry import LipFrame
+    from omnitalker.render.mouth import draws_teeth
+
+    image = np.full((64, 64, 3), (200, 150, 130), np.uint8)
+    u = np.linspace(0, 1, 9)
+    upper = np.stack([10 + 40 * u, 30 - 4 * np.sin(np.pi * u)], 1)
+    lower = np.stack([10 + 40 * u, 30 + 4 * np.sin(np.pi * u)], 1)
+    points = np.concatenate([upper, lower[1:-1]])
+    frame = LipFrame.from_points(points, np.arange(9), np.array([0, *range(9, 16), 8]))
+    skin = np.array([200.0, 150.0, 130.0])
+    image[27:34, 12:48] = (40, 20, 20)
+    assert draws_teeth(image, frame, skin)
+    image[27:34, 12:48] = (215, 210, 200)
+    assert not draws_teeth(image, frame, skin)
 
 
 def test_eyes_closed_in_the_photo_stay_closed(renderer, reference, astronaut):

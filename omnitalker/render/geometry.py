@@ -178,6 +178,27 @@ def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, np.nd
     return scale, rotation, mean_s, mean_t
 
 
+@dataclass(frozen=True)
+class Similarity:
+    """A 3D similarity transform, x -> scale R (x - mean_source) + mean_target: the head's rigid motion."""
+
+    scale: float
+    rotation: np.ndarray  # (3, 3)
+    mean_source: np.ndarray  # (3,)
+    mean_target: np.ndarray  # (3,)
+
+    @classmethod
+    def fit(cls, source: np.ndarray, target: np.ndarray) -> Similarity:
+        return cls(*similarity_fit(source, target))
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return self.scale * (points - self.mean_source) @ self.rotation.T + self.mean_target
+
+    def then_scaled(self, factor: float, shift: np.ndarray) -> Similarity:
+        """This transform followed by x -> factor x + shift (e.g. frame px -> crop px)."""
+        return Similarity(self.scale * factor, self.rotation, self.mean_source, factor * self.mean_target + shift)
+
+
 @dataclass
 class LipFrame:
     """A contour opening (mouth or eye) in its own frame: u in [0, 1] from corner to corner, v in px

@@ -9,9 +9,15 @@ squeezed lip line, not a bar of teeth). Two sources, best first:
   Per output frame the entry whose opening profile (gap over width at a few points along the mouth) is
   nearest the driven one is drawn, stretched to the driven opening: real teeth and tongue that move with
   the lips.
-- **strips** (a photo): two strips in "distance from the lip" coordinates, one hanging from the upper lip
-  and one standing on the lower lip. Near each lip they hold the photo's own interior if its mouth is open,
-  else procedural teeth lit like the face; further in, a shaded cavity.
+- **strips** (a photo): two strips, one for the upper half of the opening and one for the lower.
+  - A photo whose parted lips show its own teeth: in "distance from the lip" coordinates, its own interior
+    near each lip, a shaded cavity further in.
+  - A photo whose mouth is closed, or parted over a dark slot: procedural teeth lit like the face (and
+    tinted by its light), placed where teeth are. The upper row is fixed to the skull (it moves with the
+    head's rigid pose), its edge a little below the photo's lip line; the lower row rides on the jaw (the
+    chin's motion relative to the skull) with the tongue behind it. The lips uncover them: a grin over a
+    closed jaw shows both rows meeting, a speaking jaw the upper row over a dark mouth. Rows count from each
+    incisal edge, so teeth never stretch with the lips.
 """
 
 from __future__ import annotations
@@ -21,34 +27,51 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnitalker.render.geometry import LipFrame, illumination
+from omnitalker.render.geometry import LUMA_WEIGHTS, NUM_MESH_VERTICES, LipFrame, Similarity, illumination
 from omnitalker.render.layers import Layer, opening_coverage, region_grid
 
 # Lengths in units of the mouth width (inner-lip corner to corner).
 MOUTH_OPEN_RATIO = 0.04  # reference lip gap / width above this: use its own teeth, else draw teeth (a smile parted
-                         # by 7 % shows real teeth that drawn ones only replace with a grey bar)
+                         # by 7 % shows real teeth that drawn ones only replace with a grey bar) ...
+# ... unless its interior is dark: median luminance in the middle of the opening below this share of the skin's.
+# Measured on the shared photos and clips: 0.11 and 0.33 where no teeth show, 0.71-0.81 where they do.
+DARK_INTERIOR_RATIO = 0.5
+INTERIOR_PROBE_U, INTERIOR_PROBE_S = (0.3, 0.7), (0.25, 0.75)  # where the opening is probed (along, across)
 MOUTH_CLOSED_RATIO = 0.02  # driven gap / width below this: no interior is drawn (lips pressed together)
 MOUTH_FADE_RATIO = 0.04  # the interior fades in over this much more opening
-TEETH_SHOW_RATIO, TEETH_FADE_RATIO = 0.06, 0.08  # drawn teeth slide out from this opening over this much more
-# The lower row follows from this opening (as a speaking jaw shows the upper teeth first): both rows at once closed a
-# slightly parted mouth with a pale ring of teeth around a thin dark slot.
-LOWER_TEETH_SHOW_RATIO = 0.12
-                                                  # (pursed or pouting lips part a little over a dark mouth)
-MOUTH_STRIP_DEPTH = 0.5  # each mouth strip reaches this far from its lip
+MOUTH_STRIP_DEPTH = 0.5  # each mouth strip reaches this far from its lip (or incisal edge) into the cavity
 MOUTH_OVERSAMPLE = 2  # strip texels per reference pixel (procedural teeth need the resolution)
-UPPER_TEETH_HEIGHT = 0.11
-LOWER_TEETH_HEIGHT = 0.06
-TEETH_SPAN = (0.25, 0.75)  # teeth fill this part of the width; the corners stay dark (wider: a pale ring hugging the
-                           # lips of a wide-open mouth; mouth SSIM 0.803 -> 0.806 on six clips at (0.25, 0.75))
+
+# Drawn teeth, placed as teeth sit in a head.
+# The upper incisal edge lies this far below the photo's closed lip line: on real clips' open mouths the upper teeth
+# reached 0.05-0.13 mouth widths below where the lips had met (d0, d6, d14).
+UPPER_EDGE_BELOW_LIP = 0.07
+OVERBITE = 0.05  # with the jaw closed the upper row overlaps the lower one by this much
+# The lower incisors move this many times MediaPipe's chin points (relative to the skull). Its chin moves less than
+# the jaw does: the inner lower lip moved 1.1-3.5x as far as the chin points on nine real clips (median 2.0), and the
+# incisors sit nearer the jaw's hinge than the chin (about 0.8 of its reach).
+JAW_TEETH_GAIN = 1.6
+LOWER_LIP_REACH = 0.05  # the lower lip, fixed to the jaw below the teeth, falls at most this far below their edge
+CHIN = (152, 148, 377, 176, 400)  # MediaPipe points on the chin: they move with the jaw
+TEETH_LINE_SAMPLES = 17  # points along the photo's lip line (the rest position of the incisal edges)
+UPPER_TEETH_HEIGHT = 0.2  # visible crown heights; beyond a crown the gum shows (a wide smile)
+LOWER_TEETH_HEIGHT = 0.15
+TEETH_SPAN = (0.15, 0.85)  # teeth fill this part of the reference mouth's width; the corners stay dark
 # The teeth darken into the mouth's shadow over this width beyond each end of the span (as real side teeth do); at
 # 0.05 the drawn teeth ended in hard vertical edges, a pale rectangle.
 TEETH_SPAN_FADE = 0.12
-CORNER_TEETH_SHORTENING = 0.4  # teeth at the ends of the span are this much shorter
+CORNER_TEETH_SHORTENING = 0.4  # towards the ends of the span the incisal edge rises by this share of the crown
 TEETH_GAP_SHARPNESS = 16  # power of the cosine: thin gaps, flat teeth
-TEETH_COUNT = 8  # visible teeth across the span (sets the spacing of the faint gaps between them)
-TEETH_GAP_SHADE = 0.06  # brightness dip at each gap between teeth
+TEETH_COUNT = 8  # visible teeth across the span (sets the spacing of the gaps between them)
+TEETH_GAP_SHADE = 0.15  # brightness dip at each gap between teeth (0.06: one flat white bar)
 TEETH_COLOR = np.array([0.88, 0.85, 0.78])  # relative to white, scaled by the face's illumination (geometry.py)
+TEETH_SKIN_TINT = 0.5  # exponent of the skin's hue (colour over luminance) in the teeth colour
 TOOTH_EDGE_SHADE = 0.3  # teeth darken by this fraction towards their free edge
+GUM_TINT = np.array([0.85, 0.5, 0.5])  # gum colour = skin colour times this
+GUM_HEIGHT = 0.06  # strip rows of gum above each crown
+TONGUE_TINT = np.array([0.75, 0.45, 0.45])  # tongue colour = skin colour times this
+TONGUE_HEIGHT, TONGUE_HALF_WIDTH = 0.12, 0.35  # its arch above the lower incisal edge, and half its width
+TONGUE_TOP_SHADE = 0.3  # the tongue darkens by this fraction towards the back of the mouth
 TEETH_SOFTNESS = 0.6  # Gaussian sigma (strip texels) of the procedural texture: no hard texel steps
 # Cavity colour = skin colour times this. Measured on the open mouths of eight real clips (inner-lip polygon over the
 # face's median skin): (0.73, 0.64, 0.70) with teeth and tongue, about (0.6, 0.45, 0.5) where neither shows; the
@@ -72,7 +95,9 @@ class MouthReference:
     upper_strip: np.ndarray  # atlas (x, y) of texel (0, 0)
     lower_strip: np.ndarray
     strip_shape: tuple[int, int]  # (rows, cols)
-    drawn_teeth: bool = False  # the strips hold procedural teeth (the reference's mouth is closed)
+    drawn_teeth: bool = False  # the strips hold procedural teeth (the reference shows no teeth: ``draws_teeth``)
+    teeth_line: np.ndarray | None = None  # (TEETH_LINE_SAMPLES, 3) reference px: the lip line, corner to corner
+    chin: np.ndarray | None = None  # (len(CHIN), 3) reference px
     bank_states: np.ndarray | None = None  # (K, len(STATE_U)) opening profiles of the bank entries
     bank_offsets: np.ndarray | None = None  # (K, 2) atlas (x, y) of each entry's texel (0, 0)
 
@@ -83,13 +108,24 @@ def opening_state(frame: LipFrame) -> np.ndarray:
     return (np.interp(u, frame.lower_u, frame.lower_v) - np.interp(u, frame.upper_u, frame.upper_v)) / frame.width
 
 
-def draws_teeth(frame: LipFrame) -> bool:
-    """Whether a reference mouth is too closed to show its own interior, so the strips get drawn teeth."""
-    return frame.gap() / frame.width <= MOUTH_OPEN_RATIO
+def draws_teeth(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> bool:
+    """Whether a reference mouth shows no teeth of its own, so that drawn ones are needed: closed, or parted over a
+    dark interior (a dark slot between the lips, drawn hanging from them, stayed a dark hole as the mouth opened)."""
+    if frame.gap() / frame.width <= MOUTH_OPEN_RATIO:
+        return True
+    u = np.linspace(*INTERIOR_PROBE_U, 9)[None, :].repeat(5, 0)
+    s = np.linspace(*INTERIOR_PROBE_S, 5)[:, None].repeat(9, 1)
+    v_up, v_lo = np.interp(u, frame.upper_u, frame.upper_v), np.interp(u, frame.lower_u, frame.lower_v)
+    xs, ys = frame.to_pixels(u, v_up + s * (v_lo - v_up))
+    inside = cv2.remap(image, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3).astype(np.float64)
+    skin_luma = max(float(np.asarray(skin, np.float64) @ LUMA_WEIGHTS), 1.0)
+    return float(np.median(inside @ LUMA_WEIGHTS)) / skin_luma < DARK_INTERIOR_RATIO
 
 
-def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list[np.ndarray]:
-    """Two strips (rows = distance from the lip, cols = u along the mouth) hanging from each lip."""
+def own_interior_strips(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list[np.ndarray]:
+    """The (upper, lower) strips of a photo whose parted lips show its own teeth (rows = distance from the lip,
+    cols = u along the mouth): its interior near each lip, a shaded cavity further in."""
     width_px = frame.width
     cols = int(np.ceil(width_px * MOUTH_OVERSAMPLE)) + 1
     rows = int(np.ceil(MOUTH_STRIP_DEPTH * width_px * MOUTH_OVERSAMPLE)) + 1
@@ -97,35 +133,79 @@ def strip_textures(image: np.ndarray, frame: LipFrame, skin: np.ndarray) -> list
     depth = (np.arange(rows, dtype=np.float64) / MOUTH_OVERSAMPLE)[:, None].repeat(cols, 1)  # ref px
     v_up, v_lo = np.interp(u, frame.upper_u, frame.upper_v), np.interp(u, frame.lower_u, frame.lower_v)
     half_gap = np.maximum(v_lo - v_up, 0.0) / 2
-    reference_open = not draws_teeth(frame)
+    shade = 1.0 - CAVITY_DEPTH_SHADE * depth / (MOUTH_STRIP_DEPTH * width_px)
+    cavity = (skin * CAVITY_TINT)[None, None, :] * shade[..., None]
+    strips = []
+    for v_lip, sign in ((v_up, 1.0), (v_lo, -1.0)):
+        # The reference's own interior near this lip (its half of the opening), cavity further in.
+        xs, ys = frame.to_pixels(u, v_lip + sign * depth)
+        own = cv2.remap(image, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+        weight = np.clip((half_gap - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0)[..., None]
+        strips.append(np.clip(cavity + weight * (own - cavity), 0, 255).round().astype(np.uint8))
+    return strips
+
+
+def teeth_edge_row(width_px: float) -> int:
+    """The strip row of the incisal edge in ``teeth_strips`` for a reference mouth `width_px` wide."""
+    return int(np.ceil((max(UPPER_TEETH_HEIGHT, LOWER_TEETH_HEIGHT) + GUM_HEIGHT) * width_px * MOUTH_OVERSAMPLE))
+
+
+def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
+    """Procedural (upper, lower) rows of teeth, lit like the face. Rows count from the gum across the incisal edge
+    (at ``teeth_edge_row``) into the cavity behind it: texel row r lies (r - edge) / MOUTH_OVERSAMPLE reference px
+    past the edge."""
+    edge = teeth_edge_row(width_px)
+    cols = int(np.ceil(width_px * MOUTH_OVERSAMPLE)) + 1
+    rows = edge + int(np.ceil(MOUTH_STRIP_DEPTH * width_px * MOUTH_OVERSAMPLE)) + 1
+    u = np.linspace(0.0, 1.0, cols)[None, :]
+    past = ((np.arange(rows, dtype=np.float64) - edge) / MOUTH_OVERSAMPLE)[:, None]  # ref px past the edge
 
     light = illumination(skin)
-    cavity = skin * CAVITY_TINT
-    teeth = TEETH_COLOR * 255.0 * light
+    # Lit by the light that colours the skin: warm under warm light (neutral grey-white teeth in an orange-lit face
+    # read as blue).
+    hue = np.clip(np.asarray(skin, np.float64) / max(float(np.asarray(skin) @ LUMA_WEIGHTS), 1.0), 0.0, 2.0)
+    teeth = TEETH_COLOR * 255.0 * light * hue**TEETH_SKIN_TINT
+    gum = skin * GUM_TINT
+    shade = 1.0 - CAVITY_DEPTH_SHADE * np.clip(np.abs(past) / (MOUTH_STRIP_DEPTH * width_px), 0.0, 1.0)
+    cavity = (skin * CAVITY_TINT)[None, None, :] * shade[..., None]
     # Teeth stay inside the middle of the mouth and show faint gaps between them.
     inside = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE + 1.0, 0.0, 1.0)
     span = inside * inside * (3.0 - 2.0 * inside)  # smoothstep: no visible end
     phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)
     gaps = 1.0 - TEETH_GAP_SHADE * np.cos(phase) ** TEETH_GAP_SHARPNESS
     strips = []
-    for v_lip, sign, teeth_height in ((v_up, 1.0, UPPER_TEETH_HEIGHT), (v_lo, -1.0, LOWER_TEETH_HEIGHT)):
-        shade = 1.0 - CAVITY_DEPTH_SHADE * depth / (MOUTH_STRIP_DEPTH * width_px)
-        texture = cavity[None, None, :] * shade[..., None]
-        if not reference_open:
-            tooth_edge = teeth_height * width_px * (1.0 - CORNER_TEETH_SHORTENING * (1.0 - span))
-            on_tooth = np.clip((tooth_edge - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
-            tooth_shade = (1.0 - TOOTH_EDGE_SHADE * depth / np.maximum(tooth_edge, 1e-6)) * gaps
-            texture = texture + on_tooth[..., None] * (teeth[None, None, :] * tooth_shade[..., None] - texture)
-            texture = cv2.GaussianBlur(texture.astype(np.float32), (0, 0), TEETH_SOFTNESS)
-        else:
-            # The reference's own interior near this lip (its half of the opening), cavity further in.
-            xs, ys = frame.to_pixels(u, v_lip + sign * depth)
-            own = cv2.remap(image, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
-            weight = np.clip((half_gap - depth) * MOUTH_OVERSAMPLE, 0.0, 1.0)[..., None]
-            texture = texture + weight * (own - texture)
+    for height in (UPPER_TEETH_HEIGHT, LOWER_TEETH_HEIGHT):
+        crown = height * width_px  # ref px
+        rise = CORNER_TEETH_SHORTENING * crown * (1.0 - span)  # the edge rises towards the corners
+        on_tooth = -past - rise  # ref px from the (risen) edge into the tooth
+        tooth_share = np.clip(on_tooth * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
+        on_gum = np.clip((-past - crown) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
+        tooth_shade = (1.0 - TOOTH_EDGE_SHADE * (1.0 - np.clip(on_tooth / np.maximum(crown - rise, 1e-6), 0, 1))) * gaps
+        texture = cavity + tooth_share[..., None] * (teeth[None, None, :] * tooth_shade[..., None] - cavity)
+        texture = texture + on_gum[..., None] * (gum[None, None, :] - texture)
+        if height == LOWER_TEETH_HEIGHT:  # the tongue lies behind the lower teeth, its tip a rounded arch
+            arch = TONGUE_HEIGHT * width_px * np.sqrt(np.clip(1.0 - ((u - 0.5) / TONGUE_HALF_WIDTH) ** 2, 0.0, 1.0))
+            on_tongue = np.clip((arch - past) * MOUTH_OVERSAMPLE, 0.0, 1.0) * (past >= 0)
+            tongue_shade = 1.0 - TONGUE_TOP_SHADE * np.clip(past / np.maximum(arch, 1e-6), 0.0, 1.0)
+            tongue = (skin * TONGUE_TINT)[None, None, :] * tongue_shade[..., None]
+            texture = texture + on_tongue[..., None] * (tongue - texture)
+        texture = cv2.GaussianBlur(texture.astype(np.float32), (0, 0), TEETH_SOFTNESS)
         strips.append(np.clip(texture, 0, 255).round().astype(np.uint8))
     return strips
+
+
+def teeth_anchors(landmarks: np.ndarray, frame: LipFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Where drawn teeth sit in a reference (478, 3) px whose lips `frame` describes: (its lip line, the middle of
+    the opening from corner to corner (TEETH_LINE_SAMPLES, 3), and its chin points (len(CHIN), 3))."""
+    u = np.linspace(0.0, 1.0, TEETH_LINE_SAMPLES)
+    middle = (np.interp(u, frame.upper_u, frame.upper_v) + np.interp(u, frame.lower_u, frame.lower_v)) / 2
+    xs, ys = frame.to_pixels(u, middle)
+    # Depth along the line: the landmarks' z at the nearest lip points.
+    lips = landmarks[:NUM_MESH_VERTICES]
+    nearest = np.argmin(np.hypot(lips[:, 0, None] - xs, lips[:, 1, None] - ys), axis=0)
+    line = np.stack([xs, ys, lips[nearest, 2]], axis=1)
+    return line.astype(np.float64), landmarks[list(CHIN)].astype(np.float64)
 
 
 def bank_entries(frames: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray
@@ -157,17 +237,16 @@ def bank_entries(frames: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, l
     return states[picked], textures
 
 
-def _arc(chain_u: np.ndarray, chain_v: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """A lip chain's least-squares parabola v(u), evaluated at `u`."""
-    return np.polyval(np.polyfit(chain_u, chain_v, 2), u)
-
-
-def mouth_layers(mouth: MouthReference, driven: np.ndarray, size: int) -> list[Layer]:
-    """The interior layers for driven landmarks (478, 2+) in px of a crop `size` px wide: one, or for drawn teeth
-    a dark interior and the teeth over it, faded in with the opening."""
+def mouth_layers(mouth: MouthReference, driven: np.ndarray, size: int, pose: Similarity) -> list[Layer]:
+    """The interior layer for driven landmarks (478, 2+) in px of a crop `size` px wide, faded in with the opening.
+    `pose` maps the reference's px to the crop's as the head moved (``WarpRenderer.crop_head_pose``): drawn teeth
+    move with it."""
     frame = LipFrame.from_points(driven, mouth.upper, mouth.lower)
     state = opening_state(frame)
-    fade = float(np.clip((state.mean() - MOUTH_CLOSED_RATIO) / MOUTH_FADE_RATIO, 0.0, 1.0))
+    # Drawn teeth in a photo parted over a dark mouth show only as the lips part further than in the photo: at its
+    # own opening the photo's dark slot stays (the teeth were in shadow there).
+    closed = max(MOUTH_CLOSED_RATIO, opening_state(mouth.frame).mean()) if mouth.drawn_teeth else MOUTH_CLOSED_RATIO
+    fade = float(np.clip((state.mean() - closed) / MOUTH_FADE_RATIO, 0.0, 1.0))
     if fade <= 0.0:
         return []
     region = region_grid(driven[np.concatenate([mouth.upper, mouth.lower]), :2], size, 1.0)
@@ -175,34 +254,59 @@ def mouth_layers(mouth: MouthReference, driven: np.ndarray, size: int) -> list[L
         return []
     window, xs, ys = region
     u, v, v_up, v_lo = frame.coords(xs, ys)
-    alpha = opening_coverage(u, v, v_up, v_lo, frame.width) * fade
-    col = np.clip(u, 0.0, 1.0)
+    alpha = (opening_coverage(u, v, v_up, v_lo, frame.width) * fade).astype(np.float32)
     if mouth.bank_states is not None and len(mouth.bank_states):
         nearest = int(np.argmin(np.linalg.norm(mouth.bank_states - state, axis=1)))
         s = np.clip((v - v_up) / np.maximum(v_lo - v_up, 1e-6), 0.0, 1.0)
         origin = mouth.bank_offsets[nearest]
-        map_x, map_y = origin[0] + col * (BANK_COLS - 1), origin[1] + s * (BANK_ROWS - 1)
+        map_x, map_y = origin[0] + np.clip(u, 0.0, 1.0) * (BANK_COLS - 1), origin[1] + s * (BANK_ROWS - 1)
         return [Layer(window, map_x.astype(np.float32), map_y.astype(np.float32), alpha)]
     rows, cols = mouth.strip_shape
-    to_texels = mouth.frame.width / frame.width * MOUTH_OVERSAMPLE  # driven px -> strip rows
-    if mouth.drawn_teeth:  # drawn teeth hang from smooth arcs: a dip in a lip's contour is no notch in the teeth
-        # (Tried: each row at most a share of the local gap, 0.45 / 0.25, so a dark band stays between the rows: the
-        # teeth of a slightly parted mouth showed less, and MediaPipe read its opening smaller, gain 0.96 -> 0.85 on d14.)
-        v_up, v_lo = _arc(frame.upper_u, frame.upper_v, u), _arc(frame.lower_u, frame.lower_v, u)
-    d_up, d_lo = np.maximum(v - v_up, 0.0), np.maximum(v_lo - v, 0.0)
-    use_upper = d_up <= d_lo
-    row = np.clip(np.where(use_upper, d_up, d_lo) * to_texels, 0, rows - 1)
-
-    def strips_layer(upper_strip, lower_strip, layer_alpha):
-        origin = np.where(use_upper[..., None], upper_strip, lower_strip)  # h w 2
-        return Layer(window, (origin[..., 0] + col * (cols - 1)).astype(np.float32),
-                     (origin[..., 1] + row).astype(np.float32), layer_alpha.astype(np.float32))
-
     if mouth.drawn_teeth:
-        # Drawn teeth slide out from behind the lips as the mouth opens (never half-transparent: grey): the strip
-        # is read further from the lip by the part of the teeth still hidden.
-        height = np.where(use_upper, UPPER_TEETH_HEIGHT, LOWER_TEETH_HEIGHT) * mouth.frame.width * MOUTH_OVERSAMPLE
-        show = np.where(use_upper, TEETH_SHOW_RATIO, LOWER_TEETH_SHOW_RATIO)
-        hidden = 1.0 - np.clip((state.mean() - show) / TEETH_FADE_RATIO, 0.0, 1.0)
-        row = np.clip(row + hidden * height, 0, rows - 1)
-    return [strips_layer(mouth.upper_strip, mouth.lower_strip, alpha)]
+        col, row, use_upper = _teeth_texels(mouth, frame, driven, pose, xs, ys, u, v)
+    else:  # the photo's own interior, in distance from the nearer lip (rows scale with the driven mouth's width)
+        col = np.clip(u, 0.0, 1.0) * (cols - 1)
+        d_up, d_lo = np.maximum(v - v_up, 0.0), np.maximum(v_lo - v, 0.0)
+        use_upper = d_up <= d_lo
+        row = np.where(use_upper, d_up, d_lo) * (mouth.frame.width / frame.width * MOUTH_OVERSAMPLE)
+    origin = np.where(use_upper[..., None], mouth.upper_strip, mouth.lower_strip)  # h w 2
+    return [Layer(window, (origin[..., 0] + col).astype(np.float32),
+                  (origin[..., 1] + np.clip(row, 0, rows - 1)).astype(np.float32), alpha)]
+
+
+def _teeth_texels(mouth: MouthReference, frame: LipFrame, driven: np.ndarray, pose: Similarity, xs: np.ndarray,
+                  ys: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(col, row, use_upper) of ``teeth_strips`` texels for pixels at (xs, ys) (driven lip coordinates u, v).
+
+    The upper incisal edge is the reference's lip line moved rigidly with the head, ``UPPER_EDGE_BELOW_LIP`` lower;
+    the lower edge is that line moved with the jaw, ``OVERBITE`` higher, and at most ``LOWER_LIP_REACH`` above the
+    driven lower lip in the middle. A pixel above the upper edge is upper tooth (in front where the rows overlap),
+    below the lower edge lower tooth, between them cavity (read from the nearer edge's strip). Distances and
+    columns are rigid, in reference px: teeth do not stretch with the lips."""
+    rows, cols = mouth.strip_shape
+    to_texels = MOUTH_OVERSAMPLE / pose.scale  # driven px -> strip texels (reference px x oversampling)
+    line = pose.apply(mouth.teeth_line)[:, :2]  # k 2
+    jaw = JAW_TEETH_GAIN * (driven[list(CHIN), :2] - pose.apply(mouth.chin)[:, :2]).mean(0)  # 2
+    reference_width = mouth.frame.width * pose.scale  # driven px
+    below_lip, overbite = UPPER_EDGE_BELOW_LIP * reference_width, OVERBITE * reference_width
+
+    def edge_at(points, at):  # v of a line of points (k 2) at the positions `at` along the driven opening
+        line_u, line_v, _, _ = frame.coords(points[:, 0], points[:, 1])
+        order = np.argsort(line_u)
+        return np.interp(at, line_u[order], line_v[order])
+
+    upper_edge = edge_at(line, u) + below_lip
+    # The lower row: the line moved with the jaw, OVERBITE higher. The lower lip is fixed to the jaw just below the
+    # teeth: where it has fallen further below their edge than it can (MediaPipe's chin moves less than the jaw), the
+    # row moves down with it, keeping its rigid arch.
+    drop = below_lip - overbite + max(
+        np.interp(0.5, frame.lower_u, frame.lower_v) - LOWER_LIP_REACH * reference_width
+        - (edge_at(line + jaw, 0.5) + below_lip - overbite), 0.0)
+    lower_edge = edge_at(line + jaw, u) + drop
+    past_upper, past_lower = v - upper_edge, lower_edge - v  # < 0 on the tooth
+    use_upper = (past_upper < 0) | ((past_lower >= 0) & (past_upper <= past_lower))
+    row = teeth_edge_row(mouth.frame.width) + np.where(use_upper, past_upper, past_lower) * to_texels
+    # Columns along the rigidly moved lip line, corner (0) to corner (cols - 1).
+    axis = line[-1] - line[0]
+    along = ((xs - line[0, 0]) * axis[0] + (ys - line[0, 1]) * axis[1]) / max(float(axis @ axis), 1e-9)
+    return np.clip(along, 0.0, 1.0) * (cols - 1), row, use_upper

@@ -32,8 +32,8 @@ How one frame is made (`render_frame`):
 3. Layers over the warp, anti-aliased at their contours (``omnitalker/render/layers.py``), sampled from
    an *atlas* (the reference image with small textures appended to its right):
    - the mouth interior (``omnitalker/render/mouth.py``): from the reference clip's own open-mouth frames,
-     the one shaped most like the driven mouth; for a photo, strips of its own interior or procedural teeth
-     that show only once the lips part well;
+     the one shaped most like the driven mouth; for a photo, strips of its own interior, or procedural teeth
+     fixed to the skull and the jaw (they move with the head pose, ``head_pose``), uncovered by the lips;
    - the eyes (``omnitalker/render/eyes.py``): lid skin over what a closing lid covers, the eyeball with its
      iris removed, and the iris disc at its driven place.
 
@@ -69,15 +69,23 @@ from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the render
     SUBPIXEL_BITS,
     SUBPIXEL_SCALE,
     LipFrame,
+    Similarity,
     median_color,
     mesh_topology,
     polygon_mask,
-    similarity_fit,
     split_loop,
     strip_triangles,
 )
 from omnitalker.render.layers import composite
-from omnitalker.render.mouth import MouthReference, bank_entries, draws_teeth, mouth_layers, strip_textures
+from omnitalker.render.mouth import (
+    MouthReference,
+    bank_entries,
+    draws_teeth,
+    mouth_layers,
+    own_interior_strips,
+    teeth_anchors,
+    teeth_strips,
+)
 from omnitalker.render.segment import keep_background, plate_with_mask
 
 NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down" (cosine) follow less
@@ -365,7 +373,9 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
                 textures += eye_maps
         if cfg.mouth_fill:
             mouth_frame = LipFrame.from_points(landmarks, mouth_upper, mouth_lower)
-            strips = strip_textures(image, mouth_frame, skin)
+            drawn_teeth = draws_teeth(image, mouth_frame, skin)
+            strips = (teeth_strips(mouth_frame.width, skin) if drawn_teeth
+                      else own_interior_strips(image, mouth_frame, skin))
             textures += strips
             if frames is not None:
                 bank_states, bank = bank_entries(frames, frame_landmarks, mouth_upper, mouth_lower)
@@ -381,10 +391,11 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         if cfg.mouth_fill:
             first = 3 * len(eye_parts)
             has_bank = bank_states is not None and len(bank_states) > 0
+            teeth_line, chin = teeth_anchors(landmarks, mouth_frame) if drawn_teeth else (None, None)
             mouth = MouthReference(upper=mouth_upper, lower=mouth_lower, frame=mouth_frame,
                                    upper_strip=offsets_xy[first], lower_strip=offsets_xy[first + 1],
                                    strip_shape=textures[first].shape[:2],
-                                   drawn_teeth=draws_teeth(mouth_frame),
+                                   drawn_teeth=drawn_teeth, teeth_line=teeth_line, chin=chin,
                                    bank_states=bank_states if has_bank else None,
                                    bank_offsets=np.stack(offsets_xy[first + len(strips):]) if has_bank else None)
 
@@ -435,16 +446,25 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         crop = self.render_crop(ref, points)
         return _paste(ref, crop)
 
-    def driven_vertices(self, ref: RenderReference, points: np.ndarray) -> np.ndarray:
-        """Crop-px positions (V, 2) of every warp vertex (landmarks, rings, border) for driven landmarks."""
+    def head_pose(self, ref: RenderReference, points: np.ndarray) -> Similarity:
+        """The head's rigid motion, reference frame px -> driven frame px: a 3D similarity transform fitted on the
+        landmarks that move only with the skull (not the lips, eyes, brows or jaw)."""
+        return Similarity.fit(ref.landmarks[ref.stable].astype(np.float64), points[ref.stable].astype(np.float64))
+
+    def crop_head_pose(self, ref: RenderReference, points: np.ndarray) -> Similarity:
+        """``head_pose`` into crop px (the space ``render_crop`` draws in)."""
+        return _in_crop_px(ref, self.head_pose(ref, points))
+
+    def driven_vertices(self, ref: RenderReference, points: np.ndarray, pose: Similarity | None = None) -> np.ndarray:
+        """Crop-px positions (V, 2) of every warp vertex (landmarks, rings, border) for driven landmarks; `pose` is
+        ``head_pose(ref, points)`` when the caller has it already."""
         to_crop = ref.render_size / ref.crop_size
         points = points.astype(np.float64)
         # Rings follow the head's 3D similarity transform (fitted on the rigid landmarks).
-        scale, rotation, mean_ref, mean_drv = similarity_fit(ref.landmarks[ref.stable].astype(np.float64),
-                                                              points[ref.stable])
-        moved = scale * (ref.ring_points3d - mean_ref) @ rotation.T + mean_drv
+        pose = self.head_pose(ref, points) if pose is None else pose
+        moved = pose.apply(ref.ring_points3d)
         # ... plus part of the non-rigid motion of the face outline next to them (the jaw drags the neck).
-        oval_rigid = scale * (ref.landmarks[ref.oval].astype(np.float64) - mean_ref) @ rotation.T + mean_drv
+        oval_rigid = pose.apply(ref.landmarks[ref.oval].astype(np.float64))
         residual = np.tile(points[ref.oval, :2] - oval_rigid[:, :2], (len(ref.ring_follow) // len(ref.oval), 1))
         moved = moved[:, :2] + RING_RESIDUAL_SHARE * residual
         # The rings follow the head only partly (measured on real clips: hair and shoulders left in place cost
@@ -462,7 +482,8 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         """The face crop (render_size, render_size, 3) uint8 for driven landmarks (478, 3) in frame px."""
         size, down = ref.render_size, self.config.map_downsample
         points = keep_closed_eyes(ref, points.astype(np.float64))
-        driven = self.driven_vertices(ref, points)
+        pose = self.head_pose(ref, points)
+        driven = self.driven_vertices(ref, points, pose)
 
         # Draw order: background first, then face triangles far to near.
         tris = ref.triangles
@@ -497,7 +518,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         if ref.plate is not None:  # the background back in place: only the person moves
             crop = keep_background(crop, ref.still_plate, ref.plate, map_x, map_y)
         driven_crop = driven[:NUM_LANDMARKS]
-        layers = mouth_layers(ref.mouth, driven_crop, size) if ref.mouth is not None else []
+        layers = mouth_layers(ref.mouth, driven_crop, size, _in_crop_px(ref, pose)) if ref.mouth is not None else []
         for eye in ref.eyes or ():
             layers += eye_layers(eye, driven_crop, size)
         for layer in layers:
@@ -523,6 +544,12 @@ def keep_closed_eyes(ref: RenderReference, points: np.ndarray) -> np.ndarray:
         gap = (np.interp(u, closed.lower_u, closed.lower_v) - np.interp(u, closed.upper_u, closed.upper_v)) / to_ref
         points[upper, 0], points[upper, 1] = frame.to_pixels(u, v_lo - gap)
     return points
+
+
+def _in_crop_px(ref: RenderReference, pose: Similarity) -> Similarity:
+    """A transform into frame px followed by frame px -> crop px (as ``driven_vertices`` maps points)."""
+    to_crop = ref.render_size / ref.crop_size
+    return pose.then_scaled(to_crop, np.append((0.5 - ref.crop_origin) * to_crop - 0.5, 0.0))
 
 
 def _signed_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
