@@ -38,20 +38,23 @@ IRIS_MARGIN = 1.15  # the disc removed from the eyeball / drawn as the iris, ove
 MIN_KNOWN_PIXELS = 6  # fewer visible white (or iris) pixels than this: use a flat estimate instead
 DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # white of the eye relative to white, scaled by the patch's light
 LID_MARGIN = 0.15  # the lid texture also fills this much around the opening (the lash margin, eye widths)
+SLIT_COVER_PX = EDGE_RAMP_PX  # a shut eye's lid skin reaches this far below the driven lower lid
 LID_CLOSURE_START, LID_CLOSURE_FADE = 0.2, 0.3  # the lid layer fades in from this closure over this much more
 MIN_EYE_OPENING = 0.06  # opening / width below this: the warp alone draws the eye (a closed lid)
 # The eyeball shows from this share of the reference's own opening, fully over this much more. MediaPipe's lids on a
 # shut eye stay about 0.1 eye widths apart (the lash line's thickness): drawn from a fixed 0.06, the eyeball showed
 # through that slit and a blink read as a half-open eye (self-reenactment: blinks drawn at 0.64x their depth).
-EYE_HIDDEN_SHARE, EYE_FADE_SHARE = 0.35, 0.25
+EYE_HIDDEN_SHARE, EYE_FADE_SHARE = 0.42, 0.25
 # The lash line of a closing eye (eye widths): the band of the reference just around its upper lid margin, drawn
 # across the driven opening and at least this thick, so a closed lid reads as a dark lash line instead of the
 # collapsed warp of the eyeball (bright and dark dots along a slit).
-LASH_ABOVE, LASH_BELOW = 0.05, 0.0  # the band sampled from the reference, above / below its upper lid margin (below it:
-# the iris of an eye whose upper lid touches it, smeared blue across a shut cartoon eye)
+# The band sampled from the reference, from LASH_ABOVE above its upper lid margin to -LASH_BELOW above it: reaching the
+# margin, its bilinear samples took in the white of the eye and drew a pale line under the lashes of a shut eye;
+# below it, the iris of an eye whose upper lid touches it was smeared blue across a shut cartoon eye.
+LASH_ABOVE, LASH_BELOW = 0.065, -0.015
 # (Tried: the warp's strip closing the opening mapped onto that band too: eyes SSIM 0.760 -> 0.751 on five clips,
 # the band showing dark at the open eye's anti-aliased edge.)
-LASH_HALF_WIDTH = 0.035  # the drawn lash line is at least twice this thick at the middle of the eye
+LASH_HALF_WIDTH = 0.05  # the drawn lash line is at least twice this thick at the middle of the eye
 
 
 @dataclass
@@ -195,7 +198,9 @@ def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int
     v_ref_lo = np.interp(u, ref.lower_u, ref.lower_v / to_ref)
     # covered: below the reference's upper lid, above the driven upper lid (or in a closed opening), inside the socket
     # as the eyeball fades out (a shutting eye), the lid comes down over the slit left between the lids
-    bottom = v_up + (1.0 - eyeball_fade) * np.maximum(v_lo - v_up, 0.0)
+    # (a pixel past the lower lid too: a slit a pixel thin, half covered by the anti-aliased edges, let the warp's
+    # squeezed eyeball show through as a bright line under the lashes)
+    bottom = v_up + (1.0 - eyeball_fade) * (np.maximum(v_lo - v_up, 0.0) + SLIT_COVER_PX)
     alpha = opening_coverage(u, v, v_ref_up, np.minimum(bottom, v_ref_lo), frame.width) * fade
     src_x, src_y = ref.to_pixels(u, v * to_ref)
     return Layer(window, (src_x + eye.lid_offset[0]).astype(np.float32), (src_y + eye.lid_offset[1]).astype(np.float32),
