@@ -29,7 +29,7 @@ from omnitalker.frontend.face import (
     smooth_codes,
 )
 from omnitalker.frontend.face.codes import MEL_FPS, fit_similarity
-from omnitalker.frontend.face.template import LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
+from omnitalker.frontend.face.template import EXPRESSION_POINTS, LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
 
 ROTATION_DEGREES = (0.0, 7.0, 12.0, 7.0, 0.0, -7.0, -12.0, -7.0)
 ZOOM = (1.0, 1.04, 1.08, 1.04, 1.0, 0.96, 0.92, 0.96)
@@ -167,7 +167,13 @@ def _express(neutral, codes):
     """Move the expression points and place the irises as the codes say (the layout's definitions)."""
     template = load_face_template()
     shape = neutral.copy()
-    shape[template.semantic_indices] += codes[EXP_SLICE].reshape(16, 3)
+    offsets = codes[EXP_SLICE].reshape(16, 3).copy()
+    names = [name for name, _ in EXPRESSION_POINTS]
+    for (_, _, upper, lower), side in ((RIGHT_EYE, "right"), (LEFT_EYE, "left")):  # lids: in eye openings
+        opening = (neutral[lower, 1] - neutral[upper, 1]) / (template.vertices[lower, 1] - template.vertices[upper, 1])
+        for lid in ("upper", "lower"):
+            offsets[names.index(f"{lid}_lid_{side}")] *= opening
+    shape[template.semantic_indices] += offsets
     eyes = codes[EYE_SLICE].reshape(2, 2)
     for (outer, inner, _, _), iris, (gaze_x, gaze_y), sign in zip(
         (LEFT_EYE, RIGHT_EYE), (LEFT_IRIS, RIGHT_IRIS), eyes, (1.0, -1.0), strict=True
@@ -180,6 +186,33 @@ def _express(neutral, codes):
         target = centre + width * (gaze_x * e_x + gaze_y * e_y)
         shape[list(iris), :2] += target - shape[iris[0], :2]
     return shape
+
+
+def _big_eyed_face(factor: float) -> np.ndarray:
+    """The template with each eye's lids `factor` times as far apart (a cartoon's eyes)."""
+    face = load_face_template().vertices.astype(np.float64).copy()
+    for _, _, upper, lower in (RIGHT_EYE, LEFT_EYE):
+        middle = (face[upper, 1] + face[lower, 1]) / 2
+        for lid in (upper, lower):
+            face[lid, 1] = middle + factor * (face[lid, 1] - middle)
+    return face
+
+
+def test_a_blink_closes_eyes_of_any_size():
+    """Lid codes count in eye openings: a blink taken from one face shuts the eyes of a face whose eyes are twice as
+    open (in face units, the same lid travel left them half open)."""
+    template = load_face_template().vertices.astype(np.float64)
+    blink = template.copy()
+    for _, _, upper, lower in (RIGHT_EYE, LEFT_EYE):
+        blink[upper, 1] = blink[lower, 1] = (template[upper, 1] + template[lower, 1]) / 2
+    source = FaceIdentity.from_landmarks((100.0 * template + 256.0)[None], (512, 512))
+    codes = encode_codes((100.0 * blink + 256.0)[None], source)
+    for factor in (0.6, 2.0):
+        target = FaceIdentity.from_landmarks((100.0 * _big_eyed_face(factor) + 256.0)[None], (512, 512))
+        decoded = decode_codes(codes, target)[0]
+        for _, _, upper, lower in (RIGHT_EYE, LEFT_EYE):
+            open_px = 100.0 * factor * (template[lower, 1] - template[upper, 1])
+            assert abs(decoded[lower, 1] - decoded[upper, 1]) < 0.05 * open_px, factor
 
 
 @pytest.mark.parametrize("which", ["template", "other"])

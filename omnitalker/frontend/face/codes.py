@@ -4,7 +4,8 @@ Layout of one 58-dim code frame (``CODE_NAMES`` names every dimension):
 
   pose  [0:6]    yaw, pitch, roll (radians), tx, ty (face-size units), log_scale
   exp   [6:54]   16 expression points x (x, y, z): canonical-space offsets from the subject's
-                 neutral shape, in face-size units (template.EXPRESSION_POINTS lists the points)
+                 neutral shape, in face-size units (template.EXPRESSION_POINTS lists the points); the
+                 four lid points' in units of an average eye's opening (``lid_gains``)
   eye   [54:58]  left_x, left_y, right_x, right_y: iris centre relative to the eye opening
                  (centre of the two eye corners), in eye widths; +x towards the subject's left
                  (image right), +y down
@@ -82,6 +83,9 @@ SMOOTHING_ORDER = 2  # Butterworth order (applied forwards and backwards: zero p
 ANTI_ALIAS_SIGMA = 0.4  # Gaussian prefilter width when downsampling, in source frames per output frame
 NEUTRAL_MOUTH_PERCENTILE = 25.0  # frames at or below this mouth opening form the neutral shape
 MIN_SCALE = 1e-6
+# Bounds of an eye's neutral opening over the template's in ``lid_gains``. Real people measured 0.5-1.25 (nine clips);
+# a cartoon's eyes up to 2-3; a nearly shut neutral eye must not scale its lids to nothing.
+LID_GAIN_RANGE = (0.4, 3.0)
 
 assert len(CODE_NAMES) == VISUAL_CODE_DIM == 58
 
@@ -270,6 +274,21 @@ class FaceIdentity:
 
 
 # ----------------------------------------------------------------------------- encode / decode
+def lid_gains(neutral: np.ndarray) -> np.ndarray:
+    """(16,) factor per expression point between its code and its canonical offset: each eye's neutral opening over
+    the template's for the lid points, 1 elsewhere. Lid codes are in units of an average eye's opening, so one
+    blink closes any eye: in face-size units, a blink copied onto a face with larger eyes (a cartoon) left them
+    half open, and one onto smaller eyes pushed the lids past each other."""
+    template = load_face_template().vertices
+    gains = np.ones(len(EXPRESSION_POINTS))
+    names = [name for name, _ in EXPRESSION_POINTS]
+    for eye, side in ((RIGHT_EYE, "right"), (LEFT_EYE, "left")):
+        opening = (neutral[eye[3], 1] - neutral[eye[2], 1]) / (template[eye[3], 1] - template[eye[2], 1])
+        gain = float(np.clip(opening, *LID_GAIN_RANGE))
+        gains[names.index(f"upper_lid_{side}")] = gains[names.index(f"lower_lid_{side}")] = gain
+    return gains
+
+
 def encode_codes(landmarks: np.ndarray, identity: FaceIdentity) -> np.ndarray:
     """Landmarks (T, 478, 3) pixels -> visual codes (T, 58) float32 (layout in the module docstring)."""
     landmarks = _as_sequence(landmarks)
@@ -288,7 +307,8 @@ def encode_codes(landmarks: np.ndarray, identity: FaceIdentity) -> np.ndarray:
         -1,
     )
     semantic = load_face_template().semantic_indices
-    expression = (canonical[:, semantic] - identity.neutral[semantic]).reshape(len(landmarks), EXP_DIM)
+    offsets = (canonical[:, semantic] - identity.neutral[semantic]) / lid_gains(identity.neutral)[:, None]
+    expression = offsets.reshape(len(landmarks), EXP_DIM)
     codes = np.concatenate([pose, expression, _eye_codes(canonical)], -1).astype(np.float32)
     return np.nan_to_num(codes, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -307,6 +327,7 @@ def decode_codes(codes: np.ndarray, identity: FaceIdentity) -> np.ndarray:
     neutral = identity.neutral.astype(np.float64)
 
     offsets = codes[:, EXP_SLICE].reshape(num_frames, len(template.semantic_indices), 3)  # t k 3
+    offsets = offsets * lid_gains(neutral)[:, None]
     canonical = neutral[None] + np.einsum("vk,tkc->tvc", template.propagation_weights, offsets)
 
     eye_codes = codes[:, EYE_SLICE].reshape(num_frames, 2, 2)
