@@ -628,3 +628,14 @@ def test_a_saved_config_without_new_keys_loads(tmp_path):
     config = {k: v for k, v in WarpRenderer(output_size=256).config.items() if k != "keep_background"}
     loaded = WarpRenderer.from_config(config)
     assert loaded.config.keep_background
+
+
+def test_a_black_and_white_photo_gets_a_grey_mouth():
+    """What the renderer draws inside the mouth of a black-and-white photo (teeth, gum, tongue, cavity) is grey too;
+    in a colour photo the cavity keeps its red."""
+    from omnitalker.render.mouth import teeth_strips
+
+    for skin, grey in ((np.array([160.0, 160.0, 160.0]), True), (np.array([200.0, 140.0, 115.0]), False)):
+        strips = np.concatenate([s.reshape(-1, 3) for s in teeth_strips(40.0, skin)]).astype(np.int32)
+        spread = strips.max(1) - strips.min(1)
+        assert (spread.max() <= 1) if grey else (spread.max() > 20), (skin, spread.max())

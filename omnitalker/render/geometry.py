@@ -27,6 +27,20 @@ GAP_SPAN, GAP_SAMPLES = (0.25, 0.75), 9  # an opening's gap is averaged over thi
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 NOMINAL_LUMA = 170.0  # skin luminance at which drawn colours (teeth, a white of the eye) are used unscaled
 ILLUMINATION_RANGE = (0.45, 1.1)
+# (max - min) / luminance of a median skin colour at and above which drawn colours keep their full chroma: skin in
+# the shared colour photos and clips measured 0.2-0.93, a black-and-white photo 0, a faintly tinted one 0.16.
+TYPICAL_SKIN_CHROMA = 0.2
+
+
+def in_photo_colours(rgb: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """A colour the renderer draws (RGB, any shape (..., 3)) with its chroma scaled to how colourful the photo's skin
+    is: a red-tinted mouth interior drawn into a black-and-white photo stays grey there."""
+    skin = np.asarray(skin, np.float64)
+    skin_chroma = float(np.ptp(skin)) / max(float(skin @ LUMA_WEIGHTS), 1.0)
+    share = min(skin_chroma / TYPICAL_SKIN_CHROMA, 1.0)
+    rgb = np.asarray(rgb, np.float64)
+    luma = (rgb @ LUMA_WEIGHTS)[..., None]
+    return luma + share * (rgb - luma)
 
 
 def illumination(rgb: np.ndarray) -> float:

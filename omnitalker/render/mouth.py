@@ -27,7 +27,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnitalker.render.geometry import LUMA_WEIGHTS, NUM_MESH_VERTICES, LipFrame, Similarity, illumination
+from omnitalker.render.geometry import (
+    LUMA_WEIGHTS,
+    NUM_MESH_VERTICES,
+    LipFrame,
+    Similarity,
+    illumination,
+    in_photo_colours,
+)
 from omnitalker.render.layers import Layer, opening_coverage, region_grid
 
 # Lengths in units of the mouth width (inner-lip corner to corner).
@@ -134,7 +141,7 @@ def own_interior_strips(image: np.ndarray, frame: LipFrame, skin: np.ndarray) ->
     v_up, v_lo = np.interp(u, frame.upper_u, frame.upper_v), np.interp(u, frame.lower_u, frame.lower_v)
     half_gap = np.maximum(v_lo - v_up, 0.0) / 2
     shade = 1.0 - CAVITY_DEPTH_SHADE * depth / (MOUTH_STRIP_DEPTH * width_px)
-    cavity = (skin * CAVITY_TINT)[None, None, :] * shade[..., None]
+    cavity = in_photo_colours(skin * CAVITY_TINT, skin)[None, None, :] * shade[..., None]
     strips = []
     for v_lip, sign in ((v_up, 1.0), (v_lo, -1.0)):
         # The reference's own interior near this lip (its half of the opening), cavity further in.
@@ -165,10 +172,10 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
     # Lit by the light that colours the skin: warm under warm light (neutral grey-white teeth in an orange-lit face
     # read as blue).
     hue = np.clip(np.asarray(skin, np.float64) / max(float(np.asarray(skin) @ LUMA_WEIGHTS), 1.0), 0.0, 2.0)
-    teeth = TEETH_COLOR * 255.0 * light * hue**TEETH_SKIN_TINT
-    gum = skin * GUM_TINT
+    teeth = in_photo_colours(TEETH_COLOR * 255.0 * light * hue**TEETH_SKIN_TINT, skin)
+    gum = in_photo_colours(skin * GUM_TINT, skin)
     shade = 1.0 - CAVITY_DEPTH_SHADE * np.clip(np.abs(past) / (MOUTH_STRIP_DEPTH * width_px), 0.0, 1.0)
-    cavity = (skin * CAVITY_TINT)[None, None, :] * shade[..., None]
+    cavity = in_photo_colours(skin * CAVITY_TINT, skin)[None, None, :] * shade[..., None]
     # Teeth stay inside the middle of the mouth and show faint gaps between them.
     inside = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE + 1.0, 0.0, 1.0)
     span = inside * inside * (3.0 - 2.0 * inside)  # smoothstep: no visible end
@@ -188,7 +195,7 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
             arch = TONGUE_HEIGHT * width_px * np.sqrt(np.clip(1.0 - ((u - 0.5) / TONGUE_HALF_WIDTH) ** 2, 0.0, 1.0))
             on_tongue = np.clip((arch - past) * MOUTH_OVERSAMPLE, 0.0, 1.0) * (past >= 0)
             tongue_shade = 1.0 - TONGUE_TOP_SHADE * np.clip(past / np.maximum(arch, 1e-6), 0.0, 1.0)
-            tongue = (skin * TONGUE_TINT)[None, None, :] * tongue_shade[..., None]
+            tongue = in_photo_colours(skin * TONGUE_TINT, skin)[None, None, :] * tongue_shade[..., None]
             texture = texture + on_tongue[..., None] * (tongue - texture)
         texture = cv2.GaussianBlur(texture.astype(np.float32), (0, 0), TEETH_SOFTNESS)
         strips.append(np.clip(texture, 0, 255).round().astype(np.uint8))
