@@ -38,8 +38,10 @@ from omnitalker.render.geometry import (
 from omnitalker.render.layers import Layer, opening_coverage, region_grid
 
 # Lengths in units of the mouth width (inner-lip corner to corner).
-MOUTH_OPEN_RATIO = 0.04  # reference lip gap / width above this: use its own teeth, else draw teeth (a smile parted
-                         # by 7 % shows real teeth that drawn ones only replace with a grey bar) ...
+# A reference whose lips part by less than this (gap / width) gets drawn teeth: its own interior, a thin band by each lip,
+# opened wider into a dark hole (s1 of the shared photos, at 0.07). At its own opening it still shows its own pixels
+# (the drawn interior fades in from there). Above it, its own teeth are used ...
+MOUTH_OPEN_RATIO = 0.12
 # ... unless its interior is dark: median luminance in the middle of the opening below this share of the skin's.
 # Measured on the shared photos and clips: 0.11 and 0.33 where no teeth show, 0.71-0.81 where they do.
 DARK_INTERIOR_RATIO = 0.5
@@ -250,8 +252,8 @@ def mouth_layers(mouth: MouthReference, driven: np.ndarray, size: int, pose: Sim
     move with it."""
     frame = LipFrame.from_points(driven, mouth.upper, mouth.lower)
     state = opening_state(frame)
-    # Drawn teeth in a photo parted over a dark mouth show only as the lips part further than in the photo: at its
-    # own opening the photo's dark slot stays (the teeth were in shadow there).
+    # Drawn teeth in a photo whose lips are parted show only as they part further than in the photo: at its own
+    # opening the photo's own mouth stays (its teeth, or its dark slot where they were in shadow).
     closed = max(MOUTH_CLOSED_RATIO, opening_state(mouth.frame).mean()) if mouth.drawn_teeth else MOUTH_CLOSED_RATIO
     fade = float(np.clip((state.mean() - closed) / MOUTH_FADE_RATIO, 0.0, 1.0))
     if fade <= 0.0:
