@@ -178,13 +178,13 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
     gum = in_photo_colours(skin * GUM_TINT, skin)
     shade = 1.0 - CAVITY_DEPTH_SHADE * np.clip(np.abs(past) / (MOUTH_STRIP_DEPTH * width_px), 0.0, 1.0)
     cavity = in_photo_colours(skin * CAVITY_TINT, skin)[None, None, :] * shade[..., None]
-    # Teeth stay inside the middle of the mouth and show faint gaps between them.
+    # Teeth stay inside the middle of the mouth and show gaps between them.
     inside = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE + 1.0, 0.0, 1.0)
     span = inside * inside * (3.0 - 2.0 * inside)  # smoothstep: no visible end
     phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)
     gaps = 1.0 - TEETH_GAP_SHADE * np.cos(phase) ** TEETH_GAP_SHARPNESS
     strips = []
-    for height in (UPPER_TEETH_HEIGHT, LOWER_TEETH_HEIGHT):
+    for row, height in (("upper", UPPER_TEETH_HEIGHT), ("lower", LOWER_TEETH_HEIGHT)):
         crown = height * width_px  # ref px
         rise = CORNER_TEETH_SHORTENING * crown * (1.0 - span)  # the edge rises towards the corners
         on_tooth = -past - rise  # ref px from the (risen) edge into the tooth
@@ -193,7 +193,7 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
         tooth_shade = (1.0 - TOOTH_EDGE_SHADE * (1.0 - np.clip(on_tooth / np.maximum(crown - rise, 1e-6), 0, 1))) * gaps
         texture = cavity + tooth_share[..., None] * (teeth[None, None, :] * tooth_shade[..., None] - cavity)
         texture = texture + on_gum[..., None] * (gum[None, None, :] - texture)
-        if height == LOWER_TEETH_HEIGHT:  # the tongue lies behind the lower teeth, its tip a rounded arch
+        if row == "lower":  # the tongue lies behind the lower teeth, its tip a rounded arch
             arch = TONGUE_HEIGHT * width_px * np.sqrt(np.clip(1.0 - ((u - 0.5) / TONGUE_HALF_WIDTH) ** 2, 0.0, 1.0))
             on_tongue = np.clip((arch - past) * MOUTH_OVERSAMPLE, 0.0, 1.0) * (past >= 0)
             tongue_shade = 1.0 - TONGUE_TOP_SHADE * np.clip(past / np.maximum(arch, 1e-6), 0.0, 1.0)
@@ -205,15 +205,15 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
 
 
 def teeth_anchors(landmarks: np.ndarray, frame: LipFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Where drawn teeth sit in a reference (478, 3) px whose lips `frame` describes: (its lip line, the middle of
-    the opening from corner to corner (TEETH_LINE_SAMPLES, 3), and its chin points (len(CHIN), 3))."""
+    """Where drawn teeth sit in a reference (478, 3) px whose lips `frame` describes: its lip line (the middle of the
+    opening, corner to corner, (TEETH_LINE_SAMPLES, 3)) and its chin points ((len(CHIN), 3))."""
     u = np.linspace(0.0, 1.0, TEETH_LINE_SAMPLES)
     middle = (np.interp(u, frame.upper_u, frame.upper_v) + np.interp(u, frame.lower_u, frame.lower_v)) / 2
     xs, ys = frame.to_pixels(u, middle)
-    # Depth along the line: the landmarks' z at the nearest lip points.
-    lips = landmarks[:NUM_MESH_VERTICES]
-    nearest = np.argmin(np.hypot(lips[:, 0, None] - xs, lips[:, 1, None] - ys), axis=0)
-    line = np.stack([xs, ys, lips[nearest, 2]], axis=1)
+    # Depth along the line: the z of the nearest mesh points (the lips').
+    mesh = landmarks[:NUM_MESH_VERTICES]
+    nearest = np.argmin(np.hypot(mesh[:, 0, None] - xs, mesh[:, 1, None] - ys), axis=0)
+    line = np.stack([xs, ys, mesh[nearest, 2]], axis=1)
     return line.astype(np.float64), landmarks[list(CHIN)].astype(np.float64)
 
 
@@ -292,7 +292,7 @@ def _teeth_texels(mouth: MouthReference, frame: LipFrame, driven: np.ndarray, po
     driven lower lip in the middle. A pixel above the upper edge is upper tooth (in front where the rows overlap),
     below the lower edge lower tooth, between them cavity (read from the nearer edge's strip). Distances and
     columns are rigid, in reference px: teeth do not stretch with the lips."""
-    rows, cols = mouth.strip_shape
+    cols = mouth.strip_shape[1]
     to_texels = MOUTH_OVERSAMPLE / pose.scale  # driven px -> strip texels (reference px x oversampling)
     line = pose.apply(mouth.teeth_line)[:, :2]  # k 2
     jaw = JAW_TEETH_GAIN * (driven[list(CHIN), :2] - pose.apply(mouth.chin)[:, :2]).mean(0)  # 2
