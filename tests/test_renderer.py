@@ -517,14 +517,14 @@ def test_a_dark_parted_mouth_gets_drawn_teeth():
 
     image = np.full((64, 64, 3), (200, 150, 130), np.uint8)
     u = np.linspace(0, 1, 9)
-    upper = np.stack([10 + 40 * u, 30 - 4 * np.sin(np.pi * u)], 1)
-    lower = np.stack([10 + 40 * u, 30 + 4 * np.sin(np.pi * u)], 1)
+    upper = np.stack([10 + 40 * u, 30 - 6 * np.sin(np.pi * u)], 1)  # parted by 0.3 of the width: wider than
+    lower = np.stack([10 + 40 * u, 30 + 6 * np.sin(np.pi * u)], 1)  # MOUTH_OPEN_RATIO, so the interior decides
     points = np.concatenate([upper, lower[1:-1]])
     frame = LipFrame.from_points(points, np.arange(9), np.array([0, *range(9, 16), 8]))
     skin = np.array([200.0, 150.0, 130.0])
-    image[27:34, 12:48] = (40, 20, 20)
+    image[25:36, 12:48] = (40, 20, 20)
     assert draws_teeth(image, frame, skin)
-    image[27:34, 12:48] = (215, 210, 200)
+    image[25:36, 12:48] = (215, 210, 200)
     assert not draws_teeth(image, frame, skin)
 
 

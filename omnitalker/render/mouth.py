@@ -39,9 +39,9 @@ from omnitalker.render.layers import Layer, opening_coverage, region_grid
 
 # Lengths in units of the mouth width (inner-lip corner to corner).
 # A reference whose lips part by less than this (gap / width) gets drawn teeth: its own interior, a thin band by each lip,
-# opened wider into a dark hole (s1 of the shared photos, at 0.07). At its own opening it still shows its own pixels
-# (the drawn interior fades in from there). Above it, its own teeth are used ...
-MOUTH_OPEN_RATIO = 0.12
+# opened wider into a dark hole (the shared photos s1, s42 and s10, at 0.07, 0.16 and 0.17). At its own opening it
+# still shows its own pixels (the drawn interior fades in from there). Above it, its own teeth are used ...
+MOUTH_OPEN_RATIO = 0.2
 # ... unless its interior is dark: median luminance in the middle of the opening below this share of the skin's.
 # Measured on the shared photos and clips: 0.11 and 0.33 where no teeth show, 0.71-0.81 where they do.
 DARK_INTERIOR_RATIO = 0.5
