@@ -299,19 +299,18 @@ def _teeth_texels(mouth: MouthReference, frame: LipFrame, driven: np.ndarray, po
     reference_width = mouth.frame.width * pose.scale  # driven px
     below_lip, overbite = UPPER_EDGE_BELOW_LIP * reference_width, OVERBITE * reference_width
 
-    def edge_at(points, at):  # v of a line of points (k 2) at the positions `at` along the driven opening
+    def edge(points):  # v at positions `at` along the driven opening, of a line of points (k 2)
         line_u, line_v, _, _ = frame.coords(points[:, 0], points[:, 1])
         order = np.argsort(line_u)
-        return np.interp(at, line_u[order], line_v[order])
+        return lambda at: np.interp(at, line_u[order], line_v[order])
 
-    upper_edge = edge_at(line, u) + below_lip
+    upper_edge = edge(line)(u) + below_lip
     # The lower row: the line moved with the jaw, OVERBITE higher. The lower lip is fixed to the jaw just below the
     # teeth: where it has fallen further below their edge than it can (MediaPipe's chin moves less than the jaw), the
     # row moves down with it, keeping its rigid arch.
-    drop = below_lip - overbite + max(
-        np.interp(0.5, frame.lower_u, frame.lower_v) - LOWER_LIP_REACH * reference_width
-        - (edge_at(line + jaw, 0.5) + below_lip - overbite), 0.0)
-    lower_edge = edge_at(line + jaw, u) + drop
+    jaw_edge = edge(line + jaw)
+    lowest = np.interp(0.5, frame.lower_u, frame.lower_v) - LOWER_LIP_REACH * reference_width
+    lower_edge = jaw_edge(u) + max(below_lip - overbite, lowest - jaw_edge(0.5))
     past_upper, past_lower = v - upper_edge, lower_edge - v  # < 0 on the tooth
     use_upper = (past_upper < 0) | ((past_lower >= 0) & (past_upper <= past_lower))
     row = teeth_edge_row(mouth.frame.width) + np.where(use_upper, past_upper, past_lower) * to_texels
