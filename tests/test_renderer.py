@@ -456,8 +456,12 @@ def _closed_mouth_reference(renderer, reference, astronaut):
     return closed, renderer.prepare(renderer.render_frame(reference, closed), closed), upper
 
 
+CENTRAL_INCISOR_MIDDLE = 0.05  # of the mouth's width right of the midline (render/mouth.py: tooth_gaps)
+
+
 def _middle_column(renderer, closed_ref, driven_frame_px):
-    """Luminance of the drawn mouth interior down the middle of the opening (top to bottom), and the crop px rows."""
+    """Luminance of the drawn mouth interior down the middle of the opening (top to bottom), and the crop px rows:
+    down a central incisor, just off the midline, where the two central incisors meet at a gap."""
     import cv2
 
     from omnitalker.render.mouth import mouth_layers
@@ -466,7 +470,8 @@ def _middle_column(renderer, closed_ref, driven_frame_px):
     driven = renderer.driven_vertices(closed_ref, driven_frame_px, pose)[:478]
     (layer,) = mouth_layers(closed_ref.mouth, driven, closed_ref.render_size, pose)
     drawn = luma(cv2.remap(closed_ref.atlas, layer.map_x, layer.map_y, cv2.INTER_LINEAR))
-    middle = (driven[closed_ref.mouth.upper[0], 0] + driven[closed_ref.mouth.upper[-1], 0]) / 2
+    left, right = driven[closed_ref.mouth.upper[0], 0], driven[closed_ref.mouth.upper[-1], 0]
+    middle = (left + right) / 2 + CENTRAL_INCISOR_MIDDLE * (right - left)
     column = int(round(middle)) - layer.window[1].start
     inside = layer.alpha[:, column] > 0.9
     rows = np.arange(layer.window[0].start, layer.window[0].stop)
@@ -639,3 +644,21 @@ def test_a_black_and_white_photo_gets_a_grey_mouth():
         strips = np.concatenate([s.reshape(-1, 3) for s in teeth_strips(40.0, skin)]).astype(np.int32)
         spread = strips.max(1) - strips.min(1)
         assert (spread.max() <= 1) if grey else (spread.max() > 20), (skin, spread.max())
+
+
+def test_drawn_teeth_narrow_towards_the_corners():
+    """The drawn upper row reads as teeth on a curved arch: a gap at the midline, the central incisors the widest
+    teeth, the side ones narrower as the arch turns away (equal teeth drew a regular picket fence)."""
+    from scipy.signal import find_peaks
+
+    from omnitalker.render.mouth import TEETH_SPAN, teeth_edge_row, teeth_strips
+
+    width = 120.0
+    upper, _ = teeth_strips(width, np.array([200.0, 150.0, 130.0]))
+    crowns = luma(upper[teeth_edge_row(width) - 12 : teeth_edge_row(width) - 4]).mean(0)  # a band across the crowns
+    columns = np.arange(len(crowns)) / (len(crowns) - 1)
+    gaps, _ = find_peaks(-crowns, prominence=3.0)
+    gaps = columns[gaps[(columns[gaps] > TEETH_SPAN[0] + 0.02) & (columns[gaps] < TEETH_SPAN[1] - 0.02)]]
+    assert len(gaps) >= 7 and np.isclose(gaps, 0.5, atol=0.01).any(), gaps.round(3)
+    widths = np.diff(gaps)
+    assert widths[len(widths) // 2] > 1.5 * min(widths[0], widths[-1]), widths.round(3)  # central vs side teeth

@@ -70,9 +70,15 @@ TEETH_SPAN = (0.15, 0.85)  # teeth fill this part of the reference mouth's width
 # 0.05 the drawn teeth ended in hard vertical edges, a pale rectangle.
 TEETH_SPAN_FADE = 0.12
 CORNER_TEETH_SHORTENING = 0.4  # towards the ends of the span the incisal edge rises by this share of the crown
-TEETH_GAP_SHARPNESS = 16  # power of the cosine: thin gaps, flat teeth
-TEETH_COUNT = 8  # visible teeth across the span (sets the spacing of the gaps between them)
+# Crown widths (mm) from the midline back, central incisor to second premolar (dental anatomy's mean sizes), laid on a
+# round arch of ARCH_RADIUS_MM and seen from the front: the centrals are wide, the side teeth narrow as the arch
+# turns away. Equal widths drew a regular "picket fence".
+UPPER_TOOTH_WIDTHS_MM = (8.5, 6.5, 7.5, 7.0, 6.5)
+LOWER_TOOTH_WIDTHS_MM = (5.0, 5.5, 7.0, 7.0, 7.0)
+ARCH_RADIUS_MM = 25.0
 TEETH_GAP_SHADE = 0.15  # brightness dip at each gap between teeth (0.06: one flat white bar)
+TEETH_GAP_WIDTH = 0.1  # Gaussian sigma of a gap, as a share of the narrower of its two teeth as seen
+INCISAL_EMBRASURE = 0.15  # at each gap the incisal edge rises by this share of the crown (rounded tooth corners)
 TEETH_COLOR = np.array([0.88, 0.85, 0.78])  # relative to white, scaled by the face's illumination (geometry.py)
 TEETH_SKIN_TINT = 0.5  # exponent of the skin's hue (colour over luminance) in the teeth colour
 TOOTH_EDGE_SHADE = 0.3  # teeth darken by this fraction towards their free edge
@@ -181,12 +187,14 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
     # Teeth stay inside the middle of the mouth and show gaps between them.
     inside = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE + 1.0, 0.0, 1.0)
     span = inside * inside * (3.0 - 2.0 * inside)  # smoothstep: no visible end
-    phase = np.pi * TEETH_COUNT * (u - TEETH_SPAN[0]) / np.ptp(TEETH_SPAN)
-    gaps = 1.0 - TEETH_GAP_SHADE * np.cos(phase) ** TEETH_GAP_SHARPNESS
     strips = []
-    for row, height in (("upper", UPPER_TEETH_HEIGHT), ("lower", LOWER_TEETH_HEIGHT)):
+    for row, height, widths in (("upper", UPPER_TEETH_HEIGHT, UPPER_TOOTH_WIDTHS_MM),
+                                ("lower", LOWER_TEETH_HEIGHT, LOWER_TOOTH_WIDTHS_MM)):
         crown = height * width_px  # ref px
-        rise = CORNER_TEETH_SHORTENING * crown * (1.0 - span)  # the edge rises towards the corners
+        gap = tooth_gaps(u, widths)  # 1 cols: 1 at a gap between two teeth
+        gaps = 1.0 - TEETH_GAP_SHADE * gap
+        # the edge rises towards the corners, and a little at each gap
+        rise = CORNER_TEETH_SHORTENING * crown * (1.0 - span) + INCISAL_EMBRASURE * crown * gap
         on_tooth = -past - rise  # ref px from the (risen) edge into the tooth
         tooth_share = np.clip(on_tooth * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
         on_gum = np.clip((-past - crown) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
@@ -202,6 +210,22 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
         texture = cv2.GaussianBlur(texture.astype(np.float32), (0, 0), TEETH_SOFTNESS)
         strips.append(np.clip(texture, 0, 255).round().astype(np.uint8))
     return strips
+
+
+def tooth_gaps(u: np.ndarray, widths_mm: tuple[float, ...]) -> np.ndarray:
+    """How much of a gap between two teeth lies at each position u (0..1 across the reference mouth): teeth of
+    `widths_mm` from the midline out on each side, on a round arch seen from the front, filling ``TEETH_SPAN``."""
+    reach = np.cumsum((0.0, *widths_mm)) / ARCH_RADIUS_MM  # radians of arch from the midline to each boundary
+    seen = np.sin(reach) / np.sin(reach[-1])  # 0..1 of the span's half-width, as projected
+    half = np.ptp(TEETH_SPAN) / 2.0
+    centre = sum(TEETH_SPAN) / 2.0
+    gap = np.zeros_like(u, dtype=np.float64)
+    for index, at in enumerate(seen[:-1]):
+        narrower = min(seen[index + 1] - at, at - seen[index - 1] if index else seen[1])  # of its two teeth
+        sigma = TEETH_GAP_WIDTH * narrower * half
+        for side in (-1.0, 1.0) if index else (1.0,):
+            gap = np.maximum(gap, np.exp(-0.5 * ((u - centre - side * at * half) / sigma) ** 2))
+    return gap
 
 
 def teeth_anchors(landmarks: np.ndarray, frame: LipFrame) -> tuple[np.ndarray, np.ndarray]:
