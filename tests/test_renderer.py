@@ -609,6 +609,21 @@ def test_background_plate_paints_the_person_out():
     assert np.abs(plate[50:70, 70:90].astype(float) - (40, 120, 200)).max() < 12  # the person: the wall
 
 
+def test_background_plate_continues_the_bands_behind_the_person():
+    """A wall over a shelf over bricks behind the person: painted out, each band continues across where the person
+    stood (OpenCV's diffusing fill blurred the shelf away, its colours mixed into a pale blob that showed wherever the
+    head moved away: 74 levels off on the shelf here)."""
+    wall, shelf, brick = np.array((200, 150, 80)), np.array((40, 30, 30)), np.array((150, 90, 70))
+    image = np.zeros((160, 160, 3), np.uint8)
+    image[:60], image[60:72], image[72:] = wall, shelf, brick
+    image[10:160, 50:110] = (240, 200, 180)  # the person, down to the frame's bottom edge
+    mask = np.zeros(image.shape[:2], np.float32)
+    mask[10:160, 50:110] = 1.0
+    plate = background_plate(image, mask).astype(float)
+    for rows, band, tolerance in ((slice(25, 50), wall, 12), (slice(63, 69), shelf, 40), (slice(85, 150), brick, 12)):
+        assert np.abs(plate[rows, 60:100] - band).max() < tolerance, (band, plate[rows, 60:100].mean((0, 1)))
+
+
 def test_keep_background_leaves_a_still_frame_alone_and_stills_moved_background():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (32, 32, 3), np.uint8)  # the reference: background left, person right
