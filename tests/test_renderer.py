@@ -568,6 +568,21 @@ def test_a_closed_eye_shows_a_lash_line(renderer, reference, astronaut):
         assert np.mean(line) < np.mean(skin) - 20, (np.mean(line), np.mean(skin))
 
 
+def test_a_closed_eye_has_no_dark_arc_above_it(renderer, reference, astronaut):
+    """A shut lid is even skin from its lash line up to the brow: the reference's lashes and lid shadow above the open
+    eye are not pulled down over it (they drew a dark arc, an outline around every blink; 26-41 levels here)."""
+    _, landmarks = astronaut
+    closed = close_eyes(landmarks)
+    frame = renderer.render_frame(reference, closed)
+    for loop in mesh_topology().eye_loops:
+        upper, lower = split_loop(loop, landmarks, face_axis(landmarks))
+        width = np.linalg.norm(landmarks[upper[-1], :2] - landmarks[upper[0], :2])
+        middle = closed[lower[len(lower) // 4: 3 * len(lower) // 4 + 1], :2]
+        lid = [np.mean([luma(frame[int(round(y - height * width)), int(round(x))]) for x, y in middle])
+               for height in np.arange(0.12, 0.34, 0.03)]  # eye widths above the lash line
+        assert np.ptp(lid) < 18, np.round(lid)
+
+
 def test_lips_pressed_together_keep_upper_and_lower(renderer, astronaut):
     """On a reference whose lips touch (here: the upper lip a hair below the lower one), the mouth's chains still
     come out upper = upper lip (MediaPipe's inner-lip centres: 13 upper, 14 lower), so its opening gets drawn."""

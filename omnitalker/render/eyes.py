@@ -37,6 +37,7 @@ APERTURE_SHRINK_PX = 1  # the eyeball and iris are filled in from this far insid
 IRIS_MARGIN = 1.15  # the disc removed from the eyeball / drawn as the iris, over MediaPipe's mean iris radius
 MIN_KNOWN_PIXELS = 6  # fewer visible white (or iris) pixels than this: use a flat estimate instead
 DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # white of the eye relative to white, scaled by the patch's light
+LID_LASH_REACH = 0.2  # a shutting lid also covers this much above the reference's upper lid (its lashes; eye widths)
 LID_MARGIN = 0.15  # the lid texture also fills this much around the opening (the lash margin, eye widths)
 SLIT_COVER_PX = EDGE_RAMP_PX  # a shut eye's lid skin reaches this far below the driven lower lid
 LID_CLOSURE_START, LID_CLOSURE_FADE = 0.2, 0.3  # the lid layer fades in from this closure over this much more
@@ -201,7 +202,11 @@ def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int
     # (a pixel past the lower lid too: a slit a pixel thin, half covered by the anti-aliased edges, let the warp's
     # squeezed eyeball show through as a bright line under the lashes)
     bottom = v_up + (1.0 - eyeball_fade) * (np.maximum(v_lo - v_up, 0.0) + SLIT_COVER_PX)
-    alpha = opening_coverage(u, v, v_ref_up, np.minimum(bottom, v_ref_lo), frame.width) * fade
+    # ... and over the reference's lashes above that lid, fading out upwards: left to the warp, they were pulled down
+    # over the shut lid as a dark arc, an outline around every closed eye
+    reach = LID_LASH_REACH * frame.width
+    alpha = opening_coverage(u, v, v_ref_up - reach, np.minimum(bottom, v_ref_lo), frame.width) * fade
+    alpha = alpha * np.clip((v - v_ref_up + reach) / max(reach, 1e-6), 0.0, 1.0)
     src_x, src_y = ref.to_pixels(u, v * to_ref)
     return Layer(window, (src_x + eye.lid_offset[0]).astype(np.float32), (src_y + eye.lid_offset[1]).astype(np.float32),
                  alpha)
