@@ -40,3 +40,26 @@ def test_lipsync_windows_with_a_short_first_one():
     assert windows[0] == (0, 94) and windows[-1][1] == 500
     assert [start for start, _ in windows[1:]] == [stop for _, stop in windows[:-1]]
     assert lipsync_windows([0] * 150, 3.0, 1.0) == lipsync_windows([0] * 150, 3.0)  # too short to split
+
+
+def test_later_chunks_are_laid_out_when_they_are_reached():
+    """A "durations" model lays out (runs espeak on) each chunk only when the sampler reaches it: the first chunk of
+    a streamed text starts without waiting for the rest's phonemes."""
+    from types import SimpleNamespace
+
+    from omnitalker.pipeline.prepare import text_chunks
+
+    laid = []
+
+    def layout_target(chunk, timing, speed, frames):
+        laid.append(chunk)
+        return SimpleNamespace(num_frames=10 * len(chunk))
+
+    reference = SimpleNamespace(num_frames=300, text="A reference transcript of some length, said slowly.")
+    plan = text_chunks(SENTENCE, reference, 1.0, None, 12.0, timing=object(), layout_target=layout_target,
+                       first_chunk_seconds=1.0)
+    assert len(plan) == 2 and laid == []
+    text, frames, layout = plan[0]
+    assert text == "Space is quiet," and frames == layout.num_frames == 150 and laid == [text]
+    assert [chunk for chunk, _, _ in plan] == ["Space is quiet,", "but I can still tell you a story."]
+    assert laid == ["Space is quiet,", "but I can still tell you a story."]  # each laid out once

@@ -5,7 +5,7 @@ chunks with their frame counts (``text_chunks``, ``lipsync_windows``; ``chunking
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from diffusers.utils import logging
@@ -215,7 +215,7 @@ def lipsync_windows(driving_mel: torch.Tensor, max_chunk_seconds: float,
 
 def text_chunks(text: str, reference, speed: float, duration: float | None, max_chunk_seconds: float,
                 timing: ReferenceTiming | None, layout_target: Callable,
-                first_chunk_seconds: float | None = None) -> list[tuple]:
+                first_chunk_seconds: float | None = None) -> Sequence[tuple]:
     """(chunk text, frames to generate, phoneme layout or None) for one item: one chunk unless the output
     exceeds the budget, or `first_chunk_seconds` asks for a short first chunk (streaming: ``chunk_texts``).
     "durations" models (a `timing` given) get their frames from the duration predictor at the reference's pace
@@ -250,11 +250,34 @@ def text_chunks(text: str, reference, speed: float, duration: float | None, max_
 
 
 def _laid_out(chunks: list[str], timing: ReferenceTiming, speed: float, requested: int | None,
-              frames_per_byte: float, layout_target: Callable) -> list[tuple]:
+              frames_per_byte: float, layout_target: Callable) -> LaidOutChunks:
     """Each chunk of a "durations" model with its phoneme layout (a requested duration shared by bytes)."""
-    layouts = [layout_target(chunk, timing, speed, None if requested is None else
-                             max(1, round(text_length(chunk) * frames_per_byte))) for chunk in chunks]
-    return [(chunk, layout.num_frames, layout) for chunk, layout in zip(chunks, layouts, strict=True)]
+    def layout(chunk: str):
+        return layout_target(chunk, timing, speed,
+                             None if requested is None else max(1, round(text_length(chunk) * frames_per_byte)))
+    return LaidOutChunks(chunks, layout)
+
+
+class LaidOutChunks(Sequence):
+    """(chunk text, frames to generate, phoneme layout) of a "durations" model's chunks, each laid out (an espeak
+    run: 30-70 ms on 2 cores) when first read, so the first chunk is sampled without waiting for the others' phonemes
+    (a streamed call's first piece, issue 34). Read twice, a chunk is laid out once."""
+
+    def __init__(self, chunks: list[str], layout: Callable[[str], TextLayout]):
+        self._chunks, self._layout = list(chunks), layout
+        self._laid: dict[int, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]  # negative indices, and an IndexError past the end
+        if index not in self._laid:
+            layout = self._layout(self._chunks[index])
+            self._laid[index] = (self._chunks[index], layout.num_frames, layout)
+        return self._laid[index]
 
 
 def chunk_texts(text: str, total: int, frames_per_byte: float, max_chunk_frames: int,
