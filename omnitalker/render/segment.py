@@ -6,8 +6,8 @@ the error was outside the face outline). Here, once per reference:
 
 - `person_mask`: MediaPipe's selfie-segmentation model (it ships inside the mediapipe wheel, nothing is
   downloaded) gives a soft person mask of the reference image;
-- `background_plate`: the reference with the person painted out (inpainted at low resolution: what a moving
-  head uncovers is mostly smooth wall or backdrop).
+- `background_plate`: the reference with the person painted out (filled along rows at low resolution: what a
+  moving head uncovers is mostly smooth wall or backdrop, in horizontal bands).
 
 Per frame (`keep_background`), with the warp's sampling maps: the warped person alpha a = mask(map), and
 
@@ -93,7 +93,7 @@ def fill_along_rows(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if empty_rows.any():
         telea = cv2.inpaint(image, hole.astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA).astype(np.float32)
         filled[empty_rows] = telea[empty_rows]
-    smooth = cv2.GaussianBlur(filled, (1, 0), sigmaX=0.1, sigmaY=ROW_FILL_SMOOTHING)
+    smooth = cv2.GaussianBlur(filled, (1, 0), sigmaX=0, sigmaY=ROW_FILL_SMOOTHING)  # kernel 1 wide: down columns only
     return np.where(hole[..., None], smooth, image).round().astype(np.uint8)
 
 
