@@ -17,7 +17,8 @@ measured instead, deterministically, from the public-domain astronaut photo (ski
    expression point, normalised to sum to 1 where the Gaussians overlap (so a vertex blends its
    nearby points without overshoot), one-hot at the expression points, zero on stable and iris
    points. Geodesic distance keeps the upper and lower lips/lids apart (no mesh edges cross the
-   mouth or eye openings).
+   mouth or eye openings). On a brow's own outline its two points reach further (BROW_ALONG_SIGMA), so
+   the whole brow moves between them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from scipy.sparse.csgraph import dijkstra
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from omnitalker.frontend.face.landmarks import silence_native_logs  # noqa: E402
 from omnitalker.frontend.face.template import (
+    BROW_ALONG_SIGMA,
     EXPRESSION_POINTS,
     FACE_SIZE_POINTS,
     LEFT_IRIS,
@@ -111,6 +113,13 @@ def mesh_edges() -> np.ndarray:
     return np.array(sorted({tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}), dtype=np.int64)
 
 
+def brow_outlines() -> list[np.ndarray]:
+    """The points of MediaPipe's right and left eyebrow outlines."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LEFT_EYEBROW, FACEMESH_RIGHT_EYEBROW
+
+    return [np.unique(np.array(sorted(brow))) for brow in (FACEMESH_RIGHT_EYEBROW, FACEMESH_LEFT_EYEBROW)]
+
+
 def propagation_weights(vertices: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(478, 16) weights from expression-point offsets to every vertex offset, and the widths used."""
     semantic = np.array([index for _, index in EXPRESSION_POINTS])
@@ -119,6 +128,9 @@ def propagation_weights(vertices: np.ndarray, edges: np.ndarray) -> tuple[np.nda
     graph = coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(NUM_MESH_VERTICES, NUM_MESH_VERTICES))
     geodesic = dijkstra(graph, directed=False, indices=semantic).T  # v s
     kernel = np.exp(-0.5 * (geodesic / sigma) ** 2)  # v s
+    for outline in brow_outlines():  # each brow end reaches along its own brow further than across the skin
+        for column in np.flatnonzero(np.isin(semantic, outline)):
+            kernel[outline, column] = np.exp(-0.5 * (geodesic[outline, column] / BROW_ALONG_SIGMA) ** 2)
     weights = np.zeros((NUM_LANDMARKS, len(semantic)))
     # Where several points overlap (e.g. inner and outer lip), blend them (weights sum to 1); far
     # from every point the Gaussian falloff takes the offsets to 0. No negative lobes.

@@ -113,6 +113,20 @@ def test_template_is_symmetric_and_normalised():
     assert np.abs(weights[template.stable_indices]).max() == 0
 
 
+def test_a_brow_moves_as_one_piece_between_its_two_points():
+    # Both points of the right brow lowered by the same offset: every point of the brow outline follows by most
+    # of it (a narrow falloff left the middle at 0.1-0.5 and drew a lowered brow still arched).
+    template = load_face_template()
+    names = [name for name, _ in EXPRESSION_POINTS]
+    moved = np.zeros(len(names))
+    moved[[names.index("brow_inner_right"), names.index("brow_outer_right")]] = 1.0
+    share = template.propagation_weights @ moved
+    right_brow = [70, 63, 105, 66, 107, 46, 53, 52, 65, 55]
+    assert share[right_brow].min() > 0.8
+    assert share[[336, 296, 334, 293, 300]].max() < 0.05  # the other brow stays
+    assert share[[159, 145]].max() == 0  # the lid points keep their own codes
+
+
 def test_euler_round_trip_and_sign_conventions():
     rng = np.random.default_rng(0)
     angles = rng.uniform(-1.2, 1.2, size=(3, 100))

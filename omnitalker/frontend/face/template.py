@@ -89,10 +89,10 @@ PROPAGATION_SIGMA: dict[str, float] = {
     "upper_lip_inner": 0.16,
     "lower_lip_inner": 0.16,
     "lower_lip_outer": 0.18,
-    "mouth_corner_right": 0.16,
-    "mouth_corner_left": 0.16,
+    "mouth_corner_right": 0.25,  # the cheeks follow the corners of a smile (at 0.16 they stayed put)
+    "mouth_corner_left": 0.25,
     "chin": 0.45,
-    "nose_tip": 0.12,
+    "nose_tip": 0.2,
     "upper_lid_right": 0.09,
     "lower_lid_right": 0.09,
     "upper_lid_left": 0.09,
@@ -102,6 +102,10 @@ PROPAGATION_SIGMA: dict[str, float] = {
     "brow_inner_left": 0.10,
     "brow_outer_left": 0.10,
 }
+# Along its own brow (MediaPipe's eyebrow outline), a brow point reaches this far: the brow moves as one piece
+# between its two tracked ends. With the narrow width above, the middle of the brow followed its ends by 0.1-0.5
+# and a lowered brow was drawn still arched (real clips: brow-to-lid distance varying 3x less than tracked).
+BROW_ALONG_SIGMA = 0.3
 
 
 @dataclass(frozen=True)
