@@ -676,6 +676,20 @@ def test_a_black_and_white_photo_gets_a_grey_mouth():
         assert (spread.max() <= 1) if grey else (spread.max() > 20), (skin, spread.max())
 
 
+def test_drawn_teeth_are_as_white_as_real_teeth_against_the_skin():
+    """The brightest drawn teeth have the blue-over-green balance of real teeth (0.92-0.98 on five real clips, the
+    brightest tenth of their open mouths) and are brighter than the skin (1.17-1.38 times its luminance there); the
+    former colour drew them yellow (0.84-0.88)."""
+    from omnitalker.render.mouth import teeth_strips
+
+    for skin in ((171.0, 138.0, 122.0), (209.0, 149.0, 125.0), (175.0, 114.0, 96.0), (166.0, 122.0, 108.0)):
+        upper, _ = teeth_strips(80.0, np.array(skin))
+        texels = upper.reshape(-1, 3).astype(np.float64)
+        brightest = texels[luma(texels) >= np.percentile(luma(texels), 99)].mean(0)
+        assert 0.92 <= brightest[2] / brightest[1] <= 1.02, (skin, brightest.round())
+        assert 1.15 <= luma(brightest) / luma(np.array(skin)) <= 1.4, (skin, brightest.round())
+
+
 def test_drawn_teeth_narrow_towards_the_corners():
     """The drawn upper row reads as teeth on a curved arch: a gap at the midline, the central incisors the widest
     teeth, the side ones narrower as the arch turns away (equal teeth drew a regular picket fence)."""
