@@ -17,8 +17,8 @@ measured instead, deterministically, from the public-domain astronaut photo (ski
    expression point, normalised to sum to 1 where the Gaussians overlap (so a vertex blends its
    nearby points without overshoot), one-hot at the expression points, zero on stable and iris
    points. Geodesic distance keeps the upper and lower lips/lids apart (no mesh edges cross the
-   mouth or eye openings). On a brow's own outline its two points reach further (BROW_ALONG_SIGMA), so
-   the whole brow moves between them.
+   mouth or eye openings). A brow's outline is moved by its own two points only, reaching
+   further along it (BROW_ALONG_SIGMA), so the whole brow moves between them.
 """
 
 from __future__ import annotations
@@ -128,8 +128,10 @@ def propagation_weights(vertices: np.ndarray, edges: np.ndarray) -> tuple[np.nda
     graph = coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(NUM_MESH_VERTICES, NUM_MESH_VERTICES))
     geodesic = dijkstra(graph, directed=False, indices=semantic).T  # v s
     kernel = np.exp(-0.5 * (geodesic / sigma) ** 2)  # v s
-    for outline in brow_outlines():  # each brow end reaches along its own brow further than across the skin
-        for column in np.flatnonzero(np.isin(semantic, outline)):
+    for outline in brow_outlines():  # a brow is moved by its own two points only, along it further than elsewhere
+        own = np.isin(semantic, outline)
+        kernel[np.ix_(outline, np.flatnonzero(~own))] = 0.0
+        for column in np.flatnonzero(own):
             kernel[outline, column] = np.exp(-0.5 * (geodesic[outline, column] / BROW_ALONG_SIGMA) ** 2)
     weights = np.zeros((NUM_LANDMARKS, len(semantic)))
     # Where several points overlap (e.g. inner and outer lip), blend them (weights sum to 1); far

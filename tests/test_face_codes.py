@@ -127,6 +127,16 @@ def test_a_brow_moves_as_one_piece_between_its_two_points():
     assert share[[159, 145]].max() == 0  # the lid points keep their own codes
 
 
+def test_a_lid_carries_its_lash_band():
+    # The upper lid's middle point moves the lid beside it and the skin just above it (the lash band) by most of its
+    # offset: with a narrower falloff the band stretched over a closing eye instead of coming down with the lid.
+    template = load_face_template()
+    share = template.propagation_weights[:, [name for name, _ in EXPRESSION_POINTS].index("upper_lid_right")]
+    assert share[[160, 158, 27]].min() > 0.85  # beside the middle point, and above it
+    assert share[[161, 28]].min() > 0.65
+    assert share[[70, 63, 105, 66, 107]].max() == 0  # the brow above is moved by its own points only
+
+
 def test_euler_round_trip_and_sign_conventions():
     rng = np.random.default_rng(0)
     angles = rng.uniform(-1.2, 1.2, size=(3, 100))

@@ -93,18 +93,21 @@ PROPAGATION_SIGMA: dict[str, float] = {
     "mouth_corner_left": 0.25,
     "chin": 0.45,
     "nose_tip": 0.2,
-    "upper_lid_right": 0.09,
-    "lower_lid_right": 0.09,
-    "upper_lid_left": 0.09,
-    "lower_lid_left": 0.09,
+    # the whole lid and the skin ring above and below it follow the lid's middle point (at 0.09 the lash band
+    # above a closing lid stretched instead of moving down: self-reenacted blinks read at 0.83 of their depth)
+    "upper_lid_right": 0.12,
+    "lower_lid_right": 0.12,
+    "upper_lid_left": 0.12,
+    "lower_lid_left": 0.12,
     "brow_inner_right": 0.10,
     "brow_outer_right": 0.10,
     "brow_inner_left": 0.10,
     "brow_outer_left": 0.10,
 }
-# Along its own brow (MediaPipe's eyebrow outline), a brow point reaches this far: the brow moves as one piece
-# between its two tracked ends. With the narrow width above, the middle of the brow followed its ends by 0.1-0.5
-# and a lowered brow was drawn still arched (real clips: brow-to-lid distance varying 3x less than tracked).
+# Along its own brow (MediaPipe's eyebrow outline), a brow point reaches this far, and no other point (the lids below)
+# reaches the brow: it moves as one piece between its two tracked ends. With the narrow width above, the middle of
+# the brow followed its ends by 0.1-0.5 and a lowered brow was drawn still arched (real clips: brow-to-lid distance
+# varying 3x less than tracked).
 BROW_ALONG_SIGMA = 0.3
 
 
