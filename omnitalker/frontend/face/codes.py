@@ -33,8 +33,8 @@ image's pixel frame.
 Round trip (encode -> decode, image-plane point error over all 478 points; MediaPipe landmarks of
 512 x 512 frames; asserted with margins in tests/test_face_codes.py; 2-core CPU):
   astronaut photo (the identity is that frame)                  mean 0.000  p95 0.000  max 0.000 px
-  8 frames of the photo rotated +-12 deg and zoomed +-8 %         mean 0.31   p95 1.12   max 2.4 px
-  8 frames with a jaw drop of 0-12 px warped into the photo       mean 0.39   p95 1.37   max 4.0 px
+  8 frames of the photo rotated +-12 deg and zoomed +-8 %         mean 0.32   p95 1.13   max 2.4 px
+  8 frames with a jaw drop of 0-12 px warped into the photo       mean 0.38   p95 1.27   max 3.8 px
 The error is the part of MediaPipe's per-frame shape change that 16 points cannot express.
 """
 
