@@ -37,7 +37,7 @@ def test_the_demo_as_saved_before_the_tree_move_loads(tmp_path):
     pipe = OmniTalkerPipeline.from_pretrained(tmp_path / "demo")
     assert type(pipe.tokenizer) is PhonemeTokenizer and type(pipe.renderer) is WarpRenderer
     assert pipe.tokenizer.vocab_size == json.loads((DEMO / "tokenizer" / "tokenizer_config.json").read_text())["vocab_size"]
-    assert pipe.renderer.config.output_size == 256
+    assert pipe.renderer.config.output_size == json.loads((DEMO / "renderer" / "renderer_config.json").read_text())["output_size"]
 
 
 def test_a_folder_saved_with_old_names_loads(tmp_path):
