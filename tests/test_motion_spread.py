@@ -6,8 +6,15 @@ import json
 import pytest
 import torch
 
-from omnitalker.frontend.face.codes import POSE_SLICE, VISUAL_CODE_DIM
-from omnitalker.pipeline.motion_spread import MAX_GAIN, MIN_GAIN, match_pose_spread
+from omnitalker.frontend.face.codes import POSE_SLICE, ROTATION_SLICE, VISUAL_CODE_DIM
+from omnitalker.pipeline.motion_spread import (
+    ANCHOR_SECONDS,
+    MAX_GAIN,
+    MAX_TURN,
+    MIN_GAIN,
+    hold_reference_pose,
+    match_pose_spread,
+)
 
 FRAMES = 400  # > MIN_REFERENCE_SECONDS at 93.75 frames/s
 
@@ -49,6 +56,26 @@ def test_gain_is_bounded_and_still_references_change_nothing():
     assert torch.equal(match_pose_spread(generated, short), generated)
     with pytest.raises(ValueError, match="same code size"):
         match_pose_spread(generated, reference_codes=generated[:, :6])
+
+
+def test_the_head_is_held_where_the_reference_holds_it():
+    """A three-quarter photo (yaw 0.6 rad) and a model that turns every head to the camera: the output starts at the
+    photo's pose and turns at most about MAX_TURN from it, keeping the model's timing (the warp cannot draw the
+    hidden cheek of a 0.65 rad turn: it tore open)."""
+    photo = torch.zeros(1, VISUAL_CODE_DIM)
+    photo[0, POSE_SLICE] = torch.tensor([0.6, 0.3, 0.1, 0.02, -0.01, 0.0])
+    t = torch.arange(FRAMES, dtype=torch.float32) / 93.75
+    generated = torch.randn(FRAMES, VISUAL_CODE_DIM, generator=torch.Generator().manual_seed(0)) * 0.1
+    generated[:, 0] = 0.6 * torch.exp(-t) + 0.1 * torch.sin(2 * torch.pi * 0.5 * t)  # drifts to frontal, sways
+    held = hold_reference_pose(generated, photo)
+    anchor = round(ANCHOR_SECONDS * 93.75)
+    torch.testing.assert_close(held[:anchor, POSE_SLICE].mean(0), photo[0, POSE_SLICE], rtol=0, atol=0.03)
+    turn = held[:, ROTATION_SLICE] - photo[0, ROTATION_SLICE]
+    assert turn.abs().max() < MAX_TURN and turn[:, 0].min() < -0.5 * MAX_TURN  # bounded, not frozen
+    assert torch.equal(torch.sort(held[:, 0]).indices, torch.sort(generated[:, 0]).indices)  # the same timing
+    torch.testing.assert_close(held[:, POSE_SLICE.stop:], generated[:, POSE_SLICE.stop:], rtol=0, atol=0)
+    lively = sway(600, 0.3, seed=1)  # a reference that turns its head a lot widens the bound
+    assert (hold_reference_pose(generated, lively)[:, 0] - lively[:, 0].mean()).abs().max() > MAX_TURN
 
 
 def test_pipeline_matches_the_reference_motion_and_saves_the_setting(tmp_path):

@@ -706,3 +706,20 @@ def test_drawn_teeth_narrow_towards_the_corners():
     assert len(gaps) >= 7 and np.isclose(gaps, 0.5, atol=0.01).any(), gaps.round(3)
     widths = np.diff(gaps)
     assert widths[len(widths) // 2] > 1.5 * min(widths[0], widths[-1]), widths.round(3)  # central vs side teeth
+
+
+def test_holes_inside_the_face_take_the_nearest_triangle():
+    """A pixel inside the face that no triangle covers (a culled triangle: a head turning away from a three-quarter
+    view) takes its nearest drawn triangle, not the background map (which showed the reference's pixels there: a
+    black tear across the far cheek of a painted portrait); outside the face, uncovered pixels stay uncovered."""
+    from omnitalker.render.warp import cover_face_holes
+
+    ids = np.full((8, 8), 99, np.int32)
+    ids[:, :4], ids[:, 4:] = 1, 2
+    ids[2:6, 1:7] = 99  # the hole
+    ids[0, 0] = 99  # uncovered, outside the face
+    face = np.zeros((8, 8), bool)
+    face[1:7, 1:7] = True
+    cover_face_holes(ids, 99, face)
+    assert (ids[2:6, 1:4] == 1).all() and (ids[2:6, 4:7] == 2).all()
+    assert ids[0, 0] == 99

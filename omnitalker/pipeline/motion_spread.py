@@ -17,6 +17,15 @@ Expression and gaze codes are not touched: the model already takes them from the
 reference than without).
 
     codes = match_pose_spread(codes, reference.codes)      # (n, 58) generated, (m, 58) reference, mel frames
+
+Where the head is held comes from the reference too (``hold_reference_pose``): the generated pose codes are shifted so
+their first ``ANCHOR_SECONDS`` average the reference's mean pose. The demo transformer, trained on near-frontal
+synthetic faces, turns any head towards the camera whatever its prompt: a three-quarter portrait (yaw 0.59 rad) came
+out at a mean yaw of -0.07, a turn the warp cannot draw (the hidden cheek tore open). The anchor is the output's
+first frames, not all of it, so a streamed output, styled on the codes known so far, gets the same shift in every
+chunk once its first chunk is made.
+
+    codes = hold_reference_pose(codes, reference.codes)
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from __future__ import annotations
 import torch
 
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.frontend.face.codes import POSE_SLICE
+from omnitalker.frontend.face.codes import POSE_SLICE, ROTATION_SLICE
 
 # Bounds on what one estimate can do to the model's motion. Asymmetric: the demo transformer sways every head by
 # ~0.06-0.1 rad of yaw whatever its prompt, so a still reference (a calm speaker, ~0.01) needs a deeper cut than a
@@ -34,6 +43,9 @@ MAX_GAIN = 2.0
 MIN_SPREAD = 1e-3  # code units (rad, face sizes); below this a code does not move (a photo, a fixed scale)
 MIN_REFERENCE_SECONDS = 2.0  # shorter references are in context (almost) whole: nothing more to learn from them
 MIN_GENERATED_FRAMES = 2  # a spread needs two frames
+ANCHOR_SECONDS = 0.25  # the output's first this much is put at the reference's mean pose (inside any first chunk)
+MAX_TURN = 0.2  # rad: the soft bound on a generated turn away from the reference's mean pose ...
+TURN_REACH_STDS = 2.0  # ... widened by this many of the reference's own standard deviations of that angle
 
 
 def match_pose_spread(codes: torch.Tensor, reference_codes: torch.Tensor, *,
@@ -54,4 +66,25 @@ def match_pose_spread(codes: torch.Tensor, reference_codes: torch.Tensor, *,
     centre = pose.mean(0)  # p
     out = codes.clone()
     out[:, POSE_SLICE] = (centre + gain * (pose - centre)).to(codes.dtype)  # n p
+    return out
+
+
+def hold_reference_pose(codes: torch.Tensor, reference_codes: torch.Tensor, *,
+                        anchor_frames: int = round(ANCHOR_SECONDS * MEL_FRAME_RATE)) -> torch.Tensor:
+    """``codes`` (n, d) with their pose codes shifted so the mean of their first `anchor_frames` is the mean pose of
+    ``reference_codes`` (m, d); see the module docstring. Returns a new tensor; nothing else changes."""
+    if codes.ndim != 2 or reference_codes.ndim != 2 or codes.shape[1] != reference_codes.shape[1]:
+        raise ValueError(f"codes and reference_codes must be (frames, {codes.shape[-1]}) arrays with the same code "
+                         f"size, got {tuple(codes.shape)} and {tuple(reference_codes.shape)}")
+    out = codes.clone()
+    if not len(codes) or not len(reference_codes):
+        return out
+    pose = codes[:, POSE_SLICE].double()  # n p
+    centre = reference_codes[:, POSE_SLICE].double().mean(0)  # p
+    pose = pose + centre - pose[: max(anchor_frames, 1)].mean(0)  # n p
+    # the head turns at most about MAX_TURN (or the reference's own reach) from where the reference holds it
+    reach = MAX_TURN + TURN_REACH_STDS * reference_codes[:, ROTATION_SLICE].double().std(0, unbiased=False)  # 3
+    turn = pose[:, ROTATION_SLICE] - centre[ROTATION_SLICE]  # n 3
+    pose[:, ROTATION_SLICE] = centre[ROTATION_SLICE] + reach * torch.tanh(turn / reach)
+    out[:, POSE_SLICE] = pose.to(codes.dtype)
     return out

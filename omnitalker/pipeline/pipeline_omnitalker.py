@@ -56,7 +56,7 @@ from omnitalker.pipeline.expression_style import match_expression, neutral_lid_g
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits
 from omnitalker.pipeline.mel_smoothing import check_mel_smoothing
 from omnitalker.pipeline.modes import check_guidance_defaults, check_trained_branches
-from omnitalker.pipeline.motion_spread import match_pose_spread
+from omnitalker.pipeline.motion_spread import hold_reference_pose, match_pose_spread
 from omnitalker.pipeline.plan import (
     CALLBACK_TENSOR_INPUTS,
     OUTPUT_TYPES,
@@ -120,7 +120,8 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         mel_smoothing (`list[float]`, *optional*): taps of a low-pass along time applied to generated mel frames
             before the vocoder (``omnitalker.pipeline.mel_smoothing``; the demo's: [0.25, 0.5, 0.25]); None = off.
         match_reference_motion (`bool`, defaults to False): give the generated head motion the size of the whole
-            reference's (``omnitalker.pipeline.motion_spread``; the demo: on); the transformer sees only its end.
+            reference's, held at its mean pose (``omnitalker.pipeline.motion_spread``; the demo: on); the
+            transformer sees only its end.
         match_reference_expression (`bool`, defaults to False): give the output the whole reference's blinks, gaze
             range and articulation size (``omnitalker.pipeline.expression_style``; the demo: on).
 
@@ -173,11 +174,12 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         self._prompt_timings = PromptTimings()  # a "durations" model's layout of the last reference's prompt
 
     def reference_motion(self, codes: torch.Tensor, reference_codes: torch.Tensor) -> torch.Tensor:
-        """Generated codes (n, 58) with the whole reference's head-motion size when the `match_reference_motion`
-        config is on (``omnitalker.pipeline.motion_spread``), else as they are: the one place that decides."""
+        """Generated codes (n, 58) with the whole reference's head-motion size, held at its mean pose, when the
+        `match_reference_motion` config is on (``omnitalker.pipeline.motion_spread``), else as they are: the one place
+        that decides."""
         if not self.config.get("match_reference_motion"):
             return codes
-        return match_pose_spread(codes, reference_codes)
+        return hold_reference_pose(match_pose_spread(codes, reference_codes), reference_codes)
 
     def reference_expression(self, codes: torch.Tensor, reference, generator=None) -> torch.Tensor:
         """Generated codes (n, 58) with the whole reference's blinks, gaze range and articulation size when the

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from scipy.ndimage import distance_transform_edt
 from scipy.spatial import Delaunay
 from transformers import FeatureExtractionMixin
 
@@ -504,6 +505,10 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         fixed = np.round(driven_grid * SUBPIXEL_SCALE).astype(np.int32)[tris]  # f 3 2
         for f in order.tolist():
             cv2.fillConvexPoly(ids, fixed[f], f, cv2.LINE_8, SUBPIXEL_BITS)
+        # Inside the driven face outline a culled triangle leaves a hole (a head turning away from a three-quarter
+        # view culls a band of the far cheek); left to the background map it showed the reference's pixels there: a
+        # black tear, a ghost of the old outline. The face's nearest drawn triangle covers it instead.
+        cover_face_holes(ids, len(tris), polygon_mask(ids.shape, driven_grid[ref.oval]).astype(bool))
         gy, gx = np.mgrid[0:grid, 0:grid].astype(np.float32)
         c = coef[ids]  # g g 6
         map_x = c[..., 0] * gx + c[..., 1] * gy + c[..., 2]
@@ -529,6 +534,19 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 
 # --------------------------------------------------------------------------------------------------
 # Per-frame pieces
+
+
+def cover_face_holes(ids: np.ndarray, uncovered: int, face: np.ndarray) -> None:
+    """Give every pixel of `face` (bool, the grid's shape) that no triangle covers (`ids` == `uncovered`) the triangle
+    id of its nearest covered pixel, in place. scipy's exact Euclidean distance transform finds the nearest ones."""
+    holes = face & (ids == uncovered)
+    if not holes.any():
+        return
+    covered = ids != uncovered
+    if not covered.any():
+        return
+    _, (rows, cols) = distance_transform_edt(~covered, return_indices=True)
+    ids[holes] = ids[rows[holes], cols[holes]]
 
 
 def keep_closed_eyes(ref: RenderReference, points: np.ndarray) -> np.ndarray:
