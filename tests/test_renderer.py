@@ -720,6 +720,13 @@ def test_holes_inside_the_face_take_the_nearest_triangle():
     ids[0, 0] = 99  # uncovered, outside the face
     face = np.zeros((8, 8), bool)
     face[1:7, 1:7] = True
-    cover_face_holes(ids, 99, face)
-    assert (ids[2:6, 1:4] == 1).all() and (ids[2:6, 4:7] == 2).all()
-    assert ids[0, 0] == 99
+    covered = ids.copy()
+    cover_face_holes(covered, 99, face)
+    assert (covered[2:6, 1:4] == 1).all() and (covered[2:6, 4:7] == 2).all()
+    assert covered[0, 0] == 99
+    # a culled triangle over part of the hole covers that part itself (it samples its own skin)
+    from omnitalker.render.geometry import SUBPIXEL_SCALE
+
+    culled = np.array([[[0, 0], [7, 0], [0, 7]]], np.int32) * SUBPIXEL_SCALE
+    cover_face_holes(ids, 99, face, culled, np.array([5]))
+    assert ids[2, 1] == 5 and ids[5, 6] == 2 and ids[0, 0] == 99

@@ -505,10 +505,12 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         fixed = np.round(driven_grid * SUBPIXEL_SCALE).astype(np.int32)[tris]  # f 3 2
         for f in order.tolist():
             cv2.fillConvexPoly(ids, fixed[f], f, cv2.LINE_8, SUBPIXEL_BITS)
-        # Inside the driven face outline a culled triangle leaves a hole (a head turning away from a three-quarter
+        # Inside the driven face outline a culled triangle can leave a hole (a head turning away from a three-quarter
         # view culls a band of the far cheek); left to the background map it showed the reference's pixels there: a
-        # black tear, a ghost of the old outline. The face's nearest drawn triangle covers it instead.
-        cover_face_holes(ids, len(tris), polygon_mask(ids.shape, driven_grid[ref.oval]).astype(bool))
+        # black tear, a ghost of the old outline. The culled triangles cover their own holes, the nearest drawn
+        # triangle whatever is left.
+        cover_face_holes(ids, len(tris), polygon_mask(ids.shape, driven_grid[ref.oval]).astype(bool),
+                         fixed[np.flatnonzero(turned_away)], np.flatnonzero(turned_away))
         gy, gx = np.mgrid[0:grid, 0:grid].astype(np.float32)
         c = coef[ids]  # g g 6
         map_x = c[..., 0] * gx + c[..., 1] * gy + c[..., 2]
@@ -536,12 +538,23 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 # Per-frame pieces
 
 
-def cover_face_holes(ids: np.ndarray, uncovered: int, face: np.ndarray) -> None:
-    """Give every pixel of `face` (bool, the grid's shape) that no triangle covers (`ids` == `uncovered`) the triangle
-    id of its nearest covered pixel, in place. scipy's exact Euclidean distance transform finds the nearest ones."""
+def cover_face_holes(ids: np.ndarray, uncovered: int, face: np.ndarray, culled: np.ndarray | None = None,
+                     culled_ids: np.ndarray | None = None) -> None:
+    """Give every pixel of `face` (bool, the grid's shape) that no triangle covers (`ids` == `uncovered`) a triangle, in
+    place: a culled one that covers it (`culled`: (C, 3, 2) fixed-point grid vertices, ids `culled_ids`), else the
+    triangle of its nearest covered pixel (scipy's exact Euclidean distance transform finds it). A culled triangle
+    samples its own skin; the nearest one's map, carried past its edge, may reach other features."""
     holes = face & (ids == uncovered)
     if not holes.any():
         return
+    if culled is not None and len(culled):
+        behind = np.full_like(ids, uncovered)
+        for vertices, index in zip(culled, culled_ids, strict=True):
+            cv2.fillConvexPoly(behind, vertices, int(index), cv2.LINE_8, SUBPIXEL_BITS)
+        ids[holes] = behind[holes]
+        holes = face & (ids == uncovered)
+        if not holes.any():
+            return
     covered = ids != uncovered
     if not covered.any():
         return
