@@ -23,7 +23,9 @@ their first ``ANCHOR_SECONDS`` average the reference's mean pose. The demo trans
 synthetic faces, turns any head towards the camera whatever its prompt: a three-quarter portrait (yaw 0.59 rad) came
 out at a mean yaw of -0.07, a turn the warp cannot draw (the hidden cheek tore open). The anchor is the output's
 first frames, not all of it, so a streamed output, styled on the codes known so far, gets the same shift in every
-chunk once its first chunk is made.
+chunk once its first chunk is made. From a photo, which shows no motion to match, the turns are also bounded softly
+(``MAX_TURN``): anchored only, the portrait still drifted 0.5 rad towards the camera within two seconds. A video's
+turns keep the size its spread gives them.
 
     codes = hold_reference_pose(codes, reference.codes)
 """
@@ -44,8 +46,7 @@ MIN_SPREAD = 1e-3  # code units (rad, face sizes); below this a code does not mo
 MIN_REFERENCE_SECONDS = 2.0  # shorter references are in context (almost) whole: nothing more to learn from them
 MIN_GENERATED_FRAMES = 2  # a spread needs two frames
 ANCHOR_SECONDS = 0.25  # the output's first this much is put at the reference's mean pose (inside any first chunk)
-MAX_TURN = 0.2  # rad: the soft bound on a generated turn away from the reference's mean pose ...
-TURN_REACH_STDS = 2.0  # ... widened by this many of the reference's own standard deviations of that angle
+MAX_TURN = 0.2  # rad: from a photo the head turns at most about this far (soft bound) from the photo's pose
 
 
 def match_pose_spread(codes: torch.Tensor, reference_codes: torch.Tensor, *,
@@ -82,9 +83,9 @@ def hold_reference_pose(codes: torch.Tensor, reference_codes: torch.Tensor, *,
     pose = codes[:, POSE_SLICE].double()  # n p
     centre = reference_codes[:, POSE_SLICE].double().mean(0)  # p
     pose = pose + centre - pose[: max(anchor_frames, 1)].mean(0)  # n p
-    # the head turns at most about MAX_TURN (or the reference's own reach) from where the reference holds it
-    reach = MAX_TURN + TURN_REACH_STDS * reference_codes[:, ROTATION_SLICE].double().std(0, unbiased=False)  # 3
-    turn = pose[:, ROTATION_SLICE] - centre[ROTATION_SLICE]  # n 3
-    pose[:, ROTATION_SLICE] = centre[ROTATION_SLICE] + reach * torch.tanh(turn / reach)
+    if (reference_codes[:, ROTATION_SLICE].double().std(0, unbiased=False) < MIN_SPREAD).all():  # a photo
+        # ... which shows no turn of its own: the head turns at most about MAX_TURN from the photo's pose
+        turn = pose[:, ROTATION_SLICE] - centre[ROTATION_SLICE]  # n 3
+        pose[:, ROTATION_SLICE] = centre[ROTATION_SLICE] + MAX_TURN * torch.tanh(turn / MAX_TURN)
     out[:, POSE_SLICE] = pose.to(codes.dtype)
     return out
