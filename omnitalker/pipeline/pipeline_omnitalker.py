@@ -120,8 +120,8 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         mel_smoothing (`list[float]`, *optional*): taps of a low-pass along time applied to generated mel frames
             before the vocoder (``omnitalker.pipeline.mel_smoothing``; the demo's: [0.25, 0.5, 0.25]); None = off.
         match_reference_motion (`bool`, defaults to False): give the generated head motion the size of the whole
-            reference's, held at its mean pose (``omnitalker.pipeline.motion_spread``; the demo: on); the
-            transformer sees only its end.
+            reference's, and from a photo hold the head at the photo's pose (``omnitalker.pipeline.motion_spread``;
+            the demo: on); the transformer sees only its end.
         match_reference_expression (`bool`, defaults to False): give the output the whole reference's blinks, gaze
             range and articulation size (``omnitalker.pipeline.expression_style``; the demo: on).
 
@@ -174,7 +174,7 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         self._prompt_timings = PromptTimings()  # a "durations" model's layout of the last reference's prompt
 
     def reference_motion(self, codes: torch.Tensor, reference_codes: torch.Tensor) -> torch.Tensor:
-        """Generated codes (n, 58) with the whole reference's head-motion size, held at its mean pose, when the
+        """Generated codes (n, 58) with the whole reference's head-motion size (from a photo: held at its pose) when the
         `match_reference_motion` config is on (``omnitalker.pipeline.motion_spread``), else as they are: the one place
         that decides."""
         if not self.config.get("match_reference_motion"):
