@@ -53,9 +53,7 @@ def match_pose_spread(codes: torch.Tensor, reference_codes: torch.Tensor, *,
                       min_reference_frames: int = round(MIN_REFERENCE_SECONDS * MEL_FRAME_RATE)) -> torch.Tensor:
     """``codes`` (n, d) generated with their pose codes' spread set to ``reference_codes``' (m, d); see the module
     docstring. Returns a new tensor (the input is not modified); unchanged when the reference is too short."""
-    if codes.ndim != 2 or reference_codes.ndim != 2 or codes.shape[1] != reference_codes.shape[1]:
-        raise ValueError(f"codes and reference_codes must be (frames, {codes.shape[-1]}) arrays with the same code "
-                         f"size, got {tuple(codes.shape)} and {tuple(reference_codes.shape)}")
+    _check_codes(codes, reference_codes)
     if len(reference_codes) < min_reference_frames or len(codes) < MIN_GENERATED_FRAMES:
         return codes.clone()
     pose = codes[:, POSE_SLICE].double()  # n p
@@ -76,9 +74,7 @@ def hold_reference_pose(codes: torch.Tensor, reference_codes: torch.Tensor, *,
     codes shifted so the mean of their first `anchor_frames` is the photo's pose, and their turns from it bounded
     softly at ``MAX_TURN``; see the module docstring. A video reference's codes come back as they are. Returns a new
     tensor; nothing else changes."""
-    if codes.ndim != 2 or reference_codes.ndim != 2 or codes.shape[1] != reference_codes.shape[1]:
-        raise ValueError(f"codes and reference_codes must be (frames, {codes.shape[-1]}) arrays with the same code "
-                         f"size, got {tuple(codes.shape)} and {tuple(reference_codes.shape)}")
+    _check_codes(codes, reference_codes)
     out = codes.clone()
     if not len(codes) or not len(reference_codes):
         return out
@@ -91,3 +87,9 @@ def hold_reference_pose(codes: torch.Tensor, reference_codes: torch.Tensor, *,
     pose[:, ROTATION_SLICE] = centre[ROTATION_SLICE] + MAX_TURN * torch.tanh(turn / MAX_TURN)
     out[:, POSE_SLICE] = pose.to(codes.dtype)
     return out
+
+
+def _check_codes(codes: torch.Tensor, reference_codes: torch.Tensor) -> None:
+    if codes.ndim != 2 or reference_codes.ndim != 2 or codes.shape[1] != reference_codes.shape[1]:
+        raise ValueError(f"codes and reference_codes must be (frames, {codes.shape[-1]}) arrays with the same code "
+                         f"size, got {tuple(codes.shape)} and {tuple(reference_codes.shape)}")

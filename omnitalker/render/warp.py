@@ -509,8 +509,10 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         # view culls a band of the far cheek); left to the background map it showed the reference's pixels there: a
         # black tear, a ghost of the old outline. The culled triangles cover their own holes, the nearest drawn
         # triangle whatever is left.
-        cover_face_holes(ids, len(tris), polygon_mask(ids.shape, driven_grid[ref.oval]).astype(bool),
-                         fixed[np.flatnonzero(turned_away)], np.flatnonzero(turned_away))
+        culled = np.flatnonzero(turned_away)
+        if len(culled):  # without a culled triangle the mesh leaves no hole inside the face: no mask to draw
+            cover_face_holes(ids, len(tris), polygon_mask(ids.shape, driven_grid[ref.oval]).astype(bool),
+                             fixed[culled], culled)
         gy, gx = np.mgrid[0:grid, 0:grid].astype(np.float32)
         c = coef[ids]  # g g 6
         map_x = c[..., 0] * gx + c[..., 1] * gy + c[..., 2]
