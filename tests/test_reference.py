@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from omnitalker.frontend.audio import FRAME_RATE, SAMPLE_RATE, TARGET_RMS
-from omnitalker.frontend.face.codes import retime, video_frame_count
+from omnitalker.frontend.face.codes import extend_by_reflection, retime, video_frame_count
 from omnitalker.frontend.text import text_length
 from omnitalker.pipeline.chunking import (
     crossfade,
@@ -22,6 +23,7 @@ from omnitalker.pipeline.reference import load_voice, speech_bounds
 from tests.pipeline_fixtures import synthetic_voice
 
 CODE_FPS, VIDEO_FPS = 30.0, 25.0
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # ------------------------------------------------------------------------------------------------ retime
 
@@ -45,6 +47,32 @@ def test_retime_keeps_the_type_and_exact_count():
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float64 and out.shape == (141, 58)
     one = retime(np.ones((1, 58)), CODE_FPS, FRAME_RATE, 7)  # a photo: constant
     assert one.shape == (7, 58) and np.all(one == 1)
+
+
+def test_a_short_sequence_is_played_back_and_forth_without_a_jump():
+    codes = np.cumsum(np.random.default_rng(0).normal(size=(20, 58)), axis=0)
+    out = extend_by_reflection(codes, 71)
+    assert out.shape == (71, 58)
+    np.testing.assert_array_equal(out[:20], codes)  # the start as it was
+    np.testing.assert_array_equal(out[20:39], codes[-2::-1])  # then backwards from the end, and so on
+    assert np.abs(np.diff(out, axis=0)).max() <= np.abs(np.diff(codes, axis=0)).max()  # no jump at a turn
+    np.testing.assert_array_equal(extend_by_reflection(codes, 10), codes)  # long enough already: as it is
+
+
+def test_a_video_shorter_than_its_voice_sample_keeps_moving_to_the_end_of_the_prompt():
+    """The example clip (3.5 s) with the longer Mandarin voice sample (4.4 s): held at its last frame, the prompt's
+    last second was a frozen face, which the model sees in context and copied."""
+    from omnitalker.frontend.face import FaceAnalyzer
+    from omnitalker.pipeline.reference import build_reference
+
+    with FaceAnalyzer() as analyzer:
+        reference = build_reference(analyzer, video=EXAMPLES / "astronaut_talking.mp4", audio=EXAMPLES / "voice_zh.wav",
+                                    text="早上好。这是我的声音，我很高兴认识你。")
+    codes = reference.codes.numpy()  # n 58 at the mel rate
+    clip_frames = int(3.3 * FRAME_RATE)
+    assert len(codes) > clip_frames + 0.5 * FRAME_RATE  # the voice outlasts the clip
+    motion = np.abs(np.diff(codes, axis=0)).sum(1)  # per mel frame
+    assert motion[clip_frames:].mean() > 0.3 * motion[:clip_frames].mean()
 
 
 def test_video_frame_count_matches_the_audio_duration():

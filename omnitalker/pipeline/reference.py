@@ -26,7 +26,9 @@ Steps, in order:
    resampled to 30 fps by ``track_to_codes``); a photo gives one code frame, repeated (the paper's
    static visual prompt);
 6. codes are resampled from 30 fps to the mel frame count with ``omnitalker.frontend.face.codes.retime``
-   (``resample_codes``: linear, anti-aliased, angle-unwrapped, the frame count fixed exactly);
+   (``resample_codes``: linear, anti-aliased, angle-unwrapped, the frame count fixed exactly); a video shorter
+   than its separate voice sample is first played back and forth to the voice's length
+   (``extend_by_reflection``), so the prompt does not end on a frozen face;
 7. the renderer's source image is the reference frame nearest the neutral face
    (``FaceIdentity.reference_index``); a video reference also keeps up to ``MAX_RENDER_FRAMES`` of its frames,
    spread over its range of mouth openings (``render_frames``), for what one frame cannot show (the warp
@@ -35,6 +37,7 @@ Steps, in order:
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -237,7 +240,14 @@ def build_reference(
     ``omnitalker.pipeline.limits.InputLimits`` checked on the file headers before anything is decoded (None: the defaults;
     `headers_checked`: the caller did, with `max_side`: a pipeline call's plan).
     """
-    from omnitalker.frontend.face.codes import CODE_FPS, FaceIdentity, encode_codes, retime, track_to_codes
+    from omnitalker.frontend.face.codes import (
+        CODE_FPS,
+        FaceIdentity,
+        encode_codes,
+        extend_by_reflection,
+        retime,
+        track_to_codes,
+    )
     from omnitalker.pipeline.limits import as_limits, check_max_side
 
     if not headers_checked:
@@ -270,6 +280,8 @@ def build_reference(
         codes_mel = torch.from_numpy(np.repeat(codes[:1], len(mel), axis=0))  # the paper's static prompt
     else:
         codes = track_to_codes(track, identity, fps=CODE_FPS)  # T30 58: smoothed, at the paper's 30 fps
+        # A video shorter than its separate voice sample is played back and forth to the voice's length, not held
+        codes = extend_by_reflection(codes, math.ceil(len(mel) * CODE_FPS / MEL_FRAME_RATE) + 1)  # T30' 58
         codes_mel = torch.from_numpy(retime(codes, CODE_FPS, MEL_FRAME_RATE, len(mel)))  # n 58
     reference_index = min(identity.reference_index, len(frames) - 1)
     kept = None if static else render_frames(track.landmarks, reference_index)

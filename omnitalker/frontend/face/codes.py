@@ -426,6 +426,21 @@ def retime(sequence: torch.Tensor | np.ndarray, src_fps: float, dst_fps: float, 
     return out
 
 
+def extend_by_reflection(sequence: np.ndarray, num_frames: int) -> np.ndarray:
+    """A (T, D) sequence played forwards, backwards, forwards ... until it has at least `num_frames` frames (one
+    that long already comes back as it is).
+
+    Why: a reference video shorter than its separate voice sample covers only the start of the prompt. Held at its
+    last frame for the rest (``resample_codes``), the prompt ended on a still face, which the model (it sees the
+    prompt's end in context) and the style statistics (blink rate, motion spread) then took for the person's
+    manner. Played back and forth, the motion stays continuous (no jump at a loop) and keeps its rates and ranges.
+    """
+    sequence = np.asarray(sequence)
+    if len(sequence) >= num_frames or len(sequence) < 2:
+        return sequence
+    return np.pad(sequence, [(0, num_frames - len(sequence))] + [(0, 0)] * (sequence.ndim - 1), mode="reflect")
+
+
 def video_frame_count(num_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
     """Video frames that cover `num_samples` of audio (rounded: durations agree within half a frame)."""
     return max(1, round(num_samples / sample_rate * fps))
