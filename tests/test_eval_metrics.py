@@ -276,3 +276,23 @@ def test_sim_a_same_voice_beats_other_voice():
     assert same_voice > other_voice + 0.1
     with pytest.raises(ValueError, match="mono"):
         sim.embed(np.zeros((2, 100)), 24000)
+
+
+def test_gaze_is_where_both_eyes_look_not_their_difference():
+    """Both irises moving the same way is gaze; moving apart (vergence, or tracking noise on one eye) is not. With each
+    eye's axis running from its outer corner inwards (mirror images), the style benchmark read only the difference."""
+    from omnitalker.eval.style import gaze_position
+    from omnitalker.frontend.face.template import LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS, load_face_template
+
+    face = load_face_template().vertices.astype(np.float64)
+    width = np.linalg.norm(face[RIGHT_EYE[0]] - face[RIGHT_EYE[1]])
+    shift = 0.1 * width * np.sin(np.linspace(0, 2 * np.pi, 50))  # (T,)
+    together, apart = np.repeat(face[None], 50, 0), np.repeat(face[None], 50, 0)
+    for iris, sign in ((RIGHT_IRIS, 1.0), (LEFT_IRIS, -1.0)):
+        together[:, list(iris), 0] += shift[:, None]  # both look towards the person's left and back
+        apart[:, list(iris), 0] += sign * shift[:, None]  # they cross and uncross
+        together[:, list(iris), 1] += 0.5 * shift[:, None]  # ... and down
+    looked = gaze_position(together) - gaze_position(face[None])  # from where the still face looks
+    np.testing.assert_allclose(looked[:, 0], shift / width, atol=3e-3)  # the corner line tilts a little
+    np.testing.assert_allclose(looked[:, 1], 0.5 * shift / width, atol=3e-3)
+    assert np.abs(gaze_position(apart) - gaze_position(face[None])).max() < 0.1 * np.abs(looked).max()

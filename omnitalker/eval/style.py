@@ -69,10 +69,14 @@ def count_blinks(openness: np.ndarray, fps: float) -> int:
 
 
 def gaze_position(landmarks: np.ndarray) -> np.ndarray:
-    """(T, 2) iris centre within the eye (along and across the corner line, in eye widths), both eyes averaged."""
+    """(T, 2) iris centre within the eye, both eyes averaged: along the corner line towards the person's left and
+    across it (downwards), in eye widths. Both eyes on the same axes, so the mean is their shared movement (where they
+    look), not their difference (vergence, tracking noise). (Measured from each eye's outer corner inwards, the two
+    axes were mirror images and the mean cancelled the gaze: the statistic read only the difference.)"""
     values = []
-    for (outer, inner, _, _), iris in ((RIGHT_EYE, RIGHT_IRIS), (LEFT_EYE, LEFT_IRIS)):
-        a, b = landmarks[:, outer, :2], landmarks[:, inner, :2]
+    # each eye's two corners ordered from the person's right to their left: right eye outer -> inner, left inner -> outer
+    for (start, end), iris in (((RIGHT_EYE[0], RIGHT_EYE[1]), RIGHT_IRIS), ((LEFT_EYE[1], LEFT_EYE[0]), LEFT_IRIS)):
+        a, b = landmarks[:, start, :2], landmarks[:, end, :2]
         axis = b - a
         width = np.linalg.norm(axis, axis=-1, keepdims=True)
         along = axis / np.maximum(width, 1e-6)
