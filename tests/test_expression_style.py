@@ -80,6 +80,21 @@ def test_articulation_and_gaze_take_the_reference_size():
     assert np.isclose(out[:, EYE_SLICE].std(0).mean(), reference.numpy()[:, EYE_SLICE].std(0).mean(), rtol=0.1)
 
 
+def test_both_eyes_get_the_same_gaze_movement():
+    """A reference whose two tracked irises differ by noise (the eyes themselves move together): replayed per eye, the
+    output's eyes wandered apart; now they move as one, by the reference's shared movement."""
+    rng = np.random.default_rng(2)
+    reference = _blinking(10.0, 2.0)
+    reference[:, EYE_SLICE] += 0.03 * rng.standard_normal((len(reference), 4))  # per-eye tracking noise
+    generated = torch.from_numpy(_still(8.0))
+    out = match_expression(generated, torch.from_numpy(reference), NEUTRAL_GAP, torch.Generator().manual_seed(0))
+    added = (out - generated).numpy()[:, EYE_SLICE]  # n 4: left x, y, right x, y
+    np.testing.assert_allclose(added[:, :2], added[:, 2:], atol=1e-6)
+    both = 0.5 * (reference[:, EYE_SLICE][:, :2] + reference[:, EYE_SLICE][:, 2:])
+    shared = 0.5 * (out.numpy()[:, EYE_SLICE][:, :2] + out.numpy()[:, EYE_SLICE][:, 2:])
+    assert np.isclose(shared.std(0).mean(), both.std(0).mean(), rtol=0.15)
+
+
 def test_the_lids_move_between_blinks_as_the_persons_do():
     reference = _blinking(10.0, 2.0)
     t = np.arange(len(reference)) / FRAME_RATE

@@ -14,7 +14,9 @@ whole reference, the way ``motion_spread`` carries the head-motion size:
   apart);
 - **gaze**: the demo's gaze barely moves (a tenth of a person's), so there is nothing to scale: the reference's
   own eye movements are replayed (back and forth, from a start drawn with the generator), weighted so the output
-  has the reference's gaze spread;
+  has the reference's gaze spread. Both eyes get the same movement, the mean of the reference's two (people's eyes
+  move together; what differs between the two tracked irises is mostly tracking noise: replayed per eye, the two
+  eyes of a d9 output wandered apart, their horizontal movements uncorrelated, and the shared gaze moved less);
 - **lids between blinks**: likewise the reference's own lid movement with its blinks taken out (squints, widened
   eyes; the generated lids hold still, so the output had 60 % of the person's eye-opening variation with blinks
   alone);
@@ -156,6 +158,11 @@ def _replay(reference: np.ndarray, generated: np.ndarray, generator: torch.Gener
     return weight * loop[index]
 
 
+def _both_eyes(eyes: np.ndarray) -> np.ndarray:
+    """(T, 2) gaze of both eyes together: the mean of the left (x, y) and right (x, y) eye codes (T, 4)."""
+    return 0.5 * (eyes[:, :2] + eyes[:, 2:])
+
+
 def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
     """Draws are made on the CPU: a GPU generator is replaced by a CPU one with its seed."""
     if generator is not None and generator.device.type != "cpu":
@@ -183,8 +190,9 @@ def match_expression(codes: torch.Tensor, reference_codes: torch.Tensor, neutral
     out = codes.double().numpy().copy()  # n 58
     reference = reference_codes.double().numpy()  # m 58
 
-    # gaze: the person's own eye movements, replayed as much as the output lacks of their spread
-    out[:, EYE_SLICE] += _replay(reference[:, EYE_SLICE], out[:, EYE_SLICE], generator)
+    # gaze: the person's own eye movements, replayed to both eyes alike as much as the output lacks of their spread
+    gaze = _replay(_both_eyes(reference[:, EYE_SLICE]), _both_eyes(out[:, EYE_SLICE]), generator)  # n 2
+    out[:, EYE_SLICE] += np.tile(gaze, (1, 2))  # the same (x, y) movement for the left and the right eye
 
     # mouth: offsets from the neutral face scaled by the articulation gain
     mouth = _columns(_MOUTH)
