@@ -4,25 +4,27 @@ Why: a durations model is given only the last 1-2 s of its reference in context 
 a longer prompt costs words), and a slow head sway (0.15-0.8 Hz in the synthetic corpora) shows at most one cycle
 in that window. So the transformer's sway size follows the reference's only weakly (yaw-spread correlation 0.42
 across 9 unseen voices) while the whole reference, a few seconds, shows it much better (CHANGELOG.md,
-2026-11-29; `bench/results/motion_spread/`). This step gives the output the reference's motion size and shape: the
-generated pose codes x (yaw, pitch, roll, shift, scale) are mapped about their mean by the one linear map that gives
-them the reference's covariance while moving them least (the optimal-transport map between two Gaussians, a
-symmetric positive definite matrix),
+2026-11-29; `bench/results/motion_spread/`). This step gives the output the reference's motion size and shape. The
+pose codes (yaw, pitch, roll, shift x, shift y, scale) are taken in groups that move together (``POSE_GROUPS``: a
+head turns and nods about the neck, so a turn shifts the face sideways and a nod shifts it up or down); each group's
+generated codes x are mapped about their mean by the one linear map that gives them the reference's covariance while
+moving them least (the optimal-transport map between two Gaussians, a symmetric positive definite matrix),
 
     x' = mean(x) + (x - mean(x)) T,   T = C^-1/2 (C^1/2 R C^1/2)^1/2 C^-1/2,   C, R: covariances of x and the reference
 
-with T's eigenvalues (its gains along its axes) clipped to [MIN_GAIN, MAX_GAIN]. For uncorrelated codes T is the
-diagonal of std(reference) / std(x): each code scaled to the reference's spread. The covariance also carries how a
-person's turns and shifts go together (a head turning about the neck moves sideways with it): matched code by code
-only, the spreads were the reference's but the nose moved 15-25 % less than it (style benchmark, median head-motion
-ratio 0.70; with the covariance 0.92).
+with T's eigenvalues (its gains along its axes) clipped to [MIN_GAIN, MAX_GAIN]. A group of one code is scaled to the
+reference's spread: T = clip(std(reference) / std(x)). Matched code by code, every pose code had the reference's
+spread, but on real references the nose moved 15-25 % less than the person's, whose turns and shifts go together
+(style benchmark, median head-motion ratio 0.70; with the groups 0.94). Not all six together: a few seconds of a
+slow sway give chance correlations between unrelated codes, and imposing them put the synthetic held-out set's head
+poses further from their speakers' (P-FID on val_texts / val_speakers, 32 items each: 0.0050 / 0.0022 code by
+code, 0.0053 / 0.0033 all six, 0.0051 / 0.0024 in these groups: ``bench/results/motion_spread/pfid_*.json``).
 
 The model still decides where the head goes and when (the timing of nods and sways, their link to the speech);
-the size and mix of the movements come from the reference. Codes whose reference spread is below ``MIN_SPREAD`` (a photo,
-whose one frame is repeated; the constant scale of the synthetic corpora) are left as generated, and so is
+the size and mix of the movements come from the reference. Codes whose reference spread is below ``MIN_SPREAD`` (a
+photo, whose one frame is repeated; the constant scale of the synthetic corpora) are left as generated, and so is
 everything for a reference shorter than ``MIN_REFERENCE_SECONDS``, which the model sees (almost) whole anyway.
-Expression and gaze codes are not touched: the model already takes them from the prompt (E-FID is better with the
-reference than without).
+Expression and gaze codes are not touched here (``expression_style.py`` carries the person's over).
 
     codes = match_pose_spread(codes, reference.codes)      # (n, 58) generated, (m, 58) reference, mel frames
 
@@ -50,6 +52,8 @@ from omnitalker.frontend.face.codes import POSE_SLICE, ROTATION_SLICE
 # lively one (up to ~0.18) needs a boost.
 MIN_GAIN = 0.25
 MAX_GAIN = 2.0
+# Pose codes whose covariance is matched together (indices into POSE_SLICE: yaw, pitch, roll, tx, ty, log_scale).
+POSE_GROUPS = ((0, 3), (1, 4), (2,), (5,))  # yaw with the sideways shift, pitch with the vertical one
 MIN_SPREAD = 1e-3  # code units (rad, face sizes); below this a code does not move (a photo, a fixed scale)
 MIN_REFERENCE_SECONDS = 2.0  # shorter references are in context (almost) whole: nothing more to learn from them
 MIN_GENERATED_FRAMES = 2  # a spread needs two frames
@@ -59,8 +63,9 @@ MAX_TURN = 0.2  # rad: from a photo the head turns at most about this far (a sof
 
 def match_pose_spread(codes: torch.Tensor, reference_codes: torch.Tensor, *,
                       min_reference_frames: int = round(MIN_REFERENCE_SECONDS * MEL_FRAME_RATE)) -> torch.Tensor:
-    """``codes`` (n, d) generated with their pose codes' covariance set to ``reference_codes``' (m, d); see the module
-    docstring. Returns a new tensor (the input is not modified); unchanged when the reference is too short."""
+    """``codes`` (n, d) generated with each ``POSE_GROUPS`` group of pose codes given ``reference_codes``' (m, d)
+    covariance; see the module docstring. Returns a new tensor (the input is not modified); unchanged when the
+    reference is too short."""
     _check_codes(codes, reference_codes)
     out = codes.clone()
     if len(reference_codes) < min_reference_frames or len(codes) < MIN_GENERATED_FRAMES:
@@ -68,12 +73,14 @@ def match_pose_spread(codes: torch.Tensor, reference_codes: torch.Tensor, *,
     pose = codes[:, POSE_SLICE].double()  # n p
     reference = reference_codes[:, POSE_SLICE].double()  # m p
     moving = (reference.std(0) >= MIN_SPREAD) & (pose.std(0) >= MIN_SPREAD)  # p
-    if not moving.any():
-        return out
     centre = pose.mean(0)  # p
-    deviation = pose[:, moving] - centre[moving]  # n k
-    transport = gaussian_transport(_covariance(deviation), _covariance(reference[:, moving]))  # k k
-    pose[:, moving] = centre[moving] + deviation @ transport  # n k
+    for group in POSE_GROUPS:
+        columns = [column for column in group if moving[column]]
+        if not columns:
+            continue
+        deviation = pose[:, columns] - centre[columns]  # n k
+        transport = gaussian_transport(_covariance(deviation), _covariance(reference[:, columns]))  # k k
+        pose[:, columns] = centre[columns] + deviation @ transport  # n k
     out[:, POSE_SLICE] = pose.to(codes.dtype)
     return out
 
