@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.frontend.face.codes import EXP_SLICE, EYE_SLICE
+from omnitalker.frontend.face.codes import EXP_SLICE, EYE_SLICE, extend_by_reflection
 from omnitalker.frontend.face.template import EXPRESSION_POINTS
 
 MIN_REFERENCE_SECONDS = 2.0
@@ -152,10 +152,9 @@ def _replay(reference: np.ndarray, generated: np.ndarray, generator: torch.Gener
     if wanted < MIN_SPREAD or have >= wanted:
         return np.zeros_like(generated)
     weight = float(np.sqrt(wanted**2 - have**2) / wanted)
-    loop = np.concatenate([movement, movement[::-1]])  # back and forth: continuous at both ends
-    start = int(torch.randint(len(loop), (1,), generator=_cpu(generator)).item())
-    index = (start + np.arange(len(generated))) % len(loop)
-    return weight * loop[index]
+    start = int(torch.randint(2 * len(movement), (1,), generator=_cpu(generator)).item())  # anywhere in one round
+    played = extend_by_reflection(movement, start + len(generated))[start : start + len(generated)]  # back and forth
+    return weight * played
 
 
 def _both_eyes(eyes: np.ndarray) -> np.ndarray:
