@@ -274,6 +274,32 @@ def test_codes_mean_the_same_for_different_identities(which):
     assert np.abs(decoded[:, read] - landmarks[:, read]).max() < 0.02  # pixels
 
 
+def test_the_frame_to_warp_from_looks_ahead():
+    """Of the frames about as near the neutral face as the nearest, the renderer's source frame is one whose irises sit
+    where they usually are: a source looking sideways leaves the renderer to guess half an iris and one side's white.
+    """
+    neutral = load_face_template().vertices.astype(np.float64)
+    names = [name for name, _ in EXPRESSION_POINTS]
+
+    def frame(point: str, offset: float, gaze_x: float, mouth: float = 0.0) -> np.ndarray:
+        codes = np.zeros(VISUAL_CODE_DIM)
+        exp = codes[EXP_SLICE].reshape(16, 3)  # a view: writes go into `codes`
+        exp[names.index(point), 1] = offset
+        exp[names.index("lower_lip_inner"), 1] = mouth
+        codes[EYE_SLICE] = [gaze_x, 0.0, gaze_x, 0.0]
+        return _pose_landmarks(_express(neutral, codes), codes, 100.0, (256.0, 240.0, 0.0))
+
+    speaking = [frame("brow_inner_left", 0.0, 0.0, mouth) for mouth in (0.05, 0.08, 0.1, 0.12, 0.15, 0.2)]
+    sideways = [frame("brow_inner_right", 0.02, 0.15), frame("brow_inner_right", -0.02, 0.15)]  # nearest neutral
+    ahead = [frame("brow_outer_left", 0.024, 0.0), frame("brow_outer_left", -0.024, 0.0)]  # 1.2x as far from it
+    identity = FaceIdentity.from_landmarks(np.stack(speaking + sideways + ahead), (512, 512))
+    assert identity.reference_index in (8, 9)
+    # ... but not at any cost: a frame looking ahead twice as far from the neutral face is not taken
+    ahead = [frame("brow_outer_left", 0.04, 0.0), frame("brow_outer_left", -0.04, 0.0)]
+    identity = FaceIdentity.from_landmarks(np.stack(speaking + sideways + ahead), (512, 512))
+    assert identity.reference_index in (6, 7)
+
+
 def test_identity_save_load(photo_track):
     identity = FaceIdentity.from_track(photo_track)
     restored = FaceIdentity.from_dict(identity.to_dict())

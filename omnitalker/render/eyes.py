@@ -36,6 +36,8 @@ EYEBALL_INPAINT_RADIUS = 0.1  # Telea radius of the fills (eye widths)
 APERTURE_SHRINK_PX = 1  # the eyeball and iris are filled in from this far inside the opening (the rim holds lashes)
 IRIS_MARGIN = 1.15  # the disc removed from the eyeball / drawn as the iris, over MediaPipe's mean iris radius
 MIN_KNOWN_PIXELS = 6  # fewer visible white (or iris) pixels than this: use a flat estimate instead
+IRIS_POLAR_MIN_ANGLES = 64  # the iris fill's angular samples (at least; one per px of circumference otherwise)
+IRIS_KNOWN_WEIGHT = 0.99  # a polar sample counts as seen when all of its bilinear footprint was
 DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # white of the eye relative to white, scaled by the patch's light
 LID_LASH_REACH = 0.2  # a shutting lid also covers this much above the reference's upper lid (its lashes; eye widths)
 LID_MARGIN = 0.15  # the lid texture also fills this much around the opening (the lash margin, eye widths)
@@ -80,6 +82,47 @@ def _fill(patch: np.ndarray, known: np.ndarray, radius: float, fallback: np.ndar
     return cv2.inpaint(patch, (~known).astype(np.uint8), radius, cv2.INPAINT_TELEA)
 
 
+def fill_iris(patch: np.ndarray, known: np.ndarray, centre: np.ndarray, iris_radius: float, disc_radius: float
+              ) -> np.ndarray:
+    """`patch` with the disc (`centre` (x, y) px, `disc_radius`) filled where not `known`: each hidden pixel takes
+    the colour of the known pixels at the same distance from the centre, interpolated around the circle. An iris is
+    drawn in rings (pupil, iris, limbus), so what the lids hide matches what shows at the same radius. Beyond
+    `iris_radius` (the disc's margin, where the sides show the white of the eye) the hidden arcs continue the iris's
+    outermost ring instead: a lid hides iris there, not white. (Telea from the visible part, as the eyeball's fill
+    is, carried the white beside the iris into the hidden arc under the upper lid: moved down, the drawn iris
+    showed a pale notch at its top.) Outside the disc `patch` is unchanged.
+
+    cv2.warpPolar does the resampling both ways; the fill itself is one periodic interpolation per radius."""
+    outer = disc_radius + 2.0  # a margin so the disc's own edge resamples from filled values
+    angles = max(IRIS_POLAR_MIN_ANGLES, int(np.ceil(2 * np.pi * outer)))
+    radii = max(2, int(np.ceil(outer)))
+    centre_xy = (float(centre[0]), float(centre[1]))
+    flags = cv2.INTER_LINEAR + cv2.WARP_POLAR_LINEAR
+    polar = cv2.warpPolar(patch.astype(np.float32), (radii, angles), centre_xy, outer, flags)  # a r 3
+    weight = cv2.warpPolar(known.astype(np.float32), (radii, angles), centre_xy, outer, flags)  # a r
+    have = weight > IRIS_KNOWN_WEIGHT
+    theta = np.arange(angles, dtype=np.float64)
+    step = outer / radii  # px per polar column
+    columns = np.flatnonzero((have.sum(0) >= MIN_KNOWN_PIXELS) & (np.arange(radii) * step <= iris_radius))
+    if not len(columns):
+        return patch
+    filled = polar.copy()
+    for r in range(radii):
+        wanted = min(r, iris_radius / step)
+        source = columns[np.argmin(np.abs(columns - wanted))]  # this ring, or the nearest iris ring seen enough
+        seen = have[:, source]
+        for channel in range(polar.shape[2]):
+            estimate = np.interp(theta, theta[seen], polar[seen, source, channel], period=angles)
+            filled[:, r, channel] = np.where(have[:, r], polar[:, r, channel], estimate)
+    back = cv2.warpPolar(filled, patch.shape[1::-1], centre_xy, outer, flags + cv2.WARP_INVERSE_MAP)
+    disc = np.zeros(patch.shape[:2], np.uint8)
+    cv2.circle(disc, tuple(int(round(c)) for c in centre), max(1, int(np.ceil(disc_radius))), 1, -1)
+    out = patch.copy()
+    hidden = disc.astype(bool) & ~known
+    out[hidden] = np.clip(np.round(back[hidden]), 0, 255).astype(np.uint8)
+    return out
+
+
 def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray,
                  iris_center: int, iris_ring: np.ndarray) -> tuple[dict, list[np.ndarray]]:
     """The eyeball, iris and lid textures of one eye (patches of the image) and what ``EyeReference`` needs but
@@ -112,6 +155,8 @@ def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lo
     eyeball = _fill(patch, white, radius, sclera)
     iris_known = inner & disc
     iris_texture = _fill(patch, iris_known, radius, patch[iris_known].mean(0) if iris_known.any() else sclera * 0.35)
+    if iris_known.sum() >= MIN_KNOWN_PIXELS:  # the disc's hidden arcs from its visible rings (the rest as before)
+        iris_texture = fill_iris(iris_texture, iris_known, iris - lo, iris_radius, IRIS_MARGIN * iris_radius)
 
     kernel = 2 * max(1, int(round(LID_MARGIN * width_px))) + 1
     lid_hole = cv2.dilate(aperture.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))

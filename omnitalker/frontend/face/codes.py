@@ -83,6 +83,7 @@ SMOOTHING_CUTOFF_HZ = {"pose": 4.0, "exp": 8.0, "eye": 6.0}
 SMOOTHING_ORDER = 2  # Butterworth order (applied forwards and backwards: zero phase)
 ANTI_ALIAS_SIGMA = 0.4  # Gaussian prefilter width when downsampling, in source frames per output frame
 NEUTRAL_MOUTH_PERCENTILE = 25.0  # frames at or below this mouth opening form the neutral shape
+NEUTRAL_SLACK = 1.25  # the reference frame: within this factor of the nearest-neutral frame's expression distance
 MIN_SCALE = 1e-6
 # Bounds of an eye's neutral opening over the template's in ``lid_gains``. Real people measured 0.5-1.25 (nine clips),
 # a cartoon's eyes 2-3. Never below 1: scaled down too, the lid codes of the smaller-eyed real references changed what
@@ -214,7 +215,8 @@ class FaceIdentity:
     center: (3,) pixel position of the canonical origin in the reference framing (median).
     scale: pixels per face-size unit in the reference framing (median).
     frame_size: (H, W) of the reference frames; decode_codes returns points in this pixel frame.
-    reference_index: the reference frame closest to neutral (a good frame to warp from).
+    reference_index: a good frame to warp from: of the frames whose expression is within NEUTRAL_SLACK of the
+        nearest to neutral, the one whose irises sit nearest their usual place in the eyes (looking ahead).
     """
 
     neutral: np.ndarray
@@ -240,12 +242,17 @@ class FaceIdentity:
         neutral = np.median(canonical[calm], axis=0)
         semantic = load_face_template().semantic_indices
         distance = np.linalg.norm(canonical[:, semantic] - neutral[semantic], axis=-1).sum(-1)
+        # The renderer moves the irises but must guess what the source frame's lids and eye corners hide: a source
+        # looking sideways (d14's nearest-neutral frame) gives it an iris half hidden and no white on one side.
+        eyes = _eye_codes(canonical)  # t 4: (x, y) of each iris in eye widths
+        off_centre = np.linalg.norm((eyes - np.median(eyes, 0)).reshape(-1, 2, 2), axis=-1).mean(-1)  # t
+        candidates = np.flatnonzero(distance <= NEUTRAL_SLACK * distance.min())
         return cls(
             neutral=neutral.astype(np.float32),
             center=np.median(translation, axis=0).astype(np.float32),
             scale=float(np.median(scale)),
             frame_size=(int(frame_size[0]), int(frame_size[1])),
-            reference_index=int(frames[np.argmin(distance)]),
+            reference_index=int(frames[candidates[np.argmin(off_centre[candidates])]]),
         )
 
     @classmethod
