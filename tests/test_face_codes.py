@@ -274,29 +274,33 @@ def test_codes_mean_the_same_for_different_identities(which):
     assert np.abs(decoded[:, read] - landmarks[:, read]).max() < 0.02  # pixels
 
 
-def test_the_frame_to_warp_from_looks_ahead():
-    """Of the frames about as near the neutral face as the nearest, the renderer's source frame is one whose irises sit
-    where they usually are: a source looking sideways leaves the renderer to guess half an iris and one side's white.
-    """
+def test_the_frame_to_warp_from_is_the_most_typical():
+    """The renderer's source frame is near the neutral face, looking where the person usually looks, with the head
+    in its usual pose: not the nearest-neutral frame when that one looks sideways or has the head turned (the renderer
+    then guesses half an iris, or the other side of the face)."""
     neutral = load_face_template().vertices.astype(np.float64)
     names = [name for name, _ in EXPRESSION_POINTS]
+    rng = np.random.default_rng(0)
 
-    def frame(point: str, offset: float, gaze_x: float, mouth: float = 0.0) -> np.ndarray:
+    def frame(point: str, offset: float, gaze_x: float = 0.0, yaw: float = 0.0, mouth: float = 0.0) -> np.ndarray:
         codes = np.zeros(VISUAL_CODE_DIM)
         exp = codes[EXP_SLICE].reshape(16, 3)  # a view: writes go into `codes`
         exp[names.index(point), 1] = offset
         exp[names.index("lower_lip_inner"), 1] = mouth
-        codes[EYE_SLICE] = [gaze_x, 0.0, gaze_x, 0.0]
+        codes[EYE_SLICE] = np.array([gaze_x, 0.0, gaze_x, 0.0]) + rng.normal(0.0, 0.005, 4)  # tracking noise
+        codes[POSE_SLICE] = np.array([yaw, 0, 0, 0, 0, 0]) + rng.normal(0.0, 0.005, 6)
         return _pose_landmarks(_express(neutral, codes), codes, 100.0, (256.0, 240.0, 0.0))
 
-    speaking = [frame("brow_inner_left", 0.0, 0.0, mouth) for mouth in (0.05, 0.08, 0.1, 0.12, 0.15, 0.2)]
-    sideways = [frame("brow_inner_right", 0.02, 0.15), frame("brow_inner_right", -0.02, 0.15)]  # nearest neutral
-    ahead = [frame("brow_outer_left", 0.024, 0.0), frame("brow_outer_left", -0.024, 0.0)]  # 1.2x as far from it
-    identity = FaceIdentity.from_landmarks(np.stack(speaking + sideways + ahead), (512, 512))
-    assert identity.reference_index in (8, 9)
-    # ... but not at any cost: a frame looking ahead twice as far from the neutral face is not taken
-    ahead = [frame("brow_outer_left", 0.04, 0.0), frame("brow_outer_left", -0.04, 0.0)]
-    identity = FaceIdentity.from_landmarks(np.stack(speaking + sideways + ahead), (512, 512))
+    speaking = [frame("brow_inner_left", 0.0, mouth=mouth) for mouth in (0.05, 0.08, 0.1, 0.12, 0.15, 0.2)]
+    sideways = [frame("brow_inner_right", 0.01, gaze_x=0.15), frame("brow_inner_right", -0.01, gaze_x=0.15)]
+    turned = [frame("brow_outer_right", 0.01, yaw=0.3), frame("brow_outer_right", -0.01, yaw=0.3)]
+    ahead = [frame("brow_outer_left", 0.015), frame("brow_outer_left", -0.015)]  # a little further from neutral
+    identity = FaceIdentity.from_landmarks(np.stack(speaking + sideways + turned + ahead), (512, 512))
+    assert identity.reference_index in (10, 11)
+    # ... but the expression counts most: a little off in gaze and pose, a neutral frame beats open mouths
+    talking = [frame("brow_inner_left", 0.0, mouth=mouth) for mouth in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)]
+    off = [frame("brow_inner_right", 0.01, gaze_x=0.01, yaw=0.01), frame("brow_inner_right", -0.01, gaze_x=0.01)]
+    identity = FaceIdentity.from_landmarks(np.stack(talking + off), (512, 512))
     assert identity.reference_index in (6, 7)
 
 
