@@ -29,8 +29,8 @@ Steps, in order:
    (``resample_codes``: linear, anti-aliased, angle-unwrapped, the frame count fixed exactly); a video shorter
    than its separate voice sample is first played back and forth to the voice's length
    (``extend_by_reflection``), so the prompt does not end on a frozen face;
-7. the renderer's source image is the reference frame nearest the neutral face
-   (``FaceIdentity.reference_index``); a video reference also keeps up to ``MAX_RENDER_FRAMES`` of its frames,
+7. the renderer's source image is the reference's most typical frame (``FaceIdentity.reference_index``,
+   ``typical_frame``: near the neutral face, looking ahead, the head in its usual pose); a video reference also keeps up to ``MAX_RENDER_FRAMES`` of its frames,
    spread over its range of mouth openings (``render_frames``), for what one frame cannot show (the warp
    renderer draws the mouth interior from them, ``omnitalker/render/mouth.py``).
 """
