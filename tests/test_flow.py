@@ -484,6 +484,20 @@ def test_sampling_deterministic_and_restores_prompt():
     assert bool(torch.isfinite(first.audio).all()) and first.visual.shape == (2, 20, VISUAL_DIM)
 
 
+def test_the_sampler_makes_a_progress_bar_only_when_asked(monkeypatch):
+    """No tqdm object at all without ``progress``: gradio's ``track_tqdm`` shows even a disabled bar, and each chunk's
+    own bar was read on the page as one bar counting past its total ("sampling - 175%")."""
+    import omnitalker.flow.sampling as sampling
+
+    made = []
+    monkeypatch.setattr(sampling, "tqdm", lambda iterable, **kwargs: made.append(kwargs) or iterable)
+    model, scheduler, kwargs = random_tiny_transformer(), OmniTalkerFlowMatchScheduler(), sample_kwargs()
+    sample(model, scheduler, generator=seeded(0), **kwargs)
+    assert made == []
+    sample(model, scheduler, generator=seeded(0), progress=True, **kwargs)
+    assert len(made) == 1
+
+
 def test_sampling_result_independent_of_batch_composition():
     model, scheduler = random_tiny_transformer(), OmniTalkerFlowMatchScheduler()
     kwargs = sample_kwargs()

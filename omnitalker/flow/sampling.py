@@ -183,7 +183,10 @@ def sample(
     dims = [x[name].shape[-1] for name in present]
     text_cache = {}  # text features per CFG pass layout: the text encoder runs once per run, not per step
     term = None  # the last computed guidance term, reused between refreshes (GuidanceConfig.refresh_every)
-    for step, t in enumerate(tqdm(scheduler.timesteps, disable=not progress, desc="sampling")):
+    # no bar object at all unless asked: gradio's track_tqdm shows even a disabled tqdm, and each chunk's 16-step bar
+    # was read as one bar counting past its total ("sampling - 175%" on the page)
+    timesteps = tqdm(scheduler.timesteps, desc="sampling") if progress else scheduler.timesteps
+    for step, t in enumerate(timesteps):
         refresh = guidance is None or term is None or guidance.refreshes(step)
         velocity = guided_velocity(
             transformer,
