@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
         drawer = attach_renderer(pipe, args.renderer, device=args.device, visual_pipeline=visual)
         visual = None if drawer is pipe else drawer
-    launch(build_demo(pipe, visual_pipeline=visual), server_name=args.host, server_port=args.port)
+    launch(build_demo(pipe, visual_pipeline=visual, warm_up=True), server_name=args.host, server_port=args.port)
     return 0
 
 

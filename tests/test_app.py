@@ -322,6 +322,33 @@ def test_an_upload_is_analysed_once_before_the_click(pipe, media, tmp_path, monk
     assert len(calls) == 2
 
 
+def test_the_examples_are_analysed_at_launch(pipe, media, tmp_path, monkeypatch):
+    """``build_demo(warm_up=True)`` (``python app.py``) analyses the examples' references in the background: the
+    first visitor who picks an example finds its face track done."""
+    from omnitalker.ui.app import _example_references
+
+    examples = {"talk_video": [{"video": media["video"]}],
+                "talk_photo": [{"image": media["photo"], "voice": media["voice"]}]}
+    assert _example_references(examples) == [{"reference_video": media["video"]},
+                                             {"reference_image": media["photo"], "reference_audio": media["voice"]}]
+    handlers = DemoHandlers(pipe, output_root=tmp_path)
+    calls = []
+    original = pipe.prepare_reference
+    monkeypatch.setattr(pipe, "prepare_reference", lambda *a, **k: calls.append(k) or original(*a, **k))
+    handlers.warm_up(_example_references(examples))
+    assert len(calls) == 2
+    handlers.talk(**talk_args(media))  # the example clip, as a visitor picks it
+    assert len(calls) == 2
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    (folder / "examples.json").write_text(json.dumps({"talk_video": [
+        {"video": os.path.relpath(media["video"], folder), "reference_text": REFERENCE_TEXT, "text": "Hi."}]}))
+    demo = build_demo(pipe, examples_dir=folder, output_root=tmp_path / "outputs", warm_up=True)
+    demo.omnitalker_warm_up.join(timeout=120)
+    assert not demo.omnitalker_warm_up.is_alive() and len(calls) == 3
+    assert build_demo(pipe, examples_dir=None).omnitalker_warm_up is None  # tests and embedders: no thread
+
+
 def test_without_ffmpeg_the_page_shows_the_whole_video(handlers, media, monkeypatch):
     import omnitalker.ui.streaming as streaming
 

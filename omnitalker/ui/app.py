@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def build_demo(
     visual_pipeline=None,
     serving: ServingSettings | None = None,
     stream: bool | None = None,
+    warm_up: bool = False,
 ) -> gr.Blocks:
     """The showcase as a gr.Blocks (not launched).
 
@@ -107,6 +109,9 @@ def build_demo(
         serving: queue size, concurrency and the per-request time limit (default: ``ServingSettings.from_env()``).
         stream: play the video while it is written (default: when ffmpeg and ffprobe are installed, which gradio's
             streaming player needs); False shows it when complete.
+        warm_up: load the pipeline and analyse the examples' references in a background thread now
+            (``DemoHandlers.warm_up``; ``demo.omnitalker_warm_up`` is the thread), so the first visitor's click is
+            as quick as the next one's. ``python app.py`` does.
     """
     serving = ServingSettings.from_env() if serving is None else serving
     options = {} if max_side is None else {"max_side": max_side}
@@ -137,7 +142,18 @@ def build_demo(
         demo.unload(handlers.end_session)  # the page closed: its results go
     demo.queue(max_size=serving.queue_size, default_concurrency_limit=serving.concurrency)
     demo.omnitalker_limits = handlers.limits  # launch() sets gradio's upload limit from it
+    demo.omnitalker_warm_up = None
+    if warm_up:
+        demo.omnitalker_warm_up = threading.Thread(target=handlers.warm_up, args=(_example_references(examples),),
+                                                   name="omnitalker-warm-up", daemon=True)
+        demo.omnitalker_warm_up.start()
     return demo
+
+
+def _example_references(examples: dict) -> list[dict]:
+    """The Talk tab's example references as ``DemoHandlers.prefetch_reference`` takes them."""
+    return ([{"reference_video": e["video"]} for e in examples.get("talk_video", [])]
+            + [{"reference_image": e["image"], "reference_audio": e["voice"]} for e in examples.get("talk_photo", [])])
 
 
 def _seconds(limit) -> str:

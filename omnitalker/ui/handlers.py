@@ -409,6 +409,19 @@ class DemoHandlers:
         except Exception as error:  # noqa: BLE001 - the click reports it with the page's wording
             logger.debug(f"reference prefetch skipped: {error}")
 
+    def warm_up(self, references: list[dict]) -> None:
+        """Load the pipeline and analyse `references` (each ``prefetch_reference``'s keyword arguments, e.g. the
+        page's examples) into the reference cache, in the background at launch: the first visitor who picks an
+        example finds its face track done and the face tracker loaded (the first analysis of the example clip took
+        1.5 s, a later one 0.5 s). Errors are left for the requests to report."""
+        try:
+            self.pipeline  # noqa: B018 - loads it
+        except Exception as error:  # noqa: BLE001 - a request reports it with the page's wording
+            logger.debug(f"warm-up skipped: {error}")
+            return
+        for reference in references:
+            self.prefetch_reference(**reference)
+
     @contextmanager
     def _result_folder(self, request):
         """A fresh folder for one request's files in its session's folder; removed if writing fails, else the
