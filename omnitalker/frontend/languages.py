@@ -40,6 +40,7 @@ SUPPORTED_LANGUAGES = {"en": "English", "zh": "Mandarin Chinese"}
 SUPPORTED_TEXT = "Latin letters, digits and Chinese characters"
 LANGUAGES_SENTENCE = (f"This model speaks {' and '.join(SUPPORTED_LANGUAGES.values())} ({SUPPORTED_TEXT})")
 EXAMPLE_CHARS = 24  # how much of an unsupported part a message quotes
+CJK_START = 0x2E80  # no Chinese character comes before the CJK radicals block
 
 # Latin letters with no ASCII base letter that espeak-ng's English voice spells out by name.
 LATIN_TRANSLITERATION = str.maketrans({
@@ -128,9 +129,6 @@ def is_speakable_letter(char: str) -> bool:
     if _LATIN.match(char):
         return unicodedata.normalize("NFD", char)[0].isascii()
     return is_chinese(char)
-
-
-CJK_START = 0x2E80  # no Chinese character comes before the CJK radicals block
 
 
 def is_chinese(char: str) -> bool:

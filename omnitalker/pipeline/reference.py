@@ -30,9 +30,10 @@ Steps, in order:
    than its separate voice sample is first played back and forth to the voice's length
    (``extend_by_reflection``), so the prompt does not end on a frozen face;
 7. the renderer's source image is the reference's most typical frame (``FaceIdentity.reference_index``,
-   ``typical_frame``: near the neutral face, looking ahead, the head in its usual pose); a video reference also keeps up to ``MAX_RENDER_FRAMES`` of its frames,
-   spread over its range of mouth openings (``render_frames``), for what one frame cannot show (the warp
-   renderer draws the mouth interior from them, ``omnitalker/render/mouth.py``).
+   ``typical_frame``: near the neutral face, looking ahead, the head in its usual pose); a video reference also
+   keeps up to ``MAX_RENDER_FRAMES`` of its frames, spread over its range of mouth openings (``render_frames``),
+   for what one frame cannot show (the warp renderer draws the mouth interior from them,
+   ``omnitalker/render/mouth.py``).
 """
 
 from __future__ import annotations
