@@ -8,7 +8,8 @@ Up to MAX_FACES faces are found per frame; one is followed through the clip: fir
 most central (score = box area fraction x (1 - distance of the box centre from the frame centre /
 half diagonal)), then in every frame the face whose box overlaps the previous one best (IoU above
 ``iou_threshold``). Frames without that face are filled by linear interpolation between the nearest
-detected frames (held at the ends); gaps longer than ``max_gap_seconds`` are reported. Problems a
+detected frames (held at the ends); gaps longer than ``max_gap_seconds`` are reported. A video's
+landmarks are then steadied by the optical flow between frames (``stabilize_landmarks``). Problems a
 user can fix raise ValueError with the numbers (no face, face too small, face turned away, too
 few frames with a face); softer ones go to ``FaceTrack.warnings`` and are also emitted as Python
 warnings. MediaPipe runs on the CPU; its C++ logs are silenced.
@@ -29,6 +30,7 @@ import numpy as np
 from omnitalker.io.image import load_image, to_rgb_uint8
 
 from .codes import CODE_FPS, head_angles_degrees
+from .stabilize import stabilize_landmarks
 from .template import NUM_LANDMARKS, NUM_MESH_VERTICES
 
 MAX_FACES = 4
@@ -181,6 +183,8 @@ class FaceAnalyzer:
     max_head_turn_degrees: |yaw| or |pitch| beyond this is reported; in most frames, ValueError.
     iou_threshold: box overlap needed to continue the track from one frame to the next.
     workers: FaceMesh graphs that detect a video's frames in parallel (identical results; one per core).
+    stabilize: steady a video's landmarks with the optical flow between its frames (``stabilize_landmarks``,
+        omnitalker/frontend/face/stabilize.py): MediaPipe detects each frame on its own, and its points jitter.
     """
 
     def __init__(
@@ -194,6 +198,7 @@ class FaceAnalyzer:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         workers: int = DETECT_WORKERS,
+        stabilize: bool = True,
     ):
         if not 0.0 <= min_face_fraction < 1.0:
             raise ValueError(f"min_face_fraction must be in [0, 1), got {min_face_fraction}")
@@ -214,6 +219,7 @@ class FaceAnalyzer:
         self.min_detection_confidence = min_detection_confidence
         self.min_tracking_confidence = min_tracking_confidence
         self.workers = workers
+        self.stabilize = stabilize
         self._mesh = None
         self._extra_meshes = []  # the worker threads' own graphs, beyond ``mesh``
 
@@ -335,7 +341,11 @@ class FaceAnalyzer:
         frame_size = frames[0].shape[:2]
         self._check_resolution(frame_size)
         faces = self._detect_frames(frames)
-        return self._build_track(faces, frame_size, float(fps), timestamps, notes, what="video")
+        track = self._build_track(faces, frame_size, float(fps), timestamps, notes, what="video")
+        if self.stabilize and track.num_frames > 1:
+            track.landmarks = stabilize_landmarks(frames, track.landmarks)
+            track.boxes = landmark_box(track.landmarks)
+        return track
 
     # ------------------------------------------------------------------ checks and tracking
     @staticmethod
