@@ -756,3 +756,25 @@ def test_an_iris_hidden_by_a_lid_is_filled_in_from_its_own_rings():
     np.testing.assert_array_equal(ours[known], source[known])  # what shows is kept
     outside = distance > 1.15 * radius + 1
     np.testing.assert_array_equal(ours[outside], source[outside])
+
+
+def test_the_lash_line_is_found_by_its_darkness():
+    """MediaPipe's upper lid contour can run on the white below the lashes (or in the lid skin above them): the lash
+    line drawn over a shut eye is sampled where the lashes are, the darkest row just above the contour, not at a
+    fixed offset from it (there d0's closed eyes got a pale line of skin and white)."""
+    from omnitalker.render.eyes import lash_line
+    from omnitalker.render.geometry import LipFrame
+
+    image = np.full((80, 80, 3), (200, 160, 140), np.uint8)  # lid skin
+    image[38:41, 10:71] = (40, 30, 30)  # the lashes: rows 38-40
+    image[41:56, 10:71] = (225, 225, 220)  # the white of the eye below them
+    xs = np.linspace(10, 70, 8)
+    points = np.zeros((14, 3), np.float32)
+    points[:8, 0], points[:8, 1] = xs, 44.0  # the tracked upper lid, 4 px below the lashes, corner to corner
+    points[[0, 7], 1] = 45.0  # the corners
+    points[8:, 0], points[8:, 1] = xs[1:-1], 55.0  # the lower lid between the corners
+    upper, lower = np.arange(8), np.r_[0, 8:14, 7]
+    frame = LipFrame.from_points(points, upper, lower)
+    _, rows = frame.to_pixels(frame.upper_u, lash_line(image, frame))
+    inner = slice(1, -1)  # the corners' search may leave the lashes' ends
+    assert np.all(np.abs(rows[inner] - 39.0) <= 1.0), rows
