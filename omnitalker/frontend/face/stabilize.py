@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from .template import NUM_LANDMARKS, NUM_MESH_VERTICES
+from .topology import mesh_topology
 
 PULL_SCALE = 0.02  # detection-flow disagreement (face sizes) at which the detection takes over (Gaussian width)
 MIN_PULL = 0.05  # every frame, at least this share of the way from the flow to the detection
@@ -43,8 +44,6 @@ LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 @lru_cache(maxsize=1)
 def detector_points() -> np.ndarray:
     """The landmarks left to the detector: both eye openings, the irises and the inner lips (the mesh's holes)."""
-    from omnitalker.render.geometry import mesh_topology
-
     topo = mesh_topology()
     holes = np.concatenate([*topo.eye_loops, topo.mouth_loop, np.arange(NUM_MESH_VERTICES, NUM_LANDMARKS)])
     return np.unique(holes)
