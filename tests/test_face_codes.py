@@ -28,7 +28,7 @@ from omnitalker.frontend.face import (
     rotation_to_euler,
     smooth_codes,
 )
-from omnitalker.frontend.face.codes import MEL_FPS, fit_similarity
+from omnitalker.frontend.face.codes import EXP_NAMES, EYE_REGION_FOLLOW, MEL_FPS, POSE_DIM, fit_similarity
 from omnitalker.frontend.face.template import EXPRESSION_POINTS, LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
 
 ROTATION_DEGREES = (0.0, 7.0, 12.0, 7.0, 0.0, -7.0, -12.0, -7.0)
@@ -264,6 +264,10 @@ def test_codes_mean_the_same_for_different_identities(which):
     codes[:, POSE_SLICE] = rng.uniform(-1, 1, (5, 6)) * np.array([0.5, 0.3, 0.3, 0.3, 0.3, 0.2])
     codes[:, EXP_SLICE] = rng.normal(0.0, 0.03, (5, 48))
     codes[:, EYE_SLICE] = rng.uniform(-0.15, 0.15, (5, 4))
+    for side in ("right", "left"):  # lids moving apart only: their common motion moves the whole eye (tested below)
+        upper, lower = ([POSE_DIM + EXP_NAMES.index(f"exp_{lid}_lid_{side}_{axis}") for axis in "xyz"]
+                        for lid in ("upper", "lower"))
+        codes[:, lower] = -codes[:, upper]
     landmarks = np.stack([_pose_landmarks(_express(neutral, c), c, pixels_per_unit, origin) for c in codes])
     encoded = encode_codes(landmarks, identity)
     assert encoded.dtype == np.float32 and encoded.shape == (5, VISUAL_CODE_DIM)
@@ -272,6 +276,26 @@ def test_codes_mean_the_same_for_different_identities(which):
     decoded = decode_codes(encoded, identity)
     read = np.r_[load_face_template().stable_indices, load_face_template().semantic_indices, 468, 473]
     assert np.abs(decoded[:, read] - landmarks[:, read]).max() < 0.02  # pixels
+
+
+def test_lids_moving_together_carry_the_eye():
+    """An eye's two lids moving the same way (MediaPipe's eye corners follow them: the eye region's shift with head
+    pitch, a cheek raise) move its corners and iris by the motion they share; the lids land on their codes, the brows
+    and the other eye stay; lids moving apart or together (a blink) leave the eye where it is."""
+    neutral = load_face_template().vertices.astype(np.float64)
+    reference = _pose_landmarks(neutral, np.zeros(VISUAL_CODE_DIM), 100.0, (256.0, 240.0, 0.0))
+    identity = FaceIdentity.from_landmarks(reference[None], (512, 512))
+    codes = np.zeros((1, VISUAL_CODE_DIM))
+    for lid in ("upper", "lower"):
+        codes[0, POSE_DIM + EXP_NAMES.index(f"exp_{lid}_lid_right_y")] = 0.02  # both down, 2 px
+    moved = decode_codes(codes, identity)[0] - decode_codes(np.zeros_like(codes), identity)[0]  # 478 3
+    follow = EYE_REGION_FOLLOW * 0.02 * 100.0
+    np.testing.assert_allclose(moved[[RIGHT_EYE[0], RIGHT_EYE[1], RIGHT_IRIS[0]], 1], follow, atol=1e-3)
+    np.testing.assert_allclose(moved[[RIGHT_EYE[2], RIGHT_EYE[3]], 1], 2.0, atol=1e-3)
+    np.testing.assert_allclose(moved[[107, 70, LEFT_EYE[0], LEFT_EYE[2], LEFT_IRIS[0]]], 0.0, atol=1e-6)
+    codes[0, POSE_DIM + EXP_NAMES.index("exp_lower_lid_right_y")] = -0.005  # a blink: the lids meet, the eye stays
+    moved = decode_codes(codes, identity)[0] - decode_codes(np.zeros_like(codes), identity)[0]
+    np.testing.assert_allclose(moved[[RIGHT_EYE[0], RIGHT_EYE[1], RIGHT_IRIS[0]]], 0.0, atol=1e-6)
 
 
 def test_the_frame_to_warp_from_is_the_most_typical():
