@@ -28,7 +28,7 @@ from omnitalker.frontend.face import (
     rotation_to_euler,
     smooth_codes,
 )
-from omnitalker.frontend.face.codes import EXP_NAMES, EYE_REGION_FOLLOW, MEL_FPS, POSE_DIM, fit_similarity
+from omnitalker.frontend.face.codes import EXP_NAMES, MEL_FPS, POSE_DIM, fit_similarity
 from omnitalker.frontend.face.template import EXPRESSION_POINTS, LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
 
 ROTATION_DEGREES = (0.0, 7.0, 12.0, 7.0, 0.0, -7.0, -12.0, -7.0)
@@ -289,7 +289,7 @@ def test_lids_moving_together_carry_the_eye():
     for lid in ("upper", "lower"):
         codes[0, POSE_DIM + EXP_NAMES.index(f"exp_{lid}_lid_right_y")] = 0.02  # both down, 2 px
     moved = decode_codes(codes, identity)[0] - decode_codes(np.zeros_like(codes), identity)[0]  # 478 3
-    follow = EYE_REGION_FOLLOW * 0.02 * 100.0
+    follow = 0.02 * 100.0  # the whole shared motion
     np.testing.assert_allclose(moved[[RIGHT_EYE[0], RIGHT_EYE[1], RIGHT_IRIS[0]], 1], follow, atol=1e-3)
     np.testing.assert_allclose(moved[[RIGHT_EYE[2], RIGHT_EYE[3]], 1], 2.0, atol=1e-3)
     np.testing.assert_allclose(moved[[107, 70, LEFT_EYE[0], LEFT_EYE[2], LEFT_IRIS[0]]], 0.0, atol=1e-6)

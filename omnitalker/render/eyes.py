@@ -8,7 +8,8 @@ So, each a layer over the warp (``omnitalker/render/layers.py``), in drawing ord
   with its opening and lash margin filled in from the skin around it (Telea inpainting), faded in with the
   closure so a lid that only trembles adds nothing (no outline);
 - the lash line: the reference's lashes (the darkest line just above its tracked upper lid) drawn across the
-  driven opening around the line where the lids meet, at least a few pixels thick, under the eyeball (which hides it as far as the eye is open), so a
+  driven opening around the line where the lids meet, at least a few pixels thick, under the eyeball (which
+  hides it as far as the eye is open), so a
   closed eye reads as lashes instead of the eyeball squeezed into a slit of dots;
 - the eyeball, inside the driven opening: the reference eye through the eye-corner similarity, with its
   iris removed (filled in from the visible white of the eye only, so no lash or lid colour bleeds in) and
@@ -49,7 +50,7 @@ MIN_EYE_OPENING = 0.06  # opening / width below this: the warp alone draws the e
 # through that slit and a blink read as a half-open eye (self-reenactment: blinks drawn at 0.64x their depth).
 EYE_HIDDEN_SHARE, EYE_FADE_SHARE = 0.42, 0.25
 # The lash line of a closing eye (eye widths): the reference's lashes (``lash_line``: the darkest row from
-# LASH_SEARCH_ABOVE above MediaPipe's upper lid to LASH_SEARCH_BELOW below it), a band LASH_BAND_HALF each side of
+# LASH_SEARCH_ABOVE above MediaPipe's upper lid down to it), a band LASH_BAND_HALF each side of
 # them, drawn across the driven opening at least 2 x LASH_HALF_WIDTH thick, so a closed lid reads as a dark lash line
 # instead of the collapsed warp of the eyeball (bright and dark dots along a slit). The band was first taken at a fixed
 # offset above the contour (0.065 to 0.015 eye widths): where the contour runs below the lashes or above them, as on
@@ -57,7 +58,7 @@ EYE_HIDDEN_SHARE, EYE_FADE_SHARE = 0.42, 0.25
 # eyes SSIM 0.8118 -> 0.8123, MediaPipe's eye-openness gain 0.808 -> 0.797: d18 up, d0 down).
 # (Tried: the warp's strip closing the opening mapped onto that band too: eyes SSIM 0.760 -> 0.751 on five clips,
 # the band showing dark at the open eye's anti-aliased edge.)
-LASH_SEARCH_ABOVE, LASH_SEARCH_BELOW = 0.1, 0.0
+LASH_SEARCH_ABOVE = 0.1
 LASH_BAND_HALF = 0.04  # (0.02: the same SSIM, a darker, thicker line; MediaPipe's gain on five clips 0.786 vs 0.797)
 LASH_HALF_WIDTH = 0.05  # the drawn lash line is at least twice this thick at the middle of the eye
 
@@ -128,15 +129,16 @@ def fill_iris(patch: np.ndarray, known: np.ndarray, centre: np.ndarray, iris_rad
 
 def lash_line(image: np.ndarray, frame: LipFrame) -> np.ndarray:
     """v (reference px, in `frame`'s axes) of the lashes along the upper lid: at each point of the lid chain, the
-    darkest row from LASH_SEARCH_ABOVE above MediaPipe's upper lid to LASH_SEARCH_BELOW below it (the lashes are the
-    darkest line there; the contour itself sometimes runs in the lid skin above them, or on the white below), a
-    running median along the lid so one dark pore does not kink it."""
-    steps = max(3, int(np.ceil((LASH_SEARCH_ABOVE + LASH_SEARCH_BELOW) * frame.width)) + 1)
-    offsets = np.linspace(-LASH_SEARCH_ABOVE, LASH_SEARCH_BELOW, steps) * frame.width  # k, px
-    v = frame.upper_v[:, None] + offsets[None]  # n k
-    xs, ys = frame.to_pixels(np.repeat(frame.upper_u[:, None], steps, 1), v)
-    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    luma = cv2.remap(grey, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR,
+    darkest row from LASH_SEARCH_ABOVE above MediaPipe's upper lid down to it (the lashes are the darkest line there;
+    the contour itself sometimes runs in the lid skin above them, or on the white below), a running median along the
+    lid so one dark pore does not kink it."""
+    steps = max(3, int(np.ceil(LASH_SEARCH_ABOVE * frame.width)) + 1)
+    offsets = np.linspace(-LASH_SEARCH_ABOVE, 0.0, steps) * frame.width  # k, px
+    xs, ys = frame.to_pixels(np.repeat(frame.upper_u[:, None], steps, 1), frame.upper_v[:, None] + offsets[None])  # n k
+    lo = np.clip(np.floor([xs.min(), ys.min()]).astype(int) - 1, 0, None)  # only the searched window is made grey
+    hi = np.minimum(np.ceil([xs.max(), ys.max()]).astype(int) + 2, image.shape[1::-1])
+    grey = cv2.cvtColor(np.ascontiguousarray(image[lo[1]:hi[1], lo[0]:hi[0]]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    luma = cv2.remap(grey, (xs - lo[0]).astype(np.float32), (ys - lo[1]).astype(np.float32), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)  # n k
     luma = cv2.GaussianBlur(luma, (1, 3), 0)  # along the search only
     darkest = offsets[np.argmin(luma, axis=1)]  # n

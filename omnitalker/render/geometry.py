@@ -13,10 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from omnitalker.frontend.face.template import NUM_LANDMARKS, NUM_MESH_VERTICES  # noqa: F401 (re-exported)
 from omnitalker.frontend.face.topology import NUM_FACE_TRIANGLES, MeshTopology, mesh_topology  # noqa: F401 (re-exported)
-
-NUM_LANDMARKS = 478  # MediaPipe Face Mesh with refine_landmarks=True (468 mesh + 2 x 5 iris points)
-NUM_MESH_VERTICES = 468
 
 SUBPIXEL_BITS = 4  # cv2 fill functions take fixed-point vertices: 1/16 px precision
 SUBPIXEL_SCALE = 1 << SUBPIXEL_BITS

@@ -27,7 +27,7 @@ tx = (t_x - center_x) / ref_scale, log_scale = log(s / ref_scale). So all codes 
 size and face size and mean the same thing for every identity.
 
 Decoding puts the 16 expression offsets onto all 468 mesh points with the template's fixed linear
-propagation weights (half of each eye's common lid motion moving its whole eye region, ``eye_region_shift``),
+propagation weights (the motion each eye's two lids share moving its whole eye region, ``eye_region_shift``),
 places the irises from the eye codes, and applies the pose in the reference image's pixel frame.
 
 Round trip (encode -> decode, image-plane point error over all 478 points; MediaPipe landmarks of
@@ -98,11 +98,10 @@ MIN_SCALE = 1e-6
 # in face-size units.
 LID_GAIN_RANGE = (1.0, 3.0)
 # Decoding: the motion an eye's two lids share (axis by axis, the smaller of the two where both move the same way)
-# moves the whole eye with them, this much of it (``eye_region_shift``): weight 1 out to EYE_REGION_REACH[0] eye
+# moves the whole eye with them (``eye_region_shift``): weight 1 out to EYE_REGION_REACH[0] eye
 # widths from the eye's centre, 0 beyond EYE_REGION_REACH[1], on an ellipse half as tall as wide (the brow and the
 # cheek stay). On nine real clips the eye corners' canonical height followed the lids' common motion with
 # correlation 0.61-0.95.
-EYE_REGION_FOLLOW = 1.0
 EYE_REGION_REACH = (0.6, 1.0)
 
 assert len(CODE_NAMES) == VISUAL_CODE_DIM == 58
@@ -375,8 +374,7 @@ def eye_region_shift(offsets: np.ndarray, neutral: np.ndarray) -> tuple[np.ndarr
         upper, lower = names.index(f"upper_lid_{side}"), names.index(f"lower_lid_{side}")
         up, down = offsets[:, upper], offsets[:, lower]  # t 3 each
         # the motion both lids share, axis by axis: none when they move apart or together (a blink, a widening)
-        shared = np.where(np.sign(up) == np.sign(down), np.sign(up) * np.minimum(np.abs(up), np.abs(down)), 0.0)
-        common = EYE_REGION_FOLLOW * shared  # t 3
+        common = np.where(np.sign(up) == np.sign(down), np.sign(up) * np.minimum(np.abs(up), np.abs(down)), 0.0)
         centre = 0.5 * (neutral[eye[0]] + neutral[eye[1]])
         width = max(float(np.linalg.norm(neutral[eye[0], :2] - neutral[eye[1], :2])), MIN_SCALE)
         reach = np.hypot((neutral[:, 0] - centre[0]) / width, 2.0 * (neutral[:, 1] - centre[1]) / width)  # v
