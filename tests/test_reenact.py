@@ -13,8 +13,9 @@ pytest.importorskip("mediapipe")
 skimage_data = pytest.importorskip("skimage.data")
 
 from omnitalker.eval.closed_loop import talking_sequence  # noqa: E402
-from omnitalker.eval.reenact import eye_openness, has_blinks, main, region_boxes  # noqa: E402
+from omnitalker.eval.reenact import has_blinks, main, region_boxes  # noqa: E402
 from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, decode_codes, encode_codes  # noqa: E402
+from omnitalker.frontend.face.codes import eye_openness  # noqa: E402
 from omnitalker.io.export import export_to_video  # noqa: E402
 from omnitalker.pipeline.reference import render_frames  # noqa: E402
 from omnitalker.render.warp import WarpRenderer  # noqa: E402
@@ -76,15 +77,17 @@ def test_boxes_and_blinks():
     assert has_blinks(openness)
 
 
-def test_render_frames_spread_over_mouth_openings():
+def test_render_frames_spread_over_mouth_and_eye_openings():
     rng = np.random.default_rng(0)
     image = skimage_data.astronaut()
     with FaceAnalyzer() as analyzer:
         base = analyzer.analyze_image(image).landmarks[0]
     track = np.repeat(base[None], 100, axis=0) + rng.normal(0, 0.05, (100, 478, 3)).astype(np.float32)
     track[:, 14, 1] += np.linspace(0, 20, 100)  # the lower inner lip drops: frame t is more open than t - 1
+    for upper, lower in ((159, 145), (386, 374)):  # frame 42 blinks
+        track[42, upper, 1] = track[42, lower, 1]
     picked = render_frames(track, keep=7, limit=10)
-    assert len(picked) <= 11 and 7 in picked and picked[0] == 0 and picked[-1] == 99
+    assert len(picked) <= 10 and 7 in picked and picked[0] == 0 and picked[-1] == 99 and 42 in picked
     assert list(render_frames(track[:5], keep=0, limit=10)) == [0, 1, 2, 3, 4]
 
 

@@ -357,6 +357,33 @@ def test_video_reference_draws_the_mouth_from_its_own_frames(renderer, reference
     assert g < 120, (r, g, b)
 
 
+def test_video_reference_draws_a_blink_from_its_own_shut_eyes(renderer, reference, astronaut):
+    """A frame of the reference clip whose eyes are shut (a spot of its lid skin painted green here) is what a driven
+    blink shows there; the driven eye at the source's opening, and a blink from the photo alone, do not."""
+    image, landmarks = astronaut
+    shut = close_eyes(landmarks)
+    shut_frame = renderer.render_frame(reference, shut)
+    probes = []
+    for loop in mesh_topology().eye_loops:
+        upper, lower = split_loop(loop, landmarks, face_axis(landmarks))
+        width = np.linalg.norm(landmarks[upper[-1], :2] - landmarks[upper[0], :2])
+        x, y = shut[lower[len(lower) // 2], :2] - np.array([0.0, 0.15 * width])
+        probes.append((int(round(x)), int(round(y))))
+        yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+        shut_frame[np.hypot(xx - x, yy - y) <= 0.1 * width] = (0, 255, 0)
+    video_ref = renderer.prepare(image, landmarks, shut_frame[None], shut[None])
+    assert all(eye.bank is not None and len(eye.bank.states) == 1 for eye in video_ref.eyes)
+
+    def colours(frame):
+        return [frame[y, x].astype(int) for x, y in probes]
+
+    for r, g, b in colours(renderer.render_frame(video_ref, shut)):
+        assert g > 180 and r < 80 and b < 80, (r, g, b)
+    for frame in (renderer.render_frame(reference, shut), renderer.render_frame(video_ref, landmarks)):
+        for r, g, b in colours(frame):
+            assert g < r + 40, (r, g, b)
+
+
 def test_bank_keeps_only_open_mouths(renderer, astronaut):
     image, landmarks = astronaut
     polygon, upper, lower = mouth_polygon(landmarks)

@@ -48,7 +48,7 @@ from skimage.metrics import structural_similarity
 
 from omnitalker.eval.closed_loop import psnr
 from omnitalker.frontend.face import FaceAnalyzer, FaceIdentity, encode_codes
-from omnitalker.frontend.face.codes import smooth_codes
+from omnitalker.frontend.face.codes import eye_openness, smooth_codes
 from omnitalker.frontend.face.template import LEFT_EYE, RIGHT_EYE
 from omnitalker.io.video import read_video
 from omnitalker.render.choose import RENDERER_CHOICES_HELP, WARP, load_renderer
@@ -140,16 +140,6 @@ def mouth_gap(landmarks: np.ndarray) -> np.ndarray:
     gap = np.linalg.norm(landmarks[:, LOWER_LIP, :2] - landmarks[:, UPPER_LIP, :2], axis=-1)
     width = np.linalg.norm(landmarks[:, MOUTH_RIGHT, :2] - landmarks[:, MOUTH_LEFT, :2], axis=-1)
     return gap / np.maximum(width, 1e-6)
-
-
-def eye_openness(landmarks: np.ndarray) -> np.ndarray:
-    """(T,) lid gap over eye width, both eyes averaged."""
-    values = []
-    for outer, inner, upper, lower in (RIGHT_EYE, LEFT_EYE):
-        gap = np.linalg.norm(landmarks[:, lower, :2] - landmarks[:, upper, :2], axis=-1)
-        width = np.linalg.norm(landmarks[:, inner, :2] - landmarks[:, outer, :2], axis=-1)
-        values.append(gap / np.maximum(width, 1e-6))
-    return np.mean(values, axis=0)
 
 
 def has_blinks(openness: np.ndarray) -> bool:

@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnitalker.eval.reenact import eye_openness, mouth_gap
+from omnitalker.eval.reenact import mouth_gap
 from omnitalker.frontend.face import FaceAnalyzer, decode_codes
+from omnitalker.frontend.face.codes import eye_openness
 from omnitalker.frontend.face.template import LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,9 +31,9 @@ Steps, in order:
    (``extend_by_reflection``), so the prompt does not end on a frozen face;
 7. the renderer's source image is the reference's most typical frame (``FaceIdentity.reference_index``,
    ``typical_frame``: near the neutral face, looking ahead, the head in its usual pose); a video reference also
-   keeps up to ``MAX_RENDER_FRAMES`` of its frames, spread over its range of mouth openings (``render_frames``),
-   for what one frame cannot show (the warp renderer draws the mouth interior from them,
-   ``omnitalker/render/mouth.py``).
+   keeps up to ``MAX_RENDER_FRAMES`` of its frames, spread over its ranges of mouth and eye openings
+   (``render_frames``), for what one frame cannot show (the warp renderer draws the mouth interior and the lids of
+   a blinking or widened eye from them: ``omnitalker/render/mouth.py``, ``omnitalker/render/eye_bank.py``).
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ CUT_SEARCH_SECONDS = 1.0  # a too-long clip is cut at the quietest point of this
 SILENT_RMS = 1e-4  # a clip whose loudest 20 ms frame is below this RMS is silence (-80 dBFS)
 PHOTO_SILENCE_SECONDS = 1.0  # prompt length for a photo with no voice sample (lip-sync): silence
 MAX_RENDER_FRAMES = 32  # frames of a video reference kept for the renderer (~57 MB at 1024 x 576)
+# Of them, up to this many (and at most a quarter) spread over its eye openings (the renderer's eye bank, blinks to wide
+# eyes), the rest over its mouth openings (the mouth bank).
+EYE_RENDER_FRAMES = 8
 
 
 @dataclass
@@ -301,15 +304,22 @@ def build_reference(
     )
 
 
-def render_frames(landmarks: np.ndarray, keep: int, limit: int = MAX_RENDER_FRAMES) -> np.ndarray:
-    """Indices (sorted) of at most `limit` frames of a track (T, 478, 3) spread evenly over its range of mouth
-    openings, frame `keep` (the renderer's source frame) always among them."""
-    from omnitalker.frontend.face.codes import fit_pose, mouth_opening
+def render_frames(landmarks: np.ndarray, keep: int, limit: int = MAX_RENDER_FRAMES,
+                  eye_frames: int = EYE_RENDER_FRAMES) -> np.ndarray:
+    """Indices (sorted) of at most `limit` frames of a track (T, 478, 3): `eye_frames` of them (at most a quarter)
+    spread evenly over its range of eye openings (blinks to wide eyes), the rest over its range of mouth openings,
+    frame `keep` (the renderer's source frame) always among them."""
+    from omnitalker.frontend.face.codes import eye_openness, fit_pose, mouth_opening
 
     if len(landmarks) <= limit:
         return np.arange(len(landmarks))
-    order = np.argsort(mouth_opening(fit_pose(landmarks)[3]), kind="stable")  # least to most open
-    picks = set(order[np.round(np.linspace(0, len(order) - 1, limit - 1)).astype(int)].tolist()) | {keep}
+
+    def spread(values: np.ndarray, count: int) -> set[int]:  # least to most
+        order = np.argsort(values, kind="stable")
+        return set(order[np.round(np.linspace(0, len(order) - 1, count)).astype(int)].tolist()) if count > 0 else set()
+
+    eyes = spread(eye_openness(landmarks), min(eye_frames, limit // 4))
+    picks = eyes | spread(mouth_opening(fit_pose(landmarks)[3]), limit - 1 - len(eyes)) | {keep}
     return np.array(sorted(picks))
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from omnitalker.render.eye_bank import EyeBank, bank_fade, bank_layer
 from omnitalker.render.geometry import LipFrame, illumination, polygon_mask
 from omnitalker.render.layers import EDGE_RAMP_PX, Layer, opening_coverage, region_grid
 
@@ -75,6 +76,7 @@ class EyeReference:
     iris_offset: np.ndarray  # (2,) ... for the iris texture
     lid_offset: np.ndarray  # (2,) ... for the lid texture
     lash_v: np.ndarray  # (len(frame.upper_u),) v (px, in `frame`) of the lashes along the upper lid (``lash_line``)
+    bank: EyeBank | None = None  # a reference clip's eye opened otherwise (``omnitalker/render/eye_bank.py``)
 
 
 def _fill(patch: np.ndarray, known: np.ndarray, radius: float, fallback: np.ndarray) -> np.ndarray:
@@ -201,6 +203,12 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     layers = [] if lid is None else [lid]
     lash = _lash_layer(eye, frame, driven, size)
     layers += [] if lash is None else [lash]
+    own_fade, nearest = bank_fade(eye.bank, driven)
+    if own_fade > 0.0:  # the clip's own lids (``eye_bank.py``) over the drawn ones, under the eyeball; inside the
+        # opening only as far as the entry's own eyeball is hidden (an open entry's eyeball looks where it looked)
+        hidden = 1.0 - _eyeball_fade(eye.bank.frames[nearest], eye.frame)
+        own = bank_layer(eye.bank, driven, size, own_fade, nearest, inside=hidden)
+        layers += [] if own is None else [own]
     region = region_grid(driven[np.concatenate([eye.upper, eye.lower]), :2], size, 1.0) if fade > 0.0 else None
     if region is None:
         return layers

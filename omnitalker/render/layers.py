@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 EDGE_RAMP_PX = 1.0  # coverage goes from 0 to 1 over this many pixels across an opening's contour
+COLOUR_GAIN_RANGE = (0.85, 1.18)  # a colour-matched layer's per-channel gain is kept within this
 
 
 @dataclass
@@ -22,6 +23,9 @@ class Layer:
     map_x: np.ndarray  # (h, w) float32 atlas x of each pixel
     map_y: np.ndarray  # (h, w) float32 atlas y
     alpha: np.ndarray  # (h, w) float32 coverage in [0, 1]
+    # Scale the drawn colours (per channel) to match what lies under the layer's soft edge: a patch taken from
+    # another frame of a clip, which may be lit a little differently (``omnitalker/render/eye_bank.py``).
+    match_colour: bool = False
 
 
 def region_grid(points: np.ndarray, size: int, margin: float):
@@ -48,4 +52,9 @@ def composite(crop: np.ndarray, atlas: np.ndarray, layer: Layer) -> None:
     drawn = cv2.remap(atlas, layer.map_x, layer.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     alpha = layer.alpha[..., None]
     below = crop[layer.window].astype(np.float32)
+    if layer.match_colour:  # weighted towards the soft edge, where the layer meets what it is drawn over
+        edge = alpha * (float(layer.alpha.max()) - alpha)
+        if edge.sum() > 0:
+            gain = (edge * below).sum((0, 1)) / np.maximum((edge * drawn).sum((0, 1)), 1e-6)
+            drawn = drawn * np.clip(gain, *COLOUR_GAIN_RANGE).astype(np.float32)
     crop[layer.window] = np.clip(below + alpha * (drawn.astype(np.float32) - below) + 0.5, 0, 255).astype(np.uint8)

@@ -35,7 +35,9 @@ How one frame is made (`render_frame`):
      the one shaped most like the driven mouth; for a photo, strips of its own interior, or procedural teeth
      fixed to the skull and the jaw (they move with the head pose, ``head_pose``), uncovered by the lips;
    - the eyes (``omnitalker/render/eyes.py``): lid skin over what a closing lid covers, the eyeball with its
-     iris removed, and the iris disc at its driven place.
+     iris removed, and the iris disc at its driven place; with a reference clip, an eye closing or opening wide
+     gets its lids, lashes and crease from the clip's frame where that eye was opened most like it
+     (``omnitalker/render/eye_bank.py``).
 
 Run `python bench/renderer.py` for frames/s; `python -m omnitalker.eval.reenact --clips DIR` for the renderer
 on real people (self-reenactment); `python -m omnitalker.eval.closed_loop` for the round trip
@@ -62,6 +64,7 @@ from omnitalker.io.image import fit_within
 from omnitalker.render.checks import check_frames as _check_frames
 from omnitalker.render.checks import check_image as _check_image
 from omnitalker.render.checks import check_landmarks as _check_landmarks
+from omnitalker.render.eye_bank import bank_entries as eye_bank_entries
 from omnitalker.render.eyes import MIN_EYE_OPENING, EyeReference, eye_layers, eye_textures
 from omnitalker.render.geometry import (  # noqa: F401  (re-exported: the renderer's public names)
     NUM_FACE_TRIANGLES,
@@ -263,7 +266,8 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         """Precompute the crop, triangulation and textures for one reference image.
 
         `frames` (K, H, W, 3) uint8 with `frame_landmarks` (K, 478, 3) px, optional: more frames of the reference
-        clip, same size as the image; their open mouths become the mouth bank (``omnitalker/render/mouth.py``).
+        clip, same size as the image; their open mouths become the mouth bank (``omnitalker/render/mouth.py``),
+        their eyes opened otherwise than the source's the eye banks (``omnitalker/render/eye_bank.py``).
         """
         image = _check_image(reference_image)
         landmarks = _check_landmarks(reference_landmarks, (), "reference_landmarks")
@@ -381,13 +385,26 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             if frames is not None:
                 bank_states, bank = bank_entries(frames, frame_landmarks, mouth_upper, mouth_lower)
                 textures += bank
+        eye_banks, first_eye_bank = [], len(textures)
+        first_bank_texture = first_eye_bank
+        if frames is not None:  # each drawn eye's other openings in the clip (``omnitalker/render/eye_bank.py``)
+            for partial in eye_parts:
+                eye_bank, patches = eye_bank_entries(frames, frame_landmarks, landmarks, partial["upper"],
+                                                     partial["lower"])
+                eye_banks.append(eye_bank if patches else None)
+                textures += patches
         atlas, offsets_xy = _pack_atlas(image, textures)
+        for eye_bank in eye_banks:
+            if eye_bank is not None:
+                eye_bank.offsets = np.stack(offsets_xy[first_bank_texture: first_bank_texture + len(eye_bank.frames)])
+                first_bank_texture += len(eye_bank.frames)
         eyes = mouth = None
         if cfg.eye_fill:
             eyes = tuple(EyeReference(**{k: v for k, v in partial.items() if k != "patch_origin"},
                                       offset=offsets_xy[3 * k] - partial["patch_origin"],
                                       iris_offset=offsets_xy[3 * k + 1] - partial["patch_origin"],
-                                      lid_offset=offsets_xy[3 * k + 2] - partial["patch_origin"])
+                                      lid_offset=offsets_xy[3 * k + 2] - partial["patch_origin"],
+                                      bank=eye_banks[k] if eye_banks else None)
                          for k, partial in enumerate(eye_parts))
         if cfg.mouth_fill:
             first = 3 * len(eye_parts)
@@ -398,7 +415,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
                                    strip_shape=textures[first].shape[:2],
                                    drawn_teeth=drawn_teeth, teeth_line=teeth_line, chin=chin,
                                    bank_states=bank_states if has_bank else None,
-                                   bank_offsets=np.stack(offsets_xy[first + len(strips):]) if has_bank else None)
+                                   bank_offsets=np.stack(offsets_xy[first + len(strips): first_eye_bank]) if has_bank else None)
 
         plate = still_plate = None
         if cfg.keep_background:

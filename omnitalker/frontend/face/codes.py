@@ -196,6 +196,16 @@ def mouth_opening(canonical: np.ndarray) -> np.ndarray:
     return np.linalg.norm(canonical[:, lower] - canonical[:, upper], axis=-1)
 
 
+def eye_openness(landmarks: np.ndarray) -> np.ndarray:
+    """(T,) lid gap over eye width of landmarks (T, 478, 2+) (image px or canonical), both eyes averaged."""
+    values = []
+    for outer, inner, upper, lower in (RIGHT_EYE, LEFT_EYE):
+        gap = np.linalg.norm(landmarks[:, lower, :2] - landmarks[:, upper, :2], axis=-1)
+        width = np.linalg.norm(landmarks[:, inner, :2] - landmarks[:, outer, :2], axis=-1)
+        values.append(gap / np.maximum(width, 1e-6))
+    return np.mean(values, axis=0)
+
+
 def _eye_frame(canonical: np.ndarray, eye: tuple[int, int, int, int], outer_is_left: bool):
     """Centre (T, 3), width (T,), unit axes e_x, e_y (T, 2) of one eye opening in canonical xy."""
     outer, inner = canonical[:, eye[0]], canonical[:, eye[1]]
