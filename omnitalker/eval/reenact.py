@@ -21,8 +21,8 @@ Rendered and true frames are compared on boxes taken from the *true* frame's lan
   the rendered measure on the true one (1: a movement drawn as large as it was; a shallow blink reads < 1).
 
 Photo mode is scored on the ``--frames`` frames after the first (the reference itself, where the still frame
-would score an infinite PSNR); the photo/video comparison (``heldout``) on the frames after the video reference
-window, where neither mode has seen the truth.
+would score an infinite PSNR); the photo/video comparison (``heldout``: the boxes and the motion scores) on the
+frames after the video reference window, where neither mode has seen the truth.
 
     python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --json bench/results/reenact.json
     python -m omnitalker.eval.reenact --clips ../shared/media/faces/clips --smooth --json bench/results/reenact_smoothed.json
@@ -63,6 +63,7 @@ BOX_SIZES = {"face": 256, "mouth": 96, "eyes": 64}  # each box is resized to thi
 BLINK_DEPTH = 0.6  # a clip "blinks" when its eye openness dips below this share of its median
 UPPER_LIP, LOWER_LIP, MOUTH_LEFT, MOUTH_RIGHT = 13, 14, 78, 308  # MediaPipe inner-lip points
 MODES = ("still", "photo", "video")
+HELDOUT_MOTION = ("mouth_corr", "mouth_gain", "eye_corr", "eye_gain")  # averaged over clips for the held-out window
 
 
 @dataclass
@@ -231,6 +232,8 @@ def evaluate_clip(path: Path, renderer, analyzer: FaceAnalyzer, num_frames: int,
         result[mode] = scores
     for mode, rendered in (("still", still), ("photo", rendered_photo), ("video", rendered_video)):
         result.setdefault("heldout", {})[mode] = score_frames(rendered[heldout], frames[heldout], landmarks[heldout])
+        if mode != "still":  # what MediaPipe sees move: the video mode draws blinks from the clip's own eyes
+            result["heldout"][mode].update(motion_scores(analyzer, rendered[heldout], fps, landmarks[heldout]))
     result["eye_blinks"] = has_blinks(eye_openness(landmarks[window]))
     return result
 
@@ -256,6 +259,9 @@ def summarize(results: list[dict]) -> dict:
     summary["heldout"] = {m: {k: mean([r["heldout"][m][k] for r in results]) for k in ("face_ssim", "mouth_ssim",
                                                                                          "eyes_ssim", "mouth_psnr")}
                           for m in MODES}
+    for m in ("photo", "video"):  # NaN where the held-out window does not blink (``motion_scores``): left out
+        for key in HELDOUT_MOTION:
+            summary["heldout"][m][key] = mean([r["heldout"][m].get(key, float("nan")) for r in results])
     return summary
 
 
