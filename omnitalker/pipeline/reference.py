@@ -66,10 +66,11 @@ MAX_REFERENCE_SECONDS = 10.0
 CUT_SEARCH_SECONDS = 1.0  # a too-long clip is cut at the quietest point of this last stretch
 SILENT_RMS = 1e-4  # a clip whose loudest 20 ms frame is below this RMS is silence (-80 dBFS)
 PHOTO_SILENCE_SECONDS = 1.0  # prompt length for a photo with no voice sample (lip-sync): silence
-MAX_RENDER_FRAMES = 32  # frames of a video reference kept for the renderer (~57 MB at 1024 x 576)
-# Of them, up to this many (and at most a quarter) spread over its eye openings (the renderer's eye bank, blinks to wide
-# eyes), the rest over its mouth openings (the mouth bank).
-EYE_RENDER_FRAMES = 8
+MAX_RENDER_FRAMES = 36  # frames of a video reference kept for the renderer (~64 MB at 1024 x 576)
+# Of them, up to this many (and at most a third) at evenly spaced eye openings from its most closed to its widest (the
+# renderer's eye bank: it draws only eyes opened otherwise than the source frame's, and from an entry opened like
+# them), the rest spread over its mouth openings (the mouth bank).
+EYE_RENDER_FRAMES = 12
 
 
 @dataclass
@@ -306,20 +307,19 @@ def build_reference(
 
 def render_frames(landmarks: np.ndarray, keep: int, limit: int = MAX_RENDER_FRAMES,
                   eye_frames: int = EYE_RENDER_FRAMES) -> np.ndarray:
-    """Indices (sorted) of at most `limit` frames of a track (T, 478, 3): `eye_frames` of them (at most a quarter)
-    spread evenly over its range of eye openings (blinks to wide eyes), the rest over its range of mouth openings,
-    frame `keep` (the renderer's source frame) always among them."""
+    """Indices (sorted) of at most `limit` frames of a track (T, 478, 3): `eye_frames` of them (at most a third)
+    nearest evenly spaced eye openings from its most closed to its widest, the rest spread evenly over the order of
+    its mouth openings, frame `keep` (the renderer's source frame) always among them."""
     from omnitalker.frontend.face.codes import eye_openness, fit_pose, mouth_opening
 
     if len(landmarks) <= limit:
         return np.arange(len(landmarks))
-
-    def spread(values: np.ndarray, count: int) -> set[int]:  # least to most
-        order = np.argsort(values, kind="stable")
-        return set(order[np.round(np.linspace(0, len(order) - 1, count)).astype(int)].tolist()) if count > 0 else set()
-
-    eyes = spread(eye_openness(landmarks), min(eye_frames, limit // 4))
-    picks = eyes | spread(mouth_opening(fit_pose(landmarks)[3]), limit - 1 - len(eyes)) | {keep}
+    eyes = eye_openness(landmarks)
+    targets = np.linspace(eyes.min(), eyes.max(), min(eye_frames, limit // 3))
+    picks = set(np.argmin(np.abs(eyes[None] - targets[:, None]), axis=1).tolist()) | {keep}
+    order = np.argsort(mouth_opening(fit_pose(landmarks)[3]), kind="stable")  # least to most open
+    count = limit - len(picks)
+    picks |= set(order[np.round(np.linspace(0, len(order) - 1, count)).astype(int)].tolist()) if count > 0 else set()
     return np.array(sorted(picks))
 
 

@@ -20,8 +20,9 @@ from the entry whose opening is most like it:
   far as its own eyeball is hidden (a shut entry's lashes meeting, not a half-open entry's eyeball looking
   elsewhere); the entry gives the lids, lashes and crease around the opening.
 
-A photo has no bank. The pipeline keeps some of a reference video's frames for the renderer, spread over its eye
-openings as well as its mouth openings (``omnitalker/pipeline/reference.py``, ``render_frames``).
+A photo has no bank. The pipeline keeps some of a reference video's frames for the renderer at evenly spaced eye
+openings from its most closed to its widest, as well as over its mouth openings (``omnitalker/pipeline/reference.py``,
+``render_frames``).
 """
 
 from __future__ import annotations
