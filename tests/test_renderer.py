@@ -384,6 +384,23 @@ def test_video_reference_draws_a_blink_from_its_own_shut_eyes(renderer, referenc
             assert g < r + 40, (r, g, b)
 
 
+def test_the_mouth_bank_starts_inside_the_lips(renderer, reference, astronaut):
+    """The inner-lip contour of a bank frame (painted red) is lip, not interior: no row of the entry shows it."""
+    import cv2
+
+    from omnitalker.render.mouth import bank_entries
+
+    image, landmarks = astronaut
+    opened = open_jaw(landmarks, 14.0)
+    polygon, upper, lower = mouth_polygon(opened)
+    frame = paint_inside(renderer.render_frame(reference, opened), polygon, (0, 255, 0))
+    cv2.polylines(frame, [np.round(polygon).astype(np.int32)], True, (255, 0, 0), 1)
+    _, (texture,) = bank_entries(frame[None], opened[None], upper, lower)
+    middle = texture[:, texture.shape[1] // 4: 3 * texture.shape[1] // 4].astype(int)  # away from the corners
+    red = (middle[..., 0] > 150) & (middle[..., 1] < 120)
+    assert red.mean() < 0.02, red.mean(1)
+
+
 def test_bank_keeps_only_open_mouths(renderer, astronaut):
     image, landmarks = astronaut
     polygon, upper, lower = mouth_polygon(landmarks)
