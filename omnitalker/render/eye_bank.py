@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from omnitalker.render.geometry import LipFrame
+from omnitalker.render.geometry import LipFrame, farthest_point_picks
 from omnitalker.render.layers import Layer, opening_coverage, region_grid
 
 BANK_STATE_U = (0.3, 0.5, 0.7)  # an eye's state: its lid gap over its width at these points along it
@@ -85,15 +85,9 @@ def bank_entries(frames: np.ndarray, landmarks: np.ndarray, source_landmarks: np
     changes = np.array([change(s, source_state) for s in states])
     candidates = np.flatnonzero(changes >= BANK_MIN_CHANGE)
     picked: list[int] = []
-    if len(candidates) and BANK_SIZE > 0:  # farthest-point picks: the most closed first, then the least like those
-        picked = [int(candidates[np.argmin(states[candidates].mean(1))])]
-        distance = np.linalg.norm(states[candidates] - states[picked[0]], axis=1)
-        while len(picked) < min(BANK_SIZE, len(candidates)):
-            best = int(np.argmax(distance))
-            if distance[best] <= 0:
-                break
-            picked.append(int(candidates[best]))
-            distance = np.minimum(distance, np.linalg.norm(states[candidates] - states[picked[-1]], axis=1))
+    if len(candidates) and BANK_SIZE > 0:  # the most closed first, then whichever is least like those picked
+        picked = [int(candidates[k]) for k in
+                  farthest_point_picks(states[candidates], int(np.argmin(states[candidates].mean(1))), BANK_SIZE)]
     patches, entry_frames = [], []
     for k in picked:
         frame = frames_of[k]

@@ -171,6 +171,20 @@ class LipFrame:
         return float(np.mean(np.interp(u, self.lower_u, self.lower_v) - np.interp(u, self.upper_u, self.upper_v)))
 
 
+def farthest_point_picks(states: np.ndarray, first: int, count: int) -> list[int]:
+    """Indices into `states` (N, S): `first`, then again and again the state farthest from all those picked (greedy
+    farthest-point sampling, so the picks span the states' range), at most `count`; only distinct states."""
+    picked = [first]
+    distance = np.linalg.norm(states - states[first], axis=1)
+    while len(picked) < min(count, len(states)):
+        best = int(np.argmax(distance))
+        if distance[best] <= 0:
+            break
+        picked.append(best)
+        distance = np.minimum(distance, np.linalg.norm(states - states[best], axis=1))
+    return picked
+
+
 def median_color(image: np.ndarray, mask: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     pixels = image[mask.astype(bool)]
     return np.median(pixels, axis=0).astype(np.float32) if len(pixels) else fallback.astype(np.float32)

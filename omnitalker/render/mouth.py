@@ -33,6 +33,7 @@ from omnitalker.render.geometry import (
     NUM_MESH_VERTICES,
     LipFrame,
     Similarity,
+    farthest_point_picks,
     illumination,
     in_photo_colours,
 )
@@ -258,15 +259,9 @@ def bank_entries(frames: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, l
     open_ids = np.flatnonzero(states.mean(1) > BANK_MIN_OPEN_RATIO) if len(states) else np.zeros(0, int)
     if not len(open_ids):
         return np.zeros((0, len(STATE_U))), []
-    # Farthest-point picks: the widest-open frame first, then whichever is least like those picked.
-    picked = [int(open_ids[np.argmax(states[open_ids].mean(1))])]
-    distance = np.linalg.norm(states[open_ids] - states[picked[0]], axis=1)
-    while len(picked) < min(BANK_SIZE, len(open_ids)):
-        best = int(np.argmax(distance))
-        if distance[best] <= 0:
-            break
-        picked.append(int(open_ids[best]))
-        distance = np.minimum(distance, np.linalg.norm(states[open_ids] - states[picked[-1]], axis=1))
+    # The widest-open frame first, then whichever is least like those picked.
+    picked = [int(open_ids[k]) for k in
+              farthest_point_picks(states[open_ids], int(np.argmax(states[open_ids].mean(1))), BANK_SIZE)]
     u = np.linspace(0.0, 1.0, BANK_COLS)[None, :].repeat(BANK_ROWS, 0)
     s = np.linspace(BANK_LIP_INSET, 1.0 - BANK_LIP_INSET, BANK_ROWS)[:, None].repeat(BANK_COLS, 1)
     textures = []
