@@ -56,8 +56,6 @@ PATCH_MARGIN = 0.1  # the stored patch reaches this much beyond the drawn region
 class EyeBank:
     """One eye's bank: the source's state and each entry's state, eye opening (patch px) and atlas position."""
 
-    upper: np.ndarray  # lid chain indices, corner to corner
-    lower: np.ndarray
     source_state: np.ndarray  # (S,)
     states: np.ndarray  # (K, S)
     frames: list[LipFrame]  # each entry's opening, in its patch's px
@@ -97,18 +95,18 @@ def bank_entries(frames: np.ndarray, landmarks: np.ndarray, source_landmarks: np
         hi = np.clip(np.ceil(corners.max(0)).astype(int) + 1, lo + 1, [width, height])
         patches.append(np.ascontiguousarray(frames[k][lo[1]:hi[1], lo[0]:hi[0]]))
         entry_frames.append(LipFrame.from_points(landmarks[k] - np.array([lo[0], lo[1], 0.0]), upper, lower))
-    bank = EyeBank(upper=upper, lower=lower, source_state=source_state,
+    bank = EyeBank(source_state=source_state,
                    states=states[picked] if picked else np.zeros((0, len(BANK_STATE_U))), frames=entry_frames)
     return bank, patches
 
 
-def bank_fade(bank: EyeBank | None, driven: np.ndarray) -> tuple[float, int]:
-    """(how far the bank's nearest entry is drawn over the driven eye (landmarks (478, 2+) px), that entry): 0 while
+def bank_fade(bank: EyeBank | None, frame: LipFrame) -> tuple[float, int]:
+    """(how far the bank's nearest entry is drawn over the driven eye (its opening `frame`), that entry): 0 while
     the eye is opened about as far as the source's, or when no entry is opened like it (BANK_MATCH) and nearer its
     state than the source."""
     if bank is None or bank.offsets is None or not len(bank.states):
         return 0.0, -1
-    state = eye_state(LipFrame.from_points(driven, bank.upper, bank.lower))
+    state = eye_state(frame)
     fade = float(np.clip((change(state, bank.source_state) - BANK_MIN_CHANGE) / BANK_FADE, 0.0, 1.0))
     distances = np.linalg.norm(bank.states - state, axis=1)
     nearest = int(np.argmin(distances))
@@ -118,12 +116,11 @@ def bank_fade(bank: EyeBank | None, driven: np.ndarray) -> tuple[float, int]:
     return fade, nearest
 
 
-def bank_layer(bank: EyeBank, driven: np.ndarray, size: int, fade: float, nearest: int, inside: float = 1.0
+def bank_layer(bank: EyeBank, frame: LipFrame, size: int, fade: float, nearest: int, inside: float = 1.0
                ) -> Layer | None:
-    """Entry `nearest` drawn over the driven eye (landmarks (478, 2+) in px of a crop `size` px wide) at `fade`
+    """Entry `nearest` drawn over the driven eye (its opening `frame`, px of a crop `size` px wide) at `fade`
     (``bank_fade`` gives both), and inside the driven opening only by `inside` more (0: the lids and what is around
     them, not the entry's eyeball)."""
-    frame = LipFrame.from_points(driven, bank.upper, bank.lower)
     region = region_grid(_region_corners(frame, 0.0), size, 1.0)
     if region is None:
         return None

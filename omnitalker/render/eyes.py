@@ -203,11 +203,11 @@ def eye_layers(eye: EyeReference, driven: np.ndarray, size: int) -> list[Layer]:
     layers = [] if lid is None else [lid]
     lash = _lash_layer(eye, frame, driven, size)
     layers += [] if lash is None else [lash]
-    own_fade, nearest = bank_fade(eye.bank, driven)
+    own_fade, nearest = bank_fade(eye.bank, frame)
     if own_fade > 0.0:  # the clip's own lids (``eye_bank.py``) over the drawn ones, under the eyeball; inside the
         # opening only as far as the entry's own eyeball is hidden (an open entry's eyeball looks where it looked)
         hidden = 1.0 - _eyeball_fade(eye.bank.frames[nearest], eye.frame)
-        own = bank_layer(eye.bank, driven, size, own_fade, nearest, inside=hidden)
+        own = bank_layer(eye.bank, frame, size, own_fade, nearest, inside=hidden)
         layers += [] if own is None else [own]
     region = region_grid(driven[np.concatenate([eye.upper, eye.lower]), :2], size, 1.0) if fade > 0.0 else None
     if region is None:

@@ -386,7 +386,6 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
                 bank_states, bank = bank_entries(frames, frame_landmarks, mouth_upper, mouth_lower)
                 textures += bank
         eye_banks, first_eye_bank = [], len(textures)
-        first_bank_texture = first_eye_bank
         if frames is not None:  # each drawn eye's other openings in the clip (``omnitalker/render/eye_bank.py``)
             for partial in eye_parts:
                 eye_bank, patches = eye_bank_entries(frames, frame_landmarks, landmarks, partial["upper"],
@@ -394,10 +393,11 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
                 eye_banks.append(eye_bank if patches else None)
                 textures += patches
         atlas, offsets_xy = _pack_atlas(image, textures)
-        for eye_bank in eye_banks:
+        start = first_eye_bank
+        for eye_bank in eye_banks:  # each bank's patches, in the order they were appended
             if eye_bank is not None:
-                eye_bank.offsets = np.stack(offsets_xy[first_bank_texture: first_bank_texture + len(eye_bank.frames)])
-                first_bank_texture += len(eye_bank.frames)
+                eye_bank.offsets = np.stack(offsets_xy[start: start + len(eye_bank.frames)])
+                start += len(eye_bank.frames)
         eyes = mouth = None
         if cfg.eye_fill:
             eyes = tuple(EyeReference(**{k: v for k, v in partial.items() if k != "patch_origin"},
