@@ -613,8 +613,9 @@ def test_a_closed_eye_shows_a_lash_line(renderer, reference, astronaut):
 
 
 def test_a_closed_eye_has_no_dark_arc_above_it(renderer, reference, astronaut):
-    """A shut lid is even skin from its lash line up to the brow: the reference's lashes and lid shadow above the open
-    eye are not pulled down over it (they drew a dark arc, an outline around every blink; 26-41 levels here)."""
+    """A shut lid is skin from its lash line up to the brow: the reference's lashes and lid shadow above the open eye
+    are not pulled down over it (they drew a dark arc, an outline around every blink: a band 26-41 levels darker
+    than the skin above and below it here). A lid lit more brightly than the brow above it is skin, not an arc."""
     _, landmarks = astronaut
     closed = close_eyes(landmarks)
     frame = renderer.render_frame(reference, closed)
@@ -624,7 +625,41 @@ def test_a_closed_eye_has_no_dark_arc_above_it(renderer, reference, astronaut):
         middle = closed[lower[len(lower) // 4: 3 * len(lower) // 4 + 1], :2]
         lid = [np.mean([luma(frame[int(round(y - height * width)), int(round(x))]) for x, y in middle])
                for height in np.arange(0.12, 0.34, 0.03)]  # eye widths above the lash line
-        assert np.ptp(lid) < 18, np.round(lid)
+        assert min(lid[1:-1]) > min(lid[0], lid[-1]) - 8, np.round(lid)  # no band darker than both of its sides
+        assert np.ptp(lid) < 25, np.round(lid)
+
+
+def test_a_closing_lid_fades_in_from_above_without_an_edge(renderer, reference, astronaut):
+    """The lid layer fades in upwards over the reference's lashes; its window reaches up to where the fade starts.
+    Cut at the reference's lid contour, the fade ended in a hard horizontal edge: a box around every closed eye."""
+    from omnitalker.render.eyes import eye_layers
+
+    _, landmarks = astronaut
+    closed = close_eyes(landmarks)
+    for eye in reference.eyes:
+        driven = (closed[:, :2] - reference.crop_origin) * reference.render_size / reference.crop_size  # crop px
+        lid = eye_layers(eye, driven, reference.render_size)[0]
+        assert lid.alpha.max() > 0.9  # a shut eye is covered
+        assert lid.alpha[0].max() < 0.1, lid.alpha[0].max()  # from nothing at the window's top row
+
+
+def test_a_shut_lid_is_the_skin_above_the_eye():
+    """The lid texture covers the opening with the lid skin above it, not with a blend of the lashes, the white and the
+    lower lid around it (Telea's fill: a grey patch with a ring where it met them)."""
+    from omnitalker.render.eyes import lid_skin
+
+    skin, lashes, under = (210, 175, 165), (60, 40, 35), (190, 150, 142)
+    patch = np.zeros((60, 80, 3), np.uint8)
+    patch[:] = skin
+    patch[21:24, 12:68] = lashes  # just above the hole, inside the margin around it
+    patch[40:] = under  # a darker lower lid below the eye
+    hole = np.zeros((60, 80), bool)
+    hole[24:40, 15:65] = True  # the opening and its lash margin
+    lid = lid_skin(patch, hole, width_px=50.0, radius=5.0)
+    filled = lid[24:40, 20:60].reshape(-1, 3).astype(float)
+    assert np.abs(filled - skin).max() <= 3, filled.mean(0)
+    assert np.abs(lid[21:24, 20:60].astype(float) - skin).max() <= 3  # the lashes beside the hole are covered too
+    np.testing.assert_array_equal(lid[:15], patch[:15])  # the skin above is kept
 
 
 def test_lips_pressed_together_keep_upper_and_lower(renderer, astronaut):

@@ -5,8 +5,8 @@ cover an eye with lid skin (stretched, the band above the lid margin would smear
 So, each a layer over the warp (``omnitalker/render/layers.py``), in drawing order:
 
 - the lid: where the upper lid has come down over what was open in the reference, the reference eye patch
-  with its opening and lash margin filled in from the skin around it (Telea inpainting), faded in with the
-  closure so a lid that only trembles adds nothing (no outline);
+  with its opening and lash margin covered by the lid skin just above them (``lid_skin``), faded in with the
+  closure so a lid that only trembles adds nothing, and out upwards over the lashes it hides (no outline);
 - the lash line: the reference's lashes (the darkest line just above its tracked upper lid) drawn across the
   driven opening around the line where the lids meet, at least a few pixels thick, under the eyeball (which
   hides it as far as the eye is open), so a
@@ -43,6 +43,10 @@ IRIS_KNOWN_WEIGHT = 0.99  # a polar sample counts as seen when all of its biline
 DEFAULT_SCLERA = np.array([0.86, 0.83, 0.80])  # white of the eye relative to white, scaled by the patch's light
 LID_LASH_REACH = 0.2  # a shutting lid also covers this much above the reference's upper lid (its lashes; eye widths)
 LID_MARGIN = 0.15  # the lid texture also fills this much around the opening (the lash margin, eye widths)
+LID_DARK_SPREAD = 2.0  # ... and the pixels within LID_MARGIN more that are darker than the skin there by this many
+# median absolute deviations (lashes, the shadow in an eye corner)
+LID_SKIN_ROWS = 3  # a shut lid's colour: the median of this many rows of skin above the filled region
+LID_SKIN_SMOOTH = 0.08  # ... smoothed along the lid with a Gaussian this wide (eye widths)
 SLIT_COVER_PX = EDGE_RAMP_PX  # a shut eye's lid skin reaches this far below the driven lower lid
 LID_CLOSURE_START, LID_CLOSURE_FADE = 0.2, 0.3  # the lid layer fades in from this closure over this much more
 MIN_EYE_OPENING = 0.06  # opening / width below this: the warp alone draws the eye (a closed lid)
@@ -148,6 +152,45 @@ def lash_line(image: np.ndarray, frame: LipFrame) -> np.ndarray:
     return frame.upper_v + np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
 
 
+def lid_skin(patch: np.ndarray, hole: np.ndarray, width_px: float, radius: float) -> np.ndarray:
+    """The lid texture: `patch` with `hole` (the opening and its lash margin) and the dark pixels just around it
+    covered by the lid skin above them, column by column (the colour of the LID_SKIN_ROWS rows above the covered
+    part, smoothed along the lid).
+
+    Why not a general inpainting: a shut upper lid is the skin above the eye come down, not a blend of what lies
+    around the eye. Telea's fill (cv2.inpaint) carried the boundary's darker pixels (the lash margin, the lower lid)
+    in as a grey patch with a faint ring where the fill met them; a biharmonic fill (scikit-image) continued the
+    lid margin's shading into a darker blob. Columns with no skin above the covered part (the patch's top edge)
+    take their neighbours' colour; a patch with none falls back to Telea."""
+    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    kernel = 2 * max(1, int(round(LID_MARGIN * width_px))) + 1
+    around = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))
+    around = around.astype(bool) & ~hole
+    hole = hole.copy()
+    if around.sum() >= MIN_KNOWN_PIXELS:
+        level = np.median(grey[around])
+        spread = np.median(np.abs(grey[around] - level)) + 1.0  # + 1 grey level: a flat patch is not all outliers
+        dark = (around & (grey < level - LID_DARK_SPREAD * spread)).astype(np.uint8)
+        hole |= cv2.dilate(dark, np.ones((3, 3), np.uint8)).astype(bool) & around
+    columns = np.flatnonzero(hole.any(0))
+    top = hole[:, columns].argmax(0)  # first covered row of each column
+    seen = top >= 1
+    if not seen.any():
+        return cv2.inpaint(patch, hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
+    image = patch.astype(np.float32)
+    rows = top[seen, None] - np.arange(1, LID_SKIN_ROWS + 1)[None]  # c k
+    above = image[np.clip(rows, 0, None), columns[seen, None]]  # c k 3
+    colour = np.nanmedian(np.where((rows >= 0)[..., None], above, np.nan), axis=1)  # c 3 (the row above: always)
+    xs = np.arange(patch.shape[1])
+    line = np.stack([np.interp(xs, columns[seen], colour[:, c]) for c in range(3)], 1)  # w 3
+    line = cv2.GaussianBlur(line[None], (0, 0), sigmaX=max(LID_SKIN_SMOOTH * width_px, 0.5),
+                            sigmaY=0.01)[0]
+    lid = image.copy()
+    ys, xs_hole = np.nonzero(hole)
+    lid[ys, xs_hole] = line[xs_hole]
+    return np.clip(np.round(lid), 0, 255).astype(np.uint8)
+
+
 def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray,
                  iris_center: int, iris_ring: np.ndarray) -> tuple[dict, list[np.ndarray]]:
     """The eyeball, iris and lid textures of one eye (patches of the image) and what ``EyeReference`` needs but
@@ -185,7 +228,7 @@ def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lo
 
     kernel = 2 * max(1, int(round(LID_MARGIN * width_px))) + 1
     lid_hole = cv2.dilate(aperture.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))
-    lid = cv2.inpaint(patch, lid_hole, radius, cv2.INPAINT_TELEA)
+    lid = lid_skin(patch, lid_hole.astype(bool), width_px, radius)
 
     u, v, _, _ = frame.coords(iris[:1], iris[1:])
     partial = dict(upper=upper, lower=lower, iris_center=iris_center, frame=frame,
@@ -266,7 +309,10 @@ def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int
     if fade <= 0.0:
         return None
     ref_upper_v = ref.upper_v / to_ref  # the reference's upper lid, in driven px along the driven eye axes
-    top = np.stack(frame.to_pixels(ref.upper_u, ref_upper_v), 1)
+    reach = LID_LASH_REACH * frame.width
+    # the window reaches up to where the layer starts fading in over the lashes (cut at the reference's lid, the
+    # fade ended in a hard edge: a box drawn around every closed eye)
+    top = np.stack(frame.to_pixels(ref.upper_u, ref_upper_v - reach), 1)
     region = region_grid(np.concatenate([top, driven[np.concatenate([eye.upper, eye.lower]), :2]]), size, 1.0)
     if region is None:
         return None
@@ -281,7 +327,6 @@ def _lid_layer(eye: EyeReference, frame: LipFrame, driven: np.ndarray, size: int
     bottom = v_up + (1.0 - eyeball_fade) * (np.maximum(v_lo - v_up, 0.0) + SLIT_COVER_PX)
     # ... and over the reference's lashes above that lid, fading out upwards: left to the warp, they were pulled down
     # over the shut lid as a dark arc, an outline around every closed eye
-    reach = LID_LASH_REACH * frame.width
     alpha = opening_coverage(u, v, v_ref_up - reach, np.minimum(bottom, v_ref_lo), frame.width) * fade
     alpha = alpha * np.clip((v - v_ref_up + reach) / max(reach, 1e-6), 0.0, 1.0)
     src_x, src_y = ref.to_pixels(u, v * to_ref)
