@@ -298,6 +298,30 @@ def test_lids_moving_together_carry_the_eye():
     np.testing.assert_allclose(moved[[RIGHT_EYE[0], RIGHT_EYE[1], RIGHT_IRIS[0]]], 0.0, atol=1e-6)
 
 
+def test_an_open_mouth_decodes_round_not_as_a_diamond():
+    """The lower lip's middle moved down: each lip chain bends on an arch between its corners, as MediaPipe's lips do
+    (its points 1-4 from a corner at 0.30-0.95 of the middle's bend), not only near the middle (Gaussians from the few
+    lip points of the codes decoded a wide-open mouth as a diamond: 0.12 at the first point); the corners stay and
+    every expression point decodes to its code."""
+    from omnitalker.frontend.face.template import LIP_CHAINS
+
+    neutral = load_face_template().vertices.astype(np.float64)
+    reference = _pose_landmarks(neutral, np.zeros(VISUAL_CODE_DIM), 100.0, (256.0, 240.0, 0.0))
+    identity = FaceIdentity.from_landmarks(reference[None], (512, 512))
+    codes = np.zeros((1, VISUAL_CODE_DIM))
+    for point in ("lower_lip_inner", "lower_lip_outer"):
+        codes[0, POSE_DIM + EXP_NAMES.index(f"exp_{point}_y")] = 0.3  # the jaw dropped: 30 px
+    moved = decode_codes(codes, identity)[0] - decode_codes(np.zeros_like(codes), identity)[0]  # 478 3
+    assert moved[LIP_CHAINS[3][5], 1] == pytest.approx(30.0, abs=1e-3)
+    for chain in LIP_CHAINS[2:]:  # the lower lip's inner edge and the ring outside it
+        drop = moved[list(chain), 1]
+        assert drop[5] > 20.0  # the middle went down with the lip (the inner edge's is its code: 30 px)
+        assert np.all(np.abs(drop[[0, -1]]) < 0.1 * drop[5])  # the corners stay
+        share = drop[1:5] / drop[5]
+        assert np.all(np.diff(share) > 0) and share[0] > 0.25 and share[1] > 0.45, share
+        np.testing.assert_allclose(drop[1:5], drop[-2:-6:-1], atol=1e-3)  # symmetric
+
+
 def test_the_frame_to_warp_from_is_the_most_typical():
     """The renderer's source frame is near the neutral face, looking where the person usually looks, with the head
     in its usual pose: not the nearest-neutral frame when that one looks sideways or has the head turned (the renderer

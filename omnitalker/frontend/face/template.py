@@ -71,6 +71,17 @@ EXPRESSION_POINTS: tuple[tuple[str, int], ...] = (
     ("brow_outer_left", 300),
 )
 
+# The inner half of the lips as four chains from mouth corner to mouth corner through the midline (two of MediaPipe's
+# lip rings on each lip: the inner edge and the ring just outside it), upper lip then lower lip.
+# fmt: off
+LIP_CHAINS: tuple[tuple[int, ...], ...] = (
+    (62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292),
+    (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308),
+    (62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292),
+    (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308),
+)
+# fmt: on
+
 # Rigid points for the pose fit: forehead, nose bridge, eye corners, temples, upper cheekbones.
 # No lips, jaw, lids or brows (they move with expressions).
 # fmt: off
