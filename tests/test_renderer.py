@@ -653,9 +653,9 @@ def test_a_shut_lid_is_the_skin_above_the_eye():
     patch[:] = skin
     patch[21:24, 12:68] = lashes  # just above the hole, inside the margin around it
     patch[40:] = under  # a darker lower lid below the eye
-    hole = np.zeros((60, 80), bool)
-    hole[24:40, 15:65] = True  # the opening and its lash margin
-    lid = lid_skin(patch, hole, width_px=50.0, radius=5.0)
+    aperture = np.zeros((60, 80), bool)
+    aperture[32:34, 24:56] = True  # a slit: with the lash margin (LID_MARGIN of 50 px) rows 24-41 are covered
+    lid = lid_skin(patch, aperture, width_px=50.0, radius=5.0)
     filled = lid[24:40, 20:60].reshape(-1, 3).astype(float)
     assert np.abs(filled - skin).max() <= 3, filled.mean(0)
     assert np.abs(lid[21:24, 20:60].astype(float) - skin).max() <= 3  # the lashes beside the hole are covered too

@@ -152,10 +152,10 @@ def lash_line(image: np.ndarray, frame: LipFrame) -> np.ndarray:
     return frame.upper_v + np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
 
 
-def lid_skin(patch: np.ndarray, hole: np.ndarray, width_px: float, radius: float) -> np.ndarray:
-    """The lid texture: `patch` with `hole` (the opening and its lash margin) and the dark pixels just around it
-    covered by the lid skin above them, column by column (the colour of the LID_SKIN_ROWS rows above the covered
-    part, smoothed along the lid).
+def lid_skin(patch: np.ndarray, aperture: np.ndarray, width_px: float, radius: float) -> np.ndarray:
+    """The lid texture: `patch` with the opening (`aperture`), LID_MARGIN around it (the lash margin) and the dark
+    pixels within LID_MARGIN more covered by the lid skin above them, column by column (the colour of the
+    LID_SKIN_ROWS rows above the covered part, smoothed along the lid).
 
     Why not a general inpainting: a shut upper lid is the skin above the eye come down, not a blend of what lies
     around the eye. Telea's fill (cv2.inpaint) carried the boundary's darker pixels (the lash margin, the lower lid)
@@ -163,10 +163,9 @@ def lid_skin(patch: np.ndarray, hole: np.ndarray, width_px: float, radius: float
     lid margin's shading into a darker blob. Columns with no skin above the covered part (the patch's top edge)
     take their neighbours' colour; a patch with none falls back to Telea."""
     grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    kernel = 2 * max(1, int(round(LID_MARGIN * width_px))) + 1
-    around = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))
-    around = around.astype(bool) & ~hole
-    hole = hole.copy()
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, int(round(LID_MARGIN * width_px))) + 1,) * 2)
+    hole = cv2.dilate(aperture.astype(np.uint8), kernel).astype(bool)
+    around = cv2.dilate(hole.astype(np.uint8), kernel).astype(bool) & ~hole
     if around.sum() >= MIN_KNOWN_PIXELS:
         level = np.median(grey[around])
         spread = np.median(np.abs(grey[around] - level)) + 1.0  # + 1 grey level: a flat patch is not all outliers
@@ -226,9 +225,7 @@ def eye_textures(image: np.ndarray, landmarks: np.ndarray, upper: np.ndarray, lo
     if iris_known.sum() >= MIN_KNOWN_PIXELS:  # the disc's hidden arcs from its visible rings (the rest as before)
         iris_texture = fill_iris(iris_texture, iris_known, iris - lo, iris_radius, IRIS_MARGIN * iris_radius)
 
-    kernel = 2 * max(1, int(round(LID_MARGIN * width_px))) + 1
-    lid_hole = cv2.dilate(aperture.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))
-    lid = lid_skin(patch, lid_hole.astype(bool), width_px, radius)
+    lid = lid_skin(patch, aperture, width_px, radius)
 
     u, v, _, _ = frame.coords(iris[:1], iris[1:])
     partial = dict(upper=upper, lower=lower, iris_center=iris_center, frame=frame,
