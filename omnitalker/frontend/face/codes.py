@@ -105,7 +105,7 @@ LID_GAIN_RANGE = (1.0, 3.0)
 # correlation 0.61-0.95.
 EYE_REGION_REACH = (0.6, 1.0)
 # Decoding: each inner lip chain (``LIP_CHAINS``) bends between its two corners as sin(pi u) ** LIP_ARCH_EXPONENT of
-# its middle point's bend (u: 0 to 1 from corner to corner, along the template's x), ``lip_arch``. Fitted to
+# its middle point's bend (u: 0 to 1 from corner to corner, along the face template's x), ``lip_arch``. Fitted to
 # MediaPipe's lips on nine real clips (their widest-open fifth of frames): at a chain's points 1-4 from a corner the
 # lips bend 0.30, 0.56, 0.80 and 0.95 of the middle, alike on the inner edges and the outer edges (mean error of the
 # fit 0.025 at 0.7). The outer two rings keep their propagated shape: arched too, the lip corners folded beside a
@@ -414,9 +414,10 @@ def lip_arch(canonical: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     open mouth's gap a tenth of the way along it 0.14 of the mouth width against 0.42 tracked, d18). The corners and
     the middle points are unchanged, so every expression point still decodes to its code exactly."""
     canonical = canonical.copy()
+    template = load_face_template().vertices.astype(np.float64)  # u from the template: any face, even a degenerate one
     for chain in LIP_CHAINS:
         chain = np.asarray(chain)
-        x = neutral[chain, 0]
+        x = template[chain, 0]
         u = np.clip((x - x[0]) / (x[-1] - x[0]), 0.0, 1.0)  # c
         offsets = canonical[:, chain] - neutral[chain][None]  # t c 3
         line = offsets[:, :1] + u[None, :, None] * (offsets[:, -1:] - offsets[:, :1])  # t c 3
