@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from omnitalker.render.eye_bank import EyeBank, bank_fade, bank_layer
 from omnitalker.render.geometry import LipFrame, illumination, polygon_mask
@@ -182,8 +183,7 @@ def lid_skin(patch: np.ndarray, aperture: np.ndarray, width_px: float, radius: f
     colour = np.nanmedian(np.where((rows >= 0)[..., None], above, np.nan), axis=1)  # c 3 (the row above: always)
     xs = np.arange(patch.shape[1])
     line = np.stack([np.interp(xs, columns[seen], colour[:, c]) for c in range(3)], 1)  # w 3
-    line = cv2.GaussianBlur(line[None], (0, 0), sigmaX=max(LID_SKIN_SMOOTH * width_px, 0.5),
-                            sigmaY=0.01)[0]
+    line = gaussian_filter1d(line, max(LID_SKIN_SMOOTH * width_px, 0.5), axis=0, mode="mirror")  # along the lid
     lid = image.copy()
     ys, xs_hole = np.nonzero(hole)
     lid[ys, xs_hole] = line[xs_hole]
