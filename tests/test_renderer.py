@@ -13,6 +13,7 @@ from omnitalker.render.warp import (
     WarpRenderer,
     mesh_topology,
     split_loop,
+    turned_away_faces,
 )
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -785,6 +786,29 @@ def test_drawn_teeth_narrow_towards_the_corners():
     assert len(gaps) >= 7 and np.isclose(gaps, 0.5, atol=0.01).any(), gaps.round(3)
     widths = np.diff(gaps)
     assert widths[len(widths) // 2] > 1.5 * min(widths[0], widths[-1]), widths.round(3)  # central vs side teeth
+
+
+def test_a_three_quarter_face_turned_to_the_camera_keeps_its_far_cheek(renderer, astronaut):
+    """A reference turned 35 degrees shows its far cheek's triangles facing away; turned 20 degrees back towards the
+    camera, they face it again and must be drawn (culled, they left holes that showed the background: a seam of dots
+    down a three-quarter portrait's cheek). Only triangles that face away from the camera in the driven frame are
+    culled."""
+    from omnitalker.frontend.face.template import load_face_template
+    from omnitalker.render.warp import _signed_areas
+
+    image, landmarks = astronaut
+    turned = rotate(landmarks, yaw_deg=35)
+    ref = renderer.prepare(image, turned)
+    driven = rotate(turned, yaw_deg=-20)
+    faces = mesh_topology().face_triangles
+    front = np.sign(_signed_areas(load_face_template().vertices[:, :2].astype(np.float64), faces))
+    facing_in = {name: np.sign(_signed_areas(points[:, :2].astype(np.float64), faces)) == front
+                 for name, points in (("reference", turned), ("driven", driven))}
+    revealed = ~facing_in["reference"] & facing_in["driven"]
+    assert revealed.sum() >= 10  # the far cheek comes into view
+    vertices = renderer.driven_vertices(ref, driven)
+    away = turned_away_faces(ref, vertices)
+    assert not (away & facing_in["driven"]).any()
 
 
 def test_holes_inside_the_face_take_the_nearest_triangle():

@@ -127,6 +127,7 @@ class RenderReference:
     mouth: MouthReference | None
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
     orientation: np.ndarray  # (F,) +-1: orientation of each triangle in the reference (0: collapsed)
+    facing: np.ndarray | None = None  # (NUM_FACE_TRIANGLES,) +-1: each face triangle's orientation seen from the front
     closed_eyes: tuple = ()  # (upper, lower, LipFrame) of each eye closed in the reference
     plate: np.ndarray | None = None  # (H, W, 4) uint8: background plate + person mask (``segment.py``)
     still_plate: np.ndarray | None = None  # (r, r, 3) float32: the plate through the unwarped crop
@@ -434,6 +435,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
             closed_eyes=closed_eyes, plate=plate, still_plate=still_plate,
             orientation=np.sign(_signed_areas(source_vertices, triangles)),
+            facing=np.sign(_signed_areas(canonical[:, :2].astype(np.float64), topo.face_triangles)),
         )
 
     # ------------------------------------------------------------------------------------------- render
@@ -510,11 +512,8 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 
         grid = (size + down - 1) // down
         driven_grid = (driven + 0.5) / down - 0.5
-        # Back-face culling: a face triangle whose orientation flipped has turned away from the camera (the far
-        # cheek of a turned head); drawn, its slivers showed as dotted skin beyond the outline.
-        face = slice(ref.num_outer, ref.num_outer + NUM_FACE_TRIANGLES)
         turned_away = np.zeros(len(tris), bool)
-        turned_away[face] = _flipped(driven_grid, tris[face], ref.orientation[face])
+        turned_away[ref.num_outer: ref.num_outer + NUM_FACE_TRIANGLES] = turned_away_faces(ref, driven_grid)
         order = order[~turned_away[order]]
         coef = np.concatenate([_affine_coefficients(driven_grid[tris], ref.source_vertices[tris]),
                                ref.background[None]])  # f+1 6
@@ -555,6 +554,21 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
 
 # --------------------------------------------------------------------------------------------------
 # Per-frame pieces
+
+
+def turned_away_faces(ref: RenderReference, driven: np.ndarray) -> np.ndarray:
+    """(NUM_FACE_TRIANGLES,) bool: the face triangles to cull for driven vertices (V, 2): those that turned away
+    from the camera. Drawn, the far cheek of a turning head showed as dotted skin beyond the outline.
+
+    A triangle turned away if its orientation flipped from the reference's and no longer matches the face seen from
+    the front (``facing``, from the face template). The second test matters for a three-quarter reference, whose far
+    cheek already faces away: turned towards the camera, those triangles face it again, and culled they left holes
+    along the far cheek that showed the background's pixels (a seam of black dots on a three-quarter portrait)."""
+    face = ref.triangles[ref.num_outer: ref.num_outer + NUM_FACE_TRIANGLES]
+    away = _flipped(driven, face, ref.orientation[ref.num_outer: ref.num_outer + NUM_FACE_TRIANGLES])
+    if ref.facing is not None:
+        away &= _flipped(driven, face, ref.facing)
+    return away
 
 
 def cover_face_holes(ids: np.ndarray, uncovered: int, face: np.ndarray, culled: np.ndarray | None = None,
