@@ -14,6 +14,7 @@ from omnitalker.pipeline.motion_spread import (
     MIN_GAIN,
     hold_reference_pose,
     match_pose_spread,
+    side_turn_bound,
 )
 
 FRAMES = 400  # > MIN_REFERENCE_SECONDS at 93.75 frames/s
@@ -87,8 +88,9 @@ def test_gain_is_bounded_and_still_references_change_nothing():
 
 def test_the_head_is_held_where_the_reference_holds_it():
     """A three-quarter photo (yaw 0.6 rad) and a model that turns every head to the camera: the output starts at the
-    photo's pose and turns at most about MAX_TURN from it, keeping the model's timing (the warp cannot draw the
-    hidden cheek of a 0.65 rad turn: it tore open). A video reference's codes are left as they are."""
+    photo's pose and turns at most about MAX_TURN from it, to the sides less (``side_turn_bound``), keeping the
+    model's timing (the warp cannot draw the hidden cheek of a 0.65 rad turn: it tore open). A video reference's codes
+    are left as they are."""
     photo = torch.zeros(1, VISUAL_CODE_DIM)
     photo[0, POSE_SLICE] = torch.tensor([0.6, 0.3, 0.1, 0.02, -0.01, 0.0])
     t = torch.arange(FRAMES, dtype=torch.float32) / 93.75
@@ -98,11 +100,30 @@ def test_the_head_is_held_where_the_reference_holds_it():
     anchor = round(ANCHOR_SECONDS * 93.75)
     torch.testing.assert_close(held[:anchor, POSE_SLICE].mean(0), photo[0, POSE_SLICE], rtol=0, atol=0.03)
     turn = held[:, ROTATION_SLICE] - photo[0, ROTATION_SLICE]
-    assert turn.abs().max() < MAX_TURN and turn[:, 0].min() < -0.5 * MAX_TURN  # bounded, not frozen
-    assert torch.equal(torch.sort(held[:, 0]).indices, torch.sort(generated[:, 0]).indices)  # the same timing
+    side = side_turn_bound(0.6)
+    assert side < MAX_TURN / 2
+    assert turn[:, 0].abs().max() <= side + 1e-6 and turn[:, 0].min() < -0.5 * side  # bounded, not frozen
+    assert turn[:, 1:].abs().max() < MAX_TURN
+    assert (held[torch.argsort(generated[:, 0]), 0].diff() >= 0).all()  # the same timing: a monotone map
     torch.testing.assert_close(held[:, POSE_SLICE.stop:], generated[:, POSE_SLICE.stop:], rtol=0, atol=0)
     video = sway(600, 0.05, seed=1)  # a video reference is left to the model and the spread
     assert torch.equal(hold_reference_pose(generated, video), generated)
+
+
+def test_a_turned_face_turns_less_to_the_sides():
+    """The side-turn bound is MAX_TURN for a frontal photo and falls as the photo's face is turned, the same way to
+    either side; nods are bounded by MAX_TURN whatever the yaw."""
+    assert side_turn_bound(0.0) == side_turn_bound(0.2) == MAX_TURN
+    assert MAX_TURN > side_turn_bound(0.4) > side_turn_bound(0.6) == side_turn_bound(-0.6) == side_turn_bound(1.5) > 0
+    t = torch.arange(FRAMES, dtype=torch.float32) / 93.75
+    generated = torch.zeros(FRAMES, VISUAL_CODE_DIM)
+    generated[:, 0] = generated[:, 1] = 0.5 * torch.sin(2 * torch.pi * 0.5 * t)  # wide yaw and pitch swings
+    for yaw in (0.0, 0.6):
+        photo = torch.zeros(1, VISUAL_CODE_DIM)
+        photo[0, 0] = yaw
+        turn = hold_reference_pose(generated, photo)[:, ROTATION_SLICE] - photo[0, ROTATION_SLICE]
+        assert side_turn_bound(yaw) * 0.9 < turn[:, 0].abs().max() <= side_turn_bound(yaw) + 1e-6
+        assert MAX_TURN * 0.9 < turn[:, 1].abs().max() <= MAX_TURN + 1e-6
 
 
 def test_pipeline_matches_the_reference_motion_and_saves_the_setting(tmp_path):

@@ -30,7 +30,7 @@ Expression and gaze codes are not touched here (``expression_style.py`` carries 
 
 From a photo, where the head is held comes from the reference too (``hold_reference_pose``): the generated pose codes
 are shifted so their first ``ANCHOR_SECONDS`` average the photo's pose, and their turns from it are bounded softly
-(``MAX_TURN``). The demo transformer, trained on near-frontal synthetic faces, turns any head towards the camera
+(``MAX_TURN``; turns to the sides less from a face that is already turned, ``side_turn_bound``). The demo transformer, trained on near-frontal synthetic faces, turns any head towards the camera
 whatever its prompt: a three-quarter portrait (yaw 0.59 rad) came out at a mean yaw of -0.07, a turn the warp cannot
 draw (the hidden cheek tore open); anchored only, it still drifted 0.5 rad towards the camera within two seconds. The
 anchor is the output's first frames, not all of it, so a streamed output, styled on the codes known so far, gets the
@@ -59,6 +59,13 @@ MIN_REFERENCE_SECONDS = 2.0  # shorter references are in context (almost) whole:
 MIN_GENERATED_FRAMES = 2  # a spread needs two frames
 ANCHOR_SECONDS = 0.25  # the output's first this much is put at the reference's mean pose (inside any first chunk)
 MAX_TURN = 0.2  # rad: from a photo the head turns at most about this far (a soft bound) from the photo's pose
+# ... and less to the sides from a photo whose face is turned: a turn towards the camera uncovers a cheek the photo
+# does not show, a turn away hides the far eye behind the nose, and the warp draws neither (a three-quarter portrait,
+# yaw 0.6 rad, rendered cleanly at +-0.05 rad of yaw from its pose; at +-0.1 its far cheek showed a seam of the
+# background's pixels, at 0.2 a doubled eye). The yaw bound falls linearly from MAX_TURN at FRONTAL_YAW to
+# MIN_SIDE_TURN at THREE_QUARTER_YAW and beyond; nods and tilts keep MAX_TURN.
+FRONTAL_YAW, THREE_QUARTER_YAW = 0.25, 0.6  # rad from facing the camera
+MIN_SIDE_TURN = 0.05
 
 
 def match_pose_spread(codes: torch.Tensor, reference_codes: torch.Tensor, *,
@@ -113,7 +120,7 @@ def hold_reference_pose(codes: torch.Tensor, reference_codes: torch.Tensor, *,
                         anchor_frames: int = round(ANCHOR_SECONDS * MEL_FRAME_RATE)) -> torch.Tensor:
     """For a photo reference (``reference_codes`` (m, d) whose angles do not move): ``codes`` (n, d) with their pose
     codes shifted so the mean of their first `anchor_frames` is the photo's pose, and their turns from it bounded
-    softly at ``MAX_TURN``; see the module docstring. A video reference's codes come back as they are. Returns a new
+    softly at ``MAX_TURN`` (to the sides ``side_turn_bound``: less from a turned face); see the module docstring. A video reference's codes come back as they are. Returns a new
     tensor; nothing else changes."""
     _check_codes(codes, reference_codes)
     out = codes.clone()
@@ -125,9 +132,18 @@ def hold_reference_pose(codes: torch.Tensor, reference_codes: torch.Tensor, *,
     centre = reference_codes[:, POSE_SLICE].double().mean(0)  # p
     pose = pose + centre - pose[: max(anchor_frames, 1)].mean(0)  # n p
     turn = pose[:, ROTATION_SLICE] - centre[ROTATION_SLICE]  # n 3
-    pose[:, ROTATION_SLICE] = centre[ROTATION_SLICE] + MAX_TURN * torch.tanh(turn / MAX_TURN)
+    bound = torch.tensor([side_turn_bound(float(centre[ROTATION_SLICE][0])), MAX_TURN, MAX_TURN],
+                         dtype=pose.dtype)  # yaw, pitch, roll
+    pose[:, ROTATION_SLICE] = centre[ROTATION_SLICE] + bound * torch.tanh(turn / bound)
     out[:, POSE_SLICE] = pose.to(codes.dtype)
     return out
+
+
+def side_turn_bound(yaw: float) -> float:
+    """The soft bound (rad) on turning to the sides from a photo whose face is turned `yaw` rad from the camera:
+    MAX_TURN for a frontal face, down to MIN_SIDE_TURN for a three-quarter view (see FRONTAL_YAW)."""
+    share = min(max((THREE_QUARTER_YAW - abs(yaw)) / (THREE_QUARTER_YAW - FRONTAL_YAW), 0.0), 1.0)
+    return MIN_SIDE_TURN + share * (MAX_TURN - MIN_SIDE_TURN)
 
 
 def _check_codes(codes: torch.Tensor, reference_codes: torch.Tensor) -> None:
