@@ -12,12 +12,17 @@ from omnitalker.frontend.audio import FRAME_RATE
 from omnitalker.frontend.face.codes import EYE_SLICE, VISUAL_CODE_DIM
 from omnitalker.pipeline.expression_style import (
     _LIDS,
+    BLINK_CLOSING_SECONDS,
+    BLINK_OPENING_SECONDS,
     MOUTH_GAIN,
+    PHOTO_BLINKS_PER_MINUTE,
     _columns,
+    add_blinks,
     find_blinks,
     lid_gap,
     match_expression,
     mouth_gap,
+    standard_blink,
     without_blinks,
 )
 
@@ -117,6 +122,57 @@ def test_a_short_or_still_reference_leaves_the_codes_alone():
     photo = torch.zeros(500, VISUAL_CODE_DIM)
     out = match_expression(generated, photo, NEUTRAL_GAP)
     assert torch.allclose(out, generated)
+
+
+def test_the_standard_blink_shuts_the_lids_and_opens_more_slowly():
+    for neutral_gap in (NEUTRAL_GAP, -NEUTRAL_GAP):  # whichever way the canonical y axis points
+        blink = standard_blink(neutral_gap)
+        codes = np.zeros((len(blink), VISUAL_CODE_DIM))
+        codes[:, LIDS] = blink
+        gap = np.sign(neutral_gap) * (neutral_gap + lid_gap(codes))  # the lids' distance, > 0 while open
+        assert gap[0] == gap[-1] == abs(neutral_gap) and abs(gap.min()) < 1e-9  # open, shut, open again
+        deepest = np.flatnonzero(gap < 1e-9)
+        assert len(gap) - 1 - deepest[-1] > deepest[0]  # the lids part more slowly than they meet
+        assert deepest[0] >= round(BLINK_CLOSING_SECONDS * FRAME_RATE) - 1
+        assert len(gap) - 1 - deepest[-1] >= round(BLINK_OPENING_SECONDS * FRAME_RATE) - 1
+
+
+def test_a_photo_output_blinks_at_peoples_rate():
+    """A photo has no blinks to copy and the model draws none: the output gets PHOTO_BLINKS_PER_MINUTE, at times the
+    generator decides; nothing but the lids changes."""
+    generated = torch.from_numpy(_still(12.6))
+    out = add_blinks(generated, NEUTRAL_GAP, torch.Generator().manual_seed(0))
+    assert len(find_blinks(generated.numpy(), NEUTRAL_GAP)) == 0
+    assert len(find_blinks(out.numpy(), NEUTRAL_GAP)) == round(PHOTO_BLINKS_PER_MINUTE * 12.6 / 60)
+    others = np.setdiff1d(np.arange(VISUAL_CODE_DIM), LIDS)
+    assert torch.equal(out[:, others], generated[:, others])
+    again = add_blinks(generated, NEUTRAL_GAP, torch.Generator().manual_seed(0))
+    other = add_blinks(generated, NEUTRAL_GAP, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again) and not torch.equal(out, other)
+    blinking = torch.from_numpy(_blinking(12.6, 2.0))  # codes that already blink often get no more
+    assert len(find_blinks(add_blinks(blinking, NEUTRAL_GAP).numpy(), NEUTRAL_GAP)) == len(
+        find_blinks(blinking.numpy(), NEUTRAL_GAP))
+
+
+def test_a_photo_reference_blinks_through_the_pipeline():
+    """The pipeline's style step gives a photo reference's output blinks (the setting on), at the face's own lid gap;
+    the tiny random model's codes jitter too much to count blinks in, so still codes stand in for a model's."""
+    from omnitalker import OmniTalkerPipeline
+    from omnitalker.io.audio import SAMPLE_RATE
+    from omnitalker.pipeline.expression_style import neutral_lid_gap
+    from tests.pipeline_fixtures import REFERENCE_TEXT, astronaut_face, get_dummy_components, make_voice
+
+    generated = torch.from_numpy(_still(12.6))
+    for setting in (False, True):
+        pipe = OmniTalkerPipeline(**get_dummy_components(text_layout="durations"),
+                                  match_reference_expression=setting)
+        reference = pipe.prepare_reference(reference_image=astronaut_face(128),
+                                           reference_audio=(SAMPLE_RATE, make_voice(seconds=3.0)),
+                                           reference_text=REFERENCE_TEXT)
+        assert reference.static
+        out = pipe.reference_expression(generated, reference, torch.Generator().manual_seed(0))
+        blinks = find_blinks(out.numpy(), neutral_lid_gap(reference.identity))
+        assert len(blinks) == (round(PHOTO_BLINKS_PER_MINUTE * 12.6 / 60) if setting else 0)
 
 
 def test_the_pipeline_setting_changes_the_face_not_the_voice(tmp_path):

@@ -24,10 +24,15 @@ whole reference, the way ``motion_spread`` carries the head-motion size:
   reference's (bounded): articulation gain, the timing stays the model's (sync is the model's).
 
 The model still decides what the mouth says and when; the person's blink habit, eye movements and articulation
-size come from the reference. A photo reference (its one frame repeated) or a reference shorter than
-``MIN_REFERENCE_SECONDS`` leaves the codes as generated.
+size come from the reference. A reference shorter than ``MIN_REFERENCE_SECONDS`` leaves the codes as generated.
 
-    codes = match_expression(codes, reference.codes, generator)     # (n, 58) generated, (m, 58) reference, mel rate
+A photo has no blinks to copy, and the model draws almost none (its outputs from the six shared portraits stared for
+4 s without one): ``add_blinks`` gives the output ``PHOTO_BLINKS_PER_MINUTE``, each the ``standard_blink`` (its
+timing and the lids' shares measured on the nine shared clips' 56 blinks). Gaze, lids between blinks and articulation
+stay as generated: a photo shows none of them moving.
+
+    codes = match_expression(codes, reference.codes, neutral_gap, generator)  # (n, 58) generated, (m, 58) reference
+    codes = add_blinks(codes, neutral_gap, generator)                         # a photo reference
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import numpy as np
 import torch
 
 from omnitalker.frontend.audio import FRAME_RATE as MEL_FRAME_RATE
-from omnitalker.frontend.face.codes import EXP_SLICE, EYE_SLICE, extend_by_reflection
+from omnitalker.frontend.face.codes import EXP_SLICE, EYE_SLICE, VISUAL_CODE_DIM, extend_by_reflection
 from omnitalker.frontend.face.template import EXPRESSION_POINTS
 
 MIN_REFERENCE_SECONDS = 2.0
@@ -46,6 +51,13 @@ MIN_BLINK_GAP_SECONDS = 0.6  # inserted blinks are at least this far apart (and 
 SPREAD_WINDOW_SECONDS = 0.1
 MIN_SPREAD = 1e-4  # code units; below this a code does not move (a photo reference)
 MOUTH_GAIN = (0.7, 2.0)  # bounds on the articulation gain
+# The blinks of an output from a photo: the median rate of the nine shared clips (6-48 a minute, median 19; people blink
+# about 17 times a minute at rest and more in conversation), and one blink shape. On those clips a blink shut the lids to
+# a gap of about zero (median deepest change: the whole neutral gap), spent a median 0.12 s below half its depth, and
+# reopened more slowly than it closed; the upper lid made 0.6-1.1 of the closing, the lower lid rose 0-0.3.
+PHOTO_BLINKS_PER_MINUTE = 19.0
+BLINK_CLOSING_SECONDS, BLINK_SHUT_SECONDS, BLINK_OPENING_SECONDS = 0.07, 0.03, 0.15
+UPPER_LID_SHARE = 0.85  # of a blink's closing made by the upper lid; the lower lid rises the rest
 _POINT = {name: index for index, (name, _) in enumerate(EXPRESSION_POINTS)}
 _LIDS = [("upper_lid_right", "lower_lid_right"), ("upper_lid_left", "lower_lid_left")]
 _MOUTH = ("upper_lip_outer", "upper_lip_inner", "lower_lip_inner", "lower_lip_outer", "mouth_corner_right",
@@ -204,11 +216,49 @@ def match_expression(codes: torch.Tensor, reference_codes: torch.Tensor, neutral
     # blinks: the person's own, at the person's rate
     blinks = find_blinks(reference, neutral_lid_gap)
     if blinks:
-        rate = len(blinks) / len(reference)  # per frame
-        have = len(find_blinks(out, neutral_lid_gap))
-        count = int(round(rate * len(out))) - have
-        for number, start in enumerate(_blink_times(len(out), count, generator)):
-            blink = blinks[number % len(blinks)]
-            stop = min(len(out), start + len(blink))
-            out[start:stop, lids] += blink[: stop - start]
+        _insert_blinks(out, blinks, len(blinks) / len(reference), neutral_lid_gap, generator)
     return torch.from_numpy(out).to(codes.dtype)
+
+
+def standard_blink(neutral_lid_gap: float) -> np.ndarray:
+    """(k, 12) lid offsets of one blink (the lids' (x, y, z) columns, as ``find_blinks`` gives a person's), for a face
+    whose neutral lid gap is `neutral_lid_gap` code units: the lids meet over BLINK_CLOSING_SECONDS (the upper lid
+    UPPER_LID_SHARE of the way), stay shut BLINK_SHUT_SECONDS and part over BLINK_OPENING_SECONDS, each move a
+    smoothstep; it starts and ends at zero."""
+    closing, shut, opening = (max(1, round(seconds * MEL_FRAME_RATE)) for seconds in
+                              (BLINK_CLOSING_SECONDS, BLINK_SHUT_SECONDS, BLINK_OPENING_SECONDS))
+    def ramp(frames: int) -> np.ndarray:  # 0 .. 1 in frames + 1 steps, a smoothstep
+        x = np.linspace(0.0, 1.0, frames + 1)
+        return x * x * (3.0 - 2.0 * x)
+
+    depth = np.concatenate([ramp(closing)[:-1], np.ones(shut), ramp(opening)[::-1]])  # 0 .. 1 .. 0: share shut
+    blink = np.zeros((len(depth), 12))
+    for upper_y, lower_y in ((1, 4), (7, 10)):  # right eye, left eye: (x, y, z) of the upper lid, then the lower
+        blink[:, upper_y] = UPPER_LID_SHARE * neutral_lid_gap * depth  # the lids move towards each other: the
+        blink[:, lower_y] = -(1.0 - UPPER_LID_SHARE) * neutral_lid_gap * depth  # gap shrinks by the neutral gap
+    return blink
+
+
+def add_blinks(codes: torch.Tensor, neutral_lid_gap: float, generator: torch.Generator | None = None,
+               per_minute: float = PHOTO_BLINKS_PER_MINUTE) -> torch.Tensor:
+    """``codes`` (n, 58) at mel rate with ``standard_blink``s added at `per_minute` (counting the blinks they have),
+    at times drawn with `generator`: the output of a photo reference, which has no blinks of its own to copy.
+    Returns a new tensor."""
+    if codes.ndim != 2 or codes.shape[1] != VISUAL_CODE_DIM:
+        raise ValueError(f"codes must be (frames, {VISUAL_CODE_DIM}) visual codes, got {tuple(codes.shape)}")
+    out = codes.double().numpy().copy()  # n 58
+    _insert_blinks(out, [standard_blink(neutral_lid_gap)], per_minute / 60.0 / MEL_FRAME_RATE, neutral_lid_gap,
+                   generator)
+    return torch.from_numpy(out).to(codes.dtype)
+
+
+def _insert_blinks(out: np.ndarray, blinks: list[np.ndarray], rate: float, neutral_lid_gap: float,
+                   generator: torch.Generator | None) -> None:
+    """Add blinks (lid offsets (k, 12), used in turn) to codes `out` (n, 58) in place, as many as `rate` (per frame)
+    asks beyond those `out` has, at times from ``_blink_times``."""
+    lids = _columns([name for pair in _LIDS for name in pair])
+    count = int(round(rate * len(out))) - len(find_blinks(out, neutral_lid_gap))
+    for number, start in enumerate(_blink_times(len(out), count, generator)):
+        blink = blinks[number % len(blinks)]
+        stop = min(len(out), start + len(blink))
+        out[start:stop, lids] += blink[: stop - start]

@@ -52,7 +52,7 @@ from omnitalker.pipeline.cascade import CascadeMixin, run_cascade
 from omnitalker.pipeline.chunking import DEFAULT_MAX_CHUNK_SECONDS
 from omnitalker.pipeline.decode import OmniTalkerPipelineOutput, RenderSources
 from omnitalker.pipeline.denoise import SampledChunk, Sampler, StepHook, join_chunks, solver_calls
-from omnitalker.pipeline.expression_style import match_expression, neutral_lid_gap
+from omnitalker.pipeline.expression_style import add_blinks, match_expression, neutral_lid_gap
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits
 from omnitalker.pipeline.mel_smoothing import check_mel_smoothing
 from omnitalker.pipeline.modes import check_guidance_defaults, check_trained_branches
@@ -182,10 +182,13 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         return hold_reference_pose(match_pose_spread(codes, reference_codes), reference_codes)
 
     def reference_expression(self, codes: torch.Tensor, reference, generator=None) -> torch.Tensor:
-        """Generated codes (n, 58) with the whole reference's blinks, gaze range and articulation size when the
-        `match_reference_expression` config is on (``omnitalker.pipeline.expression_style``), else as they are."""
-        if not self.config.get("match_reference_expression") or reference.static:
+        """Generated codes (n, 58) with the whole reference's blinks, gaze range and articulation size (from a photo:
+        blinks at people's usual rate) when the `match_reference_expression` config is on
+        (``omnitalker.pipeline.expression_style``), else as they are."""
+        if not self.config.get("match_reference_expression") or reference.identity is None:
             return codes
+        if reference.static:
+            return add_blinks(codes, neutral_lid_gap(reference.identity), generator)
         return match_expression(codes, reference.codes, neutral_lid_gap(reference.identity), generator)
 
     @property
