@@ -707,7 +707,8 @@ def test_background_plate_paints_the_person_out():
 def test_background_plate_continues_the_bands_behind_the_person():
     """A wall over a shelf over bricks behind the person: painted out, each band continues across where the person
     stood (OpenCV's diffusing fill blurred the shelf away, its colours mixed into a pale blob that showed wherever the
-    head moved away: 74 levels off on the shelf here)."""
+    head moved away: 74 levels off on the shelf here; a fill at 96 px, smoothed down the columns by 2 px, blurred the shelf's
+    edges: 53 levels off within a row of them)."""
     wall, shelf, brick = np.array((200, 150, 80)), np.array((40, 30, 30)), np.array((150, 90, 70))
     image = np.zeros((160, 160, 3), np.uint8)
     image[:60], image[60:72], image[72:] = wall, shelf, brick
@@ -715,7 +716,7 @@ def test_background_plate_continues_the_bands_behind_the_person():
     mask = np.zeros(image.shape[:2], np.float32)
     mask[10:160, 50:110] = 1.0
     plate = background_plate(image, mask).astype(float)
-    for rows, band, tolerance in ((slice(25, 50), wall, 12), (slice(63, 69), shelf, 40), (slice(85, 150), brick, 12)):
+    for rows, band, tolerance in ((slice(25, 50), wall, 12), (slice(61, 71), shelf, 20), (slice(85, 150), brick, 12)):
         assert np.abs(plate[rows, 60:100] - band).max() < tolerance, (band, plate[rows, 60:100].mean((0, 1)))
 
 
