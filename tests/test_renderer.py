@@ -3,6 +3,7 @@ by known landmark edits: rotation, jaw opening, closed lids, moved irises."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -860,6 +861,43 @@ def test_an_iris_hidden_by_a_lid_is_filled_in_from_its_own_rings():
     np.testing.assert_array_equal(ours[known], source[known])  # what shows is kept
     outside = distance > 1.15 * radius + 1
     np.testing.assert_array_equal(ours[outside], source[outside])
+
+
+def test_the_shadow_under_a_heavy_lid_is_not_taken_for_iris(astronaut):
+    """The iris just under the upper lid lies in the lashes' shadow. Read as iris, it filled the arcs the lid hid: a
+    heavy-lidded photo's iris, looking down, was drawn as a black disc. What the lid hid is the iris's own colour; the
+    shadow band itself stays as the photo shows it (the iris drawn where it was is the photo)."""
+    from omnitalker.render.eyes import _below_lid, eye_textures
+    from omnitalker.render.geometry import polygon_mask
+
+    image, landmarks = astronaut
+    image, landmarks = cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC), landmarks * 3  # a bigger eye
+    topo = mesh_topology()
+    upper, lower = split_loop(topo.eye_loops[0], landmarks, face_axis(landmarks))
+    centre, ring = topo.iris_centers[0], topo.iris_rings[0]
+    iris = landmarks[centre, :2].copy()
+    radius = float(np.mean(np.hypot(*(landmarks[ring, :2] - iris).T)))
+    landmarks[[centre, *ring], 1] -= 0.8 * radius  # the iris sits high: the upper lid hides its top
+    iris = landmarks[centre, :2]
+    painted = image.copy()
+    eye = polygon_mask(image.shape[:2], np.concatenate([landmarks[upper, :2], landmarks[lower[::-1], :2]])).astype(bool)
+    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    in_iris = np.hypot(xs - iris[0], ys - iris[1]) <= 0.9 * radius
+    painted[eye] = (230, 225, 220)
+    painted[eye & in_iris] = (90, 120, 150)  # a grey-blue iris
+    width = float(np.hypot(*(landmarks[upper[-1], :2] - landmarks[upper[0], :2])))
+    shadow = eye & _below_lid(image.shape[:2], landmarks[upper, :2], landmarks[lower, :2], 0.08 * width)
+    painted[shadow] = (painted[shadow] * 0.3).astype(np.uint8)  # the lashes' shadow
+    partial, (_, iris_texture, _) = eye_textures(painted, landmarks, upper, lower, centre, ring)
+    origin = partial["patch_origin"].astype(int)
+    window = (slice(origin[1], origin[1] + iris_texture.shape[0]), slice(origin[0], origin[0] + iris_texture.shape[1]))
+    hidden = (in_iris & ~cv2.dilate(eye.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool))[window]
+    assert hidden.sum() >= 10
+    assert np.abs(iris_texture[hidden].astype(float) - (90, 120, 150)).mean() < 25  # the iris, not its shadow
+    inside = cv2.erode(eye.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)  # off the lid's own edge
+    kept = (shadow & in_iris & inside)[window]
+    assert kept.sum() >= 10
+    np.testing.assert_array_equal(iris_texture[kept], painted[window][kept])
 
 
 def test_the_lash_line_is_found_by_its_darkness():
