@@ -14,10 +14,14 @@ from omnitalker.pipeline.expression_style import (
     _LIDS,
     BLINK_CLOSING_SECONDS,
     BLINK_OPENING_SECONDS,
+    MIN_FIXATION_SECONDS,
     MOUTH_GAIN,
     PHOTO_BLINKS_PER_MINUTE,
+    PHOTO_GAZE_SPREAD,
+    SACCADE_SECONDS,
     _columns,
     add_blinks,
+    add_gaze,
     find_blinks,
     lid_gap,
     match_expression,
@@ -154,8 +158,31 @@ def test_a_photo_output_blinks_at_peoples_rate():
         find_blinks(blinking.numpy(), NEUTRAL_GAP))
 
 
+def test_a_photo_output_looks_about_from_where_the_photo_looks():
+    """From a photo the model barely moves the eyes: the output holds fixations (at least MIN_FIXATION_SECONDS) and
+    jumps between them in SACCADE_SECONDS, both eyes together, starting where the codes look; the spread is
+    PHOTO_GAZE_SPREAD across and half of it up and down. Nothing but the gaze changes."""
+    generated = torch.from_numpy(_still(400.0))
+    out = add_gaze(generated, torch.Generator().manual_seed(0)).numpy()
+    gaze = out[:, EYE_SLICE] - generated.numpy()[:, EYE_SLICE]  # t 4
+    np.testing.assert_array_equal(gaze[:, :2], gaze[:, 2:])  # both eyes alike
+    assert np.abs(gaze[: round(MIN_FIXATION_SECONDS * FRAME_RATE)]).max() == 0  # it starts where the photo looks
+    spread = gaze[:, :2].std(0)
+    assert 0.8 * PHOTO_GAZE_SPREAD < spread[0] < 1.2 * PHOTO_GAZE_SPREAD
+    assert 0.4 * PHOTO_GAZE_SPREAD < spread[1] < 0.6 * PHOTO_GAZE_SPREAD
+    moving = np.abs(np.diff(gaze[:, 0])) > 0
+    starts = np.flatnonzero(moving[1:] & ~moving[:-1]) + 1
+    assert np.diff(starts).min() >= round((MIN_FIXATION_SECONDS + SACCADE_SECONDS) * FRAME_RATE) - 1  # held
+    assert moving.mean() < 0.1  # the eyes mostly hold still
+    others = np.setdiff1d(np.arange(VISUAL_CODE_DIM), np.arange(VISUAL_CODE_DIM)[EYE_SLICE])
+    assert np.array_equal(out[:, others], generated.numpy()[:, others])
+    again = add_gaze(generated, torch.Generator().manual_seed(0))
+    assert torch.equal(again, torch.from_numpy(out).float())
+
+
 def test_a_photo_reference_blinks_through_the_pipeline():
-    """The pipeline's style step gives a photo reference's output blinks (the setting on), at the face's own lid gap;
+    """The pipeline's style step gives a photo reference's output blinks and gaze (the setting on), at the face's own
+    lid gap;
     the tiny random model's codes jitter too much to count blinks in, so still codes stand in for a model's."""
     from omnitalker import OmniTalkerPipeline
     from omnitalker.io.audio import SAMPLE_RATE
@@ -173,6 +200,7 @@ def test_a_photo_reference_blinks_through_the_pipeline():
         out = pipe.reference_expression(generated, reference, torch.Generator().manual_seed(0))
         blinks = find_blinks(out.numpy(), neutral_lid_gap(reference.identity))
         assert len(blinks) == (round(PHOTO_BLINKS_PER_MINUTE * 12.6 / 60) if setting else 0)
+        assert (out[:, EYE_SLICE] != generated[:, EYE_SLICE]).any() == setting  # and the eyes look about
 
 
 def test_the_pipeline_setting_changes_the_face_not_the_voice(tmp_path):

@@ -26,13 +26,14 @@ whole reference, the way ``motion_spread`` carries the head-motion size:
 The model still decides what the mouth says and when; the person's blink habit, eye movements and articulation
 size come from the reference. A reference shorter than ``MIN_REFERENCE_SECONDS`` leaves the codes as generated.
 
-A photo has no blinks to copy, and the model draws almost none (its outputs from the six shared portraits stared for
-4 s without one): ``add_blinks`` gives the output ``PHOTO_BLINKS_PER_MINUTE``, each the ``standard_blink`` (its
-timing and the lids' shares measured on the nine shared clips' 56 blinks). Gaze, lids between blinks and articulation
-stay as generated: a photo shows none of them moving.
+A photo shows nothing moving to copy, and the model draws almost no blinks (its outputs from the six shared portraits
+stared for 4 s without one) and little gaze (a third of a person's). So ``add_blinks`` gives the output
+``PHOTO_BLINKS_PER_MINUTE``, each the ``standard_blink`` (its timing and the lids' shares measured on the nine shared
+clips' 56 blinks), and ``add_gaze`` fixations the eyes hold and jump between (``PHOTO_GAZE_SPREAD``), starting where the
+photo looks. Lids between blinks and articulation stay as generated.
 
     codes = match_expression(codes, reference.codes, neutral_gap, generator)  # (n, 58) generated, (m, 58) reference
-    codes = add_blinks(codes, neutral_gap, generator)                         # a photo reference
+    codes = add_gaze(add_blinks(codes, neutral_gap, generator), generator)     # a photo reference
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ MOUTH_GAIN = (0.7, 2.0)  # bounds on the articulation gain
 PHOTO_BLINKS_PER_MINUTE = 19.0
 BLINK_CLOSING_SECONDS, BLINK_SHUT_SECONDS, BLINK_OPENING_SECONDS = 0.07, 0.03, 0.15
 UPPER_LID_SHARE = 0.85  # of a blink's closing made by the upper lid; the lower lid rises the rest
+# The gaze of an output from a photo: fixations held for FIXATION_SECONDS on average (exponentially distributed, at least
+# MIN_FIXATION_SECONDS), each at a place drawn around where the photo looks with this spread (eye widths; vertically
+# half of it: eyes move more across than up and down), joined by saccades of SACCADE_SECONDS. The nine shared clips'
+# people moved their irises by 0.010-0.085 eye widths (std, median 0.055), the demo's outputs from the six portraits by
+# 0.012-0.024; at 0.05 a portrait looks about rather than stares, without darting.
+PHOTO_GAZE_SPREAD = 0.05
+FIXATION_SECONDS, MIN_FIXATION_SECONDS = 1.5, 0.5
+SACCADE_SECONDS = 0.05
 _POINT = {name: index for index, (name, _) in enumerate(EXPRESSION_POINTS)}
 _LIDS = [("upper_lid_right", "lower_lid_right"), ("upper_lid_left", "lower_lid_left")]
 _MOUTH = ("upper_lip_outer", "upper_lip_inner", "lower_lip_inner", "lower_lip_outer", "mouth_corner_right",
@@ -249,6 +258,32 @@ def add_blinks(codes: torch.Tensor, neutral_lid_gap: float, generator: torch.Gen
     out = codes.double().numpy().copy()  # n 58
     _insert_blinks(out, [standard_blink(neutral_lid_gap)], per_minute / 60.0 / MEL_FRAME_RATE, neutral_lid_gap,
                    generator)
+    return torch.from_numpy(out).to(codes.dtype)
+
+
+def add_gaze(codes: torch.Tensor, generator: torch.Generator | None = None,
+             spread: float = PHOTO_GAZE_SPREAD) -> torch.Tensor:
+    """``codes`` (n, 58) at mel rate with both eyes' gaze moved between fixations (module constants; the first at the
+    codes' own gaze, later ones drawn with `generator` around it with `spread` eye widths): the output of a photo
+    reference, whose gaze the model barely moves. Returns a new tensor."""
+    if codes.ndim != 2 or codes.shape[1] != VISUAL_CODE_DIM:
+        raise ValueError(f"codes must be (frames, {VISUAL_CODE_DIM}) visual codes, got {tuple(codes.shape)}")
+    out = codes.double().numpy().copy()  # n 58
+    generator = _cpu(generator)
+    saccade = max(1, round(SACCADE_SECONDS * MEL_FRAME_RATE))
+    path, place, start = np.zeros((len(out), 2)), np.zeros(2), 0  # the first fixation: where the codes look
+    while start < len(out):
+        hold = MIN_FIXATION_SECONDS + float(torch.empty(1, dtype=torch.float64).exponential_(
+            1.0 / (FIXATION_SECONDS - MIN_FIXATION_SECONDS), generator=generator))
+        stop = min(len(out), start + max(1, round(hold * MEL_FRAME_RATE)))
+        path[start:stop] = place
+        following = spread * torch.randn(2, generator=generator, dtype=torch.float64).numpy() * (1.0, 0.5)  # x y
+        move = np.clip(np.arange(1, saccade + 1) / saccade, 0.0, 1.0)[:, None]
+        move = move * move * (3.0 - 2.0 * move)  # smoothstep: the saccade's path
+        end = min(len(out), stop + saccade)
+        path[stop:end] = place + move[: end - stop] * (following - place)
+        place, start = following, end
+    out[:, EYE_SLICE] += np.tile(path, (1, 2))  # the same (x, y) movement for the right and the left eye
     return torch.from_numpy(out).to(codes.dtype)
 
 

@@ -52,7 +52,7 @@ from omnitalker.pipeline.cascade import CascadeMixin, run_cascade
 from omnitalker.pipeline.chunking import DEFAULT_MAX_CHUNK_SECONDS
 from omnitalker.pipeline.decode import OmniTalkerPipelineOutput, RenderSources
 from omnitalker.pipeline.denoise import SampledChunk, Sampler, StepHook, join_chunks, solver_calls
-from omnitalker.pipeline.expression_style import add_blinks, match_expression, neutral_lid_gap
+from omnitalker.pipeline.expression_style import add_blinks, add_gaze, match_expression, neutral_lid_gap
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits
 from omnitalker.pipeline.mel_smoothing import check_mel_smoothing
 from omnitalker.pipeline.modes import check_guidance_defaults, check_trained_branches
@@ -183,12 +183,12 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
 
     def reference_expression(self, codes: torch.Tensor, reference, generator=None) -> torch.Tensor:
         """Generated codes (n, 58) with the whole reference's blinks, gaze range and articulation size (from a photo:
-        blinks at people's usual rate) when the `match_reference_expression` config is on
+        blinks at people's usual rate and a gaze that moves) when the `match_reference_expression` config is on
         (``omnitalker.pipeline.expression_style``), else as they are."""
         if not self.config.get("match_reference_expression") or reference.identity is None:
             return codes
         if reference.static:
-            return add_blinks(codes, neutral_lid_gap(reference.identity), generator)
+            return add_gaze(add_blinks(codes, neutral_lid_gap(reference.identity), generator), generator)
         return match_expression(codes, reference.codes, neutral_lid_gap(reference.identity), generator)
 
     @property
