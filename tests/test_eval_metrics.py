@@ -296,3 +296,15 @@ def test_gaze_is_where_both_eyes_look_not_their_difference():
     np.testing.assert_allclose(looked[:, 0], shift / width, atol=3e-3)  # the corner line tilts a little
     np.testing.assert_allclose(looked[:, 1], 0.5 * shift / width, atol=3e-3)
     assert np.abs(gaze_position(apart) - gaze_position(face[None])).max() < 0.1 * np.abs(looked).max()
+
+
+def test_the_style_benchmark_needs_clips_or_photos(tmp_path, capsys):
+    """`python -m omnitalker.eval.style` measures real clips (--clips) or portraits (--photos): with neither, or with
+    a folder that holds none, it says what to give before loading anything."""
+    from omnitalker.eval.style import main
+
+    for argv, message in (([], "--clips"), (["--photos", str(tmp_path / "missing")], "not a folder"),
+                          (["--photos", str(tmp_path)], "no matching photos")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err

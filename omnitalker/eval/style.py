@@ -17,6 +17,11 @@ an output passes when its statistics are closer to its own reference's than to a
 
     python -m omnitalker.eval.style --clips ../shared/media/faces/clips --json bench/results/style.json
     python -m omnitalker.eval.style --clips DIR --only d3 d10 --seeds 0
+    python -m omnitalker.eval.style --photos ../shared/media/faces/photos --json bench/results/style_photos.json
+
+With ``--photos`` (portraits: .jpg / .png), each photo is the reference image with the voice sample: a photo shows no
+motion of its own to compare with, so its outputs' statistics are reported as they are (medians over photos and
+seeds) - a person's, for scale, are the clips' reference statistics above (about 19 blinks a minute).
 
 The clips are real people's videos: they are read, never written anywhere (no frames are saved).
 """
@@ -137,6 +142,31 @@ def evaluate_clip(pipe, analyzer: FaceAnalyzer, clip: Path, voice: Path, voice_t
     return result
 
 
+def evaluate_photo(pipe, analyzer: FaceAnalyzer, photo: Path, voice: Path, voice_text: str, text: str,
+                   seeds: list[int], steps: int) -> dict:
+    """The output statistics of a photo reference (with the voice sample), per seed."""
+    reference = pipe.prepare_reference(reference_image=str(photo), reference_audio=str(voice),
+                                       reference_text=voice_text)
+    result = {"photo": photo.stem, "seeds": {}}
+    for seed in seeds:
+        out = pipe(text, reference=reference, num_inference_steps=steps, output_type="np",
+                   generator=torch.Generator().manual_seed(seed))
+        codes = np.asarray(out.visual_codes[0])
+        rendered = analyzer.analyze_video(list(out.frames[0]), fps=out.fps)
+        result["seeds"][str(seed)] = {
+            "seconds": round(len(out.audio[0]) / out.sample_rate, 2),
+            "output_codes": style_stats(decode_codes(codes, reference.identity), out.visual_codes_fps),
+            "output": style_stats(rendered.landmarks, out.fps),
+        }
+    return result
+
+
+def photo_medians(results: list[dict], point: str = "output") -> dict[str, float]:
+    """Median of each statistic over photos and seeds."""
+    return {stat: float(np.median([out[point][stat] for r in results for out in r["seeds"].values()]))
+            for stat in STATS}
+
+
 def ratios(results: list[dict], point: str = "output", against: str = "reference") -> dict[str, float]:
     """Median over clips (and seeds) of point / against for each statistic; blinks only where the reference
     blinks at least MIN_REFERENCE_BLINKS times in its window."""
@@ -174,8 +204,9 @@ def diagonal(results: list[dict], point: str = "output") -> dict[str, bool]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=Path, required=True, help="folder of real talking-head clips (*.mp4)")
-    parser.add_argument("--only", nargs="*", default=None, help="clip names (stems), default all")
+    parser.add_argument("--clips", type=Path, default=None, help="folder of real talking-head clips (*.mp4)")
+    parser.add_argument("--photos", type=Path, default=None, help="folder of portraits (*.jpg, *.png)")
+    parser.add_argument("--only", nargs="*", default=None, help="clip or photo names (stems), default all")
     parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE))
     parser.add_argument("--voice", type=Path, default=DEFAULT_VOICE, help="voice sample (with --voice-text)")
     parser.add_argument("--voice-text", default=DEFAULT_VOICE_TEXT)
@@ -189,13 +220,19 @@ def main(argv: list[str] | None = None) -> dict:
                         "(omnitalker/pipeline/expression_style.py)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    if not args.clips.is_dir():
-        parser.error(f"--clips {args.clips} is not a folder (the real clips live in ../shared/media/faces/clips)")
-    paths = sorted(args.clips.glob("*.mp4"))
-    if args.only:
-        paths = [p for p in paths if p.stem in set(args.only)]
-    if not paths:
-        parser.error(f"no matching .mp4 clips in {args.clips}")
+    if args.clips is None and args.photos is None:
+        parser.error("give --clips (real talking-head clips, e.g. ../shared/media/faces/clips) or --photos")
+    paths, photos = [], []
+    for folder, patterns, what in ((args.clips, ("*.mp4",), "clips"), (args.photos, ("*.jpg", "*.png"), "photos")):
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            parser.error(f"--{what} {folder} is not a folder (the real ones live in ../shared/media/faces/{what})")
+        found = sorted(p for pattern in patterns for p in folder.glob(pattern)
+                       if not args.only or p.stem in set(args.only))
+        if not found:
+            parser.error(f"no matching {what} in {folder}")
+        (paths if what == "clips" else photos).extend(found)
 
     import tempfile
 
@@ -219,20 +256,34 @@ def main(argv: list[str] | None = None) -> dict:
                 for point in ("output_codes", "output"):
                     line = " ".join(f"{s}={out[point][s]:.3g}" for s in STATS)
                     print(f"{path.stem} seed {seed} {point}: {line}", flush=True)
-    summary = {
-        "output_over_reference": ratios(results, "output"),
-        "output_codes_over_reference_codes": ratios(results, "output_codes", "reference_codes"),
-        "reference_codes_over_reference": ratios([dict(r, seeds={"-": {"reference_codes": r["reference_codes"]}})
-                                                  for r in results], "reference_codes"),
-        "diagonal": diagonal(results),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    summary["diagonal_passed"] = f"{sum(summary['diagonal'].values())}/{len(summary['diagonal'])}"
+        photo_results = []
+        for path in photos:
+            result = evaluate_photo(pipe, analyzer, path, voice, voice_text, args.text, args.seeds, args.steps)
+            photo_results.append(result)
+            for seed, out in result["seeds"].items():
+                line = " ".join(f"{s}={out['output'][s]:.3g}" for s in STATS)
+                print(f"{path.stem} (photo) seed {seed} output: {line}", flush=True)
+    summary = {}
+    if results:
+        summary.update({
+            "output_over_reference": ratios(results, "output"),
+            "output_codes_over_reference_codes": ratios(results, "output_codes", "reference_codes"),
+            "reference_codes_over_reference": ratios([dict(r, seeds={"-": {"reference_codes": r["reference_codes"]}})
+                                                      for r in results], "reference_codes"),
+            "reference_medians": {stat: float(np.median([r["reference"][stat] for r in results])) for stat in STATS},
+            "diagonal": diagonal(results),
+        })
+        summary["diagonal_passed"] = f"{sum(summary['diagonal'].values())}/{len(summary['diagonal'])}"
+    if photo_results:
+        summary["photo_output_medians"] = photo_medians(photo_results)
+        summary["photo_output_codes_medians"] = photo_medians(photo_results, "output_codes")
+    summary["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps({k: v for k, v in summary.items() if k != "diagonal"}, indent=1))
     report = {"pipeline": args.pipeline, "match_reference_expression": bool(pipe.config.get("match_reference_expression")),
               "text": args.text, "seeds": args.seeds, "steps": args.steps,
               "voice": str(args.voice), "voice_repeats": args.voice_repeats,
-              "machine": platform.processor() or platform.machine(), "clips": results, "summary": summary}
+              "machine": platform.processor() or platform.machine(), "clips": results, "photos": photo_results,
+              "summary": summary}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1, default=float))
