@@ -117,6 +117,23 @@ def _voice_sample(voice: Path, repeats: int, folder: Path) -> Path:
     return path
 
 
+def output_stats(pipe, analyzer: FaceAnalyzer, reference, text: str, seeds: list[int], steps: int) -> dict:
+    """Per seed, the statistics of the output for `text` with a prepared reference: of its generated codes decoded to
+    landmarks and of MediaPipe on its frames."""
+    stats = {}
+    for seed in seeds:
+        out = pipe(text, reference=reference, num_inference_steps=steps, output_type="np",
+                   generator=torch.Generator().manual_seed(seed))
+        codes = np.asarray(out.visual_codes[0])
+        rendered = analyzer.analyze_video(list(out.frames[0]), fps=out.fps)
+        stats[str(seed)] = {
+            "seconds": round(len(out.audio[0]) / out.sample_rate, 2),
+            "output_codes": style_stats(decode_codes(codes, reference.identity), out.visual_codes_fps),
+            "output": style_stats(rendered.landmarks, out.fps),
+        }
+    return stats
+
+
 def evaluate_clip(pipe, analyzer: FaceAnalyzer, clip: Path, voice: Path, voice_text: str, text: str,
                   seeds: list[int], steps: int) -> dict:
     from omnitalker.io.video import read_video
@@ -128,17 +145,7 @@ def evaluate_clip(pipe, analyzer: FaceAnalyzer, clip: Path, voice: Path, voice_t
     result = {"clip": clip.stem, "reference_seconds": round(reference.seconds, 2),
               "reference": style_stats(track.landmarks, window.fps),
               "reference_codes": style_stats(decode_codes(reference.codes.numpy(), reference.identity), code_fps),
-              "seeds": {}}
-    for seed in seeds:
-        out = pipe(text, reference=reference, num_inference_steps=steps, output_type="np",
-                   generator=torch.Generator().manual_seed(seed))
-        codes = np.asarray(out.visual_codes[0])
-        rendered = analyzer.analyze_video(list(out.frames[0]), fps=out.fps)
-        result["seeds"][str(seed)] = {
-            "seconds": round(len(out.audio[0]) / out.sample_rate, 2),
-            "output_codes": style_stats(decode_codes(codes, reference.identity), out.visual_codes_fps),
-            "output": style_stats(rendered.landmarks, out.fps),
-        }
+              "seeds": output_stats(pipe, analyzer, reference, text, seeds, steps)}
     return result
 
 
@@ -147,18 +154,7 @@ def evaluate_photo(pipe, analyzer: FaceAnalyzer, photo: Path, voice: Path, voice
     """The output statistics of a photo reference (with the voice sample), per seed."""
     reference = pipe.prepare_reference(reference_image=str(photo), reference_audio=str(voice),
                                        reference_text=voice_text)
-    result = {"photo": photo.stem, "seeds": {}}
-    for seed in seeds:
-        out = pipe(text, reference=reference, num_inference_steps=steps, output_type="np",
-                   generator=torch.Generator().manual_seed(seed))
-        codes = np.asarray(out.visual_codes[0])
-        rendered = analyzer.analyze_video(list(out.frames[0]), fps=out.fps)
-        result["seeds"][str(seed)] = {
-            "seconds": round(len(out.audio[0]) / out.sample_rate, 2),
-            "output_codes": style_stats(decode_codes(codes, reference.identity), out.visual_codes_fps),
-            "output": style_stats(rendered.landmarks, out.fps),
-        }
-    return result
+    return {"photo": photo.stem, "seeds": output_stats(pipe, analyzer, reference, text, seeds, steps)}
 
 
 def photo_medians(results: list[dict], point: str = "output") -> dict[str, float]:
