@@ -26,8 +26,8 @@ whole reference, the way ``motion_spread`` carries the head-motion size:
 The model still decides what the mouth says and when; the person's blink habit, eye movements and articulation
 size come from the reference. A reference shorter than ``MIN_REFERENCE_SECONDS`` leaves the codes as generated.
 
-A photo shows nothing moving to copy, and the model draws almost no blinks (its outputs from the six shared portraits
-stared for 4 s without one) and little gaze (a third of a person's). So ``add_blinks`` gives the output
+A photo shows nothing moving to copy, and the model draws almost no blinks (0 or 1 in 8 s from each of the six shared
+portraits) and little gaze (a third of a person's). So ``add_blinks`` gives the output
 ``PHOTO_BLINKS_PER_MINUTE``, each the ``standard_blink`` (its timing and the lids' shares measured on the nine shared
 clips' 56 blinks), and ``add_gaze`` fixations the eyes hold and jump between (``PHOTO_GAZE_SPREAD``), starting where the
 photo looks. Lids between blinks and articulation stay as generated.
@@ -52,9 +52,8 @@ MIN_BLINK_GAP_SECONDS = 0.6  # inserted blinks are at least this far apart (and 
 SPREAD_WINDOW_SECONDS = 0.1
 MIN_SPREAD = 1e-4  # code units; below this a code does not move (a photo reference)
 MOUTH_GAIN = (0.7, 2.0)  # bounds on the articulation gain
-# The blinks of an output from a photo: the median rate of the nine shared clips (6-48 a minute, median 19; people blink
-# about 17 times a minute at rest and more in conversation), and one blink shape. On those clips a blink shut the lids to
-# a gap of about zero (median deepest change: the whole neutral gap), spent a median 0.12 s below half its depth, and
+# The blinks of an output from a photo: the median rate of the nine shared clips (6-48 a minute, median 19), and one blink
+# shape. On those clips a blink shut the lids to a gap of about zero (median deepest change: the whole neutral gap), spent a median 0.12 s below half its depth, and
 # reopened more slowly than it closed; the upper lid made 0.6-1.1 of the closing, the lower lid rose 0-0.3.
 PHOTO_BLINKS_PER_MINUTE = 19.0
 BLINK_CLOSING_SECONDS, BLINK_SHUT_SECONDS, BLINK_OPENING_SECONDS = 0.07, 0.03, 0.15
@@ -236,6 +235,7 @@ def standard_blink(neutral_lid_gap: float) -> np.ndarray:
     smoothstep; it starts and ends at zero."""
     closing, shut, opening = (max(1, round(seconds * MEL_FRAME_RATE)) for seconds in
                               (BLINK_CLOSING_SECONDS, BLINK_SHUT_SECONDS, BLINK_OPENING_SECONDS))
+
     def ramp(frames: int) -> np.ndarray:  # 0 .. 1 in frames + 1 steps, a smoothstep
         x = np.linspace(0.0, 1.0, frames + 1)
         return x * x * (3.0 - 2.0 * x)
