@@ -235,12 +235,8 @@ def standard_blink(neutral_lid_gap: float) -> np.ndarray:
     smoothstep; it starts and ends at zero."""
     closing, shut, opening = (max(1, round(seconds * MEL_FRAME_RATE)) for seconds in
                               (BLINK_CLOSING_SECONDS, BLINK_SHUT_SECONDS, BLINK_OPENING_SECONDS))
-
-    def ramp(frames: int) -> np.ndarray:  # 0 .. 1 in frames + 1 steps, a smoothstep
-        x = np.linspace(0.0, 1.0, frames + 1)
-        return x * x * (3.0 - 2.0 * x)
-
-    depth = np.concatenate([ramp(closing)[:-1], np.ones(shut), ramp(opening)[::-1]])  # 0 .. 1 .. 0: share shut
+    closes, opens = (_smoothstep(np.linspace(0.0, 1.0, frames + 1)) for frames in (closing, opening))
+    depth = np.concatenate([closes[:-1], np.ones(shut), opens[::-1]])  # 0 .. 1 .. 0: share shut
     blink = np.zeros((len(depth), 12))
     for upper_y, lower_y in ((1, 4), (7, 10)):  # right eye, left eye: (x, y, z) of the upper lid, then the lower
         blink[:, upper_y] = UPPER_LID_SHARE * neutral_lid_gap * depth  # the lids move towards each other: the
@@ -253,9 +249,7 @@ def add_blinks(codes: torch.Tensor, neutral_lid_gap: float, generator: torch.Gen
     """``codes`` (n, 58) at mel rate with ``standard_blink``s added at `per_minute` (counting the blinks they have),
     at times drawn with `generator`: the output of a photo reference, which has no blinks of its own to copy.
     Returns a new tensor."""
-    if codes.ndim != 2 or codes.shape[1] != VISUAL_CODE_DIM:
-        raise ValueError(f"codes must be (frames, {VISUAL_CODE_DIM}) visual codes, got {tuple(codes.shape)}")
-    out = codes.double().numpy().copy()  # n 58
+    out = _visual_array(codes)  # n 58
     _insert_blinks(out, [standard_blink(neutral_lid_gap)], per_minute / 60.0 / MEL_FRAME_RATE, neutral_lid_gap,
                    generator)
     return torch.from_numpy(out).to(codes.dtype)
@@ -266,9 +260,7 @@ def add_gaze(codes: torch.Tensor, generator: torch.Generator | None = None,
     """``codes`` (n, 58) at mel rate with both eyes' gaze moved between fixations (module constants; the first at the
     codes' own gaze, later ones drawn with `generator` around it with `spread` eye widths): the output of a photo
     reference, whose gaze the model barely moves. Returns a new tensor."""
-    if codes.ndim != 2 or codes.shape[1] != VISUAL_CODE_DIM:
-        raise ValueError(f"codes must be (frames, {VISUAL_CODE_DIM}) visual codes, got {tuple(codes.shape)}")
-    out = codes.double().numpy().copy()  # n 58
+    out = _visual_array(codes)  # n 58
     generator = _cpu(generator)
     saccade = max(1, round(SACCADE_SECONDS * MEL_FRAME_RATE))
     path, place, start = np.zeros((len(out), 2)), np.zeros(2), 0  # the first fixation: where the codes look
@@ -278,13 +270,25 @@ def add_gaze(codes: torch.Tensor, generator: torch.Generator | None = None,
         stop = min(len(out), start + max(1, round(hold * MEL_FRAME_RATE)))
         path[start:stop] = place
         following = spread * torch.randn(2, generator=generator, dtype=torch.float64).numpy() * (1.0, 0.5)  # x y
-        move = np.clip(np.arange(1, saccade + 1) / saccade, 0.0, 1.0)[:, None]
-        move = move * move * (3.0 - 2.0 * move)  # smoothstep: the saccade's path
+        move = _smoothstep(np.arange(1, saccade + 1) / saccade)[:, None]  # the saccade's path
         end = min(len(out), stop + saccade)
         path[stop:end] = place + move[: end - stop] * (following - place)
         place, start = following, end
     out[:, EYE_SLICE] += np.tile(path, (1, 2))  # the same (x, y) movement for the right and the left eye
     return torch.from_numpy(out).to(codes.dtype)
+
+
+def _visual_array(codes: torch.Tensor) -> np.ndarray:
+    """A float64 numpy copy of visual codes (n, 58), or a ValueError naming the shape they have."""
+    if codes.ndim != 2 or codes.shape[1] != VISUAL_CODE_DIM:
+        raise ValueError(f"codes must be (frames, {VISUAL_CODE_DIM}) visual codes, got {tuple(codes.shape)}")
+    return codes.double().numpy().copy()
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    """0 at x <= 0, 1 at x >= 1, an S between with zero slope at both ends: how a lid or an eye starts and stops."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
 
 
 def _insert_blinks(out: np.ndarray, blinks: list[np.ndarray], rate: float, neutral_lid_gap: float,
