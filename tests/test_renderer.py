@@ -560,6 +560,42 @@ def test_drawn_teeth_do_not_stretch_with_the_lips(renderer, reference, astronaut
     assert 0.08 * width * to_crop > 3
 
 
+def test_a_wide_open_jaw_shows_the_drawn_tongue(renderer, reference, astronaut):
+    """The lower row rides on the jaw, which the chin points move further than the lower lip: opened wide, the row
+    sank far below the lip and took the tongue behind it out of sight, so the opening was one flat dark slab. The
+    lower lip covers the lower teeth by at most ``LOWER_LIP_COVER``: the tongue shows above it, redder and lighter
+    than the cavity."""
+    from omnitalker.render.mouth import CAVITY_TINT, TONGUE_TINT
+
+    closed, closed_ref, upper = _closed_mouth_reference(renderer, reference, astronaut)
+    column, _ = _middle_column(renderer, closed_ref, open_jaw(closed, 0.5 * np.ptp(closed[upper, 0])))
+    assert len(column) > 12
+    cavity, tongue = column[len(column) // 2 - 2: len(column) // 2 + 1], column[-4:-1]
+    assert TONGUE_TINT @ (0.299, 0.587, 0.114) > CAVITY_TINT @ (0.299, 0.587, 0.114)
+    assert tongue.mean() > cavity.mean() + 15, column.round()
+
+
+def test_drawn_teeth_part_at_their_edges_not_down_the_whole_crown():
+    """Neighbouring teeth touch in the middle of their crowns: the gap between them shows as a notch at the incisal
+    edge and by the gum. Shaded as deep all the way down, the drawn teeth read as a comb of separate blocks."""
+    from scipy.signal import peak_prominences
+
+    from omnitalker.render.mouth import UPPER_TEETH_HEIGHT, teeth_edge_row, teeth_strips
+
+    width = 120.0
+    upper, _ = teeth_strips(width, np.array([200.0, 150.0, 130.0]))
+    edge, crown = teeth_edge_row(width), UPPER_TEETH_HEIGHT * width * 2  # strip rows (2 texels per px)
+    midline = upper.shape[1] // 2
+
+    def gap(rows_above_edge):  # the midline gap's dip and the teeth's luminance, across a band of the crown
+        band = luma(upper[edge - rows_above_edge - 2: edge - rows_above_edge + 2]).mean(0)
+        return peak_prominences(-band, [midline], wlen=20)[0][0], band[midline - 8: midline + 8].max()
+
+    (near_edge, _), (mid_crown, crown_luma) = gap(int(0.1 * crown)), gap(int(0.5 * crown))
+    assert 2.0 < mid_crown < 0.08 * crown_luma, (mid_crown, crown_luma)  # a faint line where the teeth touch
+    assert near_edge > 2 * mid_crown, (near_edge, mid_crown)  # a notch at the edge
+
+
 def test_a_dark_parted_mouth_gets_drawn_teeth():
     """A photo whose lips part over a dark slot (teeth in shadow) gets drawn teeth; one showing its own teeth keeps
     them."""

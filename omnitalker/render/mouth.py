@@ -63,6 +63,9 @@ OVERBITE = 0.05  # with the jaw closed the upper row overlaps the lower one by t
 # incisors sit nearer the jaw's hinge than the chin (about 0.8 of its reach).
 JAW_TEETH_GAIN = 1.6
 LOWER_LIP_REACH = 0.05  # the lower lip, fixed to the jaw below the teeth, falls at most this far below their edge
+# ... and covers them by at most this much: the jaw's estimate from the chin put the lower row up to 0.3 mouth widths
+# below the lower lip of a wide-open mouth (s42), hiding the tongue behind it, so the opening was one flat dark slab.
+LOWER_LIP_COVER = 0.1
 CHIN = (152, 148, 377, 176, 400)  # MediaPipe points on the chin: they move with the jaw
 TEETH_LINE_SAMPLES = 17  # points along the photo's lip line (the rest position of the incisal edges)
 UPPER_TEETH_HEIGHT = 0.2  # visible crown heights; beyond a crown the gum shows (a wide smile)
@@ -78,9 +81,15 @@ CORNER_TEETH_SHORTENING = 0.4  # towards the ends of the span the incisal edge r
 UPPER_TOOTH_WIDTHS_MM = (8.5, 6.5, 7.5, 7.0, 6.5)
 LOWER_TOOTH_WIDTHS_MM = (5.0, 5.5, 7.0, 7.0, 7.0)
 ARCH_RADIUS_MM = 25.0
-TEETH_GAP_SHADE = 0.15  # brightness dip at each gap between teeth (0.06: one flat white bar)
+# The gaps between teeth show where two crowns part: at the incisal edge and by the gum. Between, where neighbours
+# touch, a gap is CONTACT_GAP_SHARE as dark. Shaded over the whole crown (0.15, rising 0.15 of the crown at each gap),
+# the teeth read as a comb of separate blocks (the shared photos s2 and s42).
+TEETH_GAP_SHADE = 0.15  # brightness dip at each gap between teeth, where they part
 TEETH_GAP_WIDTH = 0.1  # Gaussian sigma of a gap, as a share of the narrower of its two teeth as seen
-INCISAL_EMBRASURE = 0.15  # at each gap the incisal edge rises by this share of the crown (rounded tooth corners)
+CONTACT_GAP_SHARE = 0.3
+EMBRASURE_REACH = 0.35  # share of the crown from the incisal edge (and from the gum) over which the gap opens
+INCISAL_EMBRASURE = 0.06  # at each gap the incisal edge rises by this share of the crown (rounded tooth corners)
+ARCH_SHADE = 0.25  # teeth darken by this fraction at the span's ends as the arch turns back into the mouth
 # Teeth colour relative to white, scaled by the face's illumination (geometry.py) and tinted by the skin's hue. Fitted
 # to the brightest tenth of the open mouths of five real clips (d0, d6, d10, d12, d14: their teeth against their skin);
 # the former (0.88, 0.85, 0.78) drew them 5-25 % darker and yellower than the people's own teeth.
@@ -94,14 +103,17 @@ TONGUE_TINT = np.array([0.75, 0.45, 0.45])  # tongue colour = skin colour times 
 # the lower half of the opening; at 0.12 a drawn one showed as a thin band under a dark hole (self-reenactment, photo
 # mode, nine clips: mouth SSIM 0.8330 -> 0.8334 at 0.25, MediaPipe's mouth-opening gain 1.01 -> 1.00).
 TONGUE_HEIGHT, TONGUE_HALF_WIDTH = 0.25, 0.35
-TONGUE_TOP_SHADE = 0.3  # the tongue darkens by this fraction towards the back of the mouth
+# The tongue darkens by this fraction towards the back of the mouth, and the cavity by CAVITY_DEPTH_SHADE from each
+# edge to the strip's far end: at 0.3 and 0.25 the tongue's back had the cavity's colour and a speaking mouth read as
+# one flat dark slab (the shared photo s42).
+TONGUE_TOP_SHADE = 0.1
 TEETH_SOFTNESS = 0.6  # Gaussian sigma (strip texels) of the procedural texture: no hard texel steps
 # Cavity colour = skin colour times this. Measured on the open mouths of eight real clips (inner-lip polygon over the
 # face's median skin): (0.73, 0.64, 0.70) with teeth and tongue, about (0.6, 0.45, 0.5) where neither shows; the
 # former (0.30, 0.16, 0.16) drew a near-black hole. Kept darker than measured: at (0.60, 0.42, 0.46) MediaPipe no
 # longer saw the opening of the test clip (mouth-opening correlation 0.67, tests/test_reenact.py).
 CAVITY_TINT = np.array([0.45, 0.30, 0.33])
-CAVITY_DEPTH_SHADE = 0.25  # the cavity darkens by this fraction towards the strip's far end
+CAVITY_DEPTH_SHADE = 0.45
 
 # The bank of the person's own mouths.
 STATE_U = (0.2, 0.35, 0.5, 0.65, 0.8)  # the opening profile is sampled at these points along the mouth
@@ -200,18 +212,21 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
     # Teeth stay inside the middle of the mouth and show gaps between them.
     inside = np.clip(np.minimum(u - TEETH_SPAN[0], TEETH_SPAN[1] - u) / TEETH_SPAN_FADE + 1.0, 0.0, 1.0)
     span = inside * inside * (3.0 - 2.0 * inside)  # smoothstep: no visible end
+    arch = 1.0 - ARCH_SHADE * arch_depth(u)  # 1 cols
     strips = []
     for row, height, widths in (("upper", UPPER_TEETH_HEIGHT, UPPER_TOOTH_WIDTHS_MM),
                                 ("lower", LOWER_TEETH_HEIGHT, LOWER_TOOTH_WIDTHS_MM)):
         crown = height * width_px  # ref px
         gap = tooth_gaps(u, widths)  # 1 cols: 1 at a gap between two teeth
-        gaps = 1.0 - TEETH_GAP_SHADE * gap
         # the edge rises towards the corners, and a little at each gap
         rise = CORNER_TEETH_SHORTENING * crown * (1.0 - span) + INCISAL_EMBRASURE * crown * gap
         on_tooth = -past - rise  # ref px from the (risen) edge into the tooth
+        along_crown = np.clip(on_tooth / np.maximum(crown - rise, 1e-6), 0.0, 1.0)  # 0 at the edge, 1 at the gum
+        parting = np.clip(1.0 - np.minimum(along_crown, 1.0 - along_crown) / EMBRASURE_REACH, 0.0, 1.0)
+        gaps = 1.0 - TEETH_GAP_SHADE * gap * (CONTACT_GAP_SHARE + (1.0 - CONTACT_GAP_SHARE) * parting)
         tooth_share = np.clip(on_tooth * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
         on_gum = np.clip((-past - crown) * MOUTH_OVERSAMPLE, 0.0, 1.0) * span
-        tooth_shade = (1.0 - TOOTH_EDGE_SHADE * (1.0 - np.clip(on_tooth / np.maximum(crown - rise, 1e-6), 0, 1))) * gaps
+        tooth_shade = (1.0 - TOOTH_EDGE_SHADE * (1.0 - along_crown)) * gaps * arch
         texture = cavity + tooth_share[..., None] * (teeth[None, None, :] * tooth_shade[..., None] - cavity)
         texture = texture + on_gum[..., None] * (gum[None, None, :] - texture)
         if row == "lower":  # the tongue lies behind the lower teeth, its tip a rounded arch
@@ -223,6 +238,15 @@ def teeth_strips(width_px: float, skin: np.ndarray) -> list[np.ndarray]:
         texture = cv2.GaussianBlur(texture.astype(np.float32), (0, 0), TEETH_SOFTNESS)
         strips.append(np.clip(texture, 0, 255).round().astype(np.uint8))
     return strips
+
+
+def arch_depth(u: np.ndarray) -> np.ndarray:
+    """How far the dental arch has turned back into the mouth at each position u (0..1 across the reference mouth):
+    0 at the midline, 1 at the ends of ``TEETH_SPAN`` (the arch of ``ARCH_RADIUS_MM`` that the upper teeth span)."""
+    reach = sum(UPPER_TOOTH_WIDTHS_MM) / ARCH_RADIUS_MM  # radians from the midline to the span's end
+    seen = np.clip(np.abs(u - sum(TEETH_SPAN) / 2.0) / (np.ptp(TEETH_SPAN) / 2.0), 0.0, 1.0)
+    angle = np.arcsin(seen * np.sin(reach))
+    return (1.0 - np.cos(angle)) / (1.0 - np.cos(reach))
 
 
 def tooth_gaps(u: np.ndarray, widths_mm: tuple[float, ...]) -> np.ndarray:
@@ -320,7 +344,7 @@ def _teeth_texels(mouth: MouthReference, frame: LipFrame, driven: np.ndarray, po
 
     The upper incisal edge is the reference's lip line moved rigidly with the head, ``UPPER_EDGE_BELOW_LIP`` lower;
     the lower edge is that line moved with the jaw, ``OVERBITE`` higher, and at most ``LOWER_LIP_REACH`` above the
-    driven lower lip in the middle. A pixel above the upper edge is upper tooth (in front where the rows overlap),
+    driven lower lip in the middle and at most ``LOWER_LIP_COVER`` below it. A pixel above the upper edge is upper tooth (in front where the rows overlap),
     below the lower edge lower tooth, between them cavity (read from the nearer edge's strip). Distances and
     columns are rigid, in reference px: teeth do not stretch with the lips."""
     cols = mouth.strip_shape[1]
@@ -340,8 +364,9 @@ def _teeth_texels(mouth: MouthReference, frame: LipFrame, driven: np.ndarray, po
     # teeth: where it has fallen further below their edge than it can (MediaPipe's chin moves less than the jaw), the
     # row moves down with it, keeping its rigid arch.
     jaw_edge = edge(line + jaw)
-    lowest = np.interp(0.5, frame.lower_u, frame.lower_v) - LOWER_LIP_REACH * reference_width
-    lower_edge = jaw_edge(u) + max(below_lip - overbite, lowest - jaw_edge(0.5))
+    lower_lip = np.interp(0.5, frame.lower_u, frame.lower_v)
+    lowest, deepest = lower_lip - LOWER_LIP_REACH * reference_width, lower_lip + LOWER_LIP_COVER * reference_width
+    lower_edge = jaw_edge(u) + min(max(below_lip - overbite, lowest - jaw_edge(0.5)), deepest - jaw_edge(0.5))
     past_upper, past_lower = v - upper_edge, lower_edge - v  # < 0 on the tooth
     use_upper = (past_upper < 0) | ((past_lower >= 0) & (past_upper <= past_lower))
     row = teeth_edge_row(mouth.frame.width) + np.where(use_upper, past_upper, past_lower) * to_texels
