@@ -104,6 +104,50 @@ def test_corpus_shards_are_complete_deterministic_and_split(tmp_path):
     assert len(speakers) == 3 and any(s["voice"].startswith("cmn") for s in speakers)
 
 
+def test_the_demo_style_ranges_draw_what_the_demo_corpora_were_drawn_with():
+    """The bundled demo's corpora must stay reproducible: under "demo", every visual style value is the draw it was
+    before the ranges had names (uniform draws in this order), and no eye narrowing is added."""
+    style = random_speaker(np.random.default_rng(5), "a", ranges="demo")
+    rng = np.random.default_rng(5)
+    from omnitalker.data.motion import ENGLISH_VOICES
+
+    rng.choice(ENGLISH_VOICES)
+    female = rng.choice(VOICE_VARIANTS) in FEMALE_VARIANTS
+    rng.integers(55, 80) if female else rng.integers(25, 55), rng.integers(140, 200), rng.integers(30, 80)
+    expected = [rng.uniform(0.02, 0.18), rng.uniform(0.15, 0.8), rng.uniform(0.0, 0.12), rng.uniform(0.0, 0.06),
+                rng.uniform(0.1, 0.6)]
+    drawn = [style.head_amplitude, style.head_frequency, style.nod_amplitude, style.translation_amplitude,
+             style.blink_rate]
+    assert np.allclose(drawn, expected) and style.lid_variation == 0.0
+    assert style == random_speaker(np.random.default_rng(5), "a")  # the default
+    with pytest.raises(ValueError, match="style ranges must be one of demo, people"):
+        random_speaker(np.random.default_rng(0), "a", ranges="humans")
+
+
+def test_people_style_ranges_blink_open_their_mouths_and_narrow_their_eyes_like_people():
+    """Speakers drawn from the "people" ranges cover what real people do beyond the demo's: blinking up to 84 times
+    a minute, opening their mouths further, narrowing and widening their eyes between blinks."""
+    from omnitalker.data.motion import LID_TRAVEL, STYLE_RANGES
+
+    people = STYLE_RANGES["people"]
+    assert people["blink_rate"][1] * 60 >= 84 and people["articulation"][1] > STYLE_RANGES["demo"]["articulation"][1]
+    rng = np.random.default_rng(3)
+    styles = [random_speaker(rng, f"s{i}", ranges="people") for i in range(200)]
+    rates = np.array([s.blink_rate for s in styles]) * 60
+    assert rates.max() > 40 and 10 < np.median(rates) < 30  # drawn log-uniformly: the typical speaker blinks ~20 times
+    timeline = [PhonemeEvent("a", 0.1 * i, 0.1 * i + 0.1) for i in range(80)]
+    still, narrowing = random_speaker(np.random.default_rng(1), "a"), random_speaker(np.random.default_rng(1), "b")
+    still.blink_rate = narrowing.blink_rate = 0.0
+    narrowing.lid_variation = 0.3
+    lids = [synthesize_codes(timeline, 8.0, style, np.random.default_rng(2))[:, EXP_SLICE].reshape(240, -1, 3)
+            [:, _POINT["upper_lid_right"], 1] for style in (still, narrowing)]
+    assert np.ptp(lids[0]) < 1e-6 and 0.15 * LID_TRAVEL < lids[1].std() < 0.5 * LID_TRAVEL
+    # a style without it draws exactly the codes it drew before
+    no_variation = synthesize_codes(timeline, 8.0, still, np.random.default_rng(2))
+    narrowing.lid_variation = 0.0
+    assert np.array_equal(no_variation, synthesize_codes(timeline, 8.0, narrowing, np.random.default_rng(2)))
+
+
 def test_bad_arguments():
     from omnitalker.data.synthetic import build_corpus
 
@@ -113,6 +157,8 @@ def test_bad_arguments():
         build_corpus("/tmp/never", hours=0.1, speakers=2, langs=("fr",))
     with pytest.raises(ValueError, match="voice variants"):
         build_corpus("/tmp/never", hours=0.1, speakers=2, voice_variants=("x1",))
+    with pytest.raises(ValueError, match="style ranges"):
+        build_corpus("/tmp/never", hours=0.1, speakers=2, style_ranges="humans")
 
 
 def test_cli_refuses_bad_settings_without_a_traceback(tmp_path, monkeypatch, capsys):

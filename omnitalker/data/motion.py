@@ -101,6 +101,7 @@ class SpeakerStyle:
     articulation: float  # mouth motion scale
     brow_bias: float  # -1 (frown) .. 1 (raised)
     smile: float  # 0 .. 1
+    lid_variation: float = 0.0  # slow narrowing and widening of the eyes, in full-blink travels (std)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,10 +121,43 @@ def check_voice_variants(variants: tuple[str, ...]) -> None:
                          f"got {', '.join(variants) or 'none'}")
 
 
+# The visual style's ranges, drawn uniformly (a "log" range: uniformly in its logarithm). "demo" is what the bundled
+# demo's corpora were drawn with (scripts/demo_corpora.sh); each set draws the same number of values in the same order,
+# so a corpus of a given seed is reproducible under its name.
+STYLE_RANGES = {
+    "demo": {"head_amplitude": (0.02, 0.18), "head_frequency": (0.15, 0.8), "nod_amplitude": (0.0, 0.12),
+             "translation_amplitude": (0.0, 0.06), "blink_rate": (0.1, 0.6), "gaze_spread": (0.01, 0.08),
+             "saccade_rate": (0.2, 1.5), "articulation": (0.7, 1.3)},
+    # Widened to cover the nine shared real clips' statistics (bench/corpus_style.py against their reference codes;
+    # BENCHMARKS.md, "Style on real references"): they blink 6-39 times a minute (real speakers up to 84), open their
+    # mouths further (gap std 0.052-0.08 while talking, the demo's speakers 0.033-0.057), move their heads from
+    # barely to five times the demo's most, and narrow and widen their eyes beyond blinking (eye-opening CV up to
+    # 0.59, the demo's at most 0.20). Blinks, articulation, head sway and gaze scatter are drawn log-uniformly, so
+    # the typical speaker stays near the median person.
+    "people": {"head_amplitude": (0.005, 0.5, "log"), "head_frequency": (0.15, 0.8), "nod_amplitude": (0.0, 0.15),
+               "translation_amplitude": (0.0, 0.1), "blink_rate": (0.1, 1.4, "log"),
+               "gaze_spread": (0.01, 0.15, "log"), "saccade_rate": (0.2, 2.0), "articulation": (0.8, 3.0, "log"),
+               "lid_variation": (0.02, 0.5, "log")},
+}
+DEFAULT_STYLE_RANGES = "demo"
+LID_VARIATION_FREQUENCY = 0.25  # Hz: eyes narrow and widen over a few seconds (a smile, a frown, attention)
+
+
+def _draw(rng: np.random.Generator, ranges: dict, name: str) -> float:
+    low, high, *log = ranges[name]
+    if log and log[0] == "log":
+        return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    return float(rng.uniform(low, high))
+
+
 def random_speaker(rng: np.random.Generator, speaker_id: str, lang: str = "en",
-                   variants: tuple[str, ...] = VOICE_VARIANTS) -> SpeakerStyle:
-    """Draw a speaker: voice + variant (one of ``variants``) + prosody, and an independent visual style."""
+                   variants: tuple[str, ...] = VOICE_VARIANTS, ranges: str = DEFAULT_STYLE_RANGES) -> SpeakerStyle:
+    """Draw a speaker: voice + variant (one of ``variants``) + prosody, and an independent visual style drawn from
+    the ``STYLE_RANGES`` named `ranges`."""
     check_voice_variants(variants)
+    if ranges not in STYLE_RANGES:
+        raise ValueError(f"style ranges must be one of {', '.join(STYLE_RANGES)}; got {ranges!r}")
+    style = STYLE_RANGES[ranges]
     base = rng.choice(CHINESE_VOICES if lang == "zh" else ENGLISH_VOICES)
     variant = rng.choice(variants)
     female = variant in FEMALE_VARIANTS
@@ -133,17 +167,19 @@ def random_speaker(rng: np.random.Generator, speaker_id: str, lang: str = "en",
         pitch=int(rng.integers(55, 80) if female else rng.integers(25, 55)),
         rate=int(rng.integers(140, 200)),
         pitch_range=int(rng.integers(30, 80)),
-        head_amplitude=float(rng.uniform(0.02, 0.18)),
-        head_frequency=float(rng.uniform(0.15, 0.8)),
-        nod_amplitude=float(rng.uniform(0.0, 0.12)),
-        translation_amplitude=float(rng.uniform(0.0, 0.06)),
-        blink_rate=float(rng.uniform(0.1, 0.6)),
+        head_amplitude=_draw(rng, style, "head_amplitude"),
+        head_frequency=_draw(rng, style, "head_frequency"),
+        nod_amplitude=_draw(rng, style, "nod_amplitude"),
+        translation_amplitude=_draw(rng, style, "translation_amplitude"),
+        blink_rate=_draw(rng, style, "blink_rate"),
         gaze_bias=(float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.06, 0.06))),
-        gaze_spread=float(rng.uniform(0.01, 0.08)),
-        saccade_rate=float(rng.uniform(0.2, 1.5)),
-        articulation=float(rng.uniform(0.7, 1.3)),
+        gaze_spread=_draw(rng, style, "gaze_spread"),
+        saccade_rate=_draw(rng, style, "saccade_rate"),
+        articulation=_draw(rng, style, "articulation"),
         brow_bias=float(rng.uniform(-0.6, 0.8)),
         smile=float(rng.uniform(0.0, 1.0)),
+        # drawn last, and only by sets that have it: the "demo" sets' draws stay as they were
+        lid_variation=_draw(rng, style, "lid_variation") if "lid_variation" in style else 0.0,
     )
 
 
@@ -250,4 +286,11 @@ def synthesize_codes(
             k += 1
         gaze[i] = target if i == 0 else 0.5 * gaze[i - 1] + 0.5 * target
     codes[:, EYE_SLICE] = np.concatenate([gaze, gaze], -1)  # both eyes look the same way
+
+    # --- the eyes narrowing and widening (after everything else: a style without it draws what it always drew)
+    if style.lid_variation > 0:
+        lids = style.lid_variation * LID_TRAVEL * _smooth_noise(rng, n, fps, LID_VARIATION_FREQUENCY)
+        for side in ("right", "left"):
+            codes[:, EXP_SLICE.start + 3 * _POINT[f"upper_lid_{side}"] + 1] += lids
+            codes[:, EXP_SLICE.start + 3 * _POINT[f"lower_lid_{side}"] + 1] -= 0.3 * lids
     return codes.astype(np.float32)

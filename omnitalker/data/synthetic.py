@@ -39,7 +39,15 @@ from omnitalker.frontend.face.codes import CODE_FPS
 from omnitalker.frontend.phonemes import espeak_text
 from omnitalker.io.audio import load_audio
 
-from .motion import VOICE_VARIANTS, SpeakerStyle, check_voice_variants, random_speaker, synthesize_codes
+from .motion import (
+    DEFAULT_STYLE_RANGES,
+    STYLE_RANGES,
+    VOICE_VARIANTS,
+    SpeakerStyle,
+    check_voice_variants,
+    random_speaker,
+    synthesize_codes,
+)
 from .sentences import SentenceGrammar
 
 VAL_TEXT_FRACTION = 0.05  # share of each training speaker's sentences held out as val_texts
@@ -180,13 +188,18 @@ def build_corpus(
     text_source: str = "faker",
     val_text_fraction: float = VAL_TEXT_FRACTION,
     voice_variants: tuple[str, ...] = VOICE_VARIANTS,
+    style_ranges: str = DEFAULT_STYLE_RANGES,
 ) -> dict:
     """Generate the corpus; returns the index (also written to ``index.json``).
 
     ``voice_variants`` limits the espeak variants speakers are drawn from (e.g. only the female ones, to give
     training more of the high-pitched voices the demo model found hardest: CHANGELOG.md, stage 9; `bench/results/female_voices/`).
+    ``style_ranges`` names the visual style ranges speakers are drawn from (``STYLE_RANGES`` in
+    omnitalker/data/motion.py: "demo", what the bundled demo was trained on, or "people", widened to real people's).
     """
     check_voice_variants(voice_variants)
+    if style_ranges not in STYLE_RANGES:
+        raise ValueError(f"style ranges must be one of {', '.join(STYLE_RANGES)}; got {style_ranges!r}")
     if hours <= 0 or speakers < 2:
         raise ValueError("need hours > 0 and at least 2 speakers (one is held out for val_speakers)")
     unknown = set(langs) - {"en", "zh"}
@@ -195,7 +208,8 @@ def build_corpus(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    styles = [random_speaker(rng, f"spk{i:03d}", langs[i % len(langs)], voice_variants) for i in range(speakers)]
+    styles = [random_speaker(rng, f"spk{i:03d}", langs[i % len(langs)], voice_variants, style_ranges)
+              for i in range(speakers)]
     n_val_speakers = max(1, int(round(VAL_SPEAKER_FRACTION * speakers)))
     held_out = {s.speaker_id for s in styles[-n_val_speakers:]}
     (out / "speakers.json").write_text(json.dumps([s.to_dict() for s in styles], indent=1, ensure_ascii=False))
@@ -239,7 +253,7 @@ def build_corpus(
         writer.close()
     result = {
         "seed": seed, "hours": hours, "langs": list(langs), "with_audio": with_audio, "text_source": text_source,
-        "voice_variants": list(voice_variants),
+        "voice_variants": list(voice_variants), "style_ranges": style_ranges,
         "mel_frame_rate": SAMPLE_RATE / 256, "code_fps": CODE_FPS,
         "splits": {split: {"seconds": round(budget[split], 2), "shards": writers[split].shards} for split in SPLITS},
     }
@@ -266,6 +280,9 @@ def main() -> None:
     parser.add_argument("--voice-variants", default=",".join(VOICE_VARIANTS),
                         help="comma-separated espeak variants to draw voices from (default: all; f1,f2,f3,f4,f5 = "
                              "female voices only)")
+    parser.add_argument("--style-ranges", default=DEFAULT_STYLE_RANGES, choices=list(STYLE_RANGES),
+                        help="the visual style ranges speakers are drawn from (omnitalker/data/motion.py: demo = the "
+                             "bundled demo's corpora, people = widened to real people's blinks, eyes, mouths, heads)")
     parser.add_argument("--with-audio", action="store_true", help="also store 24 kHz wav (needed for SIM-A)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel espeak-ng processes")
     args = parser.parse_args()
@@ -273,7 +290,8 @@ def main() -> None:
         index = build_corpus(args.out, args.hours, args.speakers, tuple(args.langs.split(",")), args.seed,
                              args.with_audio, args.max_seconds, workers=args.workers, text_source=args.text_source,
                              val_text_fraction=args.val_text_fraction,
-                             voice_variants=tuple(v.strip() for v in args.voice_variants.split(",") if v.strip()))
+                             voice_variants=tuple(v.strip() for v in args.voice_variants.split(",") if v.strip()),
+                             style_ranges=args.style_ranges)
     except ValueError as error:  # a bad setting: say which, without a traceback
         parser.error(str(error))
     for split, info in index["splits"].items():
