@@ -11,7 +11,7 @@ whole reference, the way ``motion_spread`` carries the head-motion size:
 - **blinks**: the reference's blinks are found (lid gap below ``BLINK_DEPTH`` of its median) and cut out as lid
   trajectories relative to the lids around them; the output gets blinks at the reference's rate, each one a copy
   of one of the person's own blinks, at times drawn with the call's generator (at least ``MIN_BLINK_GAP_SECONDS``
-  apart);
+  apart, and after the output's own blinks);
 - **gaze**: the demo's gaze barely moves (a tenth of a person's), so there is nothing to scale: the reference's
   own eye movements are replayed (back and forth, from a start drawn with the generator), weighted so the output
   has the reference's gaze spread. Both eyes get the same movement, the mean of the reference's two (people's eyes
@@ -33,7 +33,12 @@ clips' 56 blinks), and ``add_gaze`` fixations the eyes hold and jump between (``
 photo looks. Lids between blinks and articulation stay as generated.
 
     codes = match_expression(codes, reference.codes, neutral_gap, generator)  # (n, 58) generated, (m, 58) reference
-    codes = add_gaze(add_blinks(codes, neutral_gap, generator), generator)     # a photo reference
+    codes = add_photo_expression(codes, neutral_gap, generator)                # a photo reference: blinks, gaze
+
+Every random placement is drawn in time order from the start (blink after blink, fixation after fixation, a replay's
+start first), so the first frames of a longer output get the same blinks and gaze: a stream styles its codes again as
+each chunk adds to them (omnitalker/pipeline/stream.py) and the frames already played must not change. Before, each
+piece drew its blinks anew: blinks cut in half and gaze jumps at the joins.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ from omnitalker.frontend.face.template import EXPRESSION_POINTS
 MIN_REFERENCE_SECONDS = 2.0
 BLINK_DEPTH = 0.6  # a blink: the lid gap below this share of its median (as omnitalker.eval.style counts them)
 BLINK_MARGIN_SECONDS = 0.08  # kept each side of a blink's closed frames: the lids' run-up and return
-MIN_BLINK_GAP_SECONDS = 0.6  # inserted blinks are at least this far apart (and from the ends)
+MIN_BLINK_GAP_SECONDS = 0.6  # inserted blinks are at least this far apart (and from the start)
+# The time between inserted blinks beyond that gap is gamma-distributed with this shape (coefficient of variation
+# 1/sqrt(3)): exponential gaps (shape 1) put 8 blinks into one 8 s output and 2 into the next at the same rate.
+BLINK_INTERVAL_SHAPE = 3
 SPREAD_WINDOW_SECONDS = 0.1
 MIN_SPREAD = 1e-4  # code units; below this a code does not move (a photo reference)
 MOUTH_GAIN = (0.7, 2.0)  # bounds on the articulation gain
@@ -142,15 +150,31 @@ def without_blinks(codes: np.ndarray, neutral_gap: float) -> np.ndarray:
     return out
 
 
-def _blink_times(num_frames: int, count: int, generator: torch.Generator | None) -> list[int]:
-    """``count`` start frames in [gap, num_frames - gap), at least MIN_BLINK_GAP_SECONDS apart."""
+def _blink_times(num_frames: int, rate: float, generator: torch.Generator | None,
+                 own: np.ndarray | None = None) -> list[int]:
+    """Start frames of blinks at `rate` per frame: a renewal process from the start, each interval
+    MIN_BLINK_GAP_SECONDS plus a gamma draw of shape BLINK_INTERVAL_SHAPE (the first counted from the start), so the
+    first blinks of a longer sequence are the same. `own` (num_frames,) bool: frames where the codes already blink; each of their blinks
+    restarts the interval (it is one of the rate's blinks), and none is placed within the gap of one."""
     gap = round(MIN_BLINK_GAP_SECONDS * MEL_FRAME_RATE)
-    free = num_frames - 2 * gap - (count - 1) * gap
-    if count < 1 or free < 1:
+    if rate <= 0 or num_frames <= gap:
         return []
-    draws = torch.rand(count + 1, generator=_cpu(generator), dtype=torch.float64).numpy()  # spacing shares
-    spacing = free * draws[:-1] / draws.sum()
-    return [int(gap + np.sum(spacing[: k + 1]) + k * gap) for k in range(count)]
+    generator, spare = _cpu(generator), max(1.0 / rate - gap, 1e-6)  # mean interval beyond the gap, frames
+    own_starts = [] if own is None else list(np.flatnonzero(own[1:] & ~own[:-1]) + 1) + ([0] if own[0] else [])
+    busy = np.zeros(num_frames, bool) if own is None else np.convolve(own, np.ones(2 * gap + 1), "same") > 0
+    starts, last = [], 0.0
+    while True:
+        extra = torch.empty(BLINK_INTERVAL_SHAPE, dtype=torch.float64).exponential_(1.0, generator=generator)
+        drawn = last + gap + spare * float(extra.mean())  # the mean of k exponentials: a gamma draw
+        own_before = [start for start in own_starts if last < start <= drawn]
+        if own_before:  # the codes blink first: count it, and draw the next interval from it
+            last = float(min(own_before))
+            continue
+        if drawn >= num_frames:
+            return starts
+        if not busy[int(drawn)]:
+            starts.append(int(drawn))
+        last = drawn
 
 
 def _slow(codes: np.ndarray) -> np.ndarray:
@@ -246,9 +270,9 @@ def standard_blink(neutral_lid_gap: float) -> np.ndarray:
 
 def add_blinks(codes: torch.Tensor, neutral_lid_gap: float, generator: torch.Generator | None = None,
                per_minute: float = PHOTO_BLINKS_PER_MINUTE) -> torch.Tensor:
-    """``codes`` (n, 58) at mel rate with ``standard_blink``s added at `per_minute` (counting the blinks they have),
-    at times drawn with `generator`: the output of a photo reference, which has no blinks of its own to copy.
-    Returns a new tensor."""
+    """``codes`` (n, 58) at mel rate with ``standard_blink``s added at `per_minute` on average (counting the blinks
+    they have), at times drawn with `generator` (``_blink_times``): the output of a photo reference, which has no
+    blinks of its own to copy. Returns a new tensor."""
     out = _visual_array(codes)  # n 58
     _insert_blinks(out, [standard_blink(neutral_lid_gap)], per_minute / 60.0 / MEL_FRAME_RATE, neutral_lid_gap,
                    generator)
@@ -278,6 +302,22 @@ def add_gaze(codes: torch.Tensor, generator: torch.Generator | None = None,
     return torch.from_numpy(out).to(codes.dtype)
 
 
+def add_photo_expression(codes: torch.Tensor, neutral_lid_gap: float,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """``add_blinks`` then ``add_gaze``: the eyes of a photo reference's output. Each draws from its own seed, both
+    seeds drawn from `generator` first: how many blink intervals a longer output draws moves no fixation."""
+    blink_seed, gaze_seed = torch.randint(2**62, (2,), generator=_cpu(generator)).tolist()
+    blinked = add_blinks(codes, neutral_lid_gap, torch.Generator().manual_seed(blink_seed))
+    return add_gaze(blinked, torch.Generator().manual_seed(gaze_seed))
+
+
+def style_generator(generator: torch.Generator | None) -> torch.Generator:
+    """The generator the style step draws with, for an item sampled with `generator`: a CPU generator with its seed
+    (0 without one). Fresh, not `generator` itself after the sampler's draws: ``__call__`` and every piece of a
+    stream start the style's draws from the same state, so they place the same blinks and fixations."""
+    return torch.Generator().manual_seed(generator.initial_seed() if generator is not None else 0)
+
+
 def _visual_array(codes: torch.Tensor) -> np.ndarray:
     """A float64 numpy copy of visual codes (n, 58), or a ValueError naming the shape they have."""
     if codes.ndim != 2 or codes.shape[1] != VISUAL_CODE_DIM:
@@ -293,11 +333,12 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 def _insert_blinks(out: np.ndarray, blinks: list[np.ndarray], rate: float, neutral_lid_gap: float,
                    generator: torch.Generator | None) -> None:
-    """Add blinks (lid offsets (k, 12), used in turn) to codes `out` (n, 58) in place, as many as `rate` (per frame)
-    asks beyond those `out` has, at times from ``_blink_times``."""
+    """Add blinks (lid offsets (k, 12), used in turn) to codes `out` (n, 58) in place, at `rate` (per frame) counting
+    those `out` has, at times from ``_blink_times`` (a blink that runs past the end is cut there: a longer `out`
+    finishes it)."""
     lids = _columns([name for pair in _LIDS for name in pair])
-    count = int(round(rate * len(out))) - len(find_blinks(out, neutral_lid_gap))
-    for number, start in enumerate(_blink_times(len(out), count, generator)):
+    own = _closed_frames(out, neutral_lid_gap) if len(out) > 1 else None
+    for number, start in enumerate(_blink_times(len(out), rate, generator, own)):
         blink = blinks[number % len(blinks)]
         stop = min(len(out), start + len(blink))
         out[start:stop, lids] += blink[: stop - start]

@@ -52,7 +52,12 @@ from omnitalker.pipeline.cascade import CascadeMixin, run_cascade
 from omnitalker.pipeline.chunking import DEFAULT_MAX_CHUNK_SECONDS
 from omnitalker.pipeline.decode import OmniTalkerPipelineOutput, RenderSources
 from omnitalker.pipeline.denoise import SampledChunk, Sampler, StepHook, join_chunks, solver_calls
-from omnitalker.pipeline.expression_style import add_blinks, add_gaze, match_expression, neutral_lid_gap
+from omnitalker.pipeline.expression_style import (
+    add_photo_expression,
+    match_expression,
+    neutral_lid_gap,
+    style_generator,
+)
 from omnitalker.pipeline.limits import DEFAULT_MAX_SIDE, InputLimits
 from omnitalker.pipeline.mel_smoothing import check_mel_smoothing
 from omnitalker.pipeline.modes import check_guidance_defaults, check_trained_branches
@@ -188,7 +193,7 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         if not self.config.get("match_reference_expression") or reference.identity is None:
             return codes
         if reference.static:
-            return add_gaze(add_blinks(codes, neutral_lid_gap(reference.identity), generator), generator)
+            return add_photo_expression(codes, neutral_lid_gap(reference.identity), generator)
         return match_expression(codes, reference.codes, neutral_lid_gap(reference.identity), generator)
 
     @property
@@ -381,7 +386,8 @@ class OmniTalkerPipeline(PrepareMixin, CascadeMixin, DiffusionPipeline):
         the output in the plan's format."""
         mel_items, code_items, waves = (list(column) for column in zip(*items, strict=True))
         if plan.mode.visual:
-            code_items = [self.reference_expression(self.reference_motion(codes, reference.codes), reference, gen)
+            code_items = [self.reference_expression(self.reference_motion(codes, reference.codes), reference,
+                                                    style_generator(gen))
                           for codes, gen in zip(code_items, plan.generators, strict=False)]
         audio_out = frames_out = None
         if plan.decode:

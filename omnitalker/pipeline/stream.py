@@ -18,9 +18,12 @@ these documented differences:
 
 - the audio watermark is embedded in each chunk's audio on its own (frames are marked frame by frame either way);
   audio is handed out in pieces of at least ``AUDIO_MIN_SECONDS`` so every piece carries the mark;
-- ``match_reference_motion`` / ``match_reference_expression`` (the demo's config) see each chunk's new codes, not the
-  whole output: the motion size is measured per chunk, blinks are placed per chunk (drawn with a generator seeded
-  from the call's, so the sampling noise is the same as ``__call__``'s).
+- ``match_reference_motion`` / ``match_reference_expression`` (the demo's config) see the codes joined so far, not
+  the whole output: the motion size and the gaze and lid replay's weight are measured on them (drawn with a
+  generator seeded from the call's, so the sampling noise is the same as ``__call__``'s). Blinks, fixations and
+  the replay's start are drawn in time order with the same seed for every piece and for ``__call__``
+  (``style_generator``), so the frames already sent keep theirs and the stream blinks and looks where ``__call__``
+  does.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from omnitalker.frontend.face.codes import ANTI_ALIAS_SIGMA, retime, video_frame
 from omnitalker.io.watermark import AUDIO_MIN_SECONDS
 from omnitalker.pipeline.chunking import DEFAULT_CROSSFADE_SECONDS
 from omnitalker.pipeline.denoise import SampledChunk, _joined
+from omnitalker.pipeline.expression_style import style_generator
 
 GAUSSIAN_TRUNCATE = 4.0  # scipy's gaussian_filter1d reaches this many sigmas (retime's anti-alias filter)
 
@@ -121,11 +125,10 @@ class Emitter:
         """The reference's motion style on the codes known so far (module docstring: a documented difference)."""
         if not (self.pipe.config.get("match_reference_motion") or self.pipe.config.get("match_reference_expression")):
             return codes
-        generator = self.plan.generators[self.item]
-        seed = (generator.initial_seed() if generator is not None else 0) + self.pieces
-        own = torch.Generator().manual_seed(seed)  # the sampler's generator is left as __call__ leaves it
+        # The same draws for every piece as for __call__ (style_generator): the styling draws in time order
+        # (expression_style.py), so the frames already sent keep their blinks and gaze.
         return self.pipe.reference_expression(self.pipe.reference_motion(codes, self.reference.codes),
-                                              self.reference, own)
+                                              self.reference, style_generator(self.plan.generators[self.item]))
 
 
 def stream_chunks(pipe, plan, reference, driving) -> Iterator[OmniTalkerChunk]:
