@@ -596,6 +596,27 @@ def test_drawn_teeth_part_at_their_edges_not_down_the_whole_crown():
     assert near_edge > 2 * mid_crown, (near_edge, mid_crown)  # a notch at the edge
 
 
+def test_a_sliver_triangle_samples_no_further_than_its_own_source():
+    """A nearly collapsed driven triangle (beside a nostril of a head tilting back) is drawn over grid cells whose
+    centres lie off it; its affine map, extrapolated there, reached the reference's far edge and drew an orange
+    square on the nose. Every cell samples inside its triangle's source box (SOURCE_BOX_MARGIN wider); the
+    background cells are not bounded."""
+    from omnitalker.render.warp import SOURCE_BOX_MARGIN, _affine_coefficients, sampling_maps, source_boxes
+
+    driven = np.array([[[0.0, 2.0], [10.0, 2.0], [5.0, 2.01]]])  # a sliver along y = 2 (grid px)
+    source = np.array([[[100.0, 100.0], [110.0, 100.0], [105.0, 110.0]]])  # a proper triangle in the reference
+    coef = np.concatenate([_affine_coefficients(driven, source), [[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]]])
+    ids = np.zeros((6, 12), np.int32)  # every cell drawn for the sliver, as LINE_8 rasterisation claims them
+    ids[5, 11] = 1  # and one background cell
+    map_x, map_y = sampling_maps(ids, coef, source_boxes(source))
+    inside = ids == 0
+    assert map_x[inside].min() >= 100 - SOURCE_BOX_MARGIN and map_x[inside].max() <= 110 + SOURCE_BOX_MARGIN
+    assert map_y[inside].min() >= 100 - SOURCE_BOX_MARGIN and map_y[inside].max() <= 110 + SOURCE_BOX_MARGIN
+    unclamped_y = coef[0, 3] * 5 + coef[0, 4] * 4 + coef[0, 5]  # 2 px off the sliver
+    assert abs(unclamped_y - 100) > 500  # what the map gave there before
+    assert (map_x[5, 11], map_y[5, 11]) == (11.0, 5.0)  # the background keeps its own map
+
+
 def test_a_dark_parted_mouth_gets_drawn_teeth():
     """A photo whose lips part over a dark slot (teeth in shadow) gets drawn teeth; one showing its own teeth keeps
     them."""

@@ -96,6 +96,11 @@ NECK_START, NECK_RAMP = 0.3, 0.5  # ring points this far towards "straight down"
 RING_INSET = 0.95  # rings are kept inside this fraction of the crop half-size
 RING_RESIDUAL_SHARE = 0.6  # rings follow this share of the non-rigid motion of the face outline (jaw)
 DEGENERATE_AREA = 1e-6  # |det| below this (grid px^2): the triangle has collapsed (closed lid or lips)
+# A grid cell samples at most this far (reference px) outside the source box of the triangle it was drawn for. A
+# sliver triangle (nearly collapsed, beside a nostril of a head tilting back) claims cells whose centres lie off it,
+# and its affine map, extrapolated there, reached the image's left edge: orange 2 px squares on the nose (shared clip
+# d12 as a video reference).
+SOURCE_BOX_MARGIN = 2.0
 ATLAS_PAD = 2  # replicated border around each atlas texture, so bilinear sampling never bleeds
 DEFAULT_SKIN = np.array([180.0, 140.0, 120.0])  # RGB, if the face oval holds no pixel
 
@@ -529,10 +534,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         if len(culled):  # without a culled triangle the mesh leaves no hole inside the face: no mask to draw
             cover_face_holes(ids, len(tris), polygon_mask(ids.shape, driven_grid[ref.oval]).astype(bool),
                              fixed[culled], culled)
-        gy, gx = np.mgrid[0:grid, 0:grid].astype(np.float32)
-        c = coef[ids]  # g g 6
-        map_x = c[..., 0] * gx + c[..., 1] * gy + c[..., 2]
-        map_y = c[..., 3] * gx + c[..., 4] * gy + c[..., 5]
+        map_x, map_y = sampling_maps(ids, coef, source_boxes(ref.source_vertices[tris]))
         if down > 1:
             map_x = cv2.resize(map_x, (size, size), interpolation=cv2.INTER_LINEAR)
             map_y = cv2.resize(map_y, (size, size), interpolation=cv2.INTER_LINEAR)
@@ -625,6 +627,26 @@ def _signed_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 def _flipped(driven: np.ndarray, triangles: np.ndarray, orientation: np.ndarray) -> np.ndarray:
     """(F,) bool: the triangles whose driven orientation is opposite to their reference one (folded or turned away)."""
     return _signed_areas(driven, triangles) * orientation < 0
+
+
+def sampling_maps(ids: np.ndarray, coef: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(map_x, map_y) float32 of the grid's cells (ids: (g, g) the triangle drawn at each, its last index the
+    background): where each samples the reference, by its triangle's affine map (`coef` (F + 1, 6),
+    ``_affine_coefficients``), held inside that triangle's source box (`boxes` (F + 1, 4), ``source_boxes``)."""
+    gy, gx = np.mgrid[0:ids.shape[0], 0:ids.shape[1]].astype(np.float32)
+    c = coef[ids]  # g g 6
+    box = boxes[ids]  # g g 4
+    map_x = np.clip(c[..., 0] * gx + c[..., 1] * gy + c[..., 2], box[..., 0], box[..., 2]).astype(np.float32)
+    map_y = np.clip(c[..., 3] * gx + c[..., 4] * gy + c[..., 5], box[..., 1], box[..., 3]).astype(np.float32)
+    return map_x, map_y
+
+
+def source_boxes(source: np.ndarray) -> np.ndarray:
+    """(F + 1, 4) float32 x0, y0, x1, y1 of each triangle's source vertices (F, 3, 2), SOURCE_BOX_MARGIN wider, and a
+    last row that bounds nothing (the background map, ``_affine_coefficients``' extra row)."""
+    boxes = np.concatenate([source.min(1) - SOURCE_BOX_MARGIN, source.max(1) + SOURCE_BOX_MARGIN], 1)  # f 4
+    unbounded = np.array([[-np.inf, -np.inf, np.inf, np.inf]])
+    return np.concatenate([boxes, unbounded]).astype(np.float32)
 
 
 def _affine_coefficients(driven: np.ndarray, source: np.ndarray) -> np.ndarray:
