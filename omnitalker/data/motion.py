@@ -291,6 +291,8 @@ def synthesize_codes(
     if style.lid_variation > 0:
         lids = style.lid_variation * LID_TRAVEL * _smooth_noise(rng, n, fps, LID_VARIATION_FREQUENCY)
         for side in ("right", "left"):
-            codes[:, EXP_SLICE.start + 3 * _POINT[f"upper_lid_{side}"] + 1] += lids
+            upper = EXP_SLICE.start + 3 * _POINT[f"upper_lid_{side}"] + 1
+            # narrowed during a blink, the lid stops where a blink shuts it
+            codes[:, upper] = np.minimum(codes[:, upper] + lids, LID_TRAVEL)
             codes[:, EXP_SLICE.start + 3 * _POINT[f"lower_lid_{side}"] + 1] -= 0.3 * lids
     return codes.astype(np.float32)

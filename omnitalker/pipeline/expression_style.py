@@ -154,8 +154,9 @@ def _blink_times(num_frames: int, rate: float, generator: torch.Generator | None
                  own: np.ndarray | None = None) -> list[int]:
     """Start frames of blinks at `rate` per frame: a renewal process from the start, each interval
     MIN_BLINK_GAP_SECONDS plus a gamma draw of shape BLINK_INTERVAL_SHAPE (the first counted from the start), so the
-    first blinks of a longer sequence are the same. `own` (num_frames,) bool: frames where the codes already blink; each of their blinks
-    restarts the interval (it is one of the rate's blinks), and none is placed within the gap of one."""
+    first blinks of a longer sequence are the same. `own` (num_frames,) bool: frames where the codes already blink;
+    each of their blinks restarts the interval (it is one of the rate's blinks), and none is placed within the gap
+    of one."""
     gap = round(MIN_BLINK_GAP_SECONDS * MEL_FRAME_RATE)
     if rate <= 0 or num_frames <= gap:
         return []
