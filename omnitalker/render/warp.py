@@ -132,6 +132,7 @@ class RenderReference:
     mouth: MouthReference | None
     paste_mask: np.ndarray  # (S, S) float32 feathered blending weights
     orientation: np.ndarray  # (F,) +-1: orientation of each triangle in the reference (0: collapsed)
+    source_boxes: np.ndarray  # (F + 1, 4): where each triangle may sample (``source_boxes``), the background last
     facing: np.ndarray | None = None  # (NUM_FACE_TRIANGLES,) +-1: each face triangle's orientation seen from the front
     closed_eyes: tuple = ()  # (upper, lower, LipFrame) of each eye closed in the reference
     plate: np.ndarray | None = None  # (H, W, 4) uint8: background plate + person mask (``segment.py``)
@@ -440,6 +441,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
             eyes=eyes, mouth=mouth, paste_mask=_feather_mask(crop_size, cfg.feather),
             closed_eyes=closed_eyes, plate=plate, still_plate=still_plate,
             orientation=np.sign(_signed_areas(source_vertices, triangles)),
+            source_boxes=source_boxes(source_vertices[triangles]),
             facing=np.sign(_signed_areas(canonical[:, :2].astype(np.float64), topo.face_triangles)),
         )
 
@@ -534,7 +536,7 @@ class WarpRenderer(ConfigMixin, FeatureExtractionMixin):
         if len(culled):  # without a culled triangle the mesh leaves no hole inside the face: no mask to draw
             cover_face_holes(ids, len(tris), polygon_mask(ids.shape, driven_grid[ref.oval]).astype(bool),
                              fixed[culled], culled)
-        map_x, map_y = sampling_maps(ids, coef, source_boxes(ref.source_vertices[tris]))
+        map_x, map_y = sampling_maps(ids, coef, ref.source_boxes)
         if down > 1:
             map_x = cv2.resize(map_x, (size, size), interpolation=cv2.INTER_LINEAR)
             map_y = cv2.resize(map_y, (size, size), interpolation=cv2.INTER_LINEAR)
